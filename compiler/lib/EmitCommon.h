@@ -155,6 +155,11 @@ protected:
   const kern::Stage *stage = nullptr;
   std::ostringstream body;    // a nest's loop body
   bool bodyCallsLibm = false; // the nest's body calls a scalar math function
+  /// A nest's loads that do not depend on the inner loop index, where the backend reads them
+  /// once per row before the inner loop (hoistRowLoads); the backend prints them there.
+  std::ostringstream rowLoads;
+  /// Whether loads that do not depend on the inner index go to rowLoads instead of the body.
+  virtual bool hoistRowLoads() const { return false; }
 
   const ir::Graph &g() const { return k->graph; }
 
@@ -200,6 +205,11 @@ private:
 
   // Per stage function.
   std::map<int, std::string> locals;
+  /// The locals holding elements read from buffers ("et[i * 200 + j]" -> "v17"): each element
+  /// a nest reads is loaded once per iteration (readBuffer), until the nest writes its buffer.
+  std::map<std::string, std::string> loads;
+  std::map<int, int> loadViews;     // node -> how many views of it the nest has loaded
+  std::set<std::string> nestWrites; // the buffers the current nest writes
   std::map<std::string, std::string> pointers; // name -> declaration
   std::vector<std::string> pointerOrder;
   unsigned lastLine = 0;
@@ -219,6 +229,10 @@ private:
   // Buffers.
   std::string leafName(kern::Buf home, int homeIndex) const;
   std::string homeBase(int id);
+  /// The name bufferOf gives node `id`'s buffer (nothing declared).
+  std::string bufferName(int id) const;
+  /// The buffer a nest item writes (its target, or its node's own buffer).
+  std::string writtenBuffer(const kern::Item &it) const;
   /// The buffer's variable. A trace stored in bfloat16 (isTrace) is declared as its storage and
   /// may only be read by readBuffer or written by storeTo (`traceAccess`); other uses throw.
   std::string bufferOf(int id, bool traceAccess = false);

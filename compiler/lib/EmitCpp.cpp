@@ -45,6 +45,7 @@ private:
 
   bool sharedDotOutputs() const override { return false; }
   bool gradsInPlace() const override { return true; }
+  bool hoistRowLoads() const override { return true; }
 
   std::string forEachElement(int64_t count, const ElementStmt &stmt) const override {
     return serialLoop("e", 0, count, [&](const std::string &e) { return stmt(e) + "\n"; });
@@ -82,6 +83,7 @@ void CppEmitter::emitNestLoops(std::ostringstream &out, const std::vector<Accumu
     finish += cat({p.out, "[", p.index, p.assign ? "] = " : "] += ", p.var, ";\n"});
     clause += (clause.empty() ? "" : ", ") + p.var;
   }
+  decls += rowLoads.str(); // read once per row, before the inner loop
   if (rank == 0) {
     out << decls << body.str() << finish;
     return;

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "EmitCommon.h"
 
+#include <iterator>
 #include <stdexcept>
 
 using namespace dopa;
@@ -38,9 +39,17 @@ void NetworkEmitter::emitNest(std::ostringstream &out) {
   if (space.size() > 2)
     throw std::runtime_error("the C++ emitter handles tensors of rank <= 2; " + g().name +
                              " has a value of shape " + ir::shapeStr(space));
-  NestParts parts;
+  // The buffers this nest writes (its loads from them stay in the body: readBuffer).
   for (const Item &it : stage->items)
+    nestWrites.insert(writtenBuffer(it));
+  NestParts parts;
+  for (const Item &it : stage->items) {
     emitNestItem(it, parts);
+    // Reads after a write of the buffer load again (an element written in place).
+    std::string written = writtenBuffer(it) + "[";
+    for (auto at = loads.begin(); at != loads.end();)
+      at = at->first.compare(0, written.size(), written) == 0 ? loads.erase(at) : std::next(at);
+  }
   // Zero the accumulated outputs, then the loops.
   for (const ZeroFill &z : parts.zeros)
     out << forEachElement(

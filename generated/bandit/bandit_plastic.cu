@@ -75,17 +75,21 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
   for (int i = tid >> 5; i < 32; i += nthreads >> 5) {
     T acc11 = T(0);
     for (int j = threadIdx.x & 31; j < 32; j += 32) {
+      const T v5 = w[i * 32 + j];
+      const T v6 = alpha[i * 32 + j];
+      const T v7 = hebb[i * 32 + j];
 #line 15 "examples/bandit/plastic.dopa"
-      const T v8 = alpha[i * 32 + j] * hebb[i * 32 + j];
-      const T v9 = w[i * 32 + j] + v8;
-      acc11 += v9 * h[j];
+      const T v8 = v6 * v7;
+      const T v9 = v5 + v8;
+      const T v10 = h[j];
+      acc11 += v9 * v10;
     }
     acc11 = dopa::warpSum(acc11);
     if ((threadIdx.x & 31) == 0) {
       t11[i] = acc11;
     }
   }
-#line 89 "bandit_plastic.cu"
+#line 93 "bandit_plastic.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -104,15 +108,18 @@ template <class T> __device__ __forceinline__ void forward_hn(const dopa::StepAr
   (void)nthreads;
   {
     for (int j = tid; j < 32; j += nthreads) {
+      const T v2 = t2[j];
+      const T v3 = i2h_bias[j];
 #line 15 "examples/bandit/plastic.dopa"
-      const T v4 = t2[j] + i2h_bias[j];
-      const T v12 = v4 + t11[j];
+      const T v4 = v2 + v3;
+      const T v11 = t11[j];
+      const T v12 = v4 + v11;
       const T v13 = tanh(v12);
       h_next[j] = v13;
       saved_t13[j] = v13;
     }
   }
-#line 116 "bandit_plastic.cu"
+#line 123 "bandit_plastic.cu"
 }
 
 // output logits = h2o(hn)
@@ -135,7 +142,7 @@ template <class T> __device__ __forceinline__ void forward_h2o(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t22[r] = acc;
   }
-#line 139 "bandit_plastic.cu"
+#line 146 "bandit_plastic.cu"
 }
 
 // output value  = h2v(hn)
@@ -158,7 +165,7 @@ template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t26[r] = acc;
   }
-#line 162 "bandit_plastic.cu"
+#line 169 "bandit_plastic.cu"
 }
 
 // hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
@@ -176,15 +183,19 @@ template <class T> __device__ __forceinline__ void forward_hebb(const dopa::Step
   (void)nthreads;
   for (int i = tid >> 5; i < 32; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 32; j += 32) {
+      const T v7 = hebb[i * 32 + j];
+      const T v14 = eta[0];
+      const T v13 = h_next[i];
+      const T v10 = h[j];
 #line 16 "examples/bandit/plastic.dopa"
-      const T v15 = h_next[i] * h[j];
-      const T v16 = eta[0] * v15;
-      const T v17 = hebb[i * 32 + j] + v16;
+      const T v15 = v13 * v10;
+      const T v16 = v14 * v15;
+      const T v17 = v7 + v16;
       const T v20 = v17 < T(-1.0) ? T(-1.0) : (v17 > T(1.0) ? T(1.0) : v17);
       hebb_next[i * 32 + j] = v20;
     }
   }
-#line 188 "bandit_plastic.cu"
+#line 199 "bandit_plastic.cu"
 }
 
 // output logits = h2o(hn)
@@ -200,12 +211,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 2; j += nthreads) {
+      const T v22 = t22[j];
+      const T v23 = h2o_bias[j];
 #line 18 "examples/bandit/plastic.dopa"
-      const T v24 = t22[j] + h2o_bias[j];
+      const T v24 = v22 + v23;
       out_logits[j] = v24;
     }
   }
-#line 209 "bandit_plastic.cu"
+#line 222 "bandit_plastic.cu"
 }
 
 // output value  = h2v(hn)
@@ -221,12 +234,14 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v26 = t26[0];
+      const T v27 = h2v_bias[0];
 #line 19 "examples/bandit/plastic.dopa"
-      const T v28 = t26[0] + h2v_bias[0];
+      const T v28 = v26 + v27;
       out_value[0] = v28;
     }
   }
-#line 230 "bandit_plastic.cu"
+#line 245 "bandit_plastic.cu"
 }
 
 /// One forward step of BanditPlastic for the whole batch: block b runs batch element b.
@@ -295,7 +310,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t35[c] = acc;
   }
-#line 299 "bandit_plastic.cu"
+#line 314 "bandit_plastic.cu"
 }
 
 // output logits = h2o(hn)
@@ -316,7 +331,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 32 + c];
     t39[c] = acc;
   }
-#line 320 "bandit_plastic.cu"
+#line 335 "bandit_plastic.cu"
 }
 
 // param  eta : [] = 0.1
@@ -342,23 +357,28 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
   for (int i = tid >> 5; i < 32; i += nthreads >> 5) {
     T acc45 = T(0);
     for (int j = threadIdx.x & 31; j < 32; j += 32) {
+      const T v32 = d_hebb_next[i * 32 + j];
+      const T v7 = hebb[i * 32 + j];
+      const T v14 = eta[0];
+      const T v13 = t13_hn[i];
+      const T v10 = h[j];
 #line 16 "examples/bandit/plastic.dopa"
-      const T v15 = t13_hn[i] * h[j];
-      const T v16 = eta[0] * v15;
-      const T v17 = hebb[i * 32 + j] + v16;
+      const T v15 = v13 * v10;
+      const T v16 = v14 * v15;
+      const T v17 = v7 + v16;
       const T v43 = T(-1.0) <= v17 && v17 <= T(1.0) ? T(1) : T(0);
-      const T v44 = d_hebb_next[i * 32 + j] * v43;
+      const T v44 = v32 * v43;
 #line 10 "examples/bandit/plastic.dopa"
-      acc45 += v44 * h[j];
+      acc45 += v44 * v10;
 #line 16 "examples/bandit/plastic.dopa"
-      atomicAdd(&t51[j], t13_hn[i] * v44);
+      atomicAdd(&t51[j], v13 * v44);
     }
     acc45 = dopa::warpSum(acc45);
     if ((threadIdx.x & 31) == 0) {
       t45[i] = acc45;
     }
   }
-#line 362 "bandit_plastic.cu"
+#line 382 "bandit_plastic.cu"
 }
 
 // param  eta : [] = 0.1
@@ -393,30 +413,37 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
   {
     T acc47 = T(0);
     for (int j = tid; j < 32; j += nthreads) {
+      const T v13 = t13_hn[j];
+      const T v45 = t45[j];
 #line 10 "examples/bandit/plastic.dopa"
-      const T v46 = t13_hn[j] * t45[j];
+      const T v46 = v13 * v45;
       acc47 += v46;
+      const T v31 = d_h_next[j];
+      const T v35 = t35[j];
 #line 15 "examples/bandit/plastic.dopa"
-      const T v36 = d_h_next[j] + t35[j];
-      const T v40 = v36 + t39[j];
+      const T v36 = v31 + v35;
+      const T v39 = t39[j];
+      const T v40 = v36 + v39;
+      const T v48 = eta[0];
 #line 16 "examples/bandit/plastic.dopa"
-      const T v49 = t45[j] * eta[0];
+      const T v49 = v45 * v48;
 #line 15 "examples/bandit/plastic.dopa"
       const T v50 = v40 + v49;
-      const T v53 = t13_hn[j] * t13_hn[j];
+      const T v53 = v13 * v13;
       const T v54 = T(1.0) - v53;
       const T v55 = v50 * v54;
       t55[j] = v55;
       atomicAdd(&d_i2h_bias[j], v55);
-      record2[j] = h[j];
-      record4[j] = t13_hn[j];
+      const T v10 = h[j];
+      record2[j] = v10;
+      record4[j] = v13;
     }
     acc47 = dopa::warpSum(acc47);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t47[0], acc47);
     }
   }
-#line 420 "bandit_plastic.cu"
+#line 447 "bandit_plastic.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -447,28 +474,36 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
   dopa::gridSync();
   for (int i = tid >> 5; i < 32; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 32; j += 32) {
+      const T v55 = t55[i];
+      const T v5 = w[i * 32 + j];
+      const T v6 = alpha[i * 32 + j];
+      const T v7 = hebb[i * 32 + j];
 #line 15 "examples/bandit/plastic.dopa"
-      const T v8 = alpha[i * 32 + j] * hebb[i * 32 + j];
-      const T v9 = w[i * 32 + j] + v8;
-      atomicAdd(&t57[j], t55[i] * v9);
+      const T v8 = v6 * v7;
+      const T v9 = v5 + v8;
+      atomicAdd(&t57[j], v55 * v9);
+      const T v32 = d_hebb_next[i * 32 + j];
+      const T v14 = eta[0];
+      const T v13 = t13_hn[i];
+      const T v10 = h[j];
 #line 16 "examples/bandit/plastic.dopa"
-      const T v15 = t13_hn[i] * h[j];
-      const T v16 = eta[0] * v15;
-      const T v17 = hebb[i * 32 + j] + v16;
+      const T v15 = v13 * v10;
+      const T v16 = v14 * v15;
+      const T v17 = v7 + v16;
       const T v43 = T(-1.0) <= v17 && v17 <= T(1.0) ? T(1) : T(0);
-      const T v44 = d_hebb_next[i * 32 + j] * v43;
+      const T v44 = v32 * v43;
 #line 15 "examples/bandit/plastic.dopa"
-      const T v56 = t55[i] * h[j];
-      const T v61 = v56 * alpha[i * 32 + j];
+      const T v56 = v55 * v10;
+      const T v61 = v56 * v6;
 #line 8 "examples/bandit/plastic.dopa"
       const T v62 = v44 + v61;
       d_hebb[i * 32 + j] = v62;
 #line 15 "examples/bandit/plastic.dopa"
-      const T v59 = v56 * hebb[i * 32 + j];
+      const T v59 = v56 * v7;
       atomicAdd(&d_alpha[i * 32 + j], v59);
     }
   }
-#line 472 "bandit_plastic.cu"
+#line 507 "bandit_plastic.cu"
 }
 
 // state  h    : [H] = 0
@@ -485,14 +520,17 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 32; j += nthreads) {
+      const T v51 = t51[j];
+      const T v48 = eta[0];
 #line 16 "examples/bandit/plastic.dopa"
-      const T v52 = t51[j] * eta[0];
+      const T v52 = v51 * v48;
+      const T v57 = t57[j];
 #line 7 "examples/bandit/plastic.dopa"
-      const T v58 = v52 + t57[j];
+      const T v58 = v52 + v57;
       d_h[j] = v58;
     }
   }
-#line 496 "bandit_plastic.cu"
+#line 534 "bandit_plastic.cu"
 }
 
 // backward stage 6: fused loop nest over [5]
@@ -505,7 +543,8 @@ template <class T> __device__ __forceinline__ void backward_record_x(const dopa:
   (void)nthreads;
   {
     for (int j = tid; j < 5; j += nthreads) {
-      record1[j] = x[j];
+      const T v63 = x[j];
+      record1[j] = v63;
     }
   }
 }
@@ -521,10 +560,11 @@ template <class T> __device__ __forceinline__ void backward_grad_eta(const dopa:
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
+    const T v47 = t47[0];
 #line 10 "examples/bandit/plastic.dopa"
-    atomicAdd(&d_eta[0], t47[0]);
+    atomicAdd(&d_eta[0], v47);
   }
-#line 528 "bandit_plastic.cu"
+#line 568 "bandit_plastic.cu"
 }
 
 // backward stage 8: fused loop nest over [2]
@@ -540,8 +580,9 @@ __device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 2; j += nthreads) {
-      record3[j] = d_out_logits[j];
-      atomicAdd(&d_h2o_bias[j], d_out_logits[j]);
+      const T v29 = d_out_logits[j];
+      record3[j] = v29;
+      atomicAdd(&d_h2o_bias[j], v29);
     }
   }
 }
@@ -559,8 +600,9 @@ __device__ __forceinline__ void backward_grad_h2v_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-      record5[0] = d_out_value[0];
-      atomicAdd(&d_h2v_bias[0], d_out_value[0]);
+      const T v30 = d_out_value[0];
+      record5[0] = v30;
+      atomicAdd(&d_h2v_bias[0], v30);
     }
   }
 }

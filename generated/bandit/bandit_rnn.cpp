@@ -66,14 +66,17 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t9 = a.saved + 0;                    // [32]
 #pragma omp simd
   for (int j = 0; j < 32; ++j) {
+    const T v2 = t2[j];
+    const T v3 = i2h_bias[j];
 #line 13 "examples/bandit/rnn.dopa"
-    const T v4 = t2[j] + i2h_bias[j];
-    const T v8 = v4 + t7[j];
+    const T v4 = v2 + v3;
+    const T v7 = t7[j];
+    const T v8 = v4 + v7;
     const T v9 = simdTanh(v8);
     h_next[j] = v9;
     saved_t9[j] = v9;
   }
-#line 77 "bandit_rnn.cpp"
+#line 80 "bandit_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -86,7 +89,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 64;                          // [2]
 #line 15 "examples/bandit/rnn.dopa"
   Vec<T>(t11, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 32) * ConstVec<T>(h_next, 32);
-#line 90 "bandit_rnn.cpp"
+#line 93 "bandit_rnn.cpp"
 }
 
 // output value  = h2v(hn)
@@ -99,7 +102,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 80;                          // [1]
 #line 16 "examples/bandit/rnn.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 32) * ConstVec<T>(h_next, 32);
-#line 103 "bandit_rnn.cpp"
+#line 106 "bandit_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -111,11 +114,13 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
   const T *__restrict h2o_bias = a.params + kParamH2oBias; // [2]
   T *__restrict out_logits = a.outputs[0];                 // [2]
   for (int j = 0; j < 2; ++j) {
+    const T v11 = t11[j];
+    const T v12 = h2o_bias[j];
 #line 15 "examples/bandit/rnn.dopa"
-    const T v13 = t11[j] + h2o_bias[j];
+    const T v13 = v11 + v12;
     out_logits[j] = v13;
   }
-#line 119 "bandit_rnn.cpp"
+#line 124 "bandit_rnn.cpp"
 }
 
 // output value  = h2v(hn)
@@ -126,10 +131,12 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 80;                      // [1]
   const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
   T *__restrict out_value = a.outputs[1];                  // [1]
+  const T v15 = t15[0];
+  const T v16 = h2v_bias[0];
 #line 16 "examples/bandit/rnn.dopa"
-  const T v17 = t15[0] + h2v_bias[0];
+  const T v17 = v15 + v16;
   out_value[0] = v17;
-#line 133 "bandit_rnn.cpp"
+#line 140 "bandit_rnn.cpp"
 }
 
 /// One forward step of BanditRNN for one batch element.
@@ -153,7 +160,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t23 = a.scratch + 0;                           // [32]
 #line 16 "examples/bandit/rnn.dopa"
   RowVec<T>(t23, 32).noalias() = ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 32);
-#line 157 "bandit_rnn.cpp"
+#line 164 "bandit_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -167,7 +174,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 15 "examples/bandit/rnn.dopa"
   RowVec<T>(t27, 32).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 32);
-#line 171 "bandit_rnn.cpp"
+#line 178 "bandit_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -189,18 +196,23 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
   T *__restrict record4 = a.record + 96;               // [32]
 #pragma omp simd
   for (int j = 0; j < 32; ++j) {
+    const T v20 = d_h_next[j];
+    const T v23 = t23[j];
 #line 13 "examples/bandit/rnn.dopa"
-    const T v24 = d_h_next[j] + t23[j];
-    const T v28 = v24 + t27[j];
-    const T v30 = t9_hn[j] * t9_hn[j];
+    const T v24 = v20 + v23;
+    const T v27 = t27[j];
+    const T v28 = v24 + v27;
+    const T v9 = t9_hn[j];
+    const T v30 = v9 * v9;
     const T v31 = T(1.0) - v30;
     const T v32 = v28 * v31;
     t32[j] = v32;
     d_i2h_bias[j] += v32;
-    record2[j] = h[j];
-    record4[j] = t9_hn[j];
+    const T v6 = h[j];
+    record2[j] = v6;
+    record4[j] = v9;
   }
-#line 204 "bandit_rnn.cpp"
+#line 216 "bandit_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -213,7 +225,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
   T *__restrict d_h = a.gradPrev + kStateH;   // [32]
 #line 13 "examples/bandit/rnn.dopa"
   RowVec<T>(d_h, 32).noalias() = ConstRowVec<T>(t32, 32) * ConstRowMat<T>(w, 32, 32);
-#line 217 "bandit_rnn.cpp"
+#line 229 "bandit_rnn.cpp"
 }
 
 // backward stage 4: fused loop nest over [5]
@@ -222,7 +234,8 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];   // [5]
   T *__restrict record1 = a.record + 32; // [5]
   for (int j = 0; j < 5; ++j) {
-    record1[j] = x[j];
+    const T v36 = x[j];
+    record1[j] = v36;
   }
 }
 
@@ -234,8 +247,9 @@ template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a
   T *__restrict record3 = a.record + 80;               // [2]
   T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [2]
   for (int j = 0; j < 2; ++j) {
-    record3[j] = d_out_logits[j];
-    d_h2o_bias[j] += d_out_logits[j];
+    const T v18 = d_out_logits[j];
+    record3[j] = v18;
+    d_h2o_bias[j] += v18;
   }
 }
 
@@ -246,8 +260,9 @@ template <class T> static void backward_grad_h2v_bias(const dopa::StepArgs<T> &a
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 128;             // [1]
   T *__restrict d_h2v_bias = a.grads + kParamH2vBias; // [1]
-  record5[0] = d_out_value[0];
-  d_h2v_bias[0] += d_out_value[0];
+  const T v19 = d_out_value[0];
+  record5[0] = v19;
+  d_h2v_bias[0] += v19;
 }
 
 /// One backward step of BanditRNN for one batch element.

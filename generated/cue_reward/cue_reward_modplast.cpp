@@ -59,23 +59,29 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t11 = a.saved + 0;                    // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v2 = t2[j];
+    const T v3 = i2h_bias[j];
 #line 14 "examples/cue_reward/modplast.dopa"
-    const T v4 = t2[j] + i2h_bias[j];
-    const T v10 = v4 + carried_0[j];
+    const T v4 = v2 + v3;
+    const T v9 = carried_0[j];
+    const T v10 = v4 + v9;
     const T v11 = simdTanh(v10);
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v2 = t2[j];
+    const T v3 = i2h_bias[j];
 #line 14 "examples/cue_reward/modplast.dopa"
-    const T v4 = t2[j] + i2h_bias[j];
-    const T v10 = v4 + carried_0[j];
+    const T v4 = v2 + v3;
+    const T v9 = carried_0[j];
+    const T v10 = v4 + v9;
     const T v11 = simdTanh(v10);
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
-#line 79 "cue_reward_modplast.cpp"
+#line 85 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -88,7 +94,7 @@ template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t13 = a.scratch + 208;                           // [1]
 #line 15 "examples/cue_reward/modplast.dopa"
   Vec<T>(t13, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 92 "cue_reward_modplast.cpp"
+#line 98 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -101,12 +107,14 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
   const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
   T *__restrict out_DAout = a.outputs[2];                    // [1] DA
   T *__restrict saved_t16 = a.saved + 208;                   // [1]
+  const T v13 = t13[0];
+  const T v14 = h2DA_bias[0];
 #line 15 "examples/cue_reward/modplast.dopa"
-  const T v15 = t13[0] + h2DA_bias[0];
+  const T v15 = v13 + v14;
   const T v16 = simdTanh(v15);
   out_DAout[0] = v16;
   saved_t16[0] = v16;
-#line 110 "cue_reward_modplast.cpp"
+#line 118 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -119,7 +127,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.scratch + 224;                         // [2]
 #line 18 "examples/cue_reward/modplast.dopa"
   Vec<T>(t24, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
-#line 123 "cue_reward_modplast.cpp"
+#line 131 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -132,7 +140,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t28 = a.scratch + 240;                         // [1]
 #line 19 "examples/cue_reward/modplast.dopa"
   Vec<T>(t28, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 136 "cue_reward_modplast.cpp"
+#line 144 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -152,35 +160,47 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
   T *__restrict hebb_next = a.next + kStateHebb;          // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc33 = T(0);
+    const T v16 = out_DAout[0];
+    const T v11 = h_next[i];
 #pragma omp simd reduction(+ : acc33)
     for (int j = 0; j < 192; ++j) {
+      const T v5 = w[i * 200 + j];
+      const T v6 = alpha[i * 200 + j];
+      const T v7 = hebb[i * 200 + j];
+      const T v8 = h[j];
 #line 16 "examples/cue_reward/modplast.dopa"
-      const T v17 = h_next[i] * h[j];
-      const T v18 = out_DAout[0] * v17;
-      const T v19 = hebb[i * 200 + j] + v18;
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 14 "examples/cue_reward/modplast.dopa"
-      const T v31 = alpha[i * 200 + j] * v22;
-      const T v32 = w[i * 200 + j] + v31;
-      acc33 += v32 * h_next[j];
+      const T v31 = v6 * v22;
+      const T v32 = v5 + v31;
+      const T v11_2 = h_next[j];
+      acc33 += v32 * v11_2;
       hebb_next[i * 200 + j] = v22;
     }
 #pragma omp simd reduction(+ : acc33)
     for (int j = 192; j < 200; ++j) {
+      const T v5 = w[i * 200 + j];
+      const T v6 = alpha[i * 200 + j];
+      const T v7 = hebb[i * 200 + j];
+      const T v8 = h[j];
 #line 16 "examples/cue_reward/modplast.dopa"
-      const T v17 = h_next[i] * h[j];
-      const T v18 = out_DAout[0] * v17;
-      const T v19 = hebb[i * 200 + j] + v18;
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 14 "examples/cue_reward/modplast.dopa"
-      const T v31 = alpha[i * 200 + j] * v22;
-      const T v32 = w[i * 200 + j] + v31;
-      acc33 += v32 * h_next[j];
+      const T v31 = v6 * v22;
+      const T v32 = v5 + v31;
+      const T v11_2 = h_next[j];
+      acc33 += v32 * v11_2;
       hebb_next[i * 200 + j] = v22;
     }
     carried_0_next[i] = acc33;
   }
-#line 184 "cue_reward_modplast.cpp"
+#line 204 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -192,11 +212,13 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
   const T *__restrict h2o_bias = a.params + kParamH2oBias; // [2]
   T *__restrict out_logits = a.outputs[0];                 // [2]
   for (int j = 0; j < 2; ++j) {
+    const T v24 = t24[j];
+    const T v25 = h2o_bias[j];
 #line 18 "examples/cue_reward/modplast.dopa"
-    const T v26 = t24[j] + h2o_bias[j];
+    const T v26 = v24 + v25;
     out_logits[j] = v26;
   }
-#line 200 "cue_reward_modplast.cpp"
+#line 222 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -207,10 +229,12 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
   T *__restrict t28 = a.scratch + 240;                     // [1]
   const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
   T *__restrict out_value = a.outputs[1];                  // [1]
+  const T v28 = t28[0];
+  const T v29 = h2v_bias[0];
 #line 19 "examples/cue_reward/modplast.dopa"
-  const T v30 = t28[0] + h2v_bias[0];
+  const T v30 = v28 + v29;
   out_value[0] = v30;
-#line 214 "cue_reward_modplast.cpp"
+#line 238 "cue_reward_modplast.cpp"
 }
 
 /// One forward step of CueRewardModplast for one batch element.
@@ -255,27 +279,36 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     t65[e] = T(0);
   for (int i = 0; i < 200; ++i) {
     T acc59 = T(0);
+    const T v39 = d_carried_0_next[i];
+    const T v16 = t16_DA[0];
+    const T v11 = t11_hn[i];
 #pragma omp simd reduction(+ : acc59)
     for (int j = 0; j < 192; ++j) {
+      const T v5 = w[i * 200 + j];
+      const T v6 = alpha[i * 200 + j];
+      const T v7 = hebb[i * 200 + j];
+      const T v8 = h[j];
 #line 16 "examples/cue_reward/modplast.dopa"
-      const T v17 = t11_hn[i] * h[j];
-      const T v18 = t16_DA[0] * v17;
-      const T v19 = hebb[i * 200 + j] + v18;
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 14 "examples/cue_reward/modplast.dopa"
-      const T v31 = alpha[i * 200 + j] * v22;
-      const T v32 = w[i * 200 + j] + v31;
-      t41[j] += d_carried_0_next[i] * v32;
-      const T v40 = d_carried_0_next[i] * t11_hn[j];
-      const T v45 = v40 * alpha[i * 200 + j];
+      const T v31 = v6 * v22;
+      const T v32 = v5 + v31;
+      t41[j] += v39 * v32;
+      const T v38 = d_hebb[i * 200 + j];
+      const T v11_2 = t11_hn[j];
+      const T v40 = v39 * v11_2;
+      const T v45 = v40 * v6;
 #line 16 "examples/cue_reward/modplast.dopa"
-      const T v46 = d_hebb[i * 200 + j] + v45;
+      const T v46 = v38 + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v58 = v46 * v57;
 #line 15 "examples/cue_reward/modplast.dopa"
-      acc59 += v58 * h[j];
+      acc59 += v58 * v8;
 #line 16 "examples/cue_reward/modplast.dopa"
-      t65[j] += t11_hn[i] * v58;
+      t65[j] += v11 * v58;
       d_hebb[i * 200 + j] = v58;
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v43 = v40 * v22;
@@ -283,25 +316,31 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
 #pragma omp simd reduction(+ : acc59)
     for (int j = 192; j < 200; ++j) {
+      const T v5 = w[i * 200 + j];
+      const T v6 = alpha[i * 200 + j];
+      const T v7 = hebb[i * 200 + j];
+      const T v8 = h[j];
 #line 16 "examples/cue_reward/modplast.dopa"
-      const T v17 = t11_hn[i] * h[j];
-      const T v18 = t16_DA[0] * v17;
-      const T v19 = hebb[i * 200 + j] + v18;
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 14 "examples/cue_reward/modplast.dopa"
-      const T v31 = alpha[i * 200 + j] * v22;
-      const T v32 = w[i * 200 + j] + v31;
-      t41[j] += d_carried_0_next[i] * v32;
-      const T v40 = d_carried_0_next[i] * t11_hn[j];
-      const T v45 = v40 * alpha[i * 200 + j];
+      const T v31 = v6 * v22;
+      const T v32 = v5 + v31;
+      t41[j] += v39 * v32;
+      const T v38 = d_hebb[i * 200 + j];
+      const T v11_2 = t11_hn[j];
+      const T v40 = v39 * v11_2;
+      const T v45 = v40 * v6;
 #line 16 "examples/cue_reward/modplast.dopa"
-      const T v46 = d_hebb[i * 200 + j] + v45;
+      const T v46 = v38 + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v58 = v46 * v57;
 #line 15 "examples/cue_reward/modplast.dopa"
-      acc59 += v58 * h[j];
+      acc59 += v58 * v8;
 #line 16 "examples/cue_reward/modplast.dopa"
-      t65[j] += t11_hn[i] * v58;
+      t65[j] += v11 * v58;
       d_hebb[i * 200 + j] = v58;
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v43 = v40 * v22;
@@ -309,7 +348,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t59[i] = acc59;
   }
-#line 313 "cue_reward_modplast.cpp"
+#line 352 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -323,7 +362,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t49, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 327 "cue_reward_modplast.cpp"
+#line 366 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -337,7 +376,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t53, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 341 "cue_reward_modplast.cpp"
+#line 380 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -361,30 +400,39 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
   T *__restrict record3 = a.record + 448;                             // [200]
   t61[0] = T(0);
   T acc61 = T(0);
+  const T v16 = t16_DA[0];
 #pragma omp simd reduction(+ : acc61)
   for (int j = 0; j < 192; ++j) {
+    const T v11 = t11_hn[j];
+    const T v59 = t59[j];
 #line 15 "examples/cue_reward/modplast.dopa"
-    const T v60 = t11_hn[j] * t59[j];
+    const T v60 = v11 * v59;
     acc61 += v60;
+    const T v65 = t65[j];
 #line 16 "examples/cue_reward/modplast.dopa"
-    const T v66 = t65[j] * t16_DA[0];
+    const T v66 = v65 * v16;
     d_h[j] = v66;
-    record2[j] = d_carried_0_next[j];
-    record3[j] = t11_hn[j];
+    const T v39 = d_carried_0_next[j];
+    record2[j] = v39;
+    record3[j] = v11;
   }
 #pragma omp simd reduction(+ : acc61)
   for (int j = 192; j < 200; ++j) {
+    const T v11 = t11_hn[j];
+    const T v59 = t59[j];
 #line 15 "examples/cue_reward/modplast.dopa"
-    const T v60 = t11_hn[j] * t59[j];
+    const T v60 = v11 * v59;
     acc61 += v60;
+    const T v65 = t65[j];
 #line 16 "examples/cue_reward/modplast.dopa"
-    const T v66 = t65[j] * t16_DA[0];
+    const T v66 = v65 * v16;
     d_h[j] = v66;
-    record2[j] = d_carried_0_next[j];
-    record3[j] = t11_hn[j];
+    const T v39 = d_carried_0_next[j];
+    record2[j] = v39;
+    record3[j] = v11;
   }
   t61[0] += acc61;
-#line 388 "cue_reward_modplast.cpp"
+#line 436 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -403,16 +451,20 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
   T *__restrict record6 = a.record + 688;               // [1]
   T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
+  const T v36 = d_out_DAout[0];
+  const T v61 = t61[0];
+  const T v16 = t16_DA[0];
+  const T v35 = d_out_value[0];
 #line 15 "examples/cue_reward/modplast.dopa"
-  const T v62 = d_out_DAout[0] + t61[0];
-  const T v67 = t16_DA[0] * t16_DA[0];
+  const T v62 = v36 + v61;
+  const T v67 = v16 * v16;
   const T v68 = T(1.0) - v67;
   const T v69 = v62 * v68;
   t69[0] = v69;
   d_h2DA_bias[0] += v69;
-  record6[0] = d_out_value[0];
-  d_h2v_bias[0] += d_out_value[0];
-#line 416 "cue_reward_modplast.cpp"
+  record6[0] = v35;
+  d_h2v_bias[0] += v35;
+#line 468 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -425,7 +477,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t72 = a.scratch + 1056;                          // [200]
 #line 15 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t72, 200).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 429 "cue_reward_modplast.cpp"
+#line 481 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -446,18 +498,26 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [200]
   T *__restrict record0 = a.record + 0;                    // [200]
   T *__restrict d_i2h_bias = a.grads + kParamI2hBias;      // [200]
+  const T v16 = t16_DA[0];
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v37 = d_h_next[j];
+    const T v41 = t41[j];
 #line 14 "examples/cue_reward/modplast.dopa"
-    const T v42 = d_h_next[j] + t41[j];
-    const T v50 = v42 + t49[j];
-    const T v54 = v50 + t53[j];
+    const T v42 = v37 + v41;
+    const T v49 = t49[j];
+    const T v50 = v42 + v49;
+    const T v53 = t53[j];
+    const T v54 = v50 + v53;
+    const T v59 = t59[j];
 #line 16 "examples/cue_reward/modplast.dopa"
-    const T v63 = t59[j] * t16_DA[0];
+    const T v63 = v59 * v16;
 #line 14 "examples/cue_reward/modplast.dopa"
     const T v64 = v54 + v63;
-    const T v73 = v64 + t72[j];
-    const T v74 = t11_hn[j] * t11_hn[j];
+    const T v72 = t72[j];
+    const T v73 = v64 + v72;
+    const T v11 = t11_hn[j];
+    const T v74 = v11 * v11;
     const T v75 = T(1.0) - v74;
     const T v76 = v73 * v75;
     d_carried_0[j] = v76;
@@ -466,23 +526,30 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v37 = d_h_next[j];
+    const T v41 = t41[j];
 #line 14 "examples/cue_reward/modplast.dopa"
-    const T v42 = d_h_next[j] + t41[j];
-    const T v50 = v42 + t49[j];
-    const T v54 = v50 + t53[j];
+    const T v42 = v37 + v41;
+    const T v49 = t49[j];
+    const T v50 = v42 + v49;
+    const T v53 = t53[j];
+    const T v54 = v50 + v53;
+    const T v59 = t59[j];
 #line 16 "examples/cue_reward/modplast.dopa"
-    const T v63 = t59[j] * t16_DA[0];
+    const T v63 = v59 * v16;
 #line 14 "examples/cue_reward/modplast.dopa"
     const T v64 = v54 + v63;
-    const T v73 = v64 + t72[j];
-    const T v74 = t11_hn[j] * t11_hn[j];
+    const T v72 = t72[j];
+    const T v73 = v64 + v72;
+    const T v11 = t11_hn[j];
+    const T v74 = v11 * v11;
     const T v75 = T(1.0) - v74;
     const T v76 = v73 * v75;
     d_carried_0[j] = v76;
     record0[j] = v76;
     d_i2h_bias[j] += v76;
   }
-#line 486 "cue_reward_modplast.cpp"
+#line 553 "cue_reward_modplast.cpp"
 }
 
 // backward stage 7: fused loop nest over [27]
@@ -492,11 +559,13 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   T *__restrict record1 = a.record + 208; // [27]
 #pragma omp simd
   for (int j = 0; j < 16; ++j) {
-    record1[j] = x[j];
+    const T v77 = x[j];
+    record1[j] = v77;
   }
 #pragma omp simd
   for (int j = 16; j < 27; ++j) {
-    record1[j] = x[j];
+    const T v77 = x[j];
+    record1[j] = v77;
   }
 }
 
@@ -508,8 +577,9 @@ template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a
   T *__restrict record5 = a.record + 672;              // [2]
   T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [2]
   for (int j = 0; j < 2; ++j) {
-    record5[j] = d_out_logits[j];
-    d_h2o_bias[j] += d_out_logits[j];
+    const T v34 = d_out_logits[j];
+    record5[j] = v34;
+    d_h2o_bias[j] += v34;
   }
 }
 
@@ -542,23 +612,31 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     T acc6 = T(0);
 #pragma omp simd reduction(+ : acc6)
     for (int j = 0; j < 192; ++j) {
+      const T v2 = w[i * 200 + j];
+      const T v3 = alpha[i * 200 + j];
+      const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
-      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
-      const T v5 = w[i * 200 + j] + v4;
-      acc6 += v5 * h[j];
-      hebb_next[i * 200 + j] = hebb[i * 200 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      const T v0 = h[j];
+      acc6 += v5 * v0;
+      hebb_next[i * 200 + j] = v1;
     }
 #pragma omp simd reduction(+ : acc6)
     for (int j = 192; j < 200; ++j) {
+      const T v2 = w[i * 200 + j];
+      const T v3 = alpha[i * 200 + j];
+      const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
-      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
-      const T v5 = w[i * 200 + j] + v4;
-      acc6 += v5 * h[j];
-      hebb_next[i * 200 + j] = hebb[i * 200 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      const T v0 = h[j];
+      acc6 += v5 * v0;
+      hebb_next[i * 200 + j] = v1;
     }
     carried_0_next[i] = acc6;
   }
-#line 562 "cue_reward_modplast.cpp"
+#line 640 "cue_reward_modplast.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -568,11 +646,13 @@ template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
   T *__restrict h_next = a.next + kStateH;   // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
-    h_next[j] = h[j];
+    const T v0 = h[j];
+    h_next[j] = v0;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
-    h_next[j] = h[j];
+    const T v0 = h[j];
+    h_next[j] = v0;
   }
 }
 
@@ -601,38 +681,49 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
   for (int e = 0; e < 200; ++e)
     t11[e] = T(0);
   for (int i = 0; i < 200; ++i) {
+    const T v9 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 192; ++j) {
+      const T v2 = w[i * 200 + j];
+      const T v3 = alpha[i * 200 + j];
+      const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
-      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
-      const T v5 = w[i * 200 + j] + v4;
-      t11[j] += d_carried_0_next[i] * v5;
-      const T v10 = d_carried_0_next[i] * h[j];
-      const T v15 = v10 * alpha[i * 200 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      t11[j] += v9 * v5;
+      const T v8 = d_hebb[i * 200 + j];
+      const T v0 = h[j];
+      const T v10 = v9 * v0;
+      const T v15 = v10 * v3;
 #line 7 "examples/cue_reward/modplast.dopa"
-      const T v16 = d_hebb[i * 200 + j] + v15;
+      const T v16 = v8 + v15;
       d_hebb[i * 200 + j] = v16;
 #line 14 "examples/cue_reward/modplast.dopa"
-      const T v13 = v10 * hebb[i * 200 + j];
+      const T v13 = v10 * v1;
       d_alpha[i * 200 + j] += v13;
     }
 #pragma omp simd
     for (int j = 192; j < 200; ++j) {
+      const T v2 = w[i * 200 + j];
+      const T v3 = alpha[i * 200 + j];
+      const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
-      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
-      const T v5 = w[i * 200 + j] + v4;
-      t11[j] += d_carried_0_next[i] * v5;
-      const T v10 = d_carried_0_next[i] * h[j];
-      const T v15 = v10 * alpha[i * 200 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      t11[j] += v9 * v5;
+      const T v8 = d_hebb[i * 200 + j];
+      const T v0 = h[j];
+      const T v10 = v9 * v0;
+      const T v15 = v10 * v3;
 #line 7 "examples/cue_reward/modplast.dopa"
-      const T v16 = d_hebb[i * 200 + j] + v15;
+      const T v16 = v8 + v15;
       d_hebb[i * 200 + j] = v16;
 #line 14 "examples/cue_reward/modplast.dopa"
-      const T v13 = v10 * hebb[i * 200 + j];
+      const T v13 = v10 * v1;
       d_alpha[i * 200 + j] += v13;
     }
   }
-#line 636 "cue_reward_modplast.cpp"
+#line 727 "cue_reward_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -651,21 +742,29 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
   T *__restrict record1 = a.record + 208;                             // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v7 = d_h_next[j];
+    const T v11 = t11[j];
 #line 6 "examples/cue_reward/modplast.dopa"
-    const T v12 = d_h_next[j] + t11[j];
+    const T v12 = v7 + v11;
     d_h[j] = v12;
-    record0[j] = d_carried_0_next[j];
-    record1[j] = h[j];
+    const T v9 = d_carried_0_next[j];
+    record0[j] = v9;
+    const T v0 = h[j];
+    record1[j] = v0;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v7 = d_h_next[j];
+    const T v11 = t11[j];
 #line 6 "examples/cue_reward/modplast.dopa"
-    const T v12 = d_h_next[j] + t11[j];
+    const T v12 = v7 + v11;
     d_h[j] = v12;
-    record0[j] = d_carried_0_next[j];
-    record1[j] = h[j];
+    const T v9 = d_carried_0_next[j];
+    record0[j] = v9;
+    const T v0 = h[j];
+    record1[j] = v0;
   }
-#line 669 "cue_reward_modplast.cpp"
+#line 768 "cue_reward_modplast.cpp"
 }
 
 // prologue_backward stage 2:

@@ -78,17 +78,21 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc11 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v5 = w[i * 200 + j];
+      const T v6 = alpha[i * 200 + j];
+      const T v7 = pw[i * 200 + j];
 #line 17 "examples/cue_reward/modul.dopa"
-      const T v8 = alpha[i * 200 + j] * pw[i * 200 + j];
-      const T v9 = w[i * 200 + j] + v8;
-      acc11 += v9 * h[j];
+      const T v8 = v6 * v7;
+      const T v9 = v5 + v8;
+      const T v10 = h[j];
+      acc11 += v9 * v10;
     }
     acc11 = dopa::warpSum(acc11);
     if ((threadIdx.x & 31) == 0) {
       t11[i] = acc11;
     }
   }
-#line 92 "cue_reward_modul.cu"
+#line 96 "cue_reward_modul.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -107,15 +111,18 @@ template <class T> __device__ __forceinline__ void forward_hn(const dopa::StepAr
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v2 = t2[j];
+      const T v3 = i2h_bias[j];
 #line 17 "examples/cue_reward/modul.dopa"
-      const T v4 = t2[j] + i2h_bias[j];
-      const T v12 = v4 + t11[j];
+      const T v4 = v2 + v3;
+      const T v11 = t11[j];
+      const T v12 = v4 + v11;
       const T v13 = tanh(v12);
       h_next[j] = v13;
       saved_t13[j] = v13;
     }
   }
-#line 119 "cue_reward_modul.cu"
+#line 126 "cue_reward_modul.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -138,7 +145,7 @@ template <class T> __device__ __forceinline__ void forward_h2_da(const dopa::Ste
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 142 "cue_reward_modul.cu"
+#line 149 "cue_reward_modul.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -156,14 +163,16 @@ template <class T> __device__ __forceinline__ void forward_da(const dopa::StepAr
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v15 = t15[0];
+      const T v16 = h2DA_bias[0];
 #line 18 "examples/cue_reward/modul.dopa"
-      const T v17 = t15[0] + h2DA_bias[0];
+      const T v17 = v15 + v16;
       const T v18 = tanh(v17);
       out_DAout[0] = v18;
       saved_t18[0] = v18;
     }
   }
-#line 167 "cue_reward_modul.cu"
+#line 176 "cue_reward_modul.cu"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(hn, h)
@@ -177,11 +186,12 @@ template <class T> __device__ __forceinline__ void forward_saved_sub(const dopa:
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
+    const T v25 = etaet[0];
 #line 20 "examples/cue_reward/modul.dopa"
-    const T v26 = T(1.0) - etaet[0];
+    const T v26 = T(1.0) - v25;
     t26[0] = v26;
   }
-#line 185 "cue_reward_modul.cu"
+#line 195 "cue_reward_modul.cu"
 }
 
 // output logits = h2o(hn)
@@ -204,7 +214,7 @@ template <class T> __device__ __forceinline__ void forward_h2o(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t32[r] = acc;
   }
-#line 208 "cue_reward_modul.cu"
+#line 218 "cue_reward_modul.cu"
 }
 
 // output value  = h2v(hn)
@@ -227,7 +237,7 @@ template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t36[r] = acc;
   }
-#line 231 "cue_reward_modul.cu"
+#line 241 "cue_reward_modul.cu"
 }
 
 // pw' = clip(pw + DA * et, -1, 1)
@@ -251,20 +261,27 @@ template <class T> __device__ __forceinline__ void forward_pw_et(const dopa::Ste
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v7 = pw[i * 200 + j];
+      const T v18 = out_DAout[0];
+      const T v19 = et[i * 200 + j];
 #line 19 "examples/cue_reward/modul.dopa"
-      const T v20 = out_DAout[0] * et[i * 200 + j];
-      const T v21 = pw[i * 200 + j] + v20;
+      const T v20 = v18 * v19;
+      const T v21 = v7 + v20;
       const T v24 = v21 < T(-1.0) ? T(-1.0) : (v21 > T(1.0) ? T(1.0) : v21);
       pw_next[i * 200 + j] = v24;
+      const T v26 = t26[0];
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v27 = t26[0] * et[i * 200 + j];
-      const T v28 = h_next[i] * h[j];
-      const T v29 = etaet[0] * v28;
+      const T v27 = v26 * v19;
+      const T v25 = etaet[0];
+      const T v13 = h_next[i];
+      const T v10 = h[j];
+      const T v28 = v13 * v10;
+      const T v29 = v25 * v28;
       const T v30 = v27 + v29;
       et_next[i * 200 + j] = v30;
     }
   }
-#line 268 "cue_reward_modul.cu"
+#line 285 "cue_reward_modul.cu"
 }
 
 // output logits = h2o(hn)
@@ -280,12 +297,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 2; j += nthreads) {
+      const T v32 = t32[j];
+      const T v33 = h2o_bias[j];
 #line 22 "examples/cue_reward/modul.dopa"
-      const T v34 = t32[j] + h2o_bias[j];
+      const T v34 = v32 + v33;
       out_logits[j] = v34;
     }
   }
-#line 289 "cue_reward_modul.cu"
+#line 308 "cue_reward_modul.cu"
 }
 
 // output value  = h2v(hn)
@@ -301,12 +320,14 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v36 = t36[0];
+      const T v37 = h2v_bias[0];
 #line 23 "examples/cue_reward/modul.dopa"
-      const T v38 = t36[0] + h2v_bias[0];
+      const T v38 = v36 + v37;
       out_value[0] = v38;
     }
   }
-#line 310 "cue_reward_modul.cu"
+#line 331 "cue_reward_modul.cu"
 }
 
 /// One forward step of CueRewardModul for the whole batch: block b runs batch element b.
@@ -381,7 +402,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t47[c] = acc;
   }
-#line 385 "cue_reward_modul.cu"
+#line 406 "cue_reward_modul.cu"
 }
 
 // output logits = h2o(hn)
@@ -402,7 +423,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t51[c] = acc;
   }
-#line 406 "cue_reward_modul.cu"
+#line 427 "cue_reward_modul.cu"
 }
 
 // state  et : [H, H] = 0
@@ -445,24 +466,32 @@ template <class T> __device__ __forceinline__ void backward_d_et(const dopa::Ste
     T acc62 = T(0);
     T acc71 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v44 = d_et_next[i * 200 + j];
+      const T v10 = h[j];
 #line 11 "examples/cue_reward/modul.dopa"
-      acc53 += d_et_next[i * 200 + j] * h[j];
+      acc53 += v44 * v10;
+      const T v13 = t13_hn[i];
 #line 20 "examples/cue_reward/modul.dopa"
-      atomicAdd(&t59[j], t13_hn[i] * d_et_next[i * 200 + j]);
-      const T v61 = d_et_next[i * 200 + j] * et[i * 200 + j];
+      atomicAdd(&t59[j], v13 * v44);
+      const T v19 = et[i * 200 + j];
+      const T v61 = v44 * v19;
       acc62 += v61;
+      const T v43 = d_pw_next[i * 200 + j];
+      const T v7 = pw[i * 200 + j];
+      const T v18 = t18_DA[0];
 #line 19 "examples/cue_reward/modul.dopa"
-      const T v20 = t18_DA[0] * et[i * 200 + j];
-      const T v21 = pw[i * 200 + j] + v20;
+      const T v20 = v18 * v19;
+      const T v21 = v7 + v20;
       const T v68 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
-      const T v69 = d_pw_next[i * 200 + j] * v68;
-      const T v70 = v69 * et[i * 200 + j];
+      const T v69 = v43 * v68;
+      const T v70 = v69 * v19;
 #line 18 "examples/cue_reward/modul.dopa"
       acc71 += v70;
+      const T v26 = t26[0];
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v63 = d_et_next[i * 200 + j] * t26[0];
+      const T v63 = v44 * v26;
 #line 19 "examples/cue_reward/modul.dopa"
-      const T v73 = v69 * t18_DA[0];
+      const T v73 = v69 * v18;
 #line 9 "examples/cue_reward/modul.dopa"
       const T v74 = v63 + v73;
       d_et[i * 200 + j] = v74;
@@ -476,7 +505,7 @@ template <class T> __device__ __forceinline__ void backward_d_et(const dopa::Ste
       atomicAdd(&t71[0], acc71);
     }
   }
-#line 480 "cue_reward_modul.cu"
+#line 509 "cue_reward_modul.cu"
 }
 
 // param  etaet : [] = 0.1
@@ -502,18 +531,21 @@ template <class T> __device__ __forceinline__ void backward_etaet(const dopa::St
   {
     T acc55 = T(0);
     for (int j = tid; j < 200; j += nthreads) {
+      const T v13 = t13_hn[j];
+      const T v53 = t53[j];
 #line 11 "examples/cue_reward/modul.dopa"
-      const T v54 = t13_hn[j] * t53[j];
+      const T v54 = v13 * v53;
       acc55 += v54;
-      record2[j] = h[j];
-      record4[j] = t13_hn[j];
+      const T v10 = h[j];
+      record2[j] = v10;
+      record4[j] = v13;
     }
     acc55 = dopa::warpSum(acc55);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t55[0], acc55);
     }
   }
-#line 517 "cue_reward_modul.cu"
+#line 549 "cue_reward_modul.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -538,18 +570,22 @@ __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v41 = d_out_DAout[0];
+      const T v71 = t71[0];
 #line 18 "examples/cue_reward/modul.dopa"
-      const T v72 = d_out_DAout[0] + t71[0];
-      const T v75 = t18_DA[0] * t18_DA[0];
+      const T v72 = v41 + v71;
+      const T v18 = t18_DA[0];
+      const T v75 = v18 * v18;
       const T v76 = T(1.0) - v75;
       const T v77 = v72 * v76;
       t77[0] = v77;
       atomicAdd(&d_h2DA_bias[0], v77);
-      record6[0] = d_out_value[0];
-      atomicAdd(&d_h2v_bias[0], d_out_value[0]);
+      const T v40 = d_out_value[0];
+      record6[0] = v40;
+      atomicAdd(&d_h2v_bias[0], v40);
     }
   }
-#line 553 "cue_reward_modul.cu"
+#line 589 "cue_reward_modul.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -569,7 +605,7 @@ template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::St
     acc += t77[0] * h2DA_weight[c];
     t80[c] = acc;
   }
-#line 573 "cue_reward_modul.cu"
+#line 609 "cue_reward_modul.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -593,22 +629,29 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v42 = d_h_next[j];
+      const T v47 = t47[j];
 #line 17 "examples/cue_reward/modul.dopa"
-      const T v48 = d_h_next[j] + t47[j];
-      const T v52 = v48 + t51[j];
+      const T v48 = v42 + v47;
+      const T v51 = t51[j];
+      const T v52 = v48 + v51;
+      const T v53 = t53[j];
+      const T v56 = etaet[0];
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v57 = t53[j] * etaet[0];
+      const T v57 = v53 * v56;
 #line 17 "examples/cue_reward/modul.dopa"
       const T v58 = v52 + v57;
-      const T v81 = v58 + t80[j];
-      const T v82 = t13_hn[j] * t13_hn[j];
+      const T v80 = t80[j];
+      const T v81 = v58 + v80;
+      const T v13 = t13_hn[j];
+      const T v82 = v13 * v13;
       const T v83 = T(1.0) - v82;
       const T v84 = v81 * v83;
       t84[j] = v84;
       atomicAdd(&d_i2h_bias[j], v84);
     }
   }
-#line 612 "cue_reward_modul.cu"
+#line 655 "cue_reward_modul.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -639,27 +682,35 @@ __device__ __forceinline__ void backward_d_pw_grad_alpha(const dopa::StepArgs<T>
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v84 = t84[i];
+      const T v5 = w[i * 200 + j];
+      const T v6 = alpha[i * 200 + j];
+      const T v7 = pw[i * 200 + j];
 #line 17 "examples/cue_reward/modul.dopa"
-      const T v8 = alpha[i * 200 + j] * pw[i * 200 + j];
-      const T v9 = w[i * 200 + j] + v8;
-      atomicAdd(&t86[j], t84[i] * v9);
+      const T v8 = v6 * v7;
+      const T v9 = v5 + v8;
+      atomicAdd(&t86[j], v84 * v9);
+      const T v43 = d_pw_next[i * 200 + j];
+      const T v18 = t18_DA[0];
+      const T v19 = et[i * 200 + j];
 #line 19 "examples/cue_reward/modul.dopa"
-      const T v20 = t18_DA[0] * et[i * 200 + j];
-      const T v21 = pw[i * 200 + j] + v20;
+      const T v20 = v18 * v19;
+      const T v21 = v7 + v20;
       const T v68 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
-      const T v69 = d_pw_next[i * 200 + j] * v68;
+      const T v69 = v43 * v68;
+      const T v10 = h[j];
 #line 17 "examples/cue_reward/modul.dopa"
-      const T v85 = t84[i] * h[j];
-      const T v90 = v85 * alpha[i * 200 + j];
+      const T v85 = v84 * v10;
+      const T v90 = v85 * v6;
 #line 8 "examples/cue_reward/modul.dopa"
       const T v91 = v69 + v90;
       d_pw[i * 200 + j] = v91;
 #line 17 "examples/cue_reward/modul.dopa"
-      const T v88 = v85 * pw[i * 200 + j];
+      const T v88 = v85 * v7;
       atomicAdd(&d_alpha[i * 200 + j], v88);
     }
   }
-#line 663 "cue_reward_modul.cu"
+#line 714 "cue_reward_modul.cu"
 }
 
 // state  h  : [H] = 0
@@ -676,14 +727,17 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v59 = t59[j];
+      const T v56 = etaet[0];
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v60 = t59[j] * etaet[0];
+      const T v60 = v59 * v56;
+      const T v86 = t86[j];
 #line 7 "examples/cue_reward/modul.dopa"
-      const T v87 = v60 + t86[j];
+      const T v87 = v60 + v86;
       d_h[j] = v87;
     }
   }
-#line 687 "cue_reward_modul.cu"
+#line 741 "cue_reward_modul.cu"
 }
 
 // backward stage 9: fused loop nest over [27]
@@ -696,7 +750,8 @@ template <class T> __device__ __forceinline__ void backward_record_x(const dopa:
   (void)nthreads;
   {
     for (int j = tid; j < 27; j += nthreads) {
-      record1[j] = x[j];
+      const T v92 = x[j];
+      record1[j] = v92;
     }
   }
 }
@@ -713,13 +768,15 @@ template <class T> __device__ __forceinline__ void backward_grad_etaet(const dop
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
+    const T v55 = t55[0];
+    const T v62 = t62[0];
 #line 20 "examples/cue_reward/modul.dopa"
-    const T v64 = -t62[0];
+    const T v64 = -v62;
 #line 11 "examples/cue_reward/modul.dopa"
-    const T v65 = t55[0] + v64;
+    const T v65 = v55 + v64;
     atomicAdd(&d_etaet[0], v65);
   }
-#line 723 "cue_reward_modul.cu"
+#line 780 "cue_reward_modul.cu"
 }
 
 // backward stage 11: fused loop nest over [2]
@@ -735,8 +792,9 @@ __device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 2; j += nthreads) {
-      record5[j] = d_out_logits[j];
-      atomicAdd(&d_h2o_bias[j], d_out_logits[j]);
+      const T v39 = d_out_logits[j];
+      record5[j] = v39;
+      atomicAdd(&d_h2o_bias[j], v39);
     }
   }
 }

@@ -95,15 +95,18 @@ template <class T> __device__ __forceinline__ void forward_hn(const dopa::StepAr
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v2 = t2[j];
+      const T v3 = i2h_bias[j];
 #line 12 "examples/cue_reward/rnn.dopa"
-      const T v4 = t2[j] + i2h_bias[j];
-      const T v8 = v4 + t7[j];
+      const T v4 = v2 + v3;
+      const T v7 = t7[j];
+      const T v8 = v4 + v7;
       const T v9 = tanh(v8);
       h_next[j] = v9;
       saved_t9[j] = v9;
     }
   }
-#line 107 "cue_reward_rnn.cu"
+#line 110 "cue_reward_rnn.cu"
 }
 
 // output logits = h2o(hn)
@@ -126,7 +129,7 @@ template <class T> __device__ __forceinline__ void forward_h2o(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t11[r] = acc;
   }
-#line 130 "cue_reward_rnn.cu"
+#line 133 "cue_reward_rnn.cu"
 }
 
 // output value  = h2v(hn)
@@ -149,7 +152,7 @@ template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 153 "cue_reward_rnn.cu"
+#line 156 "cue_reward_rnn.cu"
 }
 
 // output logits = h2o(hn)
@@ -165,12 +168,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 2; j += nthreads) {
+      const T v11 = t11[j];
+      const T v12 = h2o_bias[j];
 #line 14 "examples/cue_reward/rnn.dopa"
-      const T v13 = t11[j] + h2o_bias[j];
+      const T v13 = v11 + v12;
       out_logits[j] = v13;
     }
   }
-#line 174 "cue_reward_rnn.cu"
+#line 179 "cue_reward_rnn.cu"
 }
 
 // output value  = h2v(hn)
@@ -186,12 +191,14 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v15 = t15[0];
+      const T v16 = h2v_bias[0];
 #line 15 "examples/cue_reward/rnn.dopa"
-      const T v17 = t15[0] + h2v_bias[0];
+      const T v17 = v15 + v16;
       out_value[0] = v17;
     }
   }
-#line 195 "cue_reward_rnn.cu"
+#line 202 "cue_reward_rnn.cu"
 }
 
 /// One forward step of CueRewardRNN for the whole batch: block b runs batch element b.
@@ -258,7 +265,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t23[c] = acc;
   }
-#line 262 "cue_reward_rnn.cu"
+#line 269 "cue_reward_rnn.cu"
 }
 
 // output logits = h2o(hn)
@@ -279,7 +286,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t27[c] = acc;
   }
-#line 283 "cue_reward_rnn.cu"
+#line 290 "cue_reward_rnn.cu"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -305,19 +312,24 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v20 = d_h_next[j];
+      const T v23 = t23[j];
 #line 12 "examples/cue_reward/rnn.dopa"
-      const T v24 = d_h_next[j] + t23[j];
-      const T v28 = v24 + t27[j];
-      const T v30 = t9_hn[j] * t9_hn[j];
+      const T v24 = v20 + v23;
+      const T v27 = t27[j];
+      const T v28 = v24 + v27;
+      const T v9 = t9_hn[j];
+      const T v30 = v9 * v9;
       const T v31 = T(1.0) - v30;
       const T v32 = v28 * v31;
       t32[j] = v32;
       atomicAdd(&d_i2h_bias[j], v32);
-      record2[j] = h[j];
-      record4[j] = t9_hn[j];
+      const T v6 = h[j];
+      record2[j] = v6;
+      record4[j] = v9;
     }
   }
-#line 321 "cue_reward_rnn.cu"
+#line 333 "cue_reward_rnn.cu"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -338,7 +350,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       acc += t32[k] * w[k * 200 + c];
     d_h[c] = acc;
   }
-#line 342 "cue_reward_rnn.cu"
+#line 354 "cue_reward_rnn.cu"
 }
 
 // backward stage 4: fused loop nest over [27]
@@ -351,7 +363,8 @@ template <class T> __device__ __forceinline__ void backward_record_x(const dopa:
   (void)nthreads;
   {
     for (int j = tid; j < 27; j += nthreads) {
-      record1[j] = x[j];
+      const T v36 = x[j];
+      record1[j] = v36;
     }
   }
 }
@@ -369,8 +382,9 @@ __device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 2; j += nthreads) {
-      record3[j] = d_out_logits[j];
-      atomicAdd(&d_h2o_bias[j], d_out_logits[j]);
+      const T v18 = d_out_logits[j];
+      record3[j] = v18;
+      atomicAdd(&d_h2o_bias[j], v18);
     }
   }
 }
@@ -388,8 +402,9 @@ __device__ __forceinline__ void backward_grad_h2v_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-      record5[0] = d_out_value[0];
-      atomicAdd(&d_h2v_bias[0], d_out_value[0]);
+      const T v19 = d_out_value[0];
+      record5[0] = v19;
+      atomicAdd(&d_h2v_bias[0], v19);
     }
   }
 }

@@ -209,26 +209,43 @@ template <class T> static void forward_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t49 = a.saved + 1872;                     // [206]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
+    const T v35 = t35[j];
+    const T v36 = l1_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v41 = t39[j] + l1_h2c_bias[j];
+    const T v37 = v35 + v36;
+    const T v39 = t39[j];
+    const T v40 = l1_h2c_bias[j];
+    const T v41 = v39 + v40;
     const T v42 = v37 + v41;
     const T v43 = simdTanh(v42);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -243,26 +260,43 @@ template <class T> static void forward_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
   }
 #pragma omp simd
   for (int j = 192; j < 206; ++j) {
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
+    const T v35 = t35[j];
+    const T v36 = l1_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v41 = t39[j] + l1_h2c_bias[j];
+    const T v37 = v35 + v36;
+    const T v39 = t39[j];
+    const T v40 = l1_h2c_bias[j];
+    const T v41 = v39 + v40;
     const T v42 = v37 + v41;
     const T v43 = simdTanh(v42);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -275,7 +309,7 @@ template <class T> static void forward_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
     l1_c_next[j] = v47;
     saved_t49[j] = v49;
   }
-#line 279 "lm_basic_lstm.cpp"
+#line 313 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -289,7 +323,7 @@ template <class T> static void forward_saved_x2f_10(const dopa::StepArgs<T> &a) 
 #line 44 "examples/lm/basic_lstm.dopa"
   Vec<T>(t51, 206).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 293 "lm_basic_lstm.cpp"
+#line 327 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -302,7 +336,7 @@ template <class T> static void forward_saved_h2f_11(const dopa::StepArgs<T> &a) 
   T *__restrict t56 = a.saved + 2288;                               // [206]
 #line 44 "examples/lm/basic_lstm.dopa"
   Vec<T>(t56, 206).noalias() = ConstRowMat<T>(l2_h2f_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 306 "lm_basic_lstm.cpp"
+#line 340 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -316,7 +350,7 @@ template <class T> static void forward_saved_x2i_12(const dopa::StepArgs<T> &a) 
 #line 45 "examples/lm/basic_lstm.dopa"
   Vec<T>(t62, 206).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 320 "lm_basic_lstm.cpp"
+#line 354 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -329,7 +363,7 @@ template <class T> static void forward_saved_h2i_13(const dopa::StepArgs<T> &a) 
   T *__restrict t66 = a.saved + 2704;                               // [206]
 #line 45 "examples/lm/basic_lstm.dopa"
   Vec<T>(t66, 206).noalias() = ConstRowMat<T>(l2_h2i_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 333 "lm_basic_lstm.cpp"
+#line 367 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -343,7 +377,7 @@ template <class T> static void forward_saved_x2o_14(const dopa::StepArgs<T> &a) 
 #line 46 "examples/lm/basic_lstm.dopa"
   Vec<T>(t72, 206).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 347 "lm_basic_lstm.cpp"
+#line 381 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -356,7 +390,7 @@ template <class T> static void forward_saved_h2o_15(const dopa::StepArgs<T> &a) 
   T *__restrict t76 = a.saved + 3120;                               // [206]
 #line 46 "examples/lm/basic_lstm.dopa"
   Vec<T>(t76, 206).noalias() = ConstRowMat<T>(l2_h2o_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 360 "lm_basic_lstm.cpp"
+#line 394 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -370,7 +404,7 @@ template <class T> static void forward_saved_x2c_16(const dopa::StepArgs<T> &a) 
 #line 47 "examples/lm/basic_lstm.dopa"
   Vec<T>(t82, 206).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 374 "lm_basic_lstm.cpp"
+#line 408 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -383,7 +417,7 @@ template <class T> static void forward_saved_h2c_17(const dopa::StepArgs<T> &a) 
   T *__restrict t86 = a.saved + 3536;                               // [206]
 #line 47 "examples/lm/basic_lstm.dopa"
   Vec<T>(t86, 206).noalias() = ConstRowMat<T>(l2_h2c_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 387 "lm_basic_lstm.cpp"
+#line 421 "lm_basic_lstm.cpp"
 }
 
 // cn = f * c + i * g
@@ -416,26 +450,43 @@ template <class T> static void forward_l2_h_l2_c_logits(const dopa::StepArgs<T> 
   T *__restrict readout_in_logits = a.outputs[0];               // [206]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v72 = t72[j];
+    const T v73 = l2_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-    const T v74 = t72[j] + l2_x2o_bias[j];
-    const T v78 = t76[j] + l2_h2o_bias[j];
+    const T v74 = v72 + v73;
+    const T v76 = t76[j];
+    const T v77 = l2_h2o_bias[j];
+    const T v78 = v76 + v77;
     const T v79 = v74 + v78;
     const T v80 = T(1) / (T(1) + simdExp(-v79));
+    const T v51 = t51[j];
+    const T v52 = l2_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v53 = t51[j] + l2_x2f_bias[j];
-    const T v58 = t56[j] + l2_h2f_bias[j];
+    const T v53 = v51 + v52;
+    const T v56 = t56[j];
+    const T v57 = l2_h2f_bias[j];
+    const T v58 = v56 + v57;
     const T v59 = v53 + v58;
     const T v60 = T(1) / (T(1) + simdExp(-v59));
+    const T v91 = l2_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v92 = v60 * l2_c[j];
+    const T v92 = v60 * v91;
+    const T v62 = t62[j];
+    const T v63 = l2_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-    const T v64 = t62[j] + l2_x2i_bias[j];
-    const T v68 = t66[j] + l2_h2i_bias[j];
+    const T v64 = v62 + v63;
+    const T v66 = t66[j];
+    const T v67 = l2_h2i_bias[j];
+    const T v68 = v66 + v67;
     const T v69 = v64 + v68;
     const T v70 = T(1) / (T(1) + simdExp(-v69));
+    const T v82 = t82[j];
+    const T v83 = l2_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-    const T v84 = t82[j] + l2_x2c_bias[j];
-    const T v88 = t86[j] + l2_h2c_bias[j];
+    const T v84 = v82 + v83;
+    const T v86 = t86[j];
+    const T v87 = l2_h2c_bias[j];
+    const T v88 = v86 + v87;
     const T v89 = v84 + v88;
     const T v90 = simdTanh(v89);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -450,26 +501,43 @@ template <class T> static void forward_l2_h_l2_c_logits(const dopa::StepArgs<T> 
   }
 #pragma omp simd
   for (int j = 192; j < 206; ++j) {
+    const T v72 = t72[j];
+    const T v73 = l2_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-    const T v74 = t72[j] + l2_x2o_bias[j];
-    const T v78 = t76[j] + l2_h2o_bias[j];
+    const T v74 = v72 + v73;
+    const T v76 = t76[j];
+    const T v77 = l2_h2o_bias[j];
+    const T v78 = v76 + v77;
     const T v79 = v74 + v78;
     const T v80 = T(1) / (T(1) + simdExp(-v79));
+    const T v51 = t51[j];
+    const T v52 = l2_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v53 = t51[j] + l2_x2f_bias[j];
-    const T v58 = t56[j] + l2_h2f_bias[j];
+    const T v53 = v51 + v52;
+    const T v56 = t56[j];
+    const T v57 = l2_h2f_bias[j];
+    const T v58 = v56 + v57;
     const T v59 = v53 + v58;
     const T v60 = T(1) / (T(1) + simdExp(-v59));
+    const T v91 = l2_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v92 = v60 * l2_c[j];
+    const T v92 = v60 * v91;
+    const T v62 = t62[j];
+    const T v63 = l2_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-    const T v64 = t62[j] + l2_x2i_bias[j];
-    const T v68 = t66[j] + l2_h2i_bias[j];
+    const T v64 = v62 + v63;
+    const T v66 = t66[j];
+    const T v67 = l2_h2i_bias[j];
+    const T v68 = v66 + v67;
     const T v69 = v64 + v68;
     const T v70 = T(1) / (T(1) + simdExp(-v69));
+    const T v82 = t82[j];
+    const T v83 = l2_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-    const T v84 = t82[j] + l2_x2c_bias[j];
-    const T v88 = t86[j] + l2_h2c_bias[j];
+    const T v84 = v82 + v83;
+    const T v86 = t86[j];
+    const T v87 = l2_h2c_bias[j];
+    const T v88 = v86 + v87;
     const T v89 = v84 + v88;
     const T v90 = simdTanh(v89);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -482,7 +550,7 @@ template <class T> static void forward_l2_h_l2_c_logits(const dopa::StepArgs<T> 
     l2_c_next[j] = v94;
     readout_in_logits[j] = v96;
   }
-#line 486 "lm_basic_lstm.cpp"
+#line 554 "lm_basic_lstm.cpp"
 }
 
 /// One forward step of BasicLSTMLM for one batch element.
@@ -579,30 +647,50 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_h2c_bias = a.grads + kParamL2H2cBias;      // [206]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v102 = d_l2_c_next[j];
+    const T v97 = d_readout_in_logits[j];
+    const T v100 = d_l2_h_next[j];
 #line 49 "examples/lm/basic_lstm.dopa"
-    const T v101 = d_readout_in_logits[j] + d_l2_h_next[j];
+    const T v101 = v97 + v100;
+    const T v72 = t72[j];
+    const T v73 = l2_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-    const T v74 = t72[j] + l2_x2o_bias[j];
-    const T v78 = t76[j] + l2_h2o_bias[j];
+    const T v74 = v72 + v73;
+    const T v76 = t76[j];
+    const T v77 = l2_h2o_bias[j];
+    const T v78 = v76 + v77;
     const T v79 = v74 + v78;
     const T v80 = T(1) / (T(1) + simdExp(-v79));
 #line 49 "examples/lm/basic_lstm.dopa"
     const T v104 = v101 * v80;
+    const T v51 = t51[j];
+    const T v52 = l2_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v53 = t51[j] + l2_x2f_bias[j];
-    const T v58 = t56[j] + l2_h2f_bias[j];
+    const T v53 = v51 + v52;
+    const T v56 = t56[j];
+    const T v57 = l2_h2f_bias[j];
+    const T v58 = v56 + v57;
     const T v59 = v53 + v58;
     const T v60 = T(1) / (T(1) + simdExp(-v59));
+    const T v91 = l2_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v92 = v60 * l2_c[j];
+    const T v92 = v60 * v91;
+    const T v62 = t62[j];
+    const T v63 = l2_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-    const T v64 = t62[j] + l2_x2i_bias[j];
-    const T v68 = t66[j] + l2_h2i_bias[j];
+    const T v64 = v62 + v63;
+    const T v66 = t66[j];
+    const T v67 = l2_h2i_bias[j];
+    const T v68 = v66 + v67;
     const T v69 = v64 + v68;
     const T v70 = T(1) / (T(1) + simdExp(-v69));
+    const T v82 = t82[j];
+    const T v83 = l2_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-    const T v84 = t82[j] + l2_x2c_bias[j];
-    const T v88 = t86[j] + l2_h2c_bias[j];
+    const T v84 = v82 + v83;
+    const T v86 = t86[j];
+    const T v87 = l2_h2c_bias[j];
+    const T v88 = v86 + v87;
     const T v89 = v84 + v88;
     const T v90 = simdTanh(v89);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -614,7 +702,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v107 = T(1.0) - v106;
     const T v108 = v104 * v107;
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v109 = d_l2_c_next[j] + v108;
+    const T v109 = v102 + v108;
     const T v111 = v109 * v70;
 #line 47 "examples/lm/basic_lstm.dopa"
     const T v114 = v90 * v90;
@@ -636,7 +724,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v137 = v110 * v136;
     t137[j] = v137;
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v112 = v109 * l2_c[j];
+    const T v112 = v109 * v91;
 #line 44 "examples/lm/basic_lstm.dopa"
     const T v146 = T(1.0) - v60;
     const T v147 = v60 * v146;
@@ -645,12 +733,16 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 #line 48 "examples/lm/basic_lstm.dopa"
     const T v113 = v109 * v60;
     d_l2_c[j] = v113;
-    record1[j] = t2[j];
-    record2[j] = l1_h[j];
-    record7[j] = t49_l1_hn[j];
+    const T v2 = t2[j];
+    record1[j] = v2;
+    const T v7 = l1_h[j];
+    record2[j] = v7;
+    const T v49 = t49_l1_hn[j];
+    record7[j] = v49;
 #line 44 "examples/lm/basic_lstm.dopa"
     d_l2_x2f_bias[j] += v148;
-    record8[j] = l2_h[j];
+    const T v54 = l2_h[j];
+    record8[j] = v54;
     d_l2_h2f_bias[j] += v148;
 #line 45 "examples/lm/basic_lstm.dopa"
     d_l2_x2i_bias[j] += v137;
@@ -664,30 +756,50 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   }
 #pragma omp simd
   for (int j = 192; j < 206; ++j) {
+    const T v102 = d_l2_c_next[j];
+    const T v97 = d_readout_in_logits[j];
+    const T v100 = d_l2_h_next[j];
 #line 49 "examples/lm/basic_lstm.dopa"
-    const T v101 = d_readout_in_logits[j] + d_l2_h_next[j];
+    const T v101 = v97 + v100;
+    const T v72 = t72[j];
+    const T v73 = l2_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-    const T v74 = t72[j] + l2_x2o_bias[j];
-    const T v78 = t76[j] + l2_h2o_bias[j];
+    const T v74 = v72 + v73;
+    const T v76 = t76[j];
+    const T v77 = l2_h2o_bias[j];
+    const T v78 = v76 + v77;
     const T v79 = v74 + v78;
     const T v80 = T(1) / (T(1) + simdExp(-v79));
 #line 49 "examples/lm/basic_lstm.dopa"
     const T v104 = v101 * v80;
+    const T v51 = t51[j];
+    const T v52 = l2_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v53 = t51[j] + l2_x2f_bias[j];
-    const T v58 = t56[j] + l2_h2f_bias[j];
+    const T v53 = v51 + v52;
+    const T v56 = t56[j];
+    const T v57 = l2_h2f_bias[j];
+    const T v58 = v56 + v57;
     const T v59 = v53 + v58;
     const T v60 = T(1) / (T(1) + simdExp(-v59));
+    const T v91 = l2_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v92 = v60 * l2_c[j];
+    const T v92 = v60 * v91;
+    const T v62 = t62[j];
+    const T v63 = l2_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-    const T v64 = t62[j] + l2_x2i_bias[j];
-    const T v68 = t66[j] + l2_h2i_bias[j];
+    const T v64 = v62 + v63;
+    const T v66 = t66[j];
+    const T v67 = l2_h2i_bias[j];
+    const T v68 = v66 + v67;
     const T v69 = v64 + v68;
     const T v70 = T(1) / (T(1) + simdExp(-v69));
+    const T v82 = t82[j];
+    const T v83 = l2_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-    const T v84 = t82[j] + l2_x2c_bias[j];
-    const T v88 = t86[j] + l2_h2c_bias[j];
+    const T v84 = v82 + v83;
+    const T v86 = t86[j];
+    const T v87 = l2_h2c_bias[j];
+    const T v88 = v86 + v87;
     const T v89 = v84 + v88;
     const T v90 = simdTanh(v89);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -699,7 +811,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v107 = T(1.0) - v106;
     const T v108 = v104 * v107;
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v109 = d_l2_c_next[j] + v108;
+    const T v109 = v102 + v108;
     const T v111 = v109 * v70;
 #line 47 "examples/lm/basic_lstm.dopa"
     const T v114 = v90 * v90;
@@ -721,7 +833,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v137 = v110 * v136;
     t137[j] = v137;
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v112 = v109 * l2_c[j];
+    const T v112 = v109 * v91;
 #line 44 "examples/lm/basic_lstm.dopa"
     const T v146 = T(1.0) - v60;
     const T v147 = v60 * v146;
@@ -730,12 +842,16 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 #line 48 "examples/lm/basic_lstm.dopa"
     const T v113 = v109 * v60;
     d_l2_c[j] = v113;
-    record1[j] = t2[j];
-    record2[j] = l1_h[j];
-    record7[j] = t49_l1_hn[j];
+    const T v2 = t2[j];
+    record1[j] = v2;
+    const T v7 = l1_h[j];
+    record2[j] = v7;
+    const T v49 = t49_l1_hn[j];
+    record7[j] = v49;
 #line 44 "examples/lm/basic_lstm.dopa"
     d_l2_x2f_bias[j] += v148;
-    record8[j] = l2_h[j];
+    const T v54 = l2_h[j];
+    record8[j] = v54;
     d_l2_h2f_bias[j] += v148;
 #line 45 "examples/lm/basic_lstm.dopa"
     d_l2_x2i_bias[j] += v137;
@@ -747,7 +863,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     d_l2_x2c_bias[j] += v116;
     d_l2_h2c_bias[j] += v116;
   }
-#line 751 "lm_basic_lstm.cpp"
+#line 867 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -761,7 +877,7 @@ template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t119, 206).noalias() =
       ConstRowVec<T>(t116, 206) * ConstRowMat<T>(l2_h2c_weight, 206, 206);
-#line 765 "lm_basic_lstm.cpp"
+#line 881 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -775,7 +891,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t122, 206).noalias() =
       ConstRowVec<T>(t116, 206) * ConstRowMat<T>(l2_x2c_weight, 206, 206);
-#line 779 "lm_basic_lstm.cpp"
+#line 895 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -789,7 +905,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t129, 206).noalias() =
       ConstRowVec<T>(t126, 206) * ConstRowMat<T>(l2_h2o_weight, 206, 206);
-#line 793 "lm_basic_lstm.cpp"
+#line 909 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -803,7 +919,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t133, 206).noalias() =
       ConstRowVec<T>(t126, 206) * ConstRowMat<T>(l2_x2o_weight, 206, 206);
-#line 807 "lm_basic_lstm.cpp"
+#line 923 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -817,7 +933,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t140, 206).noalias() =
       ConstRowVec<T>(t137, 206) * ConstRowMat<T>(l2_h2i_weight, 206, 206);
-#line 821 "lm_basic_lstm.cpp"
+#line 937 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -831,7 +947,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t144, 206).noalias() =
       ConstRowVec<T>(t137, 206) * ConstRowMat<T>(l2_x2i_weight, 206, 206);
-#line 835 "lm_basic_lstm.cpp"
+#line 951 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -845,7 +961,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t151, 206).noalias() =
       ConstRowVec<T>(t148, 206) * ConstRowMat<T>(l2_h2f_weight, 206, 206);
-#line 849 "lm_basic_lstm.cpp"
+#line 965 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -859,7 +975,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t155, 206).noalias() =
       ConstRowVec<T>(t148, 206) * ConstRowMat<T>(l2_x2f_weight, 206, 206);
-#line 863 "lm_basic_lstm.cpp"
+#line 979 "lm_basic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -929,33 +1045,56 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [206]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v99 = d_l1_c_next[j];
+    const T v98 = d_l1_h_next[j];
+    const T v122 = t122[j];
 #line 49 "examples/lm/basic_lstm.dopa"
-    const T v123 = d_l1_h_next[j] + t122[j];
-    const T v134 = v123 + t133[j];
-    const T v145 = v134 + t144[j];
-    const T v156 = v145 + t155[j];
+    const T v123 = v98 + v122;
+    const T v133 = t133[j];
+    const T v134 = v123 + v133;
+    const T v144 = t144[j];
+    const T v145 = v134 + v144;
+    const T v155 = t155[j];
+    const T v156 = v145 + v155;
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
 #line 49 "examples/lm/basic_lstm.dopa"
     const T v158 = v156 * v33;
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
+    const T v35 = t35[j];
+    const T v36 = l1_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v41 = t39[j] + l1_h2c_bias[j];
+    const T v37 = v35 + v36;
+    const T v39 = t39[j];
+    const T v40 = l1_h2c_bias[j];
+    const T v41 = v39 + v40;
     const T v42 = v37 + v41;
     const T v43 = simdTanh(v42);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -967,7 +1106,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v160 = T(1.0) - v159;
     const T v161 = v158 * v160;
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v162 = d_l1_c_next[j] + v161;
+    const T v162 = v99 + v161;
     const T v164 = v162 * v23;
 #line 47 "examples/lm/basic_lstm.dopa"
     const T v167 = v43 * v43;
@@ -989,7 +1128,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v189 = v163 * v188;
     t189[j] = v189;
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v165 = v162 * l1_c[j];
+    const T v165 = v162 * v44;
 #line 44 "examples/lm/basic_lstm.dopa"
     const T v198 = T(1.0) - v13;
     const T v199 = v13 * v198;
@@ -998,10 +1137,14 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 #line 48 "examples/lm/basic_lstm.dopa"
     const T v166 = v162 * v13;
     d_l1_c[j] = v166;
+    const T v119 = t119[j];
+    const T v129 = t129[j];
 #line 33 "examples/lm/basic_lstm.dopa"
-    const T v130 = t119[j] + t129[j];
-    const T v141 = v130 + t140[j];
-    const T v152 = v141 + t151[j];
+    const T v130 = v119 + v129;
+    const T v140 = t140[j];
+    const T v141 = v130 + v140;
+    const T v151 = t151[j];
+    const T v152 = v141 + v151;
     d_l2_h[j] = v152;
 #line 44 "examples/lm/basic_lstm.dopa"
     d_l1_x2f_bias[j] += v200;
@@ -1018,33 +1161,56 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   }
 #pragma omp simd
   for (int j = 192; j < 206; ++j) {
+    const T v99 = d_l1_c_next[j];
+    const T v98 = d_l1_h_next[j];
+    const T v122 = t122[j];
 #line 49 "examples/lm/basic_lstm.dopa"
-    const T v123 = d_l1_h_next[j] + t122[j];
-    const T v134 = v123 + t133[j];
-    const T v145 = v134 + t144[j];
-    const T v156 = v145 + t155[j];
+    const T v123 = v98 + v122;
+    const T v133 = t133[j];
+    const T v134 = v123 + v133;
+    const T v144 = t144[j];
+    const T v145 = v134 + v144;
+    const T v155 = t155[j];
+    const T v156 = v145 + v155;
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
 #line 49 "examples/lm/basic_lstm.dopa"
     const T v158 = v156 * v33;
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
+    const T v35 = t35[j];
+    const T v36 = l1_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v41 = t39[j] + l1_h2c_bias[j];
+    const T v37 = v35 + v36;
+    const T v39 = t39[j];
+    const T v40 = l1_h2c_bias[j];
+    const T v41 = v39 + v40;
     const T v42 = v37 + v41;
     const T v43 = simdTanh(v42);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -1056,7 +1222,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v160 = T(1.0) - v159;
     const T v161 = v158 * v160;
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v162 = d_l1_c_next[j] + v161;
+    const T v162 = v99 + v161;
     const T v164 = v162 * v23;
 #line 47 "examples/lm/basic_lstm.dopa"
     const T v167 = v43 * v43;
@@ -1078,7 +1244,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v189 = v163 * v188;
     t189[j] = v189;
 #line 48 "examples/lm/basic_lstm.dopa"
-    const T v165 = v162 * l1_c[j];
+    const T v165 = v162 * v44;
 #line 44 "examples/lm/basic_lstm.dopa"
     const T v198 = T(1.0) - v13;
     const T v199 = v13 * v198;
@@ -1087,10 +1253,14 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 #line 48 "examples/lm/basic_lstm.dopa"
     const T v166 = v162 * v13;
     d_l1_c[j] = v166;
+    const T v119 = t119[j];
+    const T v129 = t129[j];
 #line 33 "examples/lm/basic_lstm.dopa"
-    const T v130 = t119[j] + t129[j];
-    const T v141 = v130 + t140[j];
-    const T v152 = v141 + t151[j];
+    const T v130 = v119 + v129;
+    const T v140 = t140[j];
+    const T v141 = v130 + v140;
+    const T v151 = t151[j];
+    const T v152 = v141 + v151;
     d_l2_h[j] = v152;
 #line 44 "examples/lm/basic_lstm.dopa"
     d_l1_x2f_bias[j] += v200;
@@ -1105,7 +1275,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     d_l1_x2c_bias[j] += v169;
     d_l1_h2c_bias[j] += v169;
   }
-#line 1109 "lm_basic_lstm.cpp"
+#line 1279 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1119,7 +1289,7 @@ template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t172, 206).noalias() =
       ConstRowVec<T>(t169, 206) * ConstRowMat<T>(l1_h2c_weight, 206, 206);
-#line 1123 "lm_basic_lstm.cpp"
+#line 1293 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1133,7 +1303,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t175, 206).noalias() =
       ConstRowVec<T>(t169, 206) * ConstRowMat<T>(l1_x2c_weight, 206, 206);
-#line 1137 "lm_basic_lstm.cpp"
+#line 1307 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1147,7 +1317,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t181, 206).noalias() =
       ConstRowVec<T>(t178, 206) * ConstRowMat<T>(l1_h2o_weight, 206, 206);
-#line 1151 "lm_basic_lstm.cpp"
+#line 1321 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1161,7 +1331,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t185, 206).noalias() =
       ConstRowVec<T>(t178, 206) * ConstRowMat<T>(l1_x2o_weight, 206, 206);
-#line 1165 "lm_basic_lstm.cpp"
+#line 1335 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1175,7 +1345,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t192, 206).noalias() =
       ConstRowVec<T>(t189, 206) * ConstRowMat<T>(l1_h2i_weight, 206, 206);
-#line 1179 "lm_basic_lstm.cpp"
+#line 1349 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1189,7 +1359,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t196, 206).noalias() =
       ConstRowVec<T>(t189, 206) * ConstRowMat<T>(l1_x2i_weight, 206, 206);
-#line 1193 "lm_basic_lstm.cpp"
+#line 1363 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1203,7 +1373,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t203, 206).noalias() =
       ConstRowVec<T>(t200, 206) * ConstRowMat<T>(l1_h2f_weight, 206, 206);
-#line 1207 "lm_basic_lstm.cpp"
+#line 1377 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1217,7 +1387,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t207, 206).noalias() =
       ConstRowVec<T>(t200, 206) * ConstRowMat<T>(l1_x2f_weight, 206, 206);
-#line 1221 "lm_basic_lstm.cpp"
+#line 1391 "lm_basic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1240,31 +1410,47 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v172 = t172[j];
+    const T v181 = t181[j];
 #line 33 "examples/lm/basic_lstm.dopa"
-    const T v182 = t172[j] + t181[j];
-    const T v193 = v182 + t192[j];
-    const T v204 = v193 + t203[j];
+    const T v182 = v172 + v181;
+    const T v192 = t192[j];
+    const T v193 = v182 + v192;
+    const T v203 = t203[j];
+    const T v204 = v193 + v203;
     d_l1_h[j] = v204;
+    const T v175 = t175[j];
+    const T v185 = t185[j];
 #line 23 "examples/lm/basic_lstm.dopa"
-    const T v186 = t175[j] + t185[j];
-    const T v197 = v186 + t196[j];
-    const T v208 = v197 + t207[j];
+    const T v186 = v175 + v185;
+    const T v196 = t196[j];
+    const T v197 = v186 + v196;
+    const T v207 = t207[j];
+    const T v208 = v197 + v207;
     d_enc_weight[int64_t(tok[0]) * 206 + j] += v208;
   }
 #pragma omp simd
   for (int j = 192; j < 206; ++j) {
+    const T v172 = t172[j];
+    const T v181 = t181[j];
 #line 33 "examples/lm/basic_lstm.dopa"
-    const T v182 = t172[j] + t181[j];
-    const T v193 = v182 + t192[j];
-    const T v204 = v193 + t203[j];
+    const T v182 = v172 + v181;
+    const T v192 = t192[j];
+    const T v193 = v182 + v192;
+    const T v203 = t203[j];
+    const T v204 = v193 + v203;
     d_l1_h[j] = v204;
+    const T v175 = t175[j];
+    const T v185 = t185[j];
 #line 23 "examples/lm/basic_lstm.dopa"
-    const T v186 = t175[j] + t185[j];
-    const T v197 = v186 + t196[j];
-    const T v208 = v197 + t207[j];
+    const T v186 = v175 + v185;
+    const T v196 = t196[j];
+    const T v197 = v186 + v196;
+    const T v207 = t207[j];
+    const T v208 = v197 + v207;
     d_enc_weight[int64_t(tok[0]) * 206 + j] += v208;
   }
-#line 1268 "lm_basic_lstm.cpp"
+#line 1454 "lm_basic_lstm.cpp"
 }
 
 /// One backward step of BasicLSTMLM for one batch element.

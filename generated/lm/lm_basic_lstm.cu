@@ -301,26 +301,43 @@ template <class T> __device__ __forceinline__ void forward_l1_hn_l1_c(const dopa
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
+      const T v25 = t25[j];
+      const T v26 = l1_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v27 = v25 + v26;
+      const T v29 = t29[j];
+      const T v30 = l1_h2o_bias[j];
+      const T v31 = v29 + v30;
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
+      const T v4 = t4[j];
+      const T v5 = l1_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
+      const T v6 = v4 + v5;
+      const T v9 = t9[j];
+      const T v10 = l1_h2f_bias[j];
+      const T v11 = v9 + v10;
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
+      const T v44 = l1_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-      const T v45 = v13 * l1_c[j];
+      const T v45 = v13 * v44;
+      const T v15 = t15[j];
+      const T v16 = l1_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v17 = v15 + v16;
+      const T v19 = t19[j];
+      const T v20 = l1_h2i_bias[j];
+      const T v21 = v19 + v20;
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
+      const T v35 = t35[j];
+      const T v36 = l1_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v41 = t39[j] + l1_h2c_bias[j];
+      const T v37 = v35 + v36;
+      const T v39 = t39[j];
+      const T v40 = l1_h2c_bias[j];
+      const T v41 = v39 + v40;
       const T v42 = v37 + v41;
       const T v43 = tanh(v42);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -334,7 +351,7 @@ template <class T> __device__ __forceinline__ void forward_l1_hn_l1_c(const dopa
       saved_t49[j] = v49;
     }
   }
-#line 338 "lm_basic_lstm.cu"
+#line 355 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -358,7 +375,7 @@ __device__ __forceinline__ void forward_saved_x2f_10(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t51[r] = acc;
   }
-#line 362 "lm_basic_lstm.cu"
+#line 379 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -382,7 +399,7 @@ __device__ __forceinline__ void forward_saved_h2f_11(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t56[r] = acc;
   }
-#line 386 "lm_basic_lstm.cu"
+#line 403 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -406,7 +423,7 @@ __device__ __forceinline__ void forward_saved_x2i_12(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t62[r] = acc;
   }
-#line 410 "lm_basic_lstm.cu"
+#line 427 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -430,7 +447,7 @@ __device__ __forceinline__ void forward_saved_h2i_13(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t66[r] = acc;
   }
-#line 434 "lm_basic_lstm.cu"
+#line 451 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -454,7 +471,7 @@ __device__ __forceinline__ void forward_saved_x2o_14(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t72[r] = acc;
   }
-#line 458 "lm_basic_lstm.cu"
+#line 475 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -478,7 +495,7 @@ __device__ __forceinline__ void forward_saved_h2o_15(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t76[r] = acc;
   }
-#line 482 "lm_basic_lstm.cu"
+#line 499 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -502,7 +519,7 @@ __device__ __forceinline__ void forward_saved_x2c_16(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t82[r] = acc;
   }
-#line 506 "lm_basic_lstm.cu"
+#line 523 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -526,7 +543,7 @@ __device__ __forceinline__ void forward_saved_h2c_17(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t86[r] = acc;
   }
-#line 530 "lm_basic_lstm.cu"
+#line 547 "lm_basic_lstm.cu"
 }
 
 // cn = f * c + i * g
@@ -562,26 +579,43 @@ template <class T> __device__ __forceinline__ void forward_l2_hn_l2_c(const dopa
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
+      const T v72 = t72[j];
+      const T v73 = l2_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-      const T v74 = t72[j] + l2_x2o_bias[j];
-      const T v78 = t76[j] + l2_h2o_bias[j];
+      const T v74 = v72 + v73;
+      const T v76 = t76[j];
+      const T v77 = l2_h2o_bias[j];
+      const T v78 = v76 + v77;
       const T v79 = v74 + v78;
       const T v80 = T(1) / (T(1) + exp(-v79));
+      const T v51 = t51[j];
+      const T v52 = l2_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-      const T v53 = t51[j] + l2_x2f_bias[j];
-      const T v58 = t56[j] + l2_h2f_bias[j];
+      const T v53 = v51 + v52;
+      const T v56 = t56[j];
+      const T v57 = l2_h2f_bias[j];
+      const T v58 = v56 + v57;
       const T v59 = v53 + v58;
       const T v60 = T(1) / (T(1) + exp(-v59));
+      const T v91 = l2_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-      const T v92 = v60 * l2_c[j];
+      const T v92 = v60 * v91;
+      const T v62 = t62[j];
+      const T v63 = l2_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-      const T v64 = t62[j] + l2_x2i_bias[j];
-      const T v68 = t66[j] + l2_h2i_bias[j];
+      const T v64 = v62 + v63;
+      const T v66 = t66[j];
+      const T v67 = l2_h2i_bias[j];
+      const T v68 = v66 + v67;
       const T v69 = v64 + v68;
       const T v70 = T(1) / (T(1) + exp(-v69));
+      const T v82 = t82[j];
+      const T v83 = l2_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-      const T v84 = t82[j] + l2_x2c_bias[j];
-      const T v88 = t86[j] + l2_h2c_bias[j];
+      const T v84 = v82 + v83;
+      const T v86 = t86[j];
+      const T v87 = l2_h2c_bias[j];
+      const T v88 = v86 + v87;
       const T v89 = v84 + v88;
       const T v90 = tanh(v89);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -595,7 +629,7 @@ template <class T> __device__ __forceinline__ void forward_l2_hn_l2_c(const dopa
       saved_t96[j] = v96;
     }
   }
-#line 599 "lm_basic_lstm.cu"
+#line 633 "lm_basic_lstm.cu"
 }
 
 // output logits = dec(y2)
@@ -618,7 +652,7 @@ template <class T> __device__ __forceinline__ void forward_dec(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t98[r] = acc;
   }
-#line 622 "lm_basic_lstm.cu"
+#line 656 "lm_basic_lstm.cu"
 }
 
 // output logits = dec(y2)
@@ -634,12 +668,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
+      const T v98 = t98[j];
+      const T v99 = dec_bias[j];
 #line 25 "examples/lm/basic_lstm.dopa"
-      const T v100 = t98[j] + dec_bias[j];
+      const T v100 = v98 + v99;
       out_logits[j] = v100;
     }
   }
-#line 643 "lm_basic_lstm.cu"
+#line 679 "lm_basic_lstm.cu"
 }
 
 /// One forward step of BasicLSTMLM for the whole batch: block b runs batch element b.
@@ -735,7 +771,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 206 + c];
     t108[c] = acc;
   }
-#line 739 "lm_basic_lstm.cu"
+#line 775 "lm_basic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -816,30 +852,50 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
+      const T v105 = d_l2_c_next[j];
+      const T v104 = d_l2_h_next[j];
+      const T v108 = t108[j];
 #line 49 "examples/lm/basic_lstm.dopa"
-      const T v109 = d_l2_h_next[j] + t108[j];
+      const T v109 = v104 + v108;
+      const T v72 = t72[j];
+      const T v73 = l2_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-      const T v74 = t72[j] + l2_x2o_bias[j];
-      const T v78 = t76[j] + l2_h2o_bias[j];
+      const T v74 = v72 + v73;
+      const T v76 = t76[j];
+      const T v77 = l2_h2o_bias[j];
+      const T v78 = v76 + v77;
       const T v79 = v74 + v78;
       const T v80 = T(1) / (T(1) + exp(-v79));
 #line 49 "examples/lm/basic_lstm.dopa"
       const T v111 = v109 * v80;
+      const T v51 = t51[j];
+      const T v52 = l2_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-      const T v53 = t51[j] + l2_x2f_bias[j];
-      const T v58 = t56[j] + l2_h2f_bias[j];
+      const T v53 = v51 + v52;
+      const T v56 = t56[j];
+      const T v57 = l2_h2f_bias[j];
+      const T v58 = v56 + v57;
       const T v59 = v53 + v58;
       const T v60 = T(1) / (T(1) + exp(-v59));
+      const T v91 = l2_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-      const T v92 = v60 * l2_c[j];
+      const T v92 = v60 * v91;
+      const T v62 = t62[j];
+      const T v63 = l2_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-      const T v64 = t62[j] + l2_x2i_bias[j];
-      const T v68 = t66[j] + l2_h2i_bias[j];
+      const T v64 = v62 + v63;
+      const T v66 = t66[j];
+      const T v67 = l2_h2i_bias[j];
+      const T v68 = v66 + v67;
       const T v69 = v64 + v68;
       const T v70 = T(1) / (T(1) + exp(-v69));
+      const T v82 = t82[j];
+      const T v83 = l2_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-      const T v84 = t82[j] + l2_x2c_bias[j];
-      const T v88 = t86[j] + l2_h2c_bias[j];
+      const T v84 = v82 + v83;
+      const T v86 = t86[j];
+      const T v87 = l2_h2c_bias[j];
+      const T v88 = v86 + v87;
       const T v89 = v84 + v88;
       const T v90 = tanh(v89);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -851,7 +907,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v114 = T(1.0) - v113;
       const T v115 = v111 * v114;
 #line 48 "examples/lm/basic_lstm.dopa"
-      const T v116 = d_l2_c_next[j] + v115;
+      const T v116 = v105 + v115;
       const T v118 = v116 * v70;
 #line 47 "examples/lm/basic_lstm.dopa"
       const T v121 = v90 * v90;
@@ -873,7 +929,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v144 = v117 * v143;
       t144[j] = v144;
 #line 48 "examples/lm/basic_lstm.dopa"
-      const T v119 = v116 * l2_c[j];
+      const T v119 = v116 * v91;
 #line 44 "examples/lm/basic_lstm.dopa"
       const T v153 = T(1.0) - v60;
       const T v154 = v60 * v153;
@@ -882,12 +938,16 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 #line 48 "examples/lm/basic_lstm.dopa"
       const T v120 = v116 * v60;
       d_l2_c[j] = v120;
-      record1[j] = t2[j];
-      record2[j] = l1_h[j];
-      record7[j] = t49_l1_hn[j];
+      const T v2 = t2[j];
+      record1[j] = v2;
+      const T v7 = l1_h[j];
+      record2[j] = v7;
+      const T v49 = t49_l1_hn[j];
+      record7[j] = v49;
 #line 44 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l2_x2f_bias[j], v155);
-      record8[j] = l2_h[j];
+      const T v54 = l2_h[j];
+      record8[j] = v54;
       atomicAdd(&d_l2_h2f_bias[j], v155);
 #line 45 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l2_x2i_bias[j], v144);
@@ -898,10 +958,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 #line 47 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l2_x2c_bias[j], v123);
       atomicAdd(&d_l2_h2c_bias[j], v123);
-      record13[j] = t96_l2_hn[j];
+      const T v96 = t96_l2_hn[j];
+      record13[j] = v96;
     }
   }
-#line 905 "lm_basic_lstm.cu"
+#line 966 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -922,7 +983,7 @@ template <class T> __device__ __forceinline__ void backward_h2c(const dopa::Step
       acc += t123[k] * l2_h2c_weight[k * 206 + c];
     t126[c] = acc;
   }
-#line 926 "lm_basic_lstm.cu"
+#line 987 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -943,7 +1004,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t123[k] * l2_x2c_weight[k * 206 + c];
     t129[c] = acc;
   }
-#line 947 "lm_basic_lstm.cu"
+#line 1008 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -964,7 +1025,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t133[k] * l2_h2o_weight[k * 206 + c];
     t136[c] = acc;
   }
-#line 968 "lm_basic_lstm.cu"
+#line 1029 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -985,7 +1046,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t133[k] * l2_x2o_weight[k * 206 + c];
     t140[c] = acc;
   }
-#line 989 "lm_basic_lstm.cu"
+#line 1050 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1006,7 +1067,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t144[k] * l2_h2i_weight[k * 206 + c];
     t147[c] = acc;
   }
-#line 1010 "lm_basic_lstm.cu"
+#line 1071 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1027,7 +1088,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t144[k] * l2_x2i_weight[k * 206 + c];
     t151[c] = acc;
   }
-#line 1031 "lm_basic_lstm.cu"
+#line 1092 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1048,7 +1109,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t155[k] * l2_h2f_weight[k * 206 + c];
     t158[c] = acc;
   }
-#line 1052 "lm_basic_lstm.cu"
+#line 1113 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1069,7 +1130,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t155[k] * l2_x2f_weight[k * 206 + c];
     t162[c] = acc;
   }
-#line 1073 "lm_basic_lstm.cu"
+#line 1134 "lm_basic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1143,33 +1204,56 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
+      const T v103 = d_l1_c_next[j];
+      const T v102 = d_l1_h_next[j];
+      const T v129 = t129[j];
 #line 49 "examples/lm/basic_lstm.dopa"
-      const T v130 = d_l1_h_next[j] + t129[j];
-      const T v141 = v130 + t140[j];
-      const T v152 = v141 + t151[j];
-      const T v163 = v152 + t162[j];
+      const T v130 = v102 + v129;
+      const T v140 = t140[j];
+      const T v141 = v130 + v140;
+      const T v151 = t151[j];
+      const T v152 = v141 + v151;
+      const T v162 = t162[j];
+      const T v163 = v152 + v162;
+      const T v25 = t25[j];
+      const T v26 = l1_x2o_bias[j];
 #line 46 "examples/lm/basic_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v27 = v25 + v26;
+      const T v29 = t29[j];
+      const T v30 = l1_h2o_bias[j];
+      const T v31 = v29 + v30;
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
 #line 49 "examples/lm/basic_lstm.dopa"
       const T v165 = v163 * v33;
+      const T v4 = t4[j];
+      const T v5 = l1_x2f_bias[j];
 #line 44 "examples/lm/basic_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
+      const T v6 = v4 + v5;
+      const T v9 = t9[j];
+      const T v10 = l1_h2f_bias[j];
+      const T v11 = v9 + v10;
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
+      const T v44 = l1_c[j];
 #line 48 "examples/lm/basic_lstm.dopa"
-      const T v45 = v13 * l1_c[j];
+      const T v45 = v13 * v44;
+      const T v15 = t15[j];
+      const T v16 = l1_x2i_bias[j];
 #line 45 "examples/lm/basic_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v17 = v15 + v16;
+      const T v19 = t19[j];
+      const T v20 = l1_h2i_bias[j];
+      const T v21 = v19 + v20;
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
+      const T v35 = t35[j];
+      const T v36 = l1_x2c_bias[j];
 #line 47 "examples/lm/basic_lstm.dopa"
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v41 = t39[j] + l1_h2c_bias[j];
+      const T v37 = v35 + v36;
+      const T v39 = t39[j];
+      const T v40 = l1_h2c_bias[j];
+      const T v41 = v39 + v40;
       const T v42 = v37 + v41;
       const T v43 = tanh(v42);
 #line 48 "examples/lm/basic_lstm.dopa"
@@ -1181,7 +1265,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v167 = T(1.0) - v166;
       const T v168 = v165 * v167;
 #line 48 "examples/lm/basic_lstm.dopa"
-      const T v169 = d_l1_c_next[j] + v168;
+      const T v169 = v103 + v168;
       const T v171 = v169 * v23;
 #line 47 "examples/lm/basic_lstm.dopa"
       const T v174 = v43 * v43;
@@ -1203,7 +1287,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v196 = v170 * v195;
       t196[j] = v196;
 #line 48 "examples/lm/basic_lstm.dopa"
-      const T v172 = v169 * l1_c[j];
+      const T v172 = v169 * v44;
 #line 44 "examples/lm/basic_lstm.dopa"
       const T v205 = T(1.0) - v13;
       const T v206 = v13 * v205;
@@ -1212,10 +1296,14 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 #line 48 "examples/lm/basic_lstm.dopa"
       const T v173 = v169 * v13;
       d_l1_c[j] = v173;
+      const T v126 = t126[j];
+      const T v136 = t136[j];
 #line 33 "examples/lm/basic_lstm.dopa"
-      const T v137 = t126[j] + t136[j];
-      const T v148 = v137 + t147[j];
-      const T v159 = v148 + t158[j];
+      const T v137 = v126 + v136;
+      const T v147 = t147[j];
+      const T v148 = v137 + v147;
+      const T v158 = t158[j];
+      const T v159 = v148 + v158;
       d_l2_h[j] = v159;
 #line 44 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l1_x2f_bias[j], v207);
@@ -1231,7 +1319,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_h2c_bias[j], v176);
     }
   }
-#line 1235 "lm_basic_lstm.cu"
+#line 1323 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1252,7 +1340,7 @@ template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::S
       acc += t176[k] * l1_h2c_weight[k * 206 + c];
     t179[c] = acc;
   }
-#line 1256 "lm_basic_lstm.cu"
+#line 1344 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1273,7 +1361,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::S
       acc += t176[k] * l1_x2c_weight[k * 206 + c];
     t182[c] = acc;
   }
-#line 1277 "lm_basic_lstm.cu"
+#line 1365 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1294,7 +1382,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::S
       acc += t185[k] * l1_h2o_weight[k * 206 + c];
     t188[c] = acc;
   }
-#line 1298 "lm_basic_lstm.cu"
+#line 1386 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1315,7 +1403,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::S
       acc += t185[k] * l1_x2o_weight[k * 206 + c];
     t192[c] = acc;
   }
-#line 1319 "lm_basic_lstm.cu"
+#line 1407 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1336,7 +1424,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::S
       acc += t196[k] * l1_h2i_weight[k * 206 + c];
     t199[c] = acc;
   }
-#line 1340 "lm_basic_lstm.cu"
+#line 1428 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1357,7 +1445,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::S
       acc += t196[k] * l1_x2i_weight[k * 206 + c];
     t203[c] = acc;
   }
-#line 1361 "lm_basic_lstm.cu"
+#line 1449 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1378,7 +1466,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::S
       acc += t207[k] * l1_h2f_weight[k * 206 + c];
     t210[c] = acc;
   }
-#line 1382 "lm_basic_lstm.cu"
+#line 1470 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1399,7 +1487,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
       acc += t207[k] * l1_x2f_weight[k * 206 + c];
     t214[c] = acc;
   }
-#line 1403 "lm_basic_lstm.cu"
+#line 1491 "lm_basic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1426,19 +1514,27 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
+      const T v179 = t179[j];
+      const T v188 = t188[j];
 #line 33 "examples/lm/basic_lstm.dopa"
-      const T v189 = t179[j] + t188[j];
-      const T v200 = v189 + t199[j];
-      const T v211 = v200 + t210[j];
+      const T v189 = v179 + v188;
+      const T v199 = t199[j];
+      const T v200 = v189 + v199;
+      const T v210 = t210[j];
+      const T v211 = v200 + v210;
       d_l1_h[j] = v211;
+      const T v182 = t182[j];
+      const T v192 = t192[j];
 #line 23 "examples/lm/basic_lstm.dopa"
-      const T v193 = t182[j] + t192[j];
-      const T v204 = v193 + t203[j];
-      const T v215 = v204 + t214[j];
+      const T v193 = v182 + v192;
+      const T v203 = t203[j];
+      const T v204 = v193 + v203;
+      const T v214 = t214[j];
+      const T v215 = v204 + v214;
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 206 + j], v215);
     }
   }
-#line 1442 "lm_basic_lstm.cu"
+#line 1538 "lm_basic_lstm.cu"
 }
 
 // backward stage 20: fused loop nest over [10000]
@@ -1454,8 +1550,9 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-      record12[j] = d_out_logits[j];
-      atomicAdd(&d_dec_bias[j], d_out_logits[j]);
+      const T v101 = d_out_logits[j];
+      record12[j] = v101;
+      atomicAdd(&d_dec_bias[j], v101);
     }
   }
 }

@@ -209,26 +209,42 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   T *__restrict saved_t49 = a.saved + 1664;                     // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v35 = t35[j];
+    const T v36 = l1_x2c_bias[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v42 = v37 + carried_0[j];
+    const T v37 = v35 + v36;
+    const T v41 = carried_0[j];
+    const T v42 = v37 + v41;
     const T v43 = simdTanh(v42);
     t43_l1_g[j] = v43;
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
@@ -243,26 +259,42 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v35 = t35[j];
+    const T v36 = l1_x2c_bias[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v42 = v37 + carried_0[j];
+    const T v37 = v35 + v36;
+    const T v41 = carried_0[j];
+    const T v42 = v37 + v41;
     const T v43 = simdTanh(v42);
     t43_l1_g[j] = v43;
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
@@ -275,7 +307,7 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
     l1_c_next[j] = v47;
     saved_t49[j] = v49;
   }
-#line 279 "lm_basic_modplast_lstm.cpp"
+#line 311 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -288,7 +320,7 @@ template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
   T *__restrict t51 = a.scratch + 208;                                  // [1]
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t51, 1).noalias() = ConstRowMat<T>(l1_h2mod_weight, 1, 200) * ConstVec<T>(l1_h, 200);
-#line 292 "lm_basic_modplast_lstm.cpp"
+#line 324 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -299,11 +331,13 @@ template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
   T *__restrict t51 = a.scratch + 208;                              // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
   T *__restrict t54_l1_M = a.saved + 1872;                          // [1] l1.M
+  const T v51 = t51[0];
+  const T v52 = l1_h2mod_bias[0];
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-  const T v53 = t51[0] + l1_h2mod_bias[0];
+  const T v53 = v51 + v52;
   const T v54 = simdTanh(v53);
   t54_l1_M[0] = v54;
-#line 307 "lm_basic_modplast_lstm.cpp"
+#line 341 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -317,7 +351,7 @@ template <class T> static void forward_saved_x2f_11(const dopa::StepArgs<T> &a) 
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t64, 200).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 321 "lm_basic_modplast_lstm.cpp"
+#line 355 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -330,7 +364,7 @@ template <class T> static void forward_saved_h2f_12(const dopa::StepArgs<T> &a) 
   T *__restrict t69 = a.saved + 2096;                               // [200]
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t69, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 334 "lm_basic_modplast_lstm.cpp"
+#line 368 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -344,7 +378,7 @@ template <class T> static void forward_saved_x2i_13(const dopa::StepArgs<T> &a) 
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t75, 200).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 348 "lm_basic_modplast_lstm.cpp"
+#line 382 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -357,7 +391,7 @@ template <class T> static void forward_saved_h2i_14(const dopa::StepArgs<T> &a) 
   T *__restrict t79 = a.saved + 2512;                               // [200]
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t79, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 361 "lm_basic_modplast_lstm.cpp"
+#line 395 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -371,7 +405,7 @@ template <class T> static void forward_saved_x2o_15(const dopa::StepArgs<T> &a) 
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t85, 200).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 375 "lm_basic_modplast_lstm.cpp"
+#line 409 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -384,7 +418,7 @@ template <class T> static void forward_saved_h2o_16(const dopa::StepArgs<T> &a) 
   T *__restrict t89 = a.saved + 2928;                               // [200]
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t89, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 388 "lm_basic_modplast_lstm.cpp"
+#line 422 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -398,7 +432,7 @@ template <class T> static void forward_x2c_17(const dopa::StepArgs<T> &a) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t95, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 402 "lm_basic_modplast_lstm.cpp"
+#line 436 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -435,26 +469,42 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
   T *__restrict saved_t109 = a.saved + 3344;                    // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v95 = t95[j];
+    const T v96 = l2_x2c_bias[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v97 = t95[j] + l2_x2c_bias[j];
-    const T v102 = v97 + carried_1[j];
+    const T v97 = v95 + v96;
+    const T v101 = carried_1[j];
+    const T v102 = v97 + v101;
     const T v103 = simdTanh(v102);
     t103_l2_g[j] = v103;
+    const T v85 = t85[j];
+    const T v86 = l2_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v87 = t85[j] + l2_x2o_bias[j];
-    const T v91 = t89[j] + l2_h2o_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2o_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
+    const T v64 = t64[j];
+    const T v65 = l2_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v66 = t64[j] + l2_x2f_bias[j];
-    const T v71 = t69[j] + l2_h2f_bias[j];
+    const T v66 = v64 + v65;
+    const T v69 = t69[j];
+    const T v70 = l2_h2f_bias[j];
+    const T v71 = v69 + v70;
     const T v72 = v66 + v71;
     const T v73 = T(1) / (T(1) + simdExp(-v72));
+    const T v104 = l2_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v105 = v73 * l2_c[j];
+    const T v105 = v73 * v104;
+    const T v75 = t75[j];
+    const T v76 = l2_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v77 = t75[j] + l2_x2i_bias[j];
-    const T v81 = t79[j] + l2_h2i_bias[j];
+    const T v77 = v75 + v76;
+    const T v79 = t79[j];
+    const T v80 = l2_h2i_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v77 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
@@ -470,26 +520,42 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v95 = t95[j];
+    const T v96 = l2_x2c_bias[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v97 = t95[j] + l2_x2c_bias[j];
-    const T v102 = v97 + carried_1[j];
+    const T v97 = v95 + v96;
+    const T v101 = carried_1[j];
+    const T v102 = v97 + v101;
     const T v103 = simdTanh(v102);
     t103_l2_g[j] = v103;
+    const T v85 = t85[j];
+    const T v86 = l2_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v87 = t85[j] + l2_x2o_bias[j];
-    const T v91 = t89[j] + l2_h2o_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2o_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
+    const T v64 = t64[j];
+    const T v65 = l2_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v66 = t64[j] + l2_x2f_bias[j];
-    const T v71 = t69[j] + l2_h2f_bias[j];
+    const T v66 = v64 + v65;
+    const T v69 = t69[j];
+    const T v70 = l2_h2f_bias[j];
+    const T v71 = v69 + v70;
     const T v72 = v66 + v71;
     const T v73 = T(1) / (T(1) + simdExp(-v72));
+    const T v104 = l2_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v105 = v73 * l2_c[j];
+    const T v105 = v73 * v104;
+    const T v75 = t75[j];
+    const T v76 = l2_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v77 = t75[j] + l2_x2i_bias[j];
-    const T v81 = t79[j] + l2_h2i_bias[j];
+    const T v77 = v75 + v76;
+    const T v79 = t79[j];
+    const T v80 = l2_h2i_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v77 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
@@ -503,7 +569,7 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
     readout_in_logits[j] = v109;
     saved_t109[j] = v109;
   }
-#line 507 "lm_basic_modplast_lstm.cpp"
+#line 573 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -516,7 +582,7 @@ template <class T> static void forward_h2mod_19(const dopa::StepArgs<T> &a) {
   T *__restrict t111 = a.scratch + 432;                                 // [1]
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t111, 1).noalias() = ConstRowMat<T>(l2_h2mod_weight, 1, 200) * ConstVec<T>(l2_h, 200);
-#line 520 "lm_basic_modplast_lstm.cpp"
+#line 586 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -527,11 +593,13 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   T *__restrict t111 = a.scratch + 432;                             // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
   T *__restrict t114_l2_M = a.saved + 3552;                         // [1] l2.M
+  const T v111 = t111[0];
+  const T v112 = l2_h2mod_bias[0];
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-  const T v113 = t111[0] + l2_h2mod_bias[0];
+  const T v113 = v111 + v112;
   const T v114 = simdTanh(v113);
   t114_l2_M[0] = v114;
-#line 535 "lm_basic_modplast_lstm.cpp"
+#line 603 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -567,60 +635,88 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   for (int i = 0; i < 200; ++i) {
     T acc123 = T(0);
     T acc126 = T(0);
+    const T v54 = t54_l1_M[0];
+    const T v43 = t43_l1_g[i];
+    const T v114 = t114_l2_M[0];
+    const T v103 = t103_l2_g[i];
 #pragma omp simd reduction(+ : acc123, acc126)
     for (int j = 0; j < 192; ++j) {
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v55 = l1_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v56 = l1_modfanout[i * 200 + j] * t54_l1_M[0];
-      const T v57 = t43_l1_g[i] * l1_h[j];
+      const T v56 = v55 * v54;
+      const T v7 = l1_h[j];
+      const T v57 = v43 * v7;
       const T v58 = v56 * v57;
-      const T v59 = l1_hebb[i * 200 + j] + v58;
+      const T v59 = v40 + v58;
       const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v121 = l1_alpha[i * 200 + j] * v62;
-      const T v122 = l1_w[i * 200 + j] + v121;
-      acc123 += v122 * l1_h_next[j];
+      const T v121 = v39 * v62;
+      const T v122 = v38 + v121;
+      const T v49 = l1_h_next[j];
+      acc123 += v122 * v49;
+      const T v98 = l2_w[i * 200 + j];
+      const T v99 = l2_alpha[i * 200 + j];
+      const T v100 = l2_hebb[i * 200 + j];
+      const T v115 = l2_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v116 = l2_modfanout[i * 200 + j] * t114_l2_M[0];
-      const T v117 = t103_l2_g[i] * l2_h[j];
+      const T v116 = v115 * v114;
+      const T v67 = l2_h[j];
+      const T v117 = v103 * v67;
       const T v118 = v116 * v117;
-      const T v119 = l2_hebb[i * 200 + j] + v118;
+      const T v119 = v100 + v118;
       const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v124 = l2_alpha[i * 200 + j] * v120;
-      const T v125 = l2_w[i * 200 + j] + v124;
-      acc126 += v125 * l2_h_next[j];
+      const T v124 = v99 * v120;
+      const T v125 = v98 + v124;
+      const T v109 = l2_h_next[j];
+      acc126 += v125 * v109;
       l1_hebb_next[i * 200 + j] = v62;
       l2_hebb_next[i * 200 + j] = v120;
     }
 #pragma omp simd reduction(+ : acc123, acc126)
     for (int j = 192; j < 200; ++j) {
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v55 = l1_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v56 = l1_modfanout[i * 200 + j] * t54_l1_M[0];
-      const T v57 = t43_l1_g[i] * l1_h[j];
+      const T v56 = v55 * v54;
+      const T v7 = l1_h[j];
+      const T v57 = v43 * v7;
       const T v58 = v56 * v57;
-      const T v59 = l1_hebb[i * 200 + j] + v58;
+      const T v59 = v40 + v58;
       const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v121 = l1_alpha[i * 200 + j] * v62;
-      const T v122 = l1_w[i * 200 + j] + v121;
-      acc123 += v122 * l1_h_next[j];
+      const T v121 = v39 * v62;
+      const T v122 = v38 + v121;
+      const T v49 = l1_h_next[j];
+      acc123 += v122 * v49;
+      const T v98 = l2_w[i * 200 + j];
+      const T v99 = l2_alpha[i * 200 + j];
+      const T v100 = l2_hebb[i * 200 + j];
+      const T v115 = l2_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v116 = l2_modfanout[i * 200 + j] * t114_l2_M[0];
-      const T v117 = t103_l2_g[i] * l2_h[j];
+      const T v116 = v115 * v114;
+      const T v67 = l2_h[j];
+      const T v117 = v103 * v67;
       const T v118 = v116 * v117;
-      const T v119 = l2_hebb[i * 200 + j] + v118;
+      const T v119 = v100 + v118;
       const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v124 = l2_alpha[i * 200 + j] * v120;
-      const T v125 = l2_w[i * 200 + j] + v124;
-      acc126 += v125 * l2_h_next[j];
+      const T v124 = v99 * v120;
+      const T v125 = v98 + v124;
+      const T v109 = l2_h_next[j];
+      acc126 += v125 * v109;
       l1_hebb_next[i * 200 + j] = v62;
       l2_hebb_next[i * 200 + j] = v120;
     }
     carried_0_next[i] = acc123;
     carried_1_next[i] = acc126;
   }
-#line 624 "lm_basic_modplast_lstm.cpp"
+#line 720 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One forward step of BasicModplastLSTMLM for one batch element.
@@ -717,53 +813,73 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
     T acc162 = T(0);
     T acc226 = T(0);
     T acc231 = T(0);
+    const T v136 = d_carried_1_next[i];
+    const T v114 = t114_l2_M[0];
+    const T v103 = t103_l2_g[i];
+    const T v135 = d_carried_0_next[i];
+    const T v54 = t54_l1_M[0];
+    const T v43 = t43_l1_g[i];
 #pragma omp simd reduction(+ : acc157, acc162, acc226, acc231)
     for (int j = 0; j < 192; ++j) {
+      const T v98 = l2_w[i * 200 + j];
+      const T v99 = l2_alpha[i * 200 + j];
+      const T v100 = l2_hebb[i * 200 + j];
+      const T v115 = l2_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v116 = l2_modfanout[i * 200 + j] * t114_l2_M[0];
-      const T v117 = t103_l2_g[i] * l2_h[j];
+      const T v116 = v115 * v114;
+      const T v67 = l2_h[j];
+      const T v117 = v103 * v67;
       const T v118 = v116 * v117;
-      const T v119 = l2_hebb[i * 200 + j] + v118;
+      const T v119 = v100 + v118;
       const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v124 = l2_alpha[i * 200 + j] * v120;
-      const T v125 = l2_w[i * 200 + j] + v124;
-      t138[j] += d_carried_1_next[i] * v125;
+      const T v124 = v99 * v120;
+      const T v125 = v98 + v124;
+      t138[j] += v136 * v125;
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v55 = l1_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v56 = l1_modfanout[i * 200 + j] * t54_l1_M[0];
-      const T v57 = t43_l1_g[i] * l1_h[j];
+      const T v56 = v55 * v54;
+      const T v7 = l1_h[j];
+      const T v57 = v43 * v7;
       const T v58 = v56 * v57;
-      const T v59 = l1_hebb[i * 200 + j] + v58;
+      const T v59 = v40 + v58;
       const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v121 = l1_alpha[i * 200 + j] * v62;
-      const T v122 = l1_w[i * 200 + j] + v121;
-      t145[j] += d_carried_0_next[i] * v122;
-      const T v137 = d_carried_1_next[i] * t109_l2_hn[j];
-      const T v142 = v137 * l2_alpha[i * 200 + j];
+      const T v121 = v39 * v62;
+      const T v122 = v38 + v121;
+      t145[j] += v135 * v122;
+      const T v134 = d_l2_hebb[i * 200 + j];
+      const T v109 = t109_l2_hn[j];
+      const T v137 = v136 * v109;
+      const T v142 = v137 * v99;
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v143 = d_l2_hebb[i * 200 + j] + v142;
+      const T v143 = v134 + v142;
       const T v153 = T(-2.0) <= v119 && v119 <= T(2.0) ? T(1) : T(0);
       const T v154 = v143 * v153;
       const T v156 = v154 * v116;
-      acc157 += v156 * l2_h[j];
-      t158[j] += t103_l2_g[i] * v156;
+      acc157 += v156 * v67;
+      t158[j] += v103 * v156;
       const T v155 = v154 * v117;
-      const T v161 = v155 * l2_modfanout[i * 200 + j];
+      const T v161 = v155 * v115;
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc162 += v161;
+      const T v130 = d_l1_hebb[i * 200 + j];
+      const T v49 = t49_l1_hn[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v144 = d_carried_0_next[i] * t49_l1_hn[j];
-      const T v149 = v144 * l1_alpha[i * 200 + j];
+      const T v144 = v135 * v49;
+      const T v149 = v144 * v39;
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v150 = d_l1_hebb[i * 200 + j] + v149;
+      const T v150 = v130 + v149;
       const T v222 = T(-2.0) <= v59 && v59 <= T(2.0) ? T(1) : T(0);
       const T v223 = v150 * v222;
       const T v225 = v223 * v56;
-      acc226 += v225 * l1_h[j];
-      t227[j] += t43_l1_g[i] * v225;
+      acc226 += v225 * v7;
+      t227[j] += v43 * v225;
       const T v224 = v223 * v57;
-      const T v230 = v224 * l1_modfanout[i * 200 + j];
+      const T v230 = v224 * v55;
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc231 += v230;
       d_l1_hebb[i * 200 + j] = v223;
@@ -772,62 +888,76 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
       const T v147 = v144 * v62;
       d_l1_alpha[i * 200 + j] += v147;
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v228 = v224 * t54_l1_M[0];
+      const T v228 = v224 * v54;
       d_l1_modfanout[i * 200 + j] += v228;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v140 = v137 * v120;
       d_l2_alpha[i * 200 + j] += v140;
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v159 = v155 * t114_l2_M[0];
+      const T v159 = v155 * v114;
       d_l2_modfanout[i * 200 + j] += v159;
     }
 #pragma omp simd reduction(+ : acc157, acc162, acc226, acc231)
     for (int j = 192; j < 200; ++j) {
+      const T v98 = l2_w[i * 200 + j];
+      const T v99 = l2_alpha[i * 200 + j];
+      const T v100 = l2_hebb[i * 200 + j];
+      const T v115 = l2_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v116 = l2_modfanout[i * 200 + j] * t114_l2_M[0];
-      const T v117 = t103_l2_g[i] * l2_h[j];
+      const T v116 = v115 * v114;
+      const T v67 = l2_h[j];
+      const T v117 = v103 * v67;
       const T v118 = v116 * v117;
-      const T v119 = l2_hebb[i * 200 + j] + v118;
+      const T v119 = v100 + v118;
       const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v124 = l2_alpha[i * 200 + j] * v120;
-      const T v125 = l2_w[i * 200 + j] + v124;
-      t138[j] += d_carried_1_next[i] * v125;
+      const T v124 = v99 * v120;
+      const T v125 = v98 + v124;
+      t138[j] += v136 * v125;
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v55 = l1_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v56 = l1_modfanout[i * 200 + j] * t54_l1_M[0];
-      const T v57 = t43_l1_g[i] * l1_h[j];
+      const T v56 = v55 * v54;
+      const T v7 = l1_h[j];
+      const T v57 = v43 * v7;
       const T v58 = v56 * v57;
-      const T v59 = l1_hebb[i * 200 + j] + v58;
+      const T v59 = v40 + v58;
       const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v121 = l1_alpha[i * 200 + j] * v62;
-      const T v122 = l1_w[i * 200 + j] + v121;
-      t145[j] += d_carried_0_next[i] * v122;
-      const T v137 = d_carried_1_next[i] * t109_l2_hn[j];
-      const T v142 = v137 * l2_alpha[i * 200 + j];
+      const T v121 = v39 * v62;
+      const T v122 = v38 + v121;
+      t145[j] += v135 * v122;
+      const T v134 = d_l2_hebb[i * 200 + j];
+      const T v109 = t109_l2_hn[j];
+      const T v137 = v136 * v109;
+      const T v142 = v137 * v99;
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v143 = d_l2_hebb[i * 200 + j] + v142;
+      const T v143 = v134 + v142;
       const T v153 = T(-2.0) <= v119 && v119 <= T(2.0) ? T(1) : T(0);
       const T v154 = v143 * v153;
       const T v156 = v154 * v116;
-      acc157 += v156 * l2_h[j];
-      t158[j] += t103_l2_g[i] * v156;
+      acc157 += v156 * v67;
+      t158[j] += v103 * v156;
       const T v155 = v154 * v117;
-      const T v161 = v155 * l2_modfanout[i * 200 + j];
+      const T v161 = v155 * v115;
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc162 += v161;
+      const T v130 = d_l1_hebb[i * 200 + j];
+      const T v49 = t49_l1_hn[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v144 = d_carried_0_next[i] * t49_l1_hn[j];
-      const T v149 = v144 * l1_alpha[i * 200 + j];
+      const T v144 = v135 * v49;
+      const T v149 = v144 * v39;
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v150 = d_l1_hebb[i * 200 + j] + v149;
+      const T v150 = v130 + v149;
       const T v222 = T(-2.0) <= v59 && v59 <= T(2.0) ? T(1) : T(0);
       const T v223 = v150 * v222;
       const T v225 = v223 * v56;
-      acc226 += v225 * l1_h[j];
-      t227[j] += t43_l1_g[i] * v225;
+      acc226 += v225 * v7;
+      t227[j] += v43 * v225;
       const T v224 = v223 * v57;
-      const T v230 = v224 * l1_modfanout[i * 200 + j];
+      const T v230 = v224 * v55;
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc231 += v230;
       d_l1_hebb[i * 200 + j] = v223;
@@ -836,13 +966,13 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
       const T v147 = v144 * v62;
       d_l1_alpha[i * 200 + j] += v147;
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v228 = v224 * t54_l1_M[0];
+      const T v228 = v224 * v54;
       d_l1_modfanout[i * 200 + j] += v228;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v140 = v137 * v120;
       d_l2_alpha[i * 200 + j] += v140;
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v159 = v155 * t114_l2_M[0];
+      const T v159 = v155 * v114;
       d_l2_modfanout[i * 200 + j] += v159;
     }
     t157[i] = acc157;
@@ -850,7 +980,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
     t226[i] = acc226;
     t231[0] += acc231;
   }
-#line 854 "lm_basic_modplast_lstm.cpp"
+#line 984 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -870,18 +1000,22 @@ static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a
   T *__restrict t234 = a.record + 1664;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
+  const T v162 = t162[0];
+  const T v114 = t114_l2_M[0];
+  const T v231 = t231[0];
+  const T v54 = t54_l1_M[0];
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-  const T v164 = t114_l2_M[0] * t114_l2_M[0];
+  const T v164 = v114 * v114;
   const T v165 = T(1.0) - v164;
-  const T v166 = t162[0] * v165;
+  const T v166 = v162 * v165;
   t166[0] = v166;
-  const T v232 = t54_l1_M[0] * t54_l1_M[0];
+  const T v232 = v54 * v54;
   const T v233 = T(1.0) - v232;
-  const T v234 = t231[0] * v233;
+  const T v234 = v231 * v233;
   t234[0] = v234;
   d_l1_h2mod_bias[0] += v234;
   d_l2_h2mod_bias[0] += v166;
-#line 885 "lm_basic_modplast_lstm.cpp"
+#line 1019 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -895,7 +1029,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t169, 200).noalias() =
       ConstRowVec<T>(t166, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 899 "lm_basic_modplast_lstm.cpp"
+#line 1033 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -977,30 +1111,49 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict record15 = a.record + 2928;                           // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v157 = t157[j];
+    const T v133 = d_l2_c_next[j];
+    const T v127 = d_readout_in_logits[j];
+    const T v131 = d_l2_h_next[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v132 = d_readout_in_logits[j] + d_l2_h_next[j];
-    const T v139 = v132 + t138[j];
+    const T v132 = v127 + v131;
+    const T v138 = t138[j];
+    const T v139 = v132 + v138;
+    const T v85 = t85[j];
+    const T v86 = l2_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v87 = t85[j] + l2_x2o_bias[j];
-    const T v91 = t89[j] + l2_h2o_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2o_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v172 = v139 * v93;
+    const T v64 = t64[j];
+    const T v65 = l2_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v66 = t64[j] + l2_x2f_bias[j];
-    const T v71 = t69[j] + l2_h2f_bias[j];
+    const T v66 = v64 + v65;
+    const T v69 = t69[j];
+    const T v70 = l2_h2f_bias[j];
+    const T v71 = v69 + v70;
     const T v72 = v66 + v71;
     const T v73 = T(1) / (T(1) + simdExp(-v72));
+    const T v104 = l2_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v105 = v73 * l2_c[j];
+    const T v105 = v73 * v104;
+    const T v75 = t75[j];
+    const T v76 = l2_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v77 = t75[j] + l2_x2i_bias[j];
-    const T v81 = t79[j] + l2_h2i_bias[j];
+    const T v77 = v75 + v76;
+    const T v79 = t79[j];
+    const T v80 = l2_h2i_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v77 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v103 = t103_l2_g[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v106 = v83 * t103_l2_g[j];
+    const T v106 = v83 * v103;
     const T v107 = v105 + v106;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v108 = simdTanh(v107);
@@ -1008,11 +1161,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v174 = T(1.0) - v173;
     const T v175 = v172 * v174;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v176 = d_l2_c_next[j] + v175;
+    const T v176 = v133 + v175;
     const T v178 = v176 * v83;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v179 = t157[j] + v178;
-    const T v182 = t103_l2_g[j] * t103_l2_g[j];
+    const T v179 = v157 + v178;
+    const T v182 = v103 * v103;
     const T v183 = T(1.0) - v182;
     const T v184 = v179 * v183;
     d_carried_1[j] = v184;
@@ -1024,14 +1177,14 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v191 = v171 * v190;
     t191[j] = v191;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v177 = v176 * t103_l2_g[j];
+    const T v177 = v176 * v103;
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v200 = T(1.0) - v83;
     const T v201 = v83 * v200;
     const T v202 = v177 * v201;
     t202[j] = v202;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v180 = v176 * l2_c[j];
+    const T v180 = v176 * v104;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v211 = T(1.0) - v73;
     const T v212 = v73 * v211;
@@ -1040,13 +1193,18 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v181 = v176 * v73;
     d_l2_c[j] = v181;
-    record1[j] = t2[j];
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t49_l1_hn[j];
+    const T v2 = t2[j];
+    record1[j] = v2;
+    const T v7 = l1_h[j];
+    record2[j] = v7;
+    const T v135 = d_carried_0_next[j];
+    record6[j] = v135;
+    const T v49 = t49_l1_hn[j];
+    record7[j] = v49;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
     d_l2_x2f_bias[j] += v213;
-    record10[j] = l2_h[j];
+    const T v67 = l2_h[j];
+    record10[j] = v67;
     d_l2_h2f_bias[j] += v213;
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
     d_l2_x2i_bias[j] += v202;
@@ -1057,35 +1215,56 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record13[j] = v184;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     d_l2_x2c_bias[j] += v184;
-    record14[j] = d_carried_1_next[j];
-    record15[j] = t109_l2_hn[j];
+    const T v136 = d_carried_1_next[j];
+    record14[j] = v136;
+    const T v109 = t109_l2_hn[j];
+    record15[j] = v109;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v157 = t157[j];
+    const T v133 = d_l2_c_next[j];
+    const T v127 = d_readout_in_logits[j];
+    const T v131 = d_l2_h_next[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v132 = d_readout_in_logits[j] + d_l2_h_next[j];
-    const T v139 = v132 + t138[j];
+    const T v132 = v127 + v131;
+    const T v138 = t138[j];
+    const T v139 = v132 + v138;
+    const T v85 = t85[j];
+    const T v86 = l2_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v87 = t85[j] + l2_x2o_bias[j];
-    const T v91 = t89[j] + l2_h2o_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2o_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v172 = v139 * v93;
+    const T v64 = t64[j];
+    const T v65 = l2_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v66 = t64[j] + l2_x2f_bias[j];
-    const T v71 = t69[j] + l2_h2f_bias[j];
+    const T v66 = v64 + v65;
+    const T v69 = t69[j];
+    const T v70 = l2_h2f_bias[j];
+    const T v71 = v69 + v70;
     const T v72 = v66 + v71;
     const T v73 = T(1) / (T(1) + simdExp(-v72));
+    const T v104 = l2_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v105 = v73 * l2_c[j];
+    const T v105 = v73 * v104;
+    const T v75 = t75[j];
+    const T v76 = l2_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v77 = t75[j] + l2_x2i_bias[j];
-    const T v81 = t79[j] + l2_h2i_bias[j];
+    const T v77 = v75 + v76;
+    const T v79 = t79[j];
+    const T v80 = l2_h2i_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v77 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v103 = t103_l2_g[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v106 = v83 * t103_l2_g[j];
+    const T v106 = v83 * v103;
     const T v107 = v105 + v106;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v108 = simdTanh(v107);
@@ -1093,11 +1272,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v174 = T(1.0) - v173;
     const T v175 = v172 * v174;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v176 = d_l2_c_next[j] + v175;
+    const T v176 = v133 + v175;
     const T v178 = v176 * v83;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v179 = t157[j] + v178;
-    const T v182 = t103_l2_g[j] * t103_l2_g[j];
+    const T v179 = v157 + v178;
+    const T v182 = v103 * v103;
     const T v183 = T(1.0) - v182;
     const T v184 = v179 * v183;
     d_carried_1[j] = v184;
@@ -1109,14 +1288,14 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v191 = v171 * v190;
     t191[j] = v191;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v177 = v176 * t103_l2_g[j];
+    const T v177 = v176 * v103;
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v200 = T(1.0) - v83;
     const T v201 = v83 * v200;
     const T v202 = v177 * v201;
     t202[j] = v202;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v180 = v176 * l2_c[j];
+    const T v180 = v176 * v104;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v211 = T(1.0) - v73;
     const T v212 = v73 * v211;
@@ -1125,13 +1304,18 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v181 = v176 * v73;
     d_l2_c[j] = v181;
-    record1[j] = t2[j];
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t49_l1_hn[j];
+    const T v2 = t2[j];
+    record1[j] = v2;
+    const T v7 = l1_h[j];
+    record2[j] = v7;
+    const T v135 = d_carried_0_next[j];
+    record6[j] = v135;
+    const T v49 = t49_l1_hn[j];
+    record7[j] = v49;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
     d_l2_x2f_bias[j] += v213;
-    record10[j] = l2_h[j];
+    const T v67 = l2_h[j];
+    record10[j] = v67;
     d_l2_h2f_bias[j] += v213;
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
     d_l2_x2i_bias[j] += v202;
@@ -1142,10 +1326,12 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record13[j] = v184;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     d_l2_x2c_bias[j] += v184;
-    record14[j] = d_carried_1_next[j];
-    record15[j] = t109_l2_hn[j];
+    const T v136 = d_carried_1_next[j];
+    record14[j] = v136;
+    const T v109 = t109_l2_hn[j];
+    record15[j] = v109;
   }
-#line 1149 "lm_basic_modplast_lstm.cpp"
+#line 1335 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1159,7 +1345,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t187, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1163 "lm_basic_modplast_lstm.cpp"
+#line 1349 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1173,7 +1359,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t194, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1177 "lm_basic_modplast_lstm.cpp"
+#line 1363 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1187,7 +1373,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t198, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1191 "lm_basic_modplast_lstm.cpp"
+#line 1377 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1201,7 +1387,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t205, 200).noalias() =
       ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1205 "lm_basic_modplast_lstm.cpp"
+#line 1391 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1215,7 +1401,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t209, 200).noalias() =
       ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1219 "lm_basic_modplast_lstm.cpp"
+#line 1405 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1229,7 +1415,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t216, 200).noalias() =
       ConstRowVec<T>(t213, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1233 "lm_basic_modplast_lstm.cpp"
+#line 1419 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1243,7 +1429,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t220, 200).noalias() =
       ConstRowVec<T>(t213, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1247 "lm_basic_modplast_lstm.cpp"
+#line 1433 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1257,7 +1443,7 @@ template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t237, 200).noalias() =
       ConstRowVec<T>(t234, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1261 "lm_basic_modplast_lstm.cpp"
+#line 1447 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1327,33 +1513,55 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v226 = t226[j];
+    const T v129 = d_l1_c_next[j];
+    const T v128 = d_l1_h_next[j];
+    const T v145 = t145[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v146 = d_l1_h_next[j] + t145[j];
-    const T v188 = v146 + t187[j];
-    const T v199 = v188 + t198[j];
-    const T v210 = v199 + t209[j];
-    const T v221 = v210 + t220[j];
+    const T v146 = v128 + v145;
+    const T v187 = t187[j];
+    const T v188 = v146 + v187;
+    const T v198 = t198[j];
+    const T v199 = v188 + v198;
+    const T v209 = t209[j];
+    const T v210 = v199 + v209;
+    const T v220 = t220[j];
+    const T v221 = v210 + v220;
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v240 = v221 * v33;
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
+    const T v43 = t43_l1_g[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v46 = v23 * t43_l1_g[j];
+    const T v46 = v23 * v43;
     const T v47 = v45 + v46;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v48 = simdTanh(v47);
@@ -1361,11 +1569,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v242 = T(1.0) - v241;
     const T v243 = v240 * v242;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v244 = d_l1_c_next[j] + v243;
+    const T v244 = v129 + v243;
     const T v246 = v244 * v23;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v247 = t226[j] + v246;
-    const T v250 = t43_l1_g[j] * t43_l1_g[j];
+    const T v247 = v226 + v246;
+    const T v250 = v43 * v43;
     const T v251 = T(1.0) - v250;
     const T v252 = v247 * v251;
     d_carried_0[j] = v252;
@@ -1377,14 +1585,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v258 = v239 * v257;
     t258[j] = v258;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v245 = v244 * t43_l1_g[j];
+    const T v245 = v244 * v43;
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v267 = T(1.0) - v23;
     const T v268 = v23 * v267;
     const T v269 = v245 * v268;
     t269[j] = v269;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v248 = v244 * l1_c[j];
+    const T v248 = v244 * v44;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v278 = T(1.0) - v13;
     const T v279 = v13 * v278;
@@ -1393,11 +1601,16 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v249 = v244 * v13;
     d_l1_c[j] = v249;
+    const T v158 = t158[j];
+    const T v169 = t169[j];
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
-    const T v170 = t158[j] + t169[j];
-    const T v195 = v170 + t194[j];
-    const T v206 = v195 + t205[j];
-    const T v217 = v206 + t216[j];
+    const T v170 = v158 + v169;
+    const T v194 = t194[j];
+    const T v195 = v170 + v194;
+    const T v205 = t205[j];
+    const T v206 = v195 + v205;
+    const T v216 = t216[j];
+    const T v217 = v206 + v216;
     d_l2_h[j] = v217;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
     d_l1_x2f_bias[j] += v280;
@@ -1414,33 +1627,55 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v226 = t226[j];
+    const T v129 = d_l1_c_next[j];
+    const T v128 = d_l1_h_next[j];
+    const T v145 = t145[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v146 = d_l1_h_next[j] + t145[j];
-    const T v188 = v146 + t187[j];
-    const T v199 = v188 + t198[j];
-    const T v210 = v199 + t209[j];
-    const T v221 = v210 + t220[j];
+    const T v146 = v128 + v145;
+    const T v187 = t187[j];
+    const T v188 = v146 + v187;
+    const T v198 = t198[j];
+    const T v199 = v188 + v198;
+    const T v209 = t209[j];
+    const T v210 = v199 + v209;
+    const T v220 = t220[j];
+    const T v221 = v210 + v220;
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v240 = v221 * v33;
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
+    const T v43 = t43_l1_g[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v46 = v23 * t43_l1_g[j];
+    const T v46 = v23 * v43;
     const T v47 = v45 + v46;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v48 = simdTanh(v47);
@@ -1448,11 +1683,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v242 = T(1.0) - v241;
     const T v243 = v240 * v242;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v244 = d_l1_c_next[j] + v243;
+    const T v244 = v129 + v243;
     const T v246 = v244 * v23;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v247 = t226[j] + v246;
-    const T v250 = t43_l1_g[j] * t43_l1_g[j];
+    const T v247 = v226 + v246;
+    const T v250 = v43 * v43;
     const T v251 = T(1.0) - v250;
     const T v252 = v247 * v251;
     d_carried_0[j] = v252;
@@ -1464,14 +1699,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v258 = v239 * v257;
     t258[j] = v258;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v245 = v244 * t43_l1_g[j];
+    const T v245 = v244 * v43;
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v267 = T(1.0) - v23;
     const T v268 = v23 * v267;
     const T v269 = v245 * v268;
     t269[j] = v269;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v248 = v244 * l1_c[j];
+    const T v248 = v244 * v44;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v278 = T(1.0) - v13;
     const T v279 = v13 * v278;
@@ -1480,11 +1715,16 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v249 = v244 * v13;
     d_l1_c[j] = v249;
+    const T v158 = t158[j];
+    const T v169 = t169[j];
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
-    const T v170 = t158[j] + t169[j];
-    const T v195 = v170 + t194[j];
-    const T v206 = v195 + t205[j];
-    const T v217 = v206 + t216[j];
+    const T v170 = v158 + v169;
+    const T v194 = t194[j];
+    const T v195 = v170 + v194;
+    const T v205 = t205[j];
+    const T v206 = v195 + v205;
+    const T v216 = t216[j];
+    const T v217 = v206 + v216;
     d_l2_h[j] = v217;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
     d_l1_x2f_bias[j] += v280;
@@ -1499,7 +1739,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     d_l1_x2c_bias[j] += v252;
   }
-#line 1503 "lm_basic_modplast_lstm.cpp"
+#line 1743 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1513,7 +1753,7 @@ template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t255, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1517 "lm_basic_modplast_lstm.cpp"
+#line 1757 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1527,7 +1767,7 @@ template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t261, 200).noalias() =
       ConstRowVec<T>(t258, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1531 "lm_basic_modplast_lstm.cpp"
+#line 1771 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1541,7 +1781,7 @@ template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t265, 200).noalias() =
       ConstRowVec<T>(t258, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1545 "lm_basic_modplast_lstm.cpp"
+#line 1785 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1555,7 +1795,7 @@ template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t272, 200).noalias() =
       ConstRowVec<T>(t269, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1559 "lm_basic_modplast_lstm.cpp"
+#line 1799 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1569,7 +1809,7 @@ template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t276, 200).noalias() =
       ConstRowVec<T>(t269, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1573 "lm_basic_modplast_lstm.cpp"
+#line 1813 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1583,7 +1823,7 @@ template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t283, 200).noalias() =
       ConstRowVec<T>(t280, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1587 "lm_basic_modplast_lstm.cpp"
+#line 1827 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1597,7 +1837,7 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t287, 200).noalias() =
       ConstRowVec<T>(t280, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1601 "lm_basic_modplast_lstm.cpp"
+#line 1841 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1621,33 +1861,51 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v227 = t227[j];
+    const T v237 = t237[j];
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
-    const T v238 = t227[j] + t237[j];
-    const T v262 = v238 + t261[j];
-    const T v273 = v262 + t272[j];
-    const T v284 = v273 + t283[j];
+    const T v238 = v227 + v237;
+    const T v261 = t261[j];
+    const T v262 = v238 + v261;
+    const T v272 = t272[j];
+    const T v273 = v262 + v272;
+    const T v283 = t283[j];
+    const T v284 = v273 + v283;
     d_l1_h[j] = v284;
+    const T v255 = t255[j];
+    const T v265 = t265[j];
 #line 23 "examples/lm/basic_modplast_lstm.dopa"
-    const T v266 = t255[j] + t265[j];
-    const T v277 = v266 + t276[j];
-    const T v288 = v277 + t287[j];
+    const T v266 = v255 + v265;
+    const T v276 = t276[j];
+    const T v277 = v266 + v276;
+    const T v287 = t287[j];
+    const T v288 = v277 + v287;
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v288;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v227 = t227[j];
+    const T v237 = t237[j];
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
-    const T v238 = t227[j] + t237[j];
-    const T v262 = v238 + t261[j];
-    const T v273 = v262 + t272[j];
-    const T v284 = v273 + t283[j];
+    const T v238 = v227 + v237;
+    const T v261 = t261[j];
+    const T v262 = v238 + v261;
+    const T v272 = t272[j];
+    const T v273 = v262 + v272;
+    const T v283 = t283[j];
+    const T v284 = v273 + v283;
     d_l1_h[j] = v284;
+    const T v255 = t255[j];
+    const T v265 = t265[j];
 #line 23 "examples/lm/basic_modplast_lstm.dopa"
-    const T v266 = t255[j] + t265[j];
-    const T v277 = v266 + t276[j];
-    const T v288 = v277 + t287[j];
+    const T v266 = v255 + v265;
+    const T v276 = t276[j];
+    const T v277 = v266 + v276;
+    const T v287 = t287[j];
+    const T v288 = v277 + v287;
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v288;
   }
-#line 1651 "lm_basic_modplast_lstm.cpp"
+#line 1909 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One backward step of BasicModplastLSTMLM for one batch element.
@@ -1701,32 +1959,48 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     T acc15 = T(0);
 #pragma omp simd reduction(+ : acc10, acc15)
     for (int j = 0; j < 192; ++j) {
+      const T v6 = l1_w[i * 200 + j];
+      const T v7 = l1_alpha[i * 200 + j];
+      const T v2 = l1_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v9 = l1_w[i * 200 + j] + v8;
-      acc10 += v9 * l1_h[j];
-      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v14 = l2_w[i * 200 + j] + v13;
-      acc15 += v14 * l2_h[j];
-      l1_hebb_next[i * 200 + j] = l1_hebb[i * 200 + j];
-      l2_hebb_next[i * 200 + j] = l2_hebb[i * 200 + j];
+      const T v8 = v7 * v2;
+      const T v9 = v6 + v8;
+      const T v0 = l1_h[j];
+      acc10 += v9 * v0;
+      const T v11 = l2_w[i * 200 + j];
+      const T v12 = l2_alpha[i * 200 + j];
+      const T v5 = l2_hebb[i * 200 + j];
+      const T v13 = v12 * v5;
+      const T v14 = v11 + v13;
+      const T v3 = l2_h[j];
+      acc15 += v14 * v3;
+      l1_hebb_next[i * 200 + j] = v2;
+      l2_hebb_next[i * 200 + j] = v5;
     }
 #pragma omp simd reduction(+ : acc10, acc15)
     for (int j = 192; j < 200; ++j) {
+      const T v6 = l1_w[i * 200 + j];
+      const T v7 = l1_alpha[i * 200 + j];
+      const T v2 = l1_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v9 = l1_w[i * 200 + j] + v8;
-      acc10 += v9 * l1_h[j];
-      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v14 = l2_w[i * 200 + j] + v13;
-      acc15 += v14 * l2_h[j];
-      l1_hebb_next[i * 200 + j] = l1_hebb[i * 200 + j];
-      l2_hebb_next[i * 200 + j] = l2_hebb[i * 200 + j];
+      const T v8 = v7 * v2;
+      const T v9 = v6 + v8;
+      const T v0 = l1_h[j];
+      acc10 += v9 * v0;
+      const T v11 = l2_w[i * 200 + j];
+      const T v12 = l2_alpha[i * 200 + j];
+      const T v5 = l2_hebb[i * 200 + j];
+      const T v13 = v12 * v5;
+      const T v14 = v11 + v13;
+      const T v3 = l2_h[j];
+      acc15 += v14 * v3;
+      l1_hebb_next[i * 200 + j] = v2;
+      l2_hebb_next[i * 200 + j] = v5;
     }
     carried_0_next[i] = acc10;
     carried_1_next[i] = acc15;
   }
-#line 1730 "lm_basic_modplast_lstm.cpp"
+#line 2004 "lm_basic_modplast_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -1745,17 +2019,25 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   T *__restrict l2_c_next = a.next + kStateL2C;   // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v3 = l2_h[j];
+    l2_h_next[j] = v3;
+    const T v4 = l2_c[j];
+    l2_c_next[j] = v4;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v3 = l2_h[j];
+    l2_h_next[j] = v3;
+    const T v4 = l2_c[j];
+    l2_c_next[j] = v4;
   }
 }
 
@@ -1798,60 +2080,82 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
   for (int e = 0; e < 200; ++e)
     t32[e] = T(0);
   for (int i = 0; i < 200; ++i) {
+    const T v23 = d_carried_1_next[i];
+    const T v22 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 192; ++j) {
+      const T v11 = l2_w[i * 200 + j];
+      const T v12 = l2_alpha[i * 200 + j];
+      const T v5 = l2_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v14 = l2_w[i * 200 + j] + v13;
-      t25[j] += d_carried_1_next[i] * v14;
-      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v9 = l1_w[i * 200 + j] + v8;
-      t32[j] += d_carried_0_next[i] * v9;
-      const T v31 = d_carried_0_next[i] * l1_h[j];
-      const T v36 = v31 * l1_alpha[i * 200 + j];
+      const T v13 = v12 * v5;
+      const T v14 = v11 + v13;
+      t25[j] += v23 * v14;
+      const T v6 = l1_w[i * 200 + j];
+      const T v7 = l1_alpha[i * 200 + j];
+      const T v2 = l1_hebb[i * 200 + j];
+      const T v8 = v7 * v2;
+      const T v9 = v6 + v8;
+      t32[j] += v22 * v9;
+      const T v18 = d_l1_hebb[i * 200 + j];
+      const T v0 = l1_h[j];
+      const T v31 = v22 * v0;
+      const T v36 = v31 * v7;
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
-      const T v37 = d_l1_hebb[i * 200 + j] + v36;
+      const T v37 = v18 + v36;
       d_l1_hebb[i * 200 + j] = v37;
+      const T v21 = d_l2_hebb[i * 200 + j];
+      const T v3 = l2_h[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v24 = d_carried_1_next[i] * l2_h[j];
-      const T v29 = v24 * l2_alpha[i * 200 + j];
+      const T v24 = v23 * v3;
+      const T v29 = v24 * v12;
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
-      const T v30 = d_l2_hebb[i * 200 + j] + v29;
+      const T v30 = v21 + v29;
       d_l2_hebb[i * 200 + j] = v30;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v34 = v31 * l1_hebb[i * 200 + j];
+      const T v34 = v31 * v2;
       d_l1_alpha[i * 200 + j] += v34;
-      const T v27 = v24 * l2_hebb[i * 200 + j];
+      const T v27 = v24 * v5;
       d_l2_alpha[i * 200 + j] += v27;
     }
 #pragma omp simd
     for (int j = 192; j < 200; ++j) {
+      const T v11 = l2_w[i * 200 + j];
+      const T v12 = l2_alpha[i * 200 + j];
+      const T v5 = l2_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v14 = l2_w[i * 200 + j] + v13;
-      t25[j] += d_carried_1_next[i] * v14;
-      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v9 = l1_w[i * 200 + j] + v8;
-      t32[j] += d_carried_0_next[i] * v9;
-      const T v31 = d_carried_0_next[i] * l1_h[j];
-      const T v36 = v31 * l1_alpha[i * 200 + j];
+      const T v13 = v12 * v5;
+      const T v14 = v11 + v13;
+      t25[j] += v23 * v14;
+      const T v6 = l1_w[i * 200 + j];
+      const T v7 = l1_alpha[i * 200 + j];
+      const T v2 = l1_hebb[i * 200 + j];
+      const T v8 = v7 * v2;
+      const T v9 = v6 + v8;
+      t32[j] += v22 * v9;
+      const T v18 = d_l1_hebb[i * 200 + j];
+      const T v0 = l1_h[j];
+      const T v31 = v22 * v0;
+      const T v36 = v31 * v7;
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
-      const T v37 = d_l1_hebb[i * 200 + j] + v36;
+      const T v37 = v18 + v36;
       d_l1_hebb[i * 200 + j] = v37;
+      const T v21 = d_l2_hebb[i * 200 + j];
+      const T v3 = l2_h[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v24 = d_carried_1_next[i] * l2_h[j];
-      const T v29 = v24 * l2_alpha[i * 200 + j];
+      const T v24 = v23 * v3;
+      const T v29 = v24 * v12;
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
-      const T v30 = d_l2_hebb[i * 200 + j] + v29;
+      const T v30 = v21 + v29;
       d_l2_hebb[i * 200 + j] = v30;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v34 = v31 * l1_hebb[i * 200 + j];
+      const T v34 = v31 * v2;
       d_l1_alpha[i * 200 + j] += v34;
-      const T v27 = v24 * l2_hebb[i * 200 + j];
+      const T v27 = v24 * v5;
       d_l2_alpha[i * 200 + j] += v27;
     }
   }
-#line 1855 "lm_basic_modplast_lstm.cpp"
+#line 2159 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1886,33 +2190,53 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   T *__restrict record3 = a.record + 624;                             // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v16 = d_l1_h_next[j];
+    const T v32 = t32[j];
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
-    const T v33 = d_l1_h_next[j] + t32[j];
+    const T v33 = v16 + v32;
     d_l1_h[j] = v33;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v26 = d_l2_h_next[j] + t25[j];
+    const T v17 = d_l1_c_next[j];
+    d_l1_c[j] = v17;
+    const T v19 = d_l2_h_next[j];
+    const T v25 = t25[j];
+    const T v26 = v19 + v25;
     d_l2_h[j] = v26;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v20 = d_l2_c_next[j];
+    d_l2_c[j] = v20;
+    const T v22 = d_carried_0_next[j];
+    record0[j] = v22;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v23 = d_carried_1_next[j];
+    record2[j] = v23;
+    const T v3 = l2_h[j];
+    record3[j] = v3;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v16 = d_l1_h_next[j];
+    const T v32 = t32[j];
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
-    const T v33 = d_l1_h_next[j] + t32[j];
+    const T v33 = v16 + v32;
     d_l1_h[j] = v33;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v26 = d_l2_h_next[j] + t25[j];
+    const T v17 = d_l1_c_next[j];
+    d_l1_c[j] = v17;
+    const T v19 = d_l2_h_next[j];
+    const T v25 = t25[j];
+    const T v26 = v19 + v25;
     d_l2_h[j] = v26;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v20 = d_l2_c_next[j];
+    d_l2_c[j] = v20;
+    const T v22 = d_carried_0_next[j];
+    record0[j] = v22;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v23 = d_carried_1_next[j];
+    record2[j] = v23;
+    const T v3 = l2_h[j];
+    record3[j] = v3;
   }
-#line 1916 "lm_basic_modplast_lstm.cpp"
+#line 2240 "lm_basic_modplast_lstm.cpp"
 }
 
 // prologue_backward stage 2:

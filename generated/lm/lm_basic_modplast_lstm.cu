@@ -277,13 +277,21 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc43 = T(0);
     T acc105 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v103 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v104 = l2_w[i * 200 + j] + v103;
-      acc105 += v104 * l2_h[j];
+      const T v41 = v39 * v40;
+      const T v42 = v38 + v41;
+      const T v7 = l1_h[j];
+      acc43 += v42 * v7;
+      const T v100 = l2_w[i * 200 + j];
+      const T v101 = l2_alpha[i * 200 + j];
+      const T v102 = l2_hebb[i * 200 + j];
+      const T v103 = v101 * v102;
+      const T v104 = v100 + v103;
+      const T v69 = l2_h[j];
+      acc105 += v104 * v69;
     }
     acc43 = dopa::warpSum(acc43);
     acc105 = dopa::warpSum(acc105);
@@ -292,7 +300,7 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
       t105[i] = acc105;
     }
   }
-#line 296 "lm_basic_modplast_lstm.cu"
+#line 304 "lm_basic_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -331,26 +339,42 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> 
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v35 = t35[j];
+      const T v36 = l1_x2c_bias[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v44 = v37 + t43[j];
+      const T v37 = v35 + v36;
+      const T v43 = t43[j];
+      const T v44 = v37 + v43;
       const T v45 = tanh(v44);
       t45_l1_g[j] = v45;
+      const T v25 = t25[j];
+      const T v26 = l1_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v27 = v25 + v26;
+      const T v29 = t29[j];
+      const T v30 = l1_h2o_bias[j];
+      const T v31 = v29 + v30;
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
+      const T v4 = t4[j];
+      const T v5 = l1_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
+      const T v6 = v4 + v5;
+      const T v9 = t9[j];
+      const T v10 = l1_h2f_bias[j];
+      const T v11 = v9 + v10;
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
+      const T v46 = l1_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
+      const T v47 = v13 * v46;
+      const T v15 = t15[j];
+      const T v16 = l1_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v17 = v15 + v16;
+      const T v19 = t19[j];
+      const T v20 = l1_h2i_bias[j];
+      const T v21 = v19 + v20;
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
@@ -364,7 +388,7 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> 
       saved_t51[j] = v51;
     }
   }
-#line 368 "lm_basic_modplast_lstm.cu"
+#line 392 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -387,7 +411,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::Ste
     if ((threadIdx.x & 31) == 0)
       t53[r] = acc;
   }
-#line 391 "lm_basic_modplast_lstm.cu"
+#line 415 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -403,13 +427,15 @@ template <class T> __device__ __forceinline__ void forward_l1_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v53 = t53[0];
+      const T v54 = l1_h2mod_bias[0];
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-      const T v55 = t53[0] + l1_h2mod_bias[0];
+      const T v55 = v53 + v54;
       const T v56 = tanh(v55);
       t56_l1_M[0] = v56;
     }
   }
-#line 413 "lm_basic_modplast_lstm.cu"
+#line 439 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -433,7 +459,7 @@ __device__ __forceinline__ void forward_saved_x2f_12(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t66[r] = acc;
   }
-#line 437 "lm_basic_modplast_lstm.cu"
+#line 463 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -457,7 +483,7 @@ __device__ __forceinline__ void forward_saved_h2f_13(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t71[r] = acc;
   }
-#line 461 "lm_basic_modplast_lstm.cu"
+#line 487 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -481,7 +507,7 @@ __device__ __forceinline__ void forward_saved_x2i_14(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t77[r] = acc;
   }
-#line 485 "lm_basic_modplast_lstm.cu"
+#line 511 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -505,7 +531,7 @@ __device__ __forceinline__ void forward_saved_h2i_15(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t81[r] = acc;
   }
-#line 509 "lm_basic_modplast_lstm.cu"
+#line 535 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -529,7 +555,7 @@ __device__ __forceinline__ void forward_saved_x2o_16(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t87[r] = acc;
   }
-#line 533 "lm_basic_modplast_lstm.cu"
+#line 559 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -553,7 +579,7 @@ __device__ __forceinline__ void forward_saved_h2o_17(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t91[r] = acc;
   }
-#line 557 "lm_basic_modplast_lstm.cu"
+#line 583 "lm_basic_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -576,7 +602,7 @@ template <class T> __device__ __forceinline__ void forward_x2c_18(const dopa::St
     if ((threadIdx.x & 31) == 0)
       t97[r] = acc;
   }
-#line 580 "lm_basic_modplast_lstm.cu"
+#line 606 "lm_basic_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -615,26 +641,42 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> 
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v97 = t97[j];
+      const T v98 = l2_x2c_bias[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v99 = t97[j] + l2_x2c_bias[j];
-      const T v106 = v99 + t105[j];
+      const T v99 = v97 + v98;
+      const T v105 = t105[j];
+      const T v106 = v99 + v105;
       const T v107 = tanh(v106);
       t107_l2_g[j] = v107;
+      const T v87 = t87[j];
+      const T v88 = l2_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-      const T v89 = t87[j] + l2_x2o_bias[j];
-      const T v93 = t91[j] + l2_h2o_bias[j];
+      const T v89 = v87 + v88;
+      const T v91 = t91[j];
+      const T v92 = l2_h2o_bias[j];
+      const T v93 = v91 + v92;
       const T v94 = v89 + v93;
       const T v95 = T(1) / (T(1) + exp(-v94));
+      const T v66 = t66[j];
+      const T v67 = l2_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-      const T v68 = t66[j] + l2_x2f_bias[j];
-      const T v73 = t71[j] + l2_h2f_bias[j];
+      const T v68 = v66 + v67;
+      const T v71 = t71[j];
+      const T v72 = l2_h2f_bias[j];
+      const T v73 = v71 + v72;
       const T v74 = v68 + v73;
       const T v75 = T(1) / (T(1) + exp(-v74));
+      const T v108 = l2_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v109 = v75 * l2_c[j];
+      const T v109 = v75 * v108;
+      const T v77 = t77[j];
+      const T v78 = l2_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-      const T v79 = t77[j] + l2_x2i_bias[j];
-      const T v83 = t81[j] + l2_h2i_bias[j];
+      const T v79 = v77 + v78;
+      const T v81 = t81[j];
+      const T v82 = l2_h2i_bias[j];
+      const T v83 = v81 + v82;
       const T v84 = v79 + v83;
       const T v85 = T(1) / (T(1) + exp(-v84));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
@@ -648,7 +690,7 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> 
       saved_t113[j] = v113;
     }
   }
-#line 652 "lm_basic_modplast_lstm.cu"
+#line 694 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -671,7 +713,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod_20(const dopa::
     if ((threadIdx.x & 31) == 0)
       t115[r] = acc;
   }
-#line 675 "lm_basic_modplast_lstm.cu"
+#line 717 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -687,13 +729,15 @@ template <class T> __device__ __forceinline__ void forward_l2_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v115 = t115[0];
+      const T v116 = l2_h2mod_bias[0];
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-      const T v117 = t115[0] + l2_h2mod_bias[0];
+      const T v117 = v115 + v116;
       const T v118 = tanh(v117);
       t118_l2_M[0] = v118;
     }
   }
-#line 697 "lm_basic_modplast_lstm.cu"
+#line 741 "lm_basic_modplast_lstm.cu"
 }
 
 // output logits = dec(y2)
@@ -716,7 +760,7 @@ template <class T> __device__ __forceinline__ void forward_dec(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t126[r] = acc;
   }
-#line 720 "lm_basic_modplast_lstm.cu"
+#line 764 "lm_basic_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + modfanout * M * outer(g, h), -2, 2)
@@ -743,22 +787,32 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v57 = l1_modfanout[i * 200 + j];
+      const T v56 = t56_l1_M[0];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v59 = t45_l1_g[i] * l1_h[j];
+      const T v58 = v57 * v56;
+      const T v45 = t45_l1_g[i];
+      const T v7 = l1_h[j];
+      const T v59 = v45 * v7;
       const T v60 = v58 * v59;
-      const T v61 = l1_hebb[i * 200 + j] + v60;
+      const T v61 = v40 + v60;
       const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
       l1_hebb_next[i * 200 + j] = v64;
-      const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
-      const T v121 = t107_l2_g[i] * l2_h[j];
+      const T v102 = l2_hebb[i * 200 + j];
+      const T v119 = l2_modfanout[i * 200 + j];
+      const T v118 = t118_l2_M[0];
+      const T v120 = v119 * v118;
+      const T v107 = t107_l2_g[i];
+      const T v69 = l2_h[j];
+      const T v121 = v107 * v69;
       const T v122 = v120 * v121;
-      const T v123 = l2_hebb[i * 200 + j] + v122;
+      const T v123 = v102 + v122;
       const T v124 = v123 < T(-2.0) ? T(-2.0) : (v123 > T(2.0) ? T(2.0) : v123);
       l2_hebb_next[i * 200 + j] = v124;
     }
   }
-#line 762 "lm_basic_modplast_lstm.cu"
+#line 816 "lm_basic_modplast_lstm.cu"
 }
 
 // output logits = dec(y2)
@@ -774,12 +828,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
+      const T v126 = t126[j];
+      const T v127 = dec_bias[j];
 #line 25 "examples/lm/basic_modplast_lstm.dopa"
-      const T v128 = t126[j] + dec_bias[j];
+      const T v128 = v126 + v127;
       out_logits[j] = v128;
     }
   }
-#line 783 "lm_basic_modplast_lstm.cu"
+#line 839 "lm_basic_modplast_lstm.cu"
 }
 
 /// One forward step of BasicModplastLSTMLM for the whole batch: block b runs batch element b.
@@ -883,7 +939,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 200 + c];
     t138[c] = acc;
   }
-#line 887 "lm_basic_modplast_lstm.cu"
+#line 943 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -939,38 +995,50 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
     T acc222 = T(0);
     T acc227 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v135 = d_l2_hebb_next[i * 200 + j];
+      const T v102 = l2_hebb[i * 200 + j];
+      const T v119 = l2_modfanout[i * 200 + j];
+      const T v118 = t118_l2_M[0];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
-      const T v121 = t107_l2_g[i] * l2_h[j];
+      const T v120 = v119 * v118;
+      const T v107 = t107_l2_g[i];
+      const T v69 = l2_h[j];
+      const T v121 = v107 * v69;
       const T v122 = v120 * v121;
-      const T v123 = l2_hebb[i * 200 + j] + v122;
+      const T v123 = v102 + v122;
       const T v142 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
-      const T v143 = d_l2_hebb_next[i * 200 + j] * v142;
+      const T v143 = v135 * v142;
       const T v145 = v143 * v120;
-      acc146 += v145 * l2_h[j];
-      atomicAdd(&t147[j], t107_l2_g[i] * v145);
+      acc146 += v145 * v69;
+      atomicAdd(&t147[j], v107 * v145);
       const T v144 = v143 * v121;
-      const T v150 = v144 * l2_modfanout[i * 200 + j];
+      const T v150 = v144 * v119;
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc151 += v150;
+      const T v132 = d_l1_hebb_next[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v57 = l1_modfanout[i * 200 + j];
+      const T v56 = t56_l1_M[0];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v59 = t45_l1_g[i] * l1_h[j];
+      const T v58 = v57 * v56;
+      const T v45 = t45_l1_g[i];
+      const T v7 = l1_h[j];
+      const T v59 = v45 * v7;
       const T v60 = v58 * v59;
-      const T v61 = l1_hebb[i * 200 + j] + v60;
+      const T v61 = v40 + v60;
       const T v218 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v219 = d_l1_hebb_next[i * 200 + j] * v218;
+      const T v219 = v132 * v218;
       const T v221 = v219 * v58;
-      acc222 += v221 * l1_h[j];
-      atomicAdd(&t223[j], t45_l1_g[i] * v221);
+      acc222 += v221 * v7;
+      atomicAdd(&t223[j], v45 * v221);
       const T v220 = v219 * v59;
-      const T v226 = v220 * l1_modfanout[i * 200 + j];
+      const T v226 = v220 * v57;
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc227 += v226;
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v224 = v220 * t56_l1_M[0];
+      const T v224 = v220 * v56;
       atomicAdd(&d_l1_modfanout[i * 200 + j], v224);
-      const T v148 = v144 * t118_l2_M[0];
+      const T v148 = v144 * v118;
       atomicAdd(&d_l2_modfanout[i * 200 + j], v148);
     }
     acc146 = dopa::warpSum(acc146);
@@ -984,7 +1052,7 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
       atomicAdd(&t227[0], acc227);
     }
   }
-#line 988 "lm_basic_modplast_lstm.cu"
+#line 1056 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1010,20 +1078,24 @@ backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v151 = t151[0];
+      const T v118 = t118_l2_M[0];
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-      const T v153 = t118_l2_M[0] * t118_l2_M[0];
+      const T v153 = v118 * v118;
       const T v154 = T(1.0) - v153;
-      const T v155 = t151[0] * v154;
+      const T v155 = v151 * v154;
       t155[0] = v155;
-      const T v228 = t56_l1_M[0] * t56_l1_M[0];
+      const T v227 = t227[0];
+      const T v56 = t56_l1_M[0];
+      const T v228 = v56 * v56;
       const T v229 = T(1.0) - v228;
-      const T v230 = t227[0] * v229;
+      const T v230 = v227 * v229;
       t230[0] = v230;
       atomicAdd(&d_l1_h2mod_bias[0], v230);
       atomicAdd(&d_l2_h2mod_bias[0], v155);
     }
   }
-#line 1027 "lm_basic_modplast_lstm.cu"
+#line 1099 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1043,7 +1115,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t155[0] * l2_h2mod_weight[c];
     t158[c] = acc;
   }
-#line 1047 "lm_basic_modplast_lstm.cu"
+#line 1119 "lm_basic_modplast_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1120,29 +1192,47 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v146 = t146[j];
+      const T v134 = d_l2_c_next[j];
+      const T v133 = d_l2_h_next[j];
+      const T v138 = t138[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-      const T v139 = d_l2_h_next[j] + t138[j];
+      const T v139 = v133 + v138;
+      const T v87 = t87[j];
+      const T v88 = l2_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-      const T v89 = t87[j] + l2_x2o_bias[j];
-      const T v93 = t91[j] + l2_h2o_bias[j];
+      const T v89 = v87 + v88;
+      const T v91 = t91[j];
+      const T v92 = l2_h2o_bias[j];
+      const T v93 = v91 + v92;
       const T v94 = v89 + v93;
       const T v95 = T(1) / (T(1) + exp(-v94));
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v161 = v139 * v95;
+      const T v66 = t66[j];
+      const T v67 = l2_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-      const T v68 = t66[j] + l2_x2f_bias[j];
-      const T v73 = t71[j] + l2_h2f_bias[j];
+      const T v68 = v66 + v67;
+      const T v71 = t71[j];
+      const T v72 = l2_h2f_bias[j];
+      const T v73 = v71 + v72;
       const T v74 = v68 + v73;
       const T v75 = T(1) / (T(1) + exp(-v74));
+      const T v108 = l2_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v109 = v75 * l2_c[j];
+      const T v109 = v75 * v108;
+      const T v77 = t77[j];
+      const T v78 = l2_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-      const T v79 = t77[j] + l2_x2i_bias[j];
-      const T v83 = t81[j] + l2_h2i_bias[j];
+      const T v79 = v77 + v78;
+      const T v81 = t81[j];
+      const T v82 = l2_h2i_bias[j];
+      const T v83 = v81 + v82;
       const T v84 = v79 + v83;
       const T v85 = T(1) / (T(1) + exp(-v84));
+      const T v107 = t107_l2_g[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v110 = v85 * t107_l2_g[j];
+      const T v110 = v85 * v107;
       const T v111 = v109 + v110;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v112 = tanh(v111);
@@ -1150,11 +1240,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v163 = T(1.0) - v162;
       const T v164 = v161 * v163;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v165 = d_l2_c_next[j] + v164;
+      const T v165 = v134 + v164;
       const T v167 = v165 * v85;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v168 = t146[j] + v167;
-      const T v171 = t107_l2_g[j] * t107_l2_g[j];
+      const T v168 = v146 + v167;
+      const T v171 = v107 * v107;
       const T v172 = T(1.0) - v171;
       const T v173 = v168 * v172;
       t173[j] = v173;
@@ -1166,14 +1256,14 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v187 = v160 * v186;
       t187[j] = v187;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v166 = v165 * t107_l2_g[j];
+      const T v166 = v165 * v107;
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
       const T v196 = T(1.0) - v85;
       const T v197 = v85 * v196;
       const T v198 = v166 * v197;
       t198[j] = v198;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v169 = v165 * l2_c[j];
+      const T v169 = v165 * v108;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
       const T v207 = T(1.0) - v75;
       const T v208 = v75 * v207;
@@ -1182,12 +1272,16 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v170 = v165 * v75;
       d_l2_c[j] = v170;
-      record1[j] = t2[j];
-      record2[j] = l1_h[j];
-      record8[j] = t51_l1_hn[j];
+      const T v2 = t2[j];
+      record1[j] = v2;
+      const T v7 = l1_h[j];
+      record2[j] = v7;
+      const T v51 = t51_l1_hn[j];
+      record8[j] = v51;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l2_x2f_bias[j], v209);
-      record9[j] = l2_h[j];
+      const T v69 = l2_h[j];
+      record9[j] = v69;
       atomicAdd(&d_l2_h2f_bias[j], v209);
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l2_x2i_bias[j], v198);
@@ -1197,10 +1291,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l2_h2o_bias[j], v187);
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l2_x2c_bias[j], v173);
-      record15[j] = t113_l2_hn[j];
+      const T v113 = t113_l2_hn[j];
+      record15[j] = v113;
     }
   }
-#line 1204 "lm_basic_modplast_lstm.cu"
+#line 1299 "lm_basic_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1232,29 +1327,38 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v173 = t173[i];
+      const T v100 = l2_w[i * 200 + j];
+      const T v101 = l2_alpha[i * 200 + j];
+      const T v102 = l2_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v103 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v104 = l2_w[i * 200 + j] + v103;
-      atomicAdd(&t175[j], t173[i] * v104);
+      const T v103 = v101 * v102;
+      const T v104 = v100 + v103;
+      atomicAdd(&t175[j], v173 * v104);
+      const T v135 = d_l2_hebb_next[i * 200 + j];
+      const T v119 = l2_modfanout[i * 200 + j];
+      const T v118 = t118_l2_M[0];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
-      const T v121 = t107_l2_g[i] * l2_h[j];
+      const T v120 = v119 * v118;
+      const T v107 = t107_l2_g[i];
+      const T v69 = l2_h[j];
+      const T v121 = v107 * v69;
       const T v122 = v120 * v121;
-      const T v123 = l2_hebb[i * 200 + j] + v122;
+      const T v123 = v102 + v122;
       const T v142 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
-      const T v143 = d_l2_hebb_next[i * 200 + j] * v142;
+      const T v143 = v135 * v142;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v174 = t173[i] * l2_h[j];
-      const T v179 = v174 * l2_alpha[i * 200 + j];
+      const T v174 = v173 * v69;
+      const T v179 = v174 * v101;
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
       const T v180 = v143 + v179;
       d_l2_hebb[i * 200 + j] = v180;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v177 = v174 * l2_hebb[i * 200 + j];
+      const T v177 = v174 * v102;
       atomicAdd(&d_l2_alpha[i * 200 + j], v177);
     }
   }
-#line 1258 "lm_basic_modplast_lstm.cu"
+#line 1362 "lm_basic_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1275,7 +1379,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t173[k] * l2_x2c_weight[k * 200 + c];
     t183[c] = acc;
   }
-#line 1279 "lm_basic_modplast_lstm.cu"
+#line 1383 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1296,7 +1400,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t187[k] * l2_h2o_weight[k * 200 + c];
     t190[c] = acc;
   }
-#line 1300 "lm_basic_modplast_lstm.cu"
+#line 1404 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1317,7 +1421,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t187[k] * l2_x2o_weight[k * 200 + c];
     t194[c] = acc;
   }
-#line 1321 "lm_basic_modplast_lstm.cu"
+#line 1425 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1338,7 +1442,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t198[k] * l2_h2i_weight[k * 200 + c];
     t201[c] = acc;
   }
-#line 1342 "lm_basic_modplast_lstm.cu"
+#line 1446 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1359,7 +1463,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t198[k] * l2_x2i_weight[k * 200 + c];
     t205[c] = acc;
   }
-#line 1363 "lm_basic_modplast_lstm.cu"
+#line 1467 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1380,7 +1484,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t209[k] * l2_h2f_weight[k * 200 + c];
     t212[c] = acc;
   }
-#line 1384 "lm_basic_modplast_lstm.cu"
+#line 1488 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1401,7 +1505,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t209[k] * l2_x2f_weight[k * 200 + c];
     t216[c] = acc;
   }
-#line 1405 "lm_basic_modplast_lstm.cu"
+#line 1509 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1421,7 +1525,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa:
     acc += t230[0] * l1_h2mod_weight[c];
     t233[c] = acc;
   }
-#line 1425 "lm_basic_modplast_lstm.cu"
+#line 1529 "lm_basic_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1493,32 +1597,53 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v222 = t222[j];
+      const T v131 = d_l1_c_next[j];
+      const T v130 = d_l1_h_next[j];
+      const T v183 = t183[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-      const T v184 = d_l1_h_next[j] + t183[j];
-      const T v195 = v184 + t194[j];
-      const T v206 = v195 + t205[j];
-      const T v217 = v206 + t216[j];
+      const T v184 = v130 + v183;
+      const T v194 = t194[j];
+      const T v195 = v184 + v194;
+      const T v205 = t205[j];
+      const T v206 = v195 + v205;
+      const T v216 = t216[j];
+      const T v217 = v206 + v216;
+      const T v25 = t25[j];
+      const T v26 = l1_x2o_bias[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v27 = v25 + v26;
+      const T v29 = t29[j];
+      const T v30 = l1_h2o_bias[j];
+      const T v31 = v29 + v30;
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v236 = v217 * v33;
+      const T v4 = t4[j];
+      const T v5 = l1_x2f_bias[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
+      const T v6 = v4 + v5;
+      const T v9 = t9[j];
+      const T v10 = l1_h2f_bias[j];
+      const T v11 = v9 + v10;
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
+      const T v46 = l1_c[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
+      const T v47 = v13 * v46;
+      const T v15 = t15[j];
+      const T v16 = l1_x2i_bias[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v17 = v15 + v16;
+      const T v19 = t19[j];
+      const T v20 = l1_h2i_bias[j];
+      const T v21 = v19 + v20;
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
+      const T v45 = t45_l1_g[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v48 = v23 * t45_l1_g[j];
+      const T v48 = v23 * v45;
       const T v49 = v47 + v48;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v50 = tanh(v49);
@@ -1526,11 +1651,11 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v238 = T(1.0) - v237;
       const T v239 = v236 * v238;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v240 = d_l1_c_next[j] + v239;
+      const T v240 = v131 + v239;
       const T v242 = v240 * v23;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v243 = t222[j] + v242;
-      const T v246 = t45_l1_g[j] * t45_l1_g[j];
+      const T v243 = v222 + v242;
+      const T v246 = v45 * v45;
       const T v247 = T(1.0) - v246;
       const T v248 = v243 * v247;
       t248[j] = v248;
@@ -1542,14 +1667,14 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v261 = v235 * v260;
       t261[j] = v261;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v241 = v240 * t45_l1_g[j];
+      const T v241 = v240 * v45;
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
       const T v270 = T(1.0) - v23;
       const T v271 = v23 * v270;
       const T v272 = v241 * v271;
       t272[j] = v272;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v244 = v240 * l1_c[j];
+      const T v244 = v240 * v46;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
       const T v281 = T(1.0) - v13;
       const T v282 = v13 * v281;
@@ -1558,12 +1683,18 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v245 = v240 * v13;
       d_l1_c[j] = v245;
+      const T v147 = t147[j];
+      const T v158 = t158[j];
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
-      const T v159 = t147[j] + t158[j];
-      const T v176 = v159 + t175[j];
-      const T v191 = v176 + t190[j];
-      const T v202 = v191 + t201[j];
-      const T v213 = v202 + t212[j];
+      const T v159 = v147 + v158;
+      const T v175 = t175[j];
+      const T v176 = v159 + v175;
+      const T v190 = t190[j];
+      const T v191 = v176 + v190;
+      const T v201 = t201[j];
+      const T v202 = v191 + v201;
+      const T v212 = t212[j];
+      const T v213 = v202 + v212;
       d_l2_h[j] = v213;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l1_x2f_bias[j], v283);
@@ -1578,7 +1709,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v248);
     }
   }
-#line 1582 "lm_basic_modplast_lstm.cu"
+#line 1713 "lm_basic_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1610,29 +1741,38 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v248 = t248[i];
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      atomicAdd(&t250[j], t248[i] * v42);
+      const T v41 = v39 * v40;
+      const T v42 = v38 + v41;
+      atomicAdd(&t250[j], v248 * v42);
+      const T v132 = d_l1_hebb_next[i * 200 + j];
+      const T v57 = l1_modfanout[i * 200 + j];
+      const T v56 = t56_l1_M[0];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v59 = t45_l1_g[i] * l1_h[j];
+      const T v58 = v57 * v56;
+      const T v45 = t45_l1_g[i];
+      const T v7 = l1_h[j];
+      const T v59 = v45 * v7;
       const T v60 = v58 * v59;
-      const T v61 = l1_hebb[i * 200 + j] + v60;
+      const T v61 = v40 + v60;
       const T v218 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v219 = d_l1_hebb_next[i * 200 + j] * v218;
+      const T v219 = v132 * v218;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v249 = t248[i] * l1_h[j];
-      const T v254 = v249 * l1_alpha[i * 200 + j];
+      const T v249 = v248 * v7;
+      const T v254 = v249 * v39;
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
       const T v255 = v219 + v254;
       d_l1_hebb[i * 200 + j] = v255;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v252 = v249 * l1_hebb[i * 200 + j];
+      const T v252 = v249 * v40;
       atomicAdd(&d_l1_alpha[i * 200 + j], v252);
     }
   }
-#line 1636 "lm_basic_modplast_lstm.cu"
+#line 1776 "lm_basic_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1653,7 +1793,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_16(const dopa::S
       acc += t248[k] * l1_x2c_weight[k * 200 + c];
     t258[c] = acc;
   }
-#line 1657 "lm_basic_modplast_lstm.cu"
+#line 1797 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1674,7 +1814,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_17(const dopa::S
       acc += t261[k] * l1_h2o_weight[k * 200 + c];
     t264[c] = acc;
   }
-#line 1678 "lm_basic_modplast_lstm.cu"
+#line 1818 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1695,7 +1835,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_18(const dopa::S
       acc += t261[k] * l1_x2o_weight[k * 200 + c];
     t268[c] = acc;
   }
-#line 1699 "lm_basic_modplast_lstm.cu"
+#line 1839 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1716,7 +1856,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_19(const dopa::S
       acc += t272[k] * l1_h2i_weight[k * 200 + c];
     t275[c] = acc;
   }
-#line 1720 "lm_basic_modplast_lstm.cu"
+#line 1860 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1737,7 +1877,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_20(const dopa::S
       acc += t272[k] * l1_x2i_weight[k * 200 + c];
     t279[c] = acc;
   }
-#line 1741 "lm_basic_modplast_lstm.cu"
+#line 1881 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1758,7 +1898,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_21(const dopa::S
       acc += t283[k] * l1_h2f_weight[k * 200 + c];
     t286[c] = acc;
   }
-#line 1762 "lm_basic_modplast_lstm.cu"
+#line 1902 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1779,7 +1919,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_22(const dopa::S
       acc += t283[k] * l1_x2f_weight[k * 200 + c];
     t290[c] = acc;
   }
-#line 1783 "lm_basic_modplast_lstm.cu"
+#line 1923 "lm_basic_modplast_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1808,21 +1948,31 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v223 = t223[j];
+      const T v233 = t233[j];
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
-      const T v234 = t223[j] + t233[j];
-      const T v251 = v234 + t250[j];
-      const T v265 = v251 + t264[j];
-      const T v276 = v265 + t275[j];
-      const T v287 = v276 + t286[j];
+      const T v234 = v223 + v233;
+      const T v250 = t250[j];
+      const T v251 = v234 + v250;
+      const T v264 = t264[j];
+      const T v265 = v251 + v264;
+      const T v275 = t275[j];
+      const T v276 = v265 + v275;
+      const T v286 = t286[j];
+      const T v287 = v276 + v286;
       d_l1_h[j] = v287;
+      const T v258 = t258[j];
+      const T v268 = t268[j];
 #line 23 "examples/lm/basic_modplast_lstm.dopa"
-      const T v269 = t258[j] + t268[j];
-      const T v280 = v269 + t279[j];
-      const T v291 = v280 + t290[j];
+      const T v269 = v258 + v268;
+      const T v279 = t279[j];
+      const T v280 = v269 + v279;
+      const T v290 = t290[j];
+      const T v291 = v280 + v290;
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v291);
     }
   }
-#line 1826 "lm_basic_modplast_lstm.cu"
+#line 1976 "lm_basic_modplast_lstm.cu"
 }
 
 // backward stage 24: fused loop nest over [10000]
@@ -1838,8 +1988,9 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-      record14[j] = d_out_logits[j];
-      atomicAdd(&d_dec_bias[j], d_out_logits[j]);
+      const T v129 = d_out_logits[j];
+      record14[j] = v129;
+      atomicAdd(&d_dec_bias[j], v129);
     }
   }
 }

@@ -105,19 +105,21 @@ template <class T> static void forward_l1_etaet_l2_etaet(const dopa::StepArgs<T>
   const T *__restrict l2_etaet_logit = a.params + kParamL2EtaetLogit; // []
   T *__restrict t72_l2_etaet = a.saved + 1920;                        // [] l2.etaet
   T *__restrict t131 = a.saved + 3616;                                // []
+  const T v3 = l1_etaet_logit[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-  const T v4 = T(1) / (T(1) + simdExp(-l1_etaet_logit[0]));
+  const T v4 = T(1) / (T(1) + simdExp(-v3));
   t4_l1_etaet[0] = v4;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
   const T v66 = T(1.0) - v4;
   t66[0] = v66;
+  const T v71 = l2_etaet_logit[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-  const T v72 = T(1) / (T(1) + simdExp(-l2_etaet_logit[0]));
+  const T v72 = T(1) / (T(1) + simdExp(-v71));
   t72_l2_etaet[0] = v72;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
   const T v131 = T(1.0) - v72;
   t131[0] = v131;
-#line 121 "lm_basic_modul_lstm.cpp"
+#line 123 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -130,7 +132,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t6 = a.saved + 224;                                 // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t6, 200).noalias() = ConstRowMat<T>(l1_x2f_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 134 "lm_basic_modul_lstm.cpp"
+#line 136 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -143,7 +145,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.saved + 432;                                // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t11, 200).noalias() = ConstRowMat<T>(l1_h2f_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 147 "lm_basic_modul_lstm.cpp"
+#line 149 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -156,7 +158,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t17 = a.saved + 640;                                // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t17, 200).noalias() = ConstRowMat<T>(l1_x2i_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 160 "lm_basic_modul_lstm.cpp"
+#line 162 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -169,7 +171,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t21 = a.saved + 848;                                // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t21, 200).noalias() = ConstRowMat<T>(l1_h2i_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 173 "lm_basic_modul_lstm.cpp"
+#line 175 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -182,7 +184,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t27 = a.saved + 1056;                               // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t27, 200).noalias() = ConstRowMat<T>(l1_x2o_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 186 "lm_basic_modul_lstm.cpp"
+#line 188 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -195,7 +197,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t31 = a.saved + 1264;                               // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t31, 200).noalias() = ConstRowMat<T>(l1_h2o_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 199 "lm_basic_modul_lstm.cpp"
+#line 201 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -208,7 +210,7 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t37 = a.scratch + 0;                                // [200]
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t37, 200).noalias() = ConstRowMat<T>(l1_x2c_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 212 "lm_basic_modul_lstm.cpp"
+#line 214 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -243,26 +245,42 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   T *__restrict saved_t51 = a.saved + 1680;                     // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v37 = t37[j];
+    const T v38 = l1_x2c_bias[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v39 = t37[j] + l1_x2c_bias[j];
-    const T v44 = v39 + carried_0[j];
+    const T v39 = v37 + v38;
+    const T v43 = carried_0[j];
+    const T v44 = v39 + v43;
     const T v45 = simdTanh(v44);
     t45_l1_g[j] = v45;
+    const T v27 = t27[j];
+    const T v28 = l1_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v29 = t27[j] + l1_x2o_bias[j];
-    const T v33 = t31[j] + l1_h2o_bias[j];
+    const T v29 = v27 + v28;
+    const T v31 = t31[j];
+    const T v32 = l1_h2o_bias[j];
+    const T v33 = v31 + v32;
     const T v34 = v29 + v33;
     const T v35 = T(1) / (T(1) + simdExp(-v34));
+    const T v6 = t6[j];
+    const T v7 = l1_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v8 = t6[j] + l1_x2f_bias[j];
-    const T v13 = t11[j] + l1_h2f_bias[j];
+    const T v8 = v6 + v7;
+    const T v11 = t11[j];
+    const T v12 = l1_h2f_bias[j];
+    const T v13 = v11 + v12;
     const T v14 = v8 + v13;
     const T v15 = T(1) / (T(1) + simdExp(-v14));
+    const T v46 = l1_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v47 = v15 * l1_c[j];
+    const T v47 = v15 * v46;
+    const T v17 = t17[j];
+    const T v18 = l1_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v19 = t17[j] + l1_x2i_bias[j];
-    const T v23 = t21[j] + l1_h2i_bias[j];
+    const T v19 = v17 + v18;
+    const T v21 = t21[j];
+    const T v22 = l1_h2i_bias[j];
+    const T v23 = v21 + v22;
     const T v24 = v19 + v23;
     const T v25 = T(1) / (T(1) + simdExp(-v24));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
@@ -277,26 +295,42 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v37 = t37[j];
+    const T v38 = l1_x2c_bias[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v39 = t37[j] + l1_x2c_bias[j];
-    const T v44 = v39 + carried_0[j];
+    const T v39 = v37 + v38;
+    const T v43 = carried_0[j];
+    const T v44 = v39 + v43;
     const T v45 = simdTanh(v44);
     t45_l1_g[j] = v45;
+    const T v27 = t27[j];
+    const T v28 = l1_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v29 = t27[j] + l1_x2o_bias[j];
-    const T v33 = t31[j] + l1_h2o_bias[j];
+    const T v29 = v27 + v28;
+    const T v31 = t31[j];
+    const T v32 = l1_h2o_bias[j];
+    const T v33 = v31 + v32;
     const T v34 = v29 + v33;
     const T v35 = T(1) / (T(1) + simdExp(-v34));
+    const T v6 = t6[j];
+    const T v7 = l1_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v8 = t6[j] + l1_x2f_bias[j];
-    const T v13 = t11[j] + l1_h2f_bias[j];
+    const T v8 = v6 + v7;
+    const T v11 = t11[j];
+    const T v12 = l1_h2f_bias[j];
+    const T v13 = v11 + v12;
     const T v14 = v8 + v13;
     const T v15 = T(1) / (T(1) + simdExp(-v14));
+    const T v46 = l1_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v47 = v15 * l1_c[j];
+    const T v47 = v15 * v46;
+    const T v17 = t17[j];
+    const T v18 = l1_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v19 = t17[j] + l1_x2i_bias[j];
-    const T v23 = t21[j] + l1_h2i_bias[j];
+    const T v19 = v17 + v18;
+    const T v21 = t21[j];
+    const T v22 = l1_h2i_bias[j];
+    const T v23 = v21 + v22;
     const T v24 = v19 + v23;
     const T v25 = T(1) / (T(1) + simdExp(-v24));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
@@ -309,7 +343,7 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
     l1_c_next[j] = v49;
     saved_t51[j] = v51;
   }
-#line 313 "lm_basic_modul_lstm.cpp"
+#line 347 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -322,7 +356,7 @@ template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
   T *__restrict t53 = a.scratch + 208;                                  // [1]
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t53, 1).noalias() = ConstRowMat<T>(l1_h2mod_weight, 1, 200) * ConstVec<T>(l1_h, 200);
-#line 326 "lm_basic_modul_lstm.cpp"
+#line 360 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -333,11 +367,13 @@ template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
   T *__restrict t53 = a.scratch + 208;                              // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
   T *__restrict t56_l1_M = a.saved + 1888;                          // [1] l1.M
+  const T v53 = t53[0];
+  const T v54 = l1_h2mod_bias[0];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-  const T v55 = t53[0] + l1_h2mod_bias[0];
+  const T v55 = v53 + v54;
   const T v56 = simdTanh(v55);
   t56_l1_M[0] = v56;
-#line 341 "lm_basic_modul_lstm.cpp"
+#line 377 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -351,7 +387,7 @@ template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) 
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t74, 200).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 355 "lm_basic_modul_lstm.cpp"
+#line 391 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -364,7 +400,7 @@ template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) 
   T *__restrict t79 = a.saved + 2144;                               // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t79, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 368 "lm_basic_modul_lstm.cpp"
+#line 404 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -378,7 +414,7 @@ template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) 
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t85, 200).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 382 "lm_basic_modul_lstm.cpp"
+#line 418 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -391,7 +427,7 @@ template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) 
   T *__restrict t89 = a.saved + 2560;                               // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t89, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 395 "lm_basic_modul_lstm.cpp"
+#line 431 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -405,7 +441,7 @@ template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) 
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t95, 200).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 409 "lm_basic_modul_lstm.cpp"
+#line 445 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -418,7 +454,7 @@ template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) 
   T *__restrict t99 = a.saved + 2976;                               // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t99, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 422 "lm_basic_modul_lstm.cpp"
+#line 458 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -432,7 +468,7 @@ template <class T> static void forward_x2c_18(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t105, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 436 "lm_basic_modul_lstm.cpp"
+#line 472 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -469,26 +505,42 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
   T *__restrict saved_t119 = a.saved + 3392;                    // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v105 = t105[j];
+    const T v106 = l2_x2c_bias[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v107 = t105[j] + l2_x2c_bias[j];
-    const T v112 = v107 + carried_1[j];
+    const T v107 = v105 + v106;
+    const T v111 = carried_1[j];
+    const T v112 = v107 + v111;
     const T v113 = simdTanh(v112);
     t113_l2_g[j] = v113;
+    const T v95 = t95[j];
+    const T v96 = l2_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v97 = t95[j] + l2_x2o_bias[j];
-    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v97 = v95 + v96;
+    const T v99 = t99[j];
+    const T v100 = l2_h2o_bias[j];
+    const T v101 = v99 + v100;
     const T v102 = v97 + v101;
     const T v103 = T(1) / (T(1) + simdExp(-v102));
+    const T v74 = t74[j];
+    const T v75 = l2_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v76 = t74[j] + l2_x2f_bias[j];
-    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v76 = v74 + v75;
+    const T v79 = t79[j];
+    const T v80 = l2_h2f_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v76 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v114 = l2_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v115 = v83 * l2_c[j];
+    const T v115 = v83 * v114;
+    const T v85 = t85[j];
+    const T v86 = l2_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v87 = t85[j] + l2_x2i_bias[j];
-    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2i_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
@@ -504,26 +556,42 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v105 = t105[j];
+    const T v106 = l2_x2c_bias[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v107 = t105[j] + l2_x2c_bias[j];
-    const T v112 = v107 + carried_1[j];
+    const T v107 = v105 + v106;
+    const T v111 = carried_1[j];
+    const T v112 = v107 + v111;
     const T v113 = simdTanh(v112);
     t113_l2_g[j] = v113;
+    const T v95 = t95[j];
+    const T v96 = l2_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v97 = t95[j] + l2_x2o_bias[j];
-    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v97 = v95 + v96;
+    const T v99 = t99[j];
+    const T v100 = l2_h2o_bias[j];
+    const T v101 = v99 + v100;
     const T v102 = v97 + v101;
     const T v103 = T(1) / (T(1) + simdExp(-v102));
+    const T v74 = t74[j];
+    const T v75 = l2_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v76 = t74[j] + l2_x2f_bias[j];
-    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v76 = v74 + v75;
+    const T v79 = t79[j];
+    const T v80 = l2_h2f_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v76 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v114 = l2_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v115 = v83 * l2_c[j];
+    const T v115 = v83 * v114;
+    const T v85 = t85[j];
+    const T v86 = l2_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v87 = t85[j] + l2_x2i_bias[j];
-    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2i_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
@@ -537,7 +605,7 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
     readout_in_logits[j] = v119;
     saved_t119[j] = v119;
   }
-#line 541 "lm_basic_modul_lstm.cpp"
+#line 609 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -550,7 +618,7 @@ template <class T> static void forward_h2mod_20(const dopa::StepArgs<T> &a) {
   T *__restrict t121 = a.scratch + 432;                                 // [1]
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t121, 1).noalias() = ConstRowMat<T>(l2_h2mod_weight, 1, 200) * ConstVec<T>(l2_h, 200);
-#line 554 "lm_basic_modul_lstm.cpp"
+#line 622 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -561,11 +629,13 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   T *__restrict t121 = a.scratch + 432;                             // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
   T *__restrict t124_l2_M = a.saved + 3600;                         // [1] l2.M
+  const T v121 = t121[0];
+  const T v122 = l2_h2mod_bias[0];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-  const T v123 = t121[0] + l2_h2mod_bias[0];
+  const T v123 = v121 + v122;
   const T v124 = simdTanh(v123);
   t124_l2_M[0] = v124;
-#line 569 "lm_basic_modul_lstm.cpp"
+#line 639 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -611,78 +681,114 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
   for (int i = 0; i < 200; ++i) {
     T acc138 = T(0);
     T acc141 = T(0);
+    const T v56 = t56_l1_M[0];
+    const T v124 = t124_l2_M[0];
+    const T v66 = t66[0];
+    const T v4 = t4_l1_etaet[0];
+    const T v45 = t45_l1_g[i];
+    const T v131 = t131[0];
+    const T v72 = t72_l2_etaet[0];
+    const T v113 = t113_l2_g[i];
 #pragma omp simd reduction(+ : acc138, acc141)
     for (int j = 0; j < 192; ++j) {
+      const T v40 = l1_w[i * 200 + j];
+      const T v41 = l1_alpha[i * 200 + j];
+      const T v42 = l1_pw[i * 200 + j];
+      const T v57 = l1_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v60 = v58 * l1_et[i * 200 + j];
-      const T v61 = l1_pw[i * 200 + j] + v60;
+      const T v58 = v57 * v56;
+      const T v59 = l1_et[i * 200 + j];
+      const T v60 = v58 * v59;
+      const T v61 = v42 + v60;
       const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v136 = l1_alpha[i * 200 + j] * v64;
-      const T v137 = l1_w[i * 200 + j] + v136;
-      acc138 += v137 * l1_h_next[j];
+      const T v136 = v41 * v64;
+      const T v137 = v40 + v136;
+      const T v51 = l1_h_next[j];
+      acc138 += v137 * v51;
+      const T v108 = l2_w[i * 200 + j];
+      const T v109 = l2_alpha[i * 200 + j];
+      const T v110 = l2_pw[i * 200 + j];
+      const T v125 = l2_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v126 = l2_modfanout[i * 200 + j] * t124_l2_M[0];
-      const T v128 = v126 * l2_et[i * 200 + j];
-      const T v129 = l2_pw[i * 200 + j] + v128;
+      const T v126 = v125 * v124;
+      const T v127 = l2_et[i * 200 + j];
+      const T v128 = v126 * v127;
+      const T v129 = v110 + v128;
       const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v139 = l2_alpha[i * 200 + j] * v130;
-      const T v140 = l2_w[i * 200 + j] + v139;
-      acc141 += v140 * l2_h_next[j];
+      const T v139 = v109 * v130;
+      const T v140 = v108 + v139;
+      const T v119 = l2_h_next[j];
+      acc141 += v140 * v119;
       l1_pw_next[i * 200 + j] = v64;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v67 = t66[0] * l1_et[i * 200 + j];
-      const T v68 = t45_l1_g[i] * l1_h[j];
-      const T v69 = t4_l1_etaet[0] * v68;
+      const T v67 = v66 * v59;
+      const T v9 = l1_h[j];
+      const T v68 = v45 * v9;
+      const T v69 = v4 * v68;
       const T v70 = v67 + v69;
       l1_et_next[i * 200 + j] = v70;
       l2_pw_next[i * 200 + j] = v130;
-      const T v132 = t131[0] * l2_et[i * 200 + j];
-      const T v133 = t113_l2_g[i] * l2_h[j];
-      const T v134 = t72_l2_etaet[0] * v133;
+      const T v132 = v131 * v127;
+      const T v77 = l2_h[j];
+      const T v133 = v113 * v77;
+      const T v134 = v72 * v133;
       const T v135 = v132 + v134;
       l2_et_next[i * 200 + j] = v135;
     }
 #pragma omp simd reduction(+ : acc138, acc141)
     for (int j = 192; j < 200; ++j) {
+      const T v40 = l1_w[i * 200 + j];
+      const T v41 = l1_alpha[i * 200 + j];
+      const T v42 = l1_pw[i * 200 + j];
+      const T v57 = l1_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v60 = v58 * l1_et[i * 200 + j];
-      const T v61 = l1_pw[i * 200 + j] + v60;
+      const T v58 = v57 * v56;
+      const T v59 = l1_et[i * 200 + j];
+      const T v60 = v58 * v59;
+      const T v61 = v42 + v60;
       const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v136 = l1_alpha[i * 200 + j] * v64;
-      const T v137 = l1_w[i * 200 + j] + v136;
-      acc138 += v137 * l1_h_next[j];
+      const T v136 = v41 * v64;
+      const T v137 = v40 + v136;
+      const T v51 = l1_h_next[j];
+      acc138 += v137 * v51;
+      const T v108 = l2_w[i * 200 + j];
+      const T v109 = l2_alpha[i * 200 + j];
+      const T v110 = l2_pw[i * 200 + j];
+      const T v125 = l2_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v126 = l2_modfanout[i * 200 + j] * t124_l2_M[0];
-      const T v128 = v126 * l2_et[i * 200 + j];
-      const T v129 = l2_pw[i * 200 + j] + v128;
+      const T v126 = v125 * v124;
+      const T v127 = l2_et[i * 200 + j];
+      const T v128 = v126 * v127;
+      const T v129 = v110 + v128;
       const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v139 = l2_alpha[i * 200 + j] * v130;
-      const T v140 = l2_w[i * 200 + j] + v139;
-      acc141 += v140 * l2_h_next[j];
+      const T v139 = v109 * v130;
+      const T v140 = v108 + v139;
+      const T v119 = l2_h_next[j];
+      acc141 += v140 * v119;
       l1_pw_next[i * 200 + j] = v64;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v67 = t66[0] * l1_et[i * 200 + j];
-      const T v68 = t45_l1_g[i] * l1_h[j];
-      const T v69 = t4_l1_etaet[0] * v68;
+      const T v67 = v66 * v59;
+      const T v9 = l1_h[j];
+      const T v68 = v45 * v9;
+      const T v69 = v4 * v68;
       const T v70 = v67 + v69;
       l1_et_next[i * 200 + j] = v70;
       l2_pw_next[i * 200 + j] = v130;
-      const T v132 = t131[0] * l2_et[i * 200 + j];
-      const T v133 = t113_l2_g[i] * l2_h[j];
-      const T v134 = t72_l2_etaet[0] * v133;
+      const T v132 = v131 * v127;
+      const T v77 = l2_h[j];
+      const T v133 = v113 * v77;
+      const T v134 = v72 * v133;
       const T v135 = v132 + v134;
       l2_et_next[i * 200 + j] = v135;
     }
     carried_0_next[i] = acc138;
     carried_1_next[i] = acc141;
   }
-#line 686 "lm_basic_modul_lstm.cpp"
+#line 792 "lm_basic_modul_lstm.cpp"
 }
 
 /// One forward step of BasicModulLSTMLM for one batch element.
@@ -798,63 +904,89 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     T acc252 = T(0);
     T acc259 = T(0);
     T acc271 = T(0);
+    const T v153 = d_carried_1_next[i];
+    const T v124 = t124_l2_M[0];
+    const T v152 = d_carried_0_next[i];
+    const T v56 = t56_l1_M[0];
+    const T v113 = t113_l2_g[i];
+    const T v45 = t45_l1_g[i];
+    const T v66 = t66[0];
+    const T v131 = t131[0];
 #pragma omp simd reduction(+ : acc168, acc175, acc189, acc252, acc259, acc271)
     for (int j = 0; j < 192; ++j) {
+      const T v108 = l2_w[i * 200 + j];
+      const T v109 = l2_alpha[i * 200 + j];
+      const T v110 = l2_pw[i * 200 + j];
+      const T v125 = l2_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v126 = l2_modfanout[i * 200 + j] * t124_l2_M[0];
-      const T v128 = v126 * l2_et[i * 200 + j];
-      const T v129 = l2_pw[i * 200 + j] + v128;
+      const T v126 = v125 * v124;
+      const T v127 = l2_et[i * 200 + j];
+      const T v128 = v126 * v127;
+      const T v129 = v110 + v128;
       const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v139 = l2_alpha[i * 200 + j] * v130;
-      const T v140 = l2_w[i * 200 + j] + v139;
-      t155[j] += d_carried_1_next[i] * v140;
+      const T v139 = v109 * v130;
+      const T v140 = v108 + v139;
+      t155[j] += v153 * v140;
+      const T v40 = l1_w[i * 200 + j];
+      const T v41 = l1_alpha[i * 200 + j];
+      const T v42 = l1_pw[i * 200 + j];
+      const T v57 = l1_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v60 = v58 * l1_et[i * 200 + j];
-      const T v61 = l1_pw[i * 200 + j] + v60;
+      const T v58 = v57 * v56;
+      const T v59 = l1_et[i * 200 + j];
+      const T v60 = v58 * v59;
+      const T v61 = v42 + v60;
       const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v136 = l1_alpha[i * 200 + j] * v64;
-      const T v137 = l1_w[i * 200 + j] + v136;
-      t162[j] += d_carried_0_next[i] * v137;
+      const T v136 = v41 * v64;
+      const T v137 = v40 + v136;
+      t162[j] += v152 * v137;
+      const T v151 = d_l2_et[i * 200 + j];
+      const T v77 = l2_h[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc168 += d_l2_et[i * 200 + j] * l2_h[j];
+      acc168 += v151 * v77;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      t172[j] += t113_l2_g[i] * d_l2_et[i * 200 + j];
-      const T v174 = d_l2_et[i * 200 + j] * l2_et[i * 200 + j];
+      t172[j] += v113 * v151;
+      const T v174 = v151 * v127;
       acc175 += v174;
+      const T v150 = d_l2_pw[i * 200 + j];
+      const T v119 = t119_l2_hn[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v154 = d_carried_1_next[i] * t119_l2_hn[j];
-      const T v159 = v154 * l2_alpha[i * 200 + j];
+      const T v154 = v153 * v119;
+      const T v159 = v154 * v109;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v160 = d_l2_pw[i * 200 + j] + v159;
+      const T v160 = v150 + v159;
       const T v181 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
       const T v182 = v160 * v181;
-      const T v183 = v182 * l2_et[i * 200 + j];
-      const T v188 = v183 * l2_modfanout[i * 200 + j];
+      const T v183 = v182 * v127;
+      const T v188 = v183 * v125;
 #line 148 "examples/lm/basic_modul_lstm.dopa"
       acc189 += v188;
+      const T v146 = d_l1_et[i * 200 + j];
+      const T v9 = l1_h[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc252 += d_l1_et[i * 200 + j] * l1_h[j];
+      acc252 += v146 * v9;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      t256[j] += t45_l1_g[i] * d_l1_et[i * 200 + j];
-      const T v258 = d_l1_et[i * 200 + j] * l1_et[i * 200 + j];
+      t256[j] += v45 * v146;
+      const T v258 = v146 * v59;
       acc259 += v258;
+      const T v145 = d_l1_pw[i * 200 + j];
+      const T v51 = t51_l1_hn[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v161 = d_carried_0_next[i] * t51_l1_hn[j];
-      const T v166 = v161 * l1_alpha[i * 200 + j];
+      const T v161 = v152 * v51;
+      const T v166 = v161 * v41;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v167 = d_l1_pw[i * 200 + j] + v166;
+      const T v167 = v145 + v166;
       const T v263 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
       const T v264 = v167 * v263;
-      const T v265 = v264 * l1_et[i * 200 + j];
-      const T v270 = v265 * l1_modfanout[i * 200 + j];
+      const T v265 = v264 * v59;
+      const T v270 = v265 * v57;
 #line 148 "examples/lm/basic_modul_lstm.dopa"
       acc271 += v270;
       d_l1_pw[i * 200 + j] = v264;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v260 = d_l1_et[i * 200 + j] * t66[0];
+      const T v260 = v146 * v66;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v266 = v264 * v58;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
@@ -862,7 +994,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       d_l1_et[i * 200 + j] = v267;
       d_l2_pw[i * 200 + j] = v182;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v176 = d_l2_et[i * 200 + j] * t131[0];
+      const T v176 = v151 * v131;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v184 = v182 * v126;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
@@ -872,72 +1004,90 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       const T v164 = v161 * v64;
       d_l1_alpha[i * 200 + j] += v164;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v268 = v265 * t56_l1_M[0];
+      const T v268 = v265 * v56;
       d_l1_modfanout[i * 200 + j] += v268;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v157 = v154 * v130;
       d_l2_alpha[i * 200 + j] += v157;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v186 = v183 * t124_l2_M[0];
+      const T v186 = v183 * v124;
       d_l2_modfanout[i * 200 + j] += v186;
     }
 #pragma omp simd reduction(+ : acc168, acc175, acc189, acc252, acc259, acc271)
     for (int j = 192; j < 200; ++j) {
+      const T v108 = l2_w[i * 200 + j];
+      const T v109 = l2_alpha[i * 200 + j];
+      const T v110 = l2_pw[i * 200 + j];
+      const T v125 = l2_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v126 = l2_modfanout[i * 200 + j] * t124_l2_M[0];
-      const T v128 = v126 * l2_et[i * 200 + j];
-      const T v129 = l2_pw[i * 200 + j] + v128;
+      const T v126 = v125 * v124;
+      const T v127 = l2_et[i * 200 + j];
+      const T v128 = v126 * v127;
+      const T v129 = v110 + v128;
       const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v139 = l2_alpha[i * 200 + j] * v130;
-      const T v140 = l2_w[i * 200 + j] + v139;
-      t155[j] += d_carried_1_next[i] * v140;
+      const T v139 = v109 * v130;
+      const T v140 = v108 + v139;
+      t155[j] += v153 * v140;
+      const T v40 = l1_w[i * 200 + j];
+      const T v41 = l1_alpha[i * 200 + j];
+      const T v42 = l1_pw[i * 200 + j];
+      const T v57 = l1_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v60 = v58 * l1_et[i * 200 + j];
-      const T v61 = l1_pw[i * 200 + j] + v60;
+      const T v58 = v57 * v56;
+      const T v59 = l1_et[i * 200 + j];
+      const T v60 = v58 * v59;
+      const T v61 = v42 + v60;
       const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v136 = l1_alpha[i * 200 + j] * v64;
-      const T v137 = l1_w[i * 200 + j] + v136;
-      t162[j] += d_carried_0_next[i] * v137;
+      const T v136 = v41 * v64;
+      const T v137 = v40 + v136;
+      t162[j] += v152 * v137;
+      const T v151 = d_l2_et[i * 200 + j];
+      const T v77 = l2_h[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc168 += d_l2_et[i * 200 + j] * l2_h[j];
+      acc168 += v151 * v77;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      t172[j] += t113_l2_g[i] * d_l2_et[i * 200 + j];
-      const T v174 = d_l2_et[i * 200 + j] * l2_et[i * 200 + j];
+      t172[j] += v113 * v151;
+      const T v174 = v151 * v127;
       acc175 += v174;
+      const T v150 = d_l2_pw[i * 200 + j];
+      const T v119 = t119_l2_hn[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v154 = d_carried_1_next[i] * t119_l2_hn[j];
-      const T v159 = v154 * l2_alpha[i * 200 + j];
+      const T v154 = v153 * v119;
+      const T v159 = v154 * v109;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v160 = d_l2_pw[i * 200 + j] + v159;
+      const T v160 = v150 + v159;
       const T v181 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
       const T v182 = v160 * v181;
-      const T v183 = v182 * l2_et[i * 200 + j];
-      const T v188 = v183 * l2_modfanout[i * 200 + j];
+      const T v183 = v182 * v127;
+      const T v188 = v183 * v125;
 #line 148 "examples/lm/basic_modul_lstm.dopa"
       acc189 += v188;
+      const T v146 = d_l1_et[i * 200 + j];
+      const T v9 = l1_h[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc252 += d_l1_et[i * 200 + j] * l1_h[j];
+      acc252 += v146 * v9;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      t256[j] += t45_l1_g[i] * d_l1_et[i * 200 + j];
-      const T v258 = d_l1_et[i * 200 + j] * l1_et[i * 200 + j];
+      t256[j] += v45 * v146;
+      const T v258 = v146 * v59;
       acc259 += v258;
+      const T v145 = d_l1_pw[i * 200 + j];
+      const T v51 = t51_l1_hn[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v161 = d_carried_0_next[i] * t51_l1_hn[j];
-      const T v166 = v161 * l1_alpha[i * 200 + j];
+      const T v161 = v152 * v51;
+      const T v166 = v161 * v41;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v167 = d_l1_pw[i * 200 + j] + v166;
+      const T v167 = v145 + v166;
       const T v263 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
       const T v264 = v167 * v263;
-      const T v265 = v264 * l1_et[i * 200 + j];
-      const T v270 = v265 * l1_modfanout[i * 200 + j];
+      const T v265 = v264 * v59;
+      const T v270 = v265 * v57;
 #line 148 "examples/lm/basic_modul_lstm.dopa"
       acc271 += v270;
       d_l1_pw[i * 200 + j] = v264;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v260 = d_l1_et[i * 200 + j] * t66[0];
+      const T v260 = v146 * v66;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v266 = v264 * v58;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
@@ -945,7 +1095,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       d_l1_et[i * 200 + j] = v267;
       d_l2_pw[i * 200 + j] = v182;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v176 = d_l2_et[i * 200 + j] * t131[0];
+      const T v176 = v151 * v131;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v184 = v182 * v126;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
@@ -955,13 +1105,13 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       const T v164 = v161 * v64;
       d_l1_alpha[i * 200 + j] += v164;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v268 = v265 * t56_l1_M[0];
+      const T v268 = v265 * v56;
       d_l1_modfanout[i * 200 + j] += v268;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v157 = v154 * v130;
       d_l2_alpha[i * 200 + j] += v157;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v186 = v183 * t124_l2_M[0];
+      const T v186 = v183 * v124;
       d_l2_modfanout[i * 200 + j] += v186;
     }
     t168[i] = acc168;
@@ -971,7 +1121,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t259[0] += acc259;
     t271[0] += acc271;
   }
-#line 975 "lm_basic_modul_lstm.cpp"
+#line 1125 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1063,37 +1213,57 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   t254[0] = T(0);
   T acc170 = T(0);
   T acc254 = T(0);
+  const T v72 = t72_l2_etaet[0];
 #pragma omp simd reduction(+ : acc170, acc254)
   for (int j = 0; j < 192; ++j) {
+    const T v113 = t113_l2_g[j];
+    const T v168 = t168[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v169 = t113_l2_g[j] * t168[j];
+    const T v169 = v113 * v168;
     acc170 += v169;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v171 = t168[j] * t72_l2_etaet[0];
+    const T v171 = v168 * v72;
+    const T v149 = d_l2_c_next[j];
+    const T v142 = d_readout_in_logits[j];
+    const T v147 = d_l2_h_next[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v148 = d_readout_in_logits[j] + d_l2_h_next[j];
-    const T v156 = v148 + t155[j];
+    const T v148 = v142 + v147;
+    const T v155 = t155[j];
+    const T v156 = v148 + v155;
+    const T v95 = t95[j];
+    const T v96 = l2_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v97 = t95[j] + l2_x2o_bias[j];
-    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v97 = v95 + v96;
+    const T v99 = t99[j];
+    const T v100 = l2_h2o_bias[j];
+    const T v101 = v99 + v100;
     const T v102 = v97 + v101;
     const T v103 = T(1) / (T(1) + simdExp(-v102));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v199 = v156 * v103;
+    const T v74 = t74[j];
+    const T v75 = l2_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v76 = t74[j] + l2_x2f_bias[j];
-    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v76 = v74 + v75;
+    const T v79 = t79[j];
+    const T v80 = l2_h2f_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v76 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v114 = l2_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v115 = v83 * l2_c[j];
+    const T v115 = v83 * v114;
+    const T v85 = t85[j];
+    const T v86 = l2_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v87 = t85[j] + l2_x2i_bias[j];
-    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2i_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v116 = v93 * t113_l2_g[j];
+    const T v116 = v93 * v113;
     const T v117 = v115 + v116;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v118 = simdTanh(v117);
@@ -1101,11 +1271,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v201 = T(1.0) - v200;
     const T v202 = v199 * v201;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v203 = d_l2_c_next[j] + v202;
+    const T v203 = v149 + v202;
     const T v205 = v203 * v93;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     const T v206 = v171 + v205;
-    const T v209 = t113_l2_g[j] * t113_l2_g[j];
+    const T v209 = v113 * v113;
     const T v210 = T(1.0) - v209;
     const T v211 = v206 * v210;
     d_carried_1[j] = v211;
@@ -1117,32 +1287,39 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v218 = v198 * v217;
     t218[j] = v218;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v204 = v203 * t113_l2_g[j];
+    const T v204 = v203 * v113;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
     const T v227 = T(1.0) - v93;
     const T v228 = v93 * v227;
     const T v229 = v204 * v228;
     t229[j] = v229;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v207 = v203 * l2_c[j];
+    const T v207 = v203 * v114;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     const T v238 = T(1.0) - v83;
     const T v239 = v83 * v238;
     const T v240 = v207 * v239;
     t240[j] = v240;
+    const T v45 = t45_l1_g[j];
+    const T v252 = t252[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v253 = t45_l1_g[j] * t252[j];
+    const T v253 = v45 * v252;
     acc254 += v253;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
     const T v208 = v203 * v83;
     d_l2_c[j] = v208;
-    record1[j] = t2[j];
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t51_l1_hn[j];
+    const T v2 = t2[j];
+    record1[j] = v2;
+    const T v9 = l1_h[j];
+    record2[j] = v9;
+    const T v152 = d_carried_0_next[j];
+    record6[j] = v152;
+    const T v51 = t51_l1_hn[j];
+    record7[j] = v51;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     d_l2_x2f_bias[j] += v240;
-    record10[j] = l2_h[j];
+    const T v77 = l2_h[j];
+    record10[j] = v77;
     d_l2_h2f_bias[j] += v240;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
     d_l2_x2i_bias[j] += v229;
@@ -1153,40 +1330,61 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record13[j] = v211;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     d_l2_x2c_bias[j] += v211;
-    record14[j] = d_carried_1_next[j];
-    record15[j] = t119_l2_hn[j];
+    const T v153 = d_carried_1_next[j];
+    record14[j] = v153;
+    const T v119 = t119_l2_hn[j];
+    record15[j] = v119;
   }
 #pragma omp simd reduction(+ : acc170, acc254)
   for (int j = 192; j < 200; ++j) {
+    const T v113 = t113_l2_g[j];
+    const T v168 = t168[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v169 = t113_l2_g[j] * t168[j];
+    const T v169 = v113 * v168;
     acc170 += v169;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v171 = t168[j] * t72_l2_etaet[0];
+    const T v171 = v168 * v72;
+    const T v149 = d_l2_c_next[j];
+    const T v142 = d_readout_in_logits[j];
+    const T v147 = d_l2_h_next[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v148 = d_readout_in_logits[j] + d_l2_h_next[j];
-    const T v156 = v148 + t155[j];
+    const T v148 = v142 + v147;
+    const T v155 = t155[j];
+    const T v156 = v148 + v155;
+    const T v95 = t95[j];
+    const T v96 = l2_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v97 = t95[j] + l2_x2o_bias[j];
-    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v97 = v95 + v96;
+    const T v99 = t99[j];
+    const T v100 = l2_h2o_bias[j];
+    const T v101 = v99 + v100;
     const T v102 = v97 + v101;
     const T v103 = T(1) / (T(1) + simdExp(-v102));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v199 = v156 * v103;
+    const T v74 = t74[j];
+    const T v75 = l2_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v76 = t74[j] + l2_x2f_bias[j];
-    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v76 = v74 + v75;
+    const T v79 = t79[j];
+    const T v80 = l2_h2f_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v76 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v114 = l2_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v115 = v83 * l2_c[j];
+    const T v115 = v83 * v114;
+    const T v85 = t85[j];
+    const T v86 = l2_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v87 = t85[j] + l2_x2i_bias[j];
-    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2i_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v116 = v93 * t113_l2_g[j];
+    const T v116 = v93 * v113;
     const T v117 = v115 + v116;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v118 = simdTanh(v117);
@@ -1194,11 +1392,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v201 = T(1.0) - v200;
     const T v202 = v199 * v201;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v203 = d_l2_c_next[j] + v202;
+    const T v203 = v149 + v202;
     const T v205 = v203 * v93;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     const T v206 = v171 + v205;
-    const T v209 = t113_l2_g[j] * t113_l2_g[j];
+    const T v209 = v113 * v113;
     const T v210 = T(1.0) - v209;
     const T v211 = v206 * v210;
     d_carried_1[j] = v211;
@@ -1210,32 +1408,39 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v218 = v198 * v217;
     t218[j] = v218;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v204 = v203 * t113_l2_g[j];
+    const T v204 = v203 * v113;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
     const T v227 = T(1.0) - v93;
     const T v228 = v93 * v227;
     const T v229 = v204 * v228;
     t229[j] = v229;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v207 = v203 * l2_c[j];
+    const T v207 = v203 * v114;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     const T v238 = T(1.0) - v83;
     const T v239 = v83 * v238;
     const T v240 = v207 * v239;
     t240[j] = v240;
+    const T v45 = t45_l1_g[j];
+    const T v252 = t252[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v253 = t45_l1_g[j] * t252[j];
+    const T v253 = v45 * v252;
     acc254 += v253;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
     const T v208 = v203 * v83;
     d_l2_c[j] = v208;
-    record1[j] = t2[j];
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t51_l1_hn[j];
+    const T v2 = t2[j];
+    record1[j] = v2;
+    const T v9 = l1_h[j];
+    record2[j] = v9;
+    const T v152 = d_carried_0_next[j];
+    record6[j] = v152;
+    const T v51 = t51_l1_hn[j];
+    record7[j] = v51;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     d_l2_x2f_bias[j] += v240;
-    record10[j] = l2_h[j];
+    const T v77 = l2_h[j];
+    record10[j] = v77;
     d_l2_h2f_bias[j] += v240;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
     d_l2_x2i_bias[j] += v229;
@@ -1246,12 +1451,14 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record13[j] = v211;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     d_l2_x2c_bias[j] += v211;
-    record14[j] = d_carried_1_next[j];
-    record15[j] = t119_l2_hn[j];
+    const T v153 = d_carried_1_next[j];
+    record14[j] = v153;
+    const T v119 = t119_l2_hn[j];
+    record15[j] = v119;
   }
   t170[0] += acc170;
   t254[0] += acc254;
-#line 1255 "lm_basic_modul_lstm.cpp"
+#line 1462 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1271,18 +1478,22 @@ static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a
   T *__restrict t274 = a.record + 1664;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
+  const T v189 = t189[0];
+  const T v124 = t124_l2_M[0];
+  const T v271 = t271[0];
+  const T v56 = t56_l1_M[0];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-  const T v191 = t124_l2_M[0] * t124_l2_M[0];
+  const T v191 = v124 * v124;
   const T v192 = T(1.0) - v191;
-  const T v193 = t189[0] * v192;
+  const T v193 = v189 * v192;
   t193[0] = v193;
-  const T v272 = t56_l1_M[0] * t56_l1_M[0];
+  const T v272 = v56 * v56;
   const T v273 = T(1.0) - v272;
-  const T v274 = t271[0] * v273;
+  const T v274 = v271 * v273;
   t274[0] = v274;
   d_l1_h2mod_bias[0] += v274;
   d_l2_h2mod_bias[0] += v193;
-#line 1286 "lm_basic_modul_lstm.cpp"
+#line 1497 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1296,7 +1507,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t196, 200).noalias() =
       ConstRowVec<T>(t193, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 1300 "lm_basic_modul_lstm.cpp"
+#line 1511 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1310,7 +1521,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t214, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1314 "lm_basic_modul_lstm.cpp"
+#line 1525 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1324,7 +1535,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t221, 200).noalias() =
       ConstRowVec<T>(t218, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1328 "lm_basic_modul_lstm.cpp"
+#line 1539 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1338,7 +1549,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t225, 200).noalias() =
       ConstRowVec<T>(t218, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1342 "lm_basic_modul_lstm.cpp"
+#line 1553 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1352,7 +1563,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t232, 200).noalias() =
       ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1356 "lm_basic_modul_lstm.cpp"
+#line 1567 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1366,7 +1577,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t236, 200).noalias() =
       ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1370 "lm_basic_modul_lstm.cpp"
+#line 1581 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1380,7 +1591,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t243, 200).noalias() =
       ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1384 "lm_basic_modul_lstm.cpp"
+#line 1595 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1394,7 +1605,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t247, 200).noalias() =
       ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1398 "lm_basic_modul_lstm.cpp"
+#line 1609 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1408,7 +1619,7 @@ template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t277, 200).noalias() =
       ConstRowVec<T>(t274, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1412 "lm_basic_modul_lstm.cpp"
+#line 1623 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1478,37 +1689,61 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [200]
   T *__restrict record5 = a.record + 1040;                      // [200]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
+  const T v4 = t4_l1_etaet[0];
+  const T v72 = t72_l2_etaet[0];
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v252 = t252[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v255 = t252[j] * t4_l1_etaet[0];
+    const T v255 = v252 * v4;
+    const T v144 = d_l1_c_next[j];
+    const T v143 = d_l1_h_next[j];
+    const T v162 = t162[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v163 = d_l1_h_next[j] + t162[j];
-    const T v215 = v163 + t214[j];
-    const T v226 = v215 + t225[j];
-    const T v237 = v226 + t236[j];
-    const T v248 = v237 + t247[j];
+    const T v163 = v143 + v162;
+    const T v214 = t214[j];
+    const T v215 = v163 + v214;
+    const T v225 = t225[j];
+    const T v226 = v215 + v225;
+    const T v236 = t236[j];
+    const T v237 = v226 + v236;
+    const T v247 = t247[j];
+    const T v248 = v237 + v247;
+    const T v27 = t27[j];
+    const T v28 = l1_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v29 = t27[j] + l1_x2o_bias[j];
-    const T v33 = t31[j] + l1_h2o_bias[j];
+    const T v29 = v27 + v28;
+    const T v31 = t31[j];
+    const T v32 = l1_h2o_bias[j];
+    const T v33 = v31 + v32;
     const T v34 = v29 + v33;
     const T v35 = T(1) / (T(1) + simdExp(-v34));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v280 = v248 * v35;
+    const T v6 = t6[j];
+    const T v7 = l1_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v8 = t6[j] + l1_x2f_bias[j];
-    const T v13 = t11[j] + l1_h2f_bias[j];
+    const T v8 = v6 + v7;
+    const T v11 = t11[j];
+    const T v12 = l1_h2f_bias[j];
+    const T v13 = v11 + v12;
     const T v14 = v8 + v13;
     const T v15 = T(1) / (T(1) + simdExp(-v14));
+    const T v46 = l1_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v47 = v15 * l1_c[j];
+    const T v47 = v15 * v46;
+    const T v17 = t17[j];
+    const T v18 = l1_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v19 = t17[j] + l1_x2i_bias[j];
-    const T v23 = t21[j] + l1_h2i_bias[j];
+    const T v19 = v17 + v18;
+    const T v21 = t21[j];
+    const T v22 = l1_h2i_bias[j];
+    const T v23 = v21 + v22;
     const T v24 = v19 + v23;
     const T v25 = T(1) / (T(1) + simdExp(-v24));
+    const T v45 = t45_l1_g[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v48 = v25 * t45_l1_g[j];
+    const T v48 = v25 * v45;
     const T v49 = v47 + v48;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v50 = simdTanh(v49);
@@ -1516,11 +1751,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v282 = T(1.0) - v281;
     const T v283 = v280 * v282;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v284 = d_l1_c_next[j] + v283;
+    const T v284 = v144 + v283;
     const T v286 = v284 * v25;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     const T v287 = v255 + v286;
-    const T v290 = t45_l1_g[j] * t45_l1_g[j];
+    const T v290 = v45 * v45;
     const T v291 = T(1.0) - v290;
     const T v292 = v287 * v291;
     d_carried_0[j] = v292;
@@ -1532,14 +1767,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v298 = v279 * v297;
     t298[j] = v298;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v285 = v284 * t45_l1_g[j];
+    const T v285 = v284 * v45;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
     const T v307 = T(1.0) - v25;
     const T v308 = v25 * v307;
     const T v309 = v285 * v308;
     t309[j] = v309;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v288 = v284 * l1_c[j];
+    const T v288 = v284 * v46;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     const T v318 = T(1.0) - v15;
     const T v319 = v15 * v318;
@@ -1548,13 +1783,18 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 146 "examples/lm/basic_modul_lstm.dopa"
     const T v289 = v284 * v15;
     d_l1_c[j] = v289;
+    const T v172 = t172[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v173 = t172[j] * t72_l2_etaet[0];
+    const T v173 = v172 * v72;
+    const T v196 = t196[j];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v197 = v173 + t196[j];
-    const T v222 = v197 + t221[j];
-    const T v233 = v222 + t232[j];
-    const T v244 = v233 + t243[j];
+    const T v197 = v173 + v196;
+    const T v221 = t221[j];
+    const T v222 = v197 + v221;
+    const T v232 = t232[j];
+    const T v233 = v222 + v232;
+    const T v243 = t243[j];
+    const T v244 = v233 + v243;
     d_l2_h[j] = v244;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     d_l1_x2f_bias[j] += v320;
@@ -1571,35 +1811,57 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v252 = t252[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v255 = t252[j] * t4_l1_etaet[0];
+    const T v255 = v252 * v4;
+    const T v144 = d_l1_c_next[j];
+    const T v143 = d_l1_h_next[j];
+    const T v162 = t162[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v163 = d_l1_h_next[j] + t162[j];
-    const T v215 = v163 + t214[j];
-    const T v226 = v215 + t225[j];
-    const T v237 = v226 + t236[j];
-    const T v248 = v237 + t247[j];
+    const T v163 = v143 + v162;
+    const T v214 = t214[j];
+    const T v215 = v163 + v214;
+    const T v225 = t225[j];
+    const T v226 = v215 + v225;
+    const T v236 = t236[j];
+    const T v237 = v226 + v236;
+    const T v247 = t247[j];
+    const T v248 = v237 + v247;
+    const T v27 = t27[j];
+    const T v28 = l1_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v29 = t27[j] + l1_x2o_bias[j];
-    const T v33 = t31[j] + l1_h2o_bias[j];
+    const T v29 = v27 + v28;
+    const T v31 = t31[j];
+    const T v32 = l1_h2o_bias[j];
+    const T v33 = v31 + v32;
     const T v34 = v29 + v33;
     const T v35 = T(1) / (T(1) + simdExp(-v34));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v280 = v248 * v35;
+    const T v6 = t6[j];
+    const T v7 = l1_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v8 = t6[j] + l1_x2f_bias[j];
-    const T v13 = t11[j] + l1_h2f_bias[j];
+    const T v8 = v6 + v7;
+    const T v11 = t11[j];
+    const T v12 = l1_h2f_bias[j];
+    const T v13 = v11 + v12;
     const T v14 = v8 + v13;
     const T v15 = T(1) / (T(1) + simdExp(-v14));
+    const T v46 = l1_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v47 = v15 * l1_c[j];
+    const T v47 = v15 * v46;
+    const T v17 = t17[j];
+    const T v18 = l1_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v19 = t17[j] + l1_x2i_bias[j];
-    const T v23 = t21[j] + l1_h2i_bias[j];
+    const T v19 = v17 + v18;
+    const T v21 = t21[j];
+    const T v22 = l1_h2i_bias[j];
+    const T v23 = v21 + v22;
     const T v24 = v19 + v23;
     const T v25 = T(1) / (T(1) + simdExp(-v24));
+    const T v45 = t45_l1_g[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v48 = v25 * t45_l1_g[j];
+    const T v48 = v25 * v45;
     const T v49 = v47 + v48;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v50 = simdTanh(v49);
@@ -1607,11 +1869,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v282 = T(1.0) - v281;
     const T v283 = v280 * v282;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v284 = d_l1_c_next[j] + v283;
+    const T v284 = v144 + v283;
     const T v286 = v284 * v25;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     const T v287 = v255 + v286;
-    const T v290 = t45_l1_g[j] * t45_l1_g[j];
+    const T v290 = v45 * v45;
     const T v291 = T(1.0) - v290;
     const T v292 = v287 * v291;
     d_carried_0[j] = v292;
@@ -1623,14 +1885,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v298 = v279 * v297;
     t298[j] = v298;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v285 = v284 * t45_l1_g[j];
+    const T v285 = v284 * v45;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
     const T v307 = T(1.0) - v25;
     const T v308 = v25 * v307;
     const T v309 = v285 * v308;
     t309[j] = v309;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v288 = v284 * l1_c[j];
+    const T v288 = v284 * v46;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     const T v318 = T(1.0) - v15;
     const T v319 = v15 * v318;
@@ -1639,13 +1901,18 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 146 "examples/lm/basic_modul_lstm.dopa"
     const T v289 = v284 * v15;
     d_l1_c[j] = v289;
+    const T v172 = t172[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v173 = t172[j] * t72_l2_etaet[0];
+    const T v173 = v172 * v72;
+    const T v196 = t196[j];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v197 = v173 + t196[j];
-    const T v222 = v197 + t221[j];
-    const T v233 = v222 + t232[j];
-    const T v244 = v233 + t243[j];
+    const T v197 = v173 + v196;
+    const T v221 = t221[j];
+    const T v222 = v197 + v221;
+    const T v232 = t232[j];
+    const T v233 = v222 + v232;
+    const T v243 = t243[j];
+    const T v244 = v233 + v243;
     d_l2_h[j] = v244;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     d_l1_x2f_bias[j] += v320;
@@ -1660,7 +1927,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     d_l1_x2c_bias[j] += v292;
   }
-#line 1664 "lm_basic_modul_lstm.cpp"
+#line 1931 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1674,7 +1941,7 @@ template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t295, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1678 "lm_basic_modul_lstm.cpp"
+#line 1945 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1688,7 +1955,7 @@ template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t301, 200).noalias() =
       ConstRowVec<T>(t298, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1692 "lm_basic_modul_lstm.cpp"
+#line 1959 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1702,7 +1969,7 @@ template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t305, 200).noalias() =
       ConstRowVec<T>(t298, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1706 "lm_basic_modul_lstm.cpp"
+#line 1973 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1716,7 +1983,7 @@ template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t312, 200).noalias() =
       ConstRowVec<T>(t309, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1720 "lm_basic_modul_lstm.cpp"
+#line 1987 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1730,7 +1997,7 @@ template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t316, 200).noalias() =
       ConstRowVec<T>(t309, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1734 "lm_basic_modul_lstm.cpp"
+#line 2001 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1744,7 +2011,7 @@ template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t323, 200).noalias() =
       ConstRowVec<T>(t320, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1748 "lm_basic_modul_lstm.cpp"
+#line 2015 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1758,7 +2025,7 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t327, 200).noalias() =
       ConstRowVec<T>(t320, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1762 "lm_basic_modul_lstm.cpp"
+#line 2029 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1781,39 +2048,58 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
   T *__restrict t327 = a.scratch + 4464;                  // [200]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
+  const T v4 = t4_l1_etaet[0];
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v256 = t256[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v257 = t256[j] * t4_l1_etaet[0];
+    const T v257 = v256 * v4;
+    const T v277 = t277[j];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v278 = v257 + t277[j];
-    const T v302 = v278 + t301[j];
-    const T v313 = v302 + t312[j];
-    const T v324 = v313 + t323[j];
+    const T v278 = v257 + v277;
+    const T v301 = t301[j];
+    const T v302 = v278 + v301;
+    const T v312 = t312[j];
+    const T v313 = v302 + v312;
+    const T v323 = t323[j];
+    const T v324 = v313 + v323;
     d_l1_h[j] = v324;
+    const T v295 = t295[j];
+    const T v305 = t305[j];
 #line 23 "examples/lm/basic_modul_lstm.dopa"
-    const T v306 = t295[j] + t305[j];
-    const T v317 = v306 + t316[j];
-    const T v328 = v317 + t327[j];
+    const T v306 = v295 + v305;
+    const T v316 = t316[j];
+    const T v317 = v306 + v316;
+    const T v327 = t327[j];
+    const T v328 = v317 + v327;
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v328;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v256 = t256[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v257 = t256[j] * t4_l1_etaet[0];
+    const T v257 = v256 * v4;
+    const T v277 = t277[j];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v278 = v257 + t277[j];
-    const T v302 = v278 + t301[j];
-    const T v313 = v302 + t312[j];
-    const T v324 = v313 + t323[j];
+    const T v278 = v257 + v277;
+    const T v301 = t301[j];
+    const T v302 = v278 + v301;
+    const T v312 = t312[j];
+    const T v313 = v302 + v312;
+    const T v323 = t323[j];
+    const T v324 = v313 + v323;
     d_l1_h[j] = v324;
+    const T v295 = t295[j];
+    const T v305 = t305[j];
 #line 23 "examples/lm/basic_modul_lstm.dopa"
-    const T v306 = t295[j] + t305[j];
-    const T v317 = v306 + t316[j];
-    const T v328 = v317 + t327[j];
+    const T v306 = v295 + v305;
+    const T v316 = t316[j];
+    const T v317 = v306 + v316;
+    const T v327 = t327[j];
+    const T v328 = v317 + v327;
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v328;
   }
-#line 1817 "lm_basic_modul_lstm.cpp"
+#line 2103 "lm_basic_modul_lstm.cpp"
 }
 
 // etaet = sigmoid(etaet_logit)
@@ -1831,23 +2117,29 @@ static void backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> 
   T *__restrict t175 = a.scratch + 848;                          // []
   const T *__restrict t72_l2_etaet = a.saved + 1920;             // [] l2.etaet
   T *__restrict d_l2_etaet_logit = a.grads + kParamL2EtaetLogit; // []
+  const T v254 = t254[0];
+  const T v259 = t259[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-  const T v261 = -t259[0];
+  const T v261 = -v259;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-  const T v262 = t254[0] + v261;
-  const T v329 = T(1.0) - t4_l1_etaet[0];
-  const T v330 = t4_l1_etaet[0] * v329;
+  const T v262 = v254 + v261;
+  const T v4 = t4_l1_etaet[0];
+  const T v329 = T(1.0) - v4;
+  const T v330 = v4 * v329;
   const T v331 = v262 * v330;
   d_l1_etaet_logit[0] += v331;
+  const T v170 = t170[0];
+  const T v175 = t175[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-  const T v177 = -t175[0];
+  const T v177 = -v175;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-  const T v178 = t170[0] + v177;
-  const T v249 = T(1.0) - t72_l2_etaet[0];
-  const T v250 = t72_l2_etaet[0] * v249;
+  const T v178 = v170 + v177;
+  const T v72 = t72_l2_etaet[0];
+  const T v249 = T(1.0) - v72;
+  const T v250 = v72 * v249;
   const T v251 = v178 * v250;
   d_l2_etaet_logit[0] += v251;
-#line 1851 "lm_basic_modul_lstm.cpp"
+#line 2143 "lm_basic_modul_lstm.cpp"
 }
 
 /// One backward step of BasicModulLSTMLM for one batch element.
@@ -1908,36 +2200,56 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     T acc17 = T(0);
 #pragma omp simd reduction(+ : acc12, acc17)
     for (int j = 0; j < 192; ++j) {
+      const T v8 = l1_w[i * 200 + j];
+      const T v9 = l1_alpha[i * 200 + j];
+      const T v2 = l1_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v10 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v11 = l1_w[i * 200 + j] + v10;
-      acc12 += v11 * l1_h[j];
-      const T v15 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v16 = l2_w[i * 200 + j] + v15;
-      acc17 += v16 * l2_h[j];
-      l1_pw_next[i * 200 + j] = l1_pw[i * 200 + j];
-      l1_et_next[i * 200 + j] = l1_et[i * 200 + j];
-      l2_pw_next[i * 200 + j] = l2_pw[i * 200 + j];
-      l2_et_next[i * 200 + j] = l2_et[i * 200 + j];
+      const T v10 = v9 * v2;
+      const T v11 = v8 + v10;
+      const T v0 = l1_h[j];
+      acc12 += v11 * v0;
+      const T v13 = l2_w[i * 200 + j];
+      const T v14 = l2_alpha[i * 200 + j];
+      const T v6 = l2_pw[i * 200 + j];
+      const T v15 = v14 * v6;
+      const T v16 = v13 + v15;
+      const T v4 = l2_h[j];
+      acc17 += v16 * v4;
+      l1_pw_next[i * 200 + j] = v2;
+      const T v3 = l1_et[i * 200 + j];
+      l1_et_next[i * 200 + j] = v3;
+      l2_pw_next[i * 200 + j] = v6;
+      const T v7 = l2_et[i * 200 + j];
+      l2_et_next[i * 200 + j] = v7;
     }
 #pragma omp simd reduction(+ : acc12, acc17)
     for (int j = 192; j < 200; ++j) {
+      const T v8 = l1_w[i * 200 + j];
+      const T v9 = l1_alpha[i * 200 + j];
+      const T v2 = l1_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v10 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v11 = l1_w[i * 200 + j] + v10;
-      acc12 += v11 * l1_h[j];
-      const T v15 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v16 = l2_w[i * 200 + j] + v15;
-      acc17 += v16 * l2_h[j];
-      l1_pw_next[i * 200 + j] = l1_pw[i * 200 + j];
-      l1_et_next[i * 200 + j] = l1_et[i * 200 + j];
-      l2_pw_next[i * 200 + j] = l2_pw[i * 200 + j];
-      l2_et_next[i * 200 + j] = l2_et[i * 200 + j];
+      const T v10 = v9 * v2;
+      const T v11 = v8 + v10;
+      const T v0 = l1_h[j];
+      acc12 += v11 * v0;
+      const T v13 = l2_w[i * 200 + j];
+      const T v14 = l2_alpha[i * 200 + j];
+      const T v6 = l2_pw[i * 200 + j];
+      const T v15 = v14 * v6;
+      const T v16 = v13 + v15;
+      const T v4 = l2_h[j];
+      acc17 += v16 * v4;
+      l1_pw_next[i * 200 + j] = v2;
+      const T v3 = l1_et[i * 200 + j];
+      l1_et_next[i * 200 + j] = v3;
+      l2_pw_next[i * 200 + j] = v6;
+      const T v7 = l2_et[i * 200 + j];
+      l2_et_next[i * 200 + j] = v7;
     }
     carried_0_next[i] = acc12;
     carried_1_next[i] = acc17;
   }
-#line 1941 "lm_basic_modul_lstm.cpp"
+#line 2253 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -1956,17 +2268,25 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   T *__restrict l2_c_next = a.next + kStateL2C;   // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v4 = l2_h[j];
+    l2_h_next[j] = v4;
+    const T v5 = l2_c[j];
+    l2_c_next[j] = v5;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v4 = l2_h[j];
+    l2_h_next[j] = v4;
+    const T v5 = l2_c[j];
+    l2_c_next[j] = v5;
   }
 }
 
@@ -2011,60 +2331,82 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
   for (int e = 0; e < 200; ++e)
     t36[e] = T(0);
   for (int i = 0; i < 200; ++i) {
+    const T v27 = d_carried_1_next[i];
+    const T v26 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 192; ++j) {
+      const T v13 = l2_w[i * 200 + j];
+      const T v14 = l2_alpha[i * 200 + j];
+      const T v6 = l2_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v15 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v16 = l2_w[i * 200 + j] + v15;
-      t29[j] += d_carried_1_next[i] * v16;
-      const T v10 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v11 = l1_w[i * 200 + j] + v10;
-      t36[j] += d_carried_0_next[i] * v11;
-      const T v35 = d_carried_0_next[i] * l1_h[j];
-      const T v40 = v35 * l1_alpha[i * 200 + j];
+      const T v15 = v14 * v6;
+      const T v16 = v13 + v15;
+      t29[j] += v27 * v16;
+      const T v8 = l1_w[i * 200 + j];
+      const T v9 = l1_alpha[i * 200 + j];
+      const T v2 = l1_pw[i * 200 + j];
+      const T v10 = v9 * v2;
+      const T v11 = v8 + v10;
+      t36[j] += v26 * v11;
+      const T v20 = d_l1_pw[i * 200 + j];
+      const T v0 = l1_h[j];
+      const T v35 = v26 * v0;
+      const T v40 = v35 * v9;
 #line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v41 = d_l1_pw[i * 200 + j] + v40;
+      const T v41 = v20 + v40;
       d_l1_pw[i * 200 + j] = v41;
+      const T v24 = d_l2_pw[i * 200 + j];
+      const T v4 = l2_h[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v28 = d_carried_1_next[i] * l2_h[j];
-      const T v33 = v28 * l2_alpha[i * 200 + j];
+      const T v28 = v27 * v4;
+      const T v33 = v28 * v14;
 #line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v34 = d_l2_pw[i * 200 + j] + v33;
+      const T v34 = v24 + v33;
       d_l2_pw[i * 200 + j] = v34;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v38 = v35 * l1_pw[i * 200 + j];
+      const T v38 = v35 * v2;
       d_l1_alpha[i * 200 + j] += v38;
-      const T v31 = v28 * l2_pw[i * 200 + j];
+      const T v31 = v28 * v6;
       d_l2_alpha[i * 200 + j] += v31;
     }
 #pragma omp simd
     for (int j = 192; j < 200; ++j) {
+      const T v13 = l2_w[i * 200 + j];
+      const T v14 = l2_alpha[i * 200 + j];
+      const T v6 = l2_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v15 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v16 = l2_w[i * 200 + j] + v15;
-      t29[j] += d_carried_1_next[i] * v16;
-      const T v10 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v11 = l1_w[i * 200 + j] + v10;
-      t36[j] += d_carried_0_next[i] * v11;
-      const T v35 = d_carried_0_next[i] * l1_h[j];
-      const T v40 = v35 * l1_alpha[i * 200 + j];
+      const T v15 = v14 * v6;
+      const T v16 = v13 + v15;
+      t29[j] += v27 * v16;
+      const T v8 = l1_w[i * 200 + j];
+      const T v9 = l1_alpha[i * 200 + j];
+      const T v2 = l1_pw[i * 200 + j];
+      const T v10 = v9 * v2;
+      const T v11 = v8 + v10;
+      t36[j] += v26 * v11;
+      const T v20 = d_l1_pw[i * 200 + j];
+      const T v0 = l1_h[j];
+      const T v35 = v26 * v0;
+      const T v40 = v35 * v9;
 #line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v41 = d_l1_pw[i * 200 + j] + v40;
+      const T v41 = v20 + v40;
       d_l1_pw[i * 200 + j] = v41;
+      const T v24 = d_l2_pw[i * 200 + j];
+      const T v4 = l2_h[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v28 = d_carried_1_next[i] * l2_h[j];
-      const T v33 = v28 * l2_alpha[i * 200 + j];
+      const T v28 = v27 * v4;
+      const T v33 = v28 * v14;
 #line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v34 = d_l2_pw[i * 200 + j] + v33;
+      const T v34 = v24 + v33;
       d_l2_pw[i * 200 + j] = v34;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v38 = v35 * l1_pw[i * 200 + j];
+      const T v38 = v35 * v2;
       d_l1_alpha[i * 200 + j] += v38;
-      const T v31 = v28 * l2_pw[i * 200 + j];
+      const T v31 = v28 * v6;
       d_l2_alpha[i * 200 + j] += v31;
     }
   }
-#line 2068 "lm_basic_modul_lstm.cpp"
+#line 2410 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2099,33 +2441,53 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   T *__restrict record3 = a.record + 624;                             // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v18 = d_l1_h_next[j];
+    const T v36 = t36[j];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v37 = d_l1_h_next[j] + t36[j];
+    const T v37 = v18 + v36;
     d_l1_h[j] = v37;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v30 = d_l2_h_next[j] + t29[j];
+    const T v19 = d_l1_c_next[j];
+    d_l1_c[j] = v19;
+    const T v22 = d_l2_h_next[j];
+    const T v29 = t29[j];
+    const T v30 = v22 + v29;
     d_l2_h[j] = v30;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v23 = d_l2_c_next[j];
+    d_l2_c[j] = v23;
+    const T v26 = d_carried_0_next[j];
+    record0[j] = v26;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v27 = d_carried_1_next[j];
+    record2[j] = v27;
+    const T v4 = l2_h[j];
+    record3[j] = v4;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v18 = d_l1_h_next[j];
+    const T v36 = t36[j];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v37 = d_l1_h_next[j] + t36[j];
+    const T v37 = v18 + v36;
     d_l1_h[j] = v37;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v30 = d_l2_h_next[j] + t29[j];
+    const T v19 = d_l1_c_next[j];
+    d_l1_c[j] = v19;
+    const T v22 = d_l2_h_next[j];
+    const T v29 = t29[j];
+    const T v30 = v22 + v29;
     d_l2_h[j] = v30;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v23 = d_l2_c_next[j];
+    d_l2_c[j] = v23;
+    const T v26 = d_carried_0_next[j];
+    record0[j] = v26;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v27 = d_carried_1_next[j];
+    record2[j] = v27;
+    const T v4 = l2_h[j];
+    record3[j] = v4;
   }
-#line 2129 "lm_basic_modul_lstm.cpp"
+#line 2491 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_backward stage 2:

@@ -117,20 +117,22 @@ __device__ __forceinline__ void forward_l1_etaet_l2_etaet(const dopa::StepArgs<T
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
+    const T v3 = l1_etaet_logit[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v4 = T(1) / (T(1) + exp(-l1_etaet_logit[0]));
+    const T v4 = T(1) / (T(1) + exp(-v3));
     t4_l1_etaet[0] = v4;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
     const T v68 = T(1.0) - v4;
     t68[0] = v68;
+    const T v73 = l2_etaet_logit[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v74 = T(1) / (T(1) + exp(-l2_etaet_logit[0]));
+    const T v74 = T(1) / (T(1) + exp(-v73));
     t74_l2_etaet[0] = v74;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
     const T v135 = T(1.0) - v74;
     t135[0] = v135;
   }
-#line 134 "lm_basic_modul_lstm.cu"
+#line 136 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -153,7 +155,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
     if ((threadIdx.x & 31) == 0)
       t6[r] = acc;
   }
-#line 157 "lm_basic_modul_lstm.cu"
+#line 159 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -176,7 +178,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
     if ((threadIdx.x & 31) == 0)
       t11[r] = acc;
   }
-#line 180 "lm_basic_modul_lstm.cu"
+#line 182 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -199,7 +201,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
     if ((threadIdx.x & 31) == 0)
       t17[r] = acc;
   }
-#line 203 "lm_basic_modul_lstm.cu"
+#line 205 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -222,7 +224,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
     if ((threadIdx.x & 31) == 0)
       t21[r] = acc;
   }
-#line 226 "lm_basic_modul_lstm.cu"
+#line 228 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -245,7 +247,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
     if ((threadIdx.x & 31) == 0)
       t27[r] = acc;
   }
-#line 249 "lm_basic_modul_lstm.cu"
+#line 251 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -268,7 +270,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
     if ((threadIdx.x & 31) == 0)
       t31[r] = acc;
   }
-#line 272 "lm_basic_modul_lstm.cu"
+#line 274 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -291,7 +293,7 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t37[r] = acc;
   }
-#line 295 "lm_basic_modul_lstm.cu"
+#line 297 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -317,13 +319,21 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc45 = T(0);
     T acc115 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v40 = l1_w[i * 200 + j];
+      const T v41 = l1_alpha[i * 200 + j];
+      const T v42 = l1_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v43 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v44 = l1_w[i * 200 + j] + v43;
-      acc45 += v44 * l1_h[j];
-      const T v113 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v114 = l2_w[i * 200 + j] + v113;
-      acc115 += v114 * l2_h[j];
+      const T v43 = v41 * v42;
+      const T v44 = v40 + v43;
+      const T v9 = l1_h[j];
+      acc45 += v44 * v9;
+      const T v110 = l2_w[i * 200 + j];
+      const T v111 = l2_alpha[i * 200 + j];
+      const T v112 = l2_pw[i * 200 + j];
+      const T v113 = v111 * v112;
+      const T v114 = v110 + v113;
+      const T v79 = l2_h[j];
+      acc115 += v114 * v79;
     }
     acc45 = dopa::warpSum(acc45);
     acc115 = dopa::warpSum(acc115);
@@ -332,7 +342,7 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
       t115[i] = acc115;
     }
   }
-#line 336 "lm_basic_modul_lstm.cu"
+#line 346 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -371,26 +381,42 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> 
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v37 = t37[j];
+      const T v38 = l1_x2c_bias[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v39 = t37[j] + l1_x2c_bias[j];
-      const T v46 = v39 + t45[j];
+      const T v39 = v37 + v38;
+      const T v45 = t45[j];
+      const T v46 = v39 + v45;
       const T v47 = tanh(v46);
       t47_l1_g[j] = v47;
+      const T v27 = t27[j];
+      const T v28 = l1_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-      const T v29 = t27[j] + l1_x2o_bias[j];
-      const T v33 = t31[j] + l1_h2o_bias[j];
+      const T v29 = v27 + v28;
+      const T v31 = t31[j];
+      const T v32 = l1_h2o_bias[j];
+      const T v33 = v31 + v32;
       const T v34 = v29 + v33;
       const T v35 = T(1) / (T(1) + exp(-v34));
+      const T v6 = t6[j];
+      const T v7 = l1_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-      const T v8 = t6[j] + l1_x2f_bias[j];
-      const T v13 = t11[j] + l1_h2f_bias[j];
+      const T v8 = v6 + v7;
+      const T v11 = t11[j];
+      const T v12 = l1_h2f_bias[j];
+      const T v13 = v11 + v12;
       const T v14 = v8 + v13;
       const T v15 = T(1) / (T(1) + exp(-v14));
+      const T v48 = l1_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v49 = v15 * l1_c[j];
+      const T v49 = v15 * v48;
+      const T v17 = t17[j];
+      const T v18 = l1_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-      const T v19 = t17[j] + l1_x2i_bias[j];
-      const T v23 = t21[j] + l1_h2i_bias[j];
+      const T v19 = v17 + v18;
+      const T v21 = t21[j];
+      const T v22 = l1_h2i_bias[j];
+      const T v23 = v21 + v22;
       const T v24 = v19 + v23;
       const T v25 = T(1) / (T(1) + exp(-v24));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
@@ -404,7 +430,7 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> 
       saved_t53[j] = v53;
     }
   }
-#line 408 "lm_basic_modul_lstm.cu"
+#line 434 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -427,7 +453,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::Ste
     if ((threadIdx.x & 31) == 0)
       t55[r] = acc;
   }
-#line 431 "lm_basic_modul_lstm.cu"
+#line 457 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -443,13 +469,15 @@ template <class T> __device__ __forceinline__ void forward_l1_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v55 = t55[0];
+      const T v56 = l1_h2mod_bias[0];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-      const T v57 = t55[0] + l1_h2mod_bias[0];
+      const T v57 = v55 + v56;
       const T v58 = tanh(v57);
       t58_l1_M[0] = v58;
     }
   }
-#line 453 "lm_basic_modul_lstm.cu"
+#line 481 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -473,7 +501,7 @@ __device__ __forceinline__ void forward_saved_x2f_13(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t76[r] = acc;
   }
-#line 477 "lm_basic_modul_lstm.cu"
+#line 505 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -497,7 +525,7 @@ __device__ __forceinline__ void forward_saved_h2f_14(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t81[r] = acc;
   }
-#line 501 "lm_basic_modul_lstm.cu"
+#line 529 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -521,7 +549,7 @@ __device__ __forceinline__ void forward_saved_x2i_15(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t87[r] = acc;
   }
-#line 525 "lm_basic_modul_lstm.cu"
+#line 553 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -545,7 +573,7 @@ __device__ __forceinline__ void forward_saved_h2i_16(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t91[r] = acc;
   }
-#line 549 "lm_basic_modul_lstm.cu"
+#line 577 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -569,7 +597,7 @@ __device__ __forceinline__ void forward_saved_x2o_17(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t97[r] = acc;
   }
-#line 573 "lm_basic_modul_lstm.cu"
+#line 601 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -593,7 +621,7 @@ __device__ __forceinline__ void forward_saved_h2o_18(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t101[r] = acc;
   }
-#line 597 "lm_basic_modul_lstm.cu"
+#line 625 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -616,7 +644,7 @@ template <class T> __device__ __forceinline__ void forward_x2c_19(const dopa::St
     if ((threadIdx.x & 31) == 0)
       t107[r] = acc;
   }
-#line 620 "lm_basic_modul_lstm.cu"
+#line 648 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -655,26 +683,42 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> 
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v107 = t107[j];
+      const T v108 = l2_x2c_bias[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v109 = t107[j] + l2_x2c_bias[j];
-      const T v116 = v109 + t115[j];
+      const T v109 = v107 + v108;
+      const T v115 = t115[j];
+      const T v116 = v109 + v115;
       const T v117 = tanh(v116);
       t117_l2_g[j] = v117;
+      const T v97 = t97[j];
+      const T v98 = l2_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-      const T v99 = t97[j] + l2_x2o_bias[j];
-      const T v103 = t101[j] + l2_h2o_bias[j];
+      const T v99 = v97 + v98;
+      const T v101 = t101[j];
+      const T v102 = l2_h2o_bias[j];
+      const T v103 = v101 + v102;
       const T v104 = v99 + v103;
       const T v105 = T(1) / (T(1) + exp(-v104));
+      const T v76 = t76[j];
+      const T v77 = l2_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-      const T v78 = t76[j] + l2_x2f_bias[j];
-      const T v83 = t81[j] + l2_h2f_bias[j];
+      const T v78 = v76 + v77;
+      const T v81 = t81[j];
+      const T v82 = l2_h2f_bias[j];
+      const T v83 = v81 + v82;
       const T v84 = v78 + v83;
       const T v85 = T(1) / (T(1) + exp(-v84));
+      const T v118 = l2_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v119 = v85 * l2_c[j];
+      const T v119 = v85 * v118;
+      const T v87 = t87[j];
+      const T v88 = l2_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-      const T v89 = t87[j] + l2_x2i_bias[j];
-      const T v93 = t91[j] + l2_h2i_bias[j];
+      const T v89 = v87 + v88;
+      const T v91 = t91[j];
+      const T v92 = l2_h2i_bias[j];
+      const T v93 = v91 + v92;
       const T v94 = v89 + v93;
       const T v95 = T(1) / (T(1) + exp(-v94));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
@@ -688,7 +732,7 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> 
       saved_t123[j] = v123;
     }
   }
-#line 692 "lm_basic_modul_lstm.cu"
+#line 736 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -711,7 +755,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod_21(const dopa::
     if ((threadIdx.x & 31) == 0)
       t125[r] = acc;
   }
-#line 715 "lm_basic_modul_lstm.cu"
+#line 759 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -727,13 +771,15 @@ template <class T> __device__ __forceinline__ void forward_l2_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v125 = t125[0];
+      const T v126 = l2_h2mod_bias[0];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-      const T v127 = t125[0] + l2_h2mod_bias[0];
+      const T v127 = v125 + v126;
       const T v128 = tanh(v127);
       t128_l2_M[0] = v128;
     }
   }
-#line 737 "lm_basic_modul_lstm.cu"
+#line 783 "lm_basic_modul_lstm.cu"
 }
 
 // output logits = dec(y2)
@@ -756,7 +802,7 @@ template <class T> __device__ __forceinline__ void forward_dec(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t141[r] = acc;
   }
-#line 760 "lm_basic_modul_lstm.cu"
+#line 806 "lm_basic_modul_lstm.cu"
 }
 
 // pw' = clip(pw + modfanout * M * et, -2, 2)
@@ -794,33 +840,49 @@ __device__ __forceinline__ void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::Step
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v42 = l1_pw[i * 200 + j];
+      const T v59 = l1_modfanout[i * 200 + j];
+      const T v58 = t58_l1_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
-      const T v62 = v60 * l1_et[i * 200 + j];
-      const T v63 = l1_pw[i * 200 + j] + v62;
+      const T v60 = v59 * v58;
+      const T v61 = l1_et[i * 200 + j];
+      const T v62 = v60 * v61;
+      const T v63 = v42 + v62;
       const T v66 = v63 < T(-2.0) ? T(-2.0) : (v63 > T(2.0) ? T(2.0) : v63);
       l1_pw_next[i * 200 + j] = v66;
+      const T v68 = t68[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v69 = t68[0] * l1_et[i * 200 + j];
-      const T v70 = t47_l1_g[i] * l1_h[j];
-      const T v71 = t4_l1_etaet[0] * v70;
+      const T v69 = v68 * v61;
+      const T v4 = t4_l1_etaet[0];
+      const T v47 = t47_l1_g[i];
+      const T v9 = l1_h[j];
+      const T v70 = v47 * v9;
+      const T v71 = v4 * v70;
       const T v72 = v69 + v71;
       l1_et_next[i * 200 + j] = v72;
+      const T v112 = l2_pw[i * 200 + j];
+      const T v129 = l2_modfanout[i * 200 + j];
+      const T v128 = t128_l2_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
-      const T v132 = v130 * l2_et[i * 200 + j];
-      const T v133 = l2_pw[i * 200 + j] + v132;
+      const T v130 = v129 * v128;
+      const T v131 = l2_et[i * 200 + j];
+      const T v132 = v130 * v131;
+      const T v133 = v112 + v132;
       const T v134 = v133 < T(-2.0) ? T(-2.0) : (v133 > T(2.0) ? T(2.0) : v133);
       l2_pw_next[i * 200 + j] = v134;
+      const T v135 = t135[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v136 = t135[0] * l2_et[i * 200 + j];
-      const T v137 = t117_l2_g[i] * l2_h[j];
-      const T v138 = t74_l2_etaet[0] * v137;
+      const T v136 = v135 * v131;
+      const T v74 = t74_l2_etaet[0];
+      const T v117 = t117_l2_g[i];
+      const T v79 = l2_h[j];
+      const T v137 = v117 * v79;
+      const T v138 = v74 * v137;
       const T v139 = v136 + v138;
       l2_et_next[i * 200 + j] = v139;
     }
   }
-#line 824 "lm_basic_modul_lstm.cu"
+#line 886 "lm_basic_modul_lstm.cu"
 }
 
 // output logits = dec(y2)
@@ -836,12 +898,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
+      const T v141 = t141[j];
+      const T v142 = dec_bias[j];
 #line 25 "examples/lm/basic_modul_lstm.dopa"
-      const T v143 = t141[j] + dec_bias[j];
+      const T v143 = v141 + v142;
       out_logits[j] = v143;
     }
   }
-#line 845 "lm_basic_modul_lstm.cu"
+#line 909 "lm_basic_modul_lstm.cu"
 }
 
 /// One forward step of BasicModulLSTMLM for the whole batch: block b runs batch element b.
@@ -947,7 +1011,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 200 + c];
     t155[c] = acc;
   }
-#line 951 "lm_basic_modul_lstm.cu"
+#line 1015 "lm_basic_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -1026,56 +1090,74 @@ backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a
     T acc255 = T(0);
     T acc267 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v152 = d_l2_et_next[i * 200 + j];
+      const T v79 = l2_h[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc157 += d_l2_et_next[i * 200 + j] * l2_h[j];
+      acc157 += v152 * v79;
+      const T v117 = t117_l2_g[i];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&t161[j], t117_l2_g[i] * d_l2_et_next[i * 200 + j]);
-      const T v163 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
+      atomicAdd(&t161[j], v117 * v152);
+      const T v131 = l2_et[i * 200 + j];
+      const T v163 = v152 * v131;
       acc164 += v163;
+      const T v151 = d_l2_pw_next[i * 200 + j];
+      const T v112 = l2_pw[i * 200 + j];
+      const T v129 = l2_modfanout[i * 200 + j];
+      const T v128 = t128_l2_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
-      const T v132 = v130 * l2_et[i * 200 + j];
-      const T v133 = l2_pw[i * 200 + j] + v132;
+      const T v130 = v129 * v128;
+      const T v132 = v130 * v131;
+      const T v133 = v112 + v132;
       const T v170 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
-      const T v171 = d_l2_pw_next[i * 200 + j] * v170;
-      const T v172 = v171 * l2_et[i * 200 + j];
-      const T v177 = v172 * l2_modfanout[i * 200 + j];
+      const T v171 = v151 * v170;
+      const T v172 = v171 * v131;
+      const T v177 = v172 * v129;
 #line 148 "examples/lm/basic_modul_lstm.dopa"
       acc178 += v177;
+      const T v148 = d_l1_et_next[i * 200 + j];
+      const T v9 = l1_h[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc248 += d_l1_et_next[i * 200 + j] * l1_h[j];
+      acc248 += v148 * v9;
+      const T v47 = t47_l1_g[i];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&t252[j], t47_l1_g[i] * d_l1_et_next[i * 200 + j]);
-      const T v254 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
+      atomicAdd(&t252[j], v47 * v148);
+      const T v61 = l1_et[i * 200 + j];
+      const T v254 = v148 * v61;
       acc255 += v254;
+      const T v147 = d_l1_pw_next[i * 200 + j];
+      const T v42 = l1_pw[i * 200 + j];
+      const T v59 = l1_modfanout[i * 200 + j];
+      const T v58 = t58_l1_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
-      const T v62 = v60 * l1_et[i * 200 + j];
-      const T v63 = l1_pw[i * 200 + j] + v62;
+      const T v60 = v59 * v58;
+      const T v62 = v60 * v61;
+      const T v63 = v42 + v62;
       const T v259 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
-      const T v260 = d_l1_pw_next[i * 200 + j] * v259;
-      const T v261 = v260 * l1_et[i * 200 + j];
-      const T v266 = v261 * l1_modfanout[i * 200 + j];
+      const T v260 = v147 * v259;
+      const T v261 = v260 * v61;
+      const T v266 = v261 * v59;
 #line 148 "examples/lm/basic_modul_lstm.dopa"
       acc267 += v266;
+      const T v68 = t68[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v256 = d_l1_et_next[i * 200 + j] * t68[0];
+      const T v256 = v148 * v68;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v262 = v260 * v60;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
       const T v263 = v256 + v262;
       d_l1_et[i * 200 + j] = v263;
+      const T v135 = t135[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v165 = d_l2_et_next[i * 200 + j] * t135[0];
+      const T v165 = v152 * v135;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v173 = v171 * v130;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
       const T v174 = v165 + v173;
       d_l2_et[i * 200 + j] = v174;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v264 = v261 * t58_l1_M[0];
+      const T v264 = v261 * v58;
       atomicAdd(&d_l1_modfanout[i * 200 + j], v264);
-      const T v175 = v172 * t128_l2_M[0];
+      const T v175 = v172 * v128;
       atomicAdd(&d_l2_modfanout[i * 200 + j], v175);
     }
     acc157 = dopa::warpSum(acc157);
@@ -1093,7 +1175,7 @@ backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a
       atomicAdd(&t267[0], acc267);
     }
   }
-#line 1097 "lm_basic_modul_lstm.cu"
+#line 1179 "lm_basic_modul_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1185,34 +1267,53 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
     T acc159 = T(0);
     T acc250 = T(0);
     for (int j = tid; j < 200; j += nthreads) {
+      const T v117 = t117_l2_g[j];
+      const T v157 = t157[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v158 = t117_l2_g[j] * t157[j];
+      const T v158 = v117 * v157;
       acc159 += v158;
+      const T v74 = t74_l2_etaet[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v160 = t157[j] * t74_l2_etaet[0];
+      const T v160 = v157 * v74;
+      const T v150 = d_l2_c_next[j];
+      const T v149 = d_l2_h_next[j];
+      const T v155 = t155[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-      const T v156 = d_l2_h_next[j] + t155[j];
+      const T v156 = v149 + v155;
+      const T v97 = t97[j];
+      const T v98 = l2_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-      const T v99 = t97[j] + l2_x2o_bias[j];
-      const T v103 = t101[j] + l2_h2o_bias[j];
+      const T v99 = v97 + v98;
+      const T v101 = t101[j];
+      const T v102 = l2_h2o_bias[j];
+      const T v103 = v101 + v102;
       const T v104 = v99 + v103;
       const T v105 = T(1) / (T(1) + exp(-v104));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
       const T v188 = v156 * v105;
+      const T v76 = t76[j];
+      const T v77 = l2_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-      const T v78 = t76[j] + l2_x2f_bias[j];
-      const T v83 = t81[j] + l2_h2f_bias[j];
+      const T v78 = v76 + v77;
+      const T v81 = t81[j];
+      const T v82 = l2_h2f_bias[j];
+      const T v83 = v81 + v82;
       const T v84 = v78 + v83;
       const T v85 = T(1) / (T(1) + exp(-v84));
+      const T v118 = l2_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v119 = v85 * l2_c[j];
+      const T v119 = v85 * v118;
+      const T v87 = t87[j];
+      const T v88 = l2_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-      const T v89 = t87[j] + l2_x2i_bias[j];
-      const T v93 = t91[j] + l2_h2i_bias[j];
+      const T v89 = v87 + v88;
+      const T v91 = t91[j];
+      const T v92 = l2_h2i_bias[j];
+      const T v93 = v91 + v92;
       const T v94 = v89 + v93;
       const T v95 = T(1) / (T(1) + exp(-v94));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v120 = v95 * t117_l2_g[j];
+      const T v120 = v95 * v117;
       const T v121 = v119 + v120;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
       const T v122 = tanh(v121);
@@ -1220,11 +1321,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v190 = T(1.0) - v189;
       const T v191 = v188 * v190;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v192 = d_l2_c_next[j] + v191;
+      const T v192 = v150 + v191;
       const T v194 = v192 * v95;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v195 = v160 + v194;
-      const T v198 = t117_l2_g[j] * t117_l2_g[j];
+      const T v198 = v117 * v117;
       const T v199 = T(1.0) - v198;
       const T v200 = v195 * v199;
       t200[j] = v200;
@@ -1236,31 +1337,37 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v214 = v187 * v213;
       t214[j] = v214;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v193 = v192 * t117_l2_g[j];
+      const T v193 = v192 * v117;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
       const T v223 = T(1.0) - v95;
       const T v224 = v95 * v223;
       const T v225 = v193 * v224;
       t225[j] = v225;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v196 = v192 * l2_c[j];
+      const T v196 = v192 * v118;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
       const T v234 = T(1.0) - v85;
       const T v235 = v85 * v234;
       const T v236 = v196 * v235;
       t236[j] = v236;
+      const T v47 = t47_l1_g[j];
+      const T v248 = t248[j];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v249 = t47_l1_g[j] * t248[j];
+      const T v249 = v47 * v248;
       acc250 += v249;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
       const T v197 = v192 * v85;
       d_l2_c[j] = v197;
-      record1[j] = t2[j];
-      record2[j] = l1_h[j];
-      record8[j] = t53_l1_hn[j];
+      const T v2 = t2[j];
+      record1[j] = v2;
+      const T v9 = l1_h[j];
+      record2[j] = v9;
+      const T v53 = t53_l1_hn[j];
+      record8[j] = v53;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
       atomicAdd(&d_l2_x2f_bias[j], v236);
-      record9[j] = l2_h[j];
+      const T v79 = l2_h[j];
+      record9[j] = v79;
       atomicAdd(&d_l2_h2f_bias[j], v236);
 #line 143 "examples/lm/basic_modul_lstm.dopa"
       atomicAdd(&d_l2_x2i_bias[j], v225);
@@ -1270,7 +1377,8 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l2_h2o_bias[j], v214);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       atomicAdd(&d_l2_x2c_bias[j], v200);
-      record15[j] = t123_l2_hn[j];
+      const T v123 = t123_l2_hn[j];
+      record15[j] = v123;
     }
     acc159 = dopa::warpSum(acc159);
     acc250 = dopa::warpSum(acc250);
@@ -1279,7 +1387,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&t250[0], acc250);
     }
   }
-#line 1283 "lm_basic_modul_lstm.cu"
+#line 1391 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1305,20 +1413,24 @@ backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v178 = t178[0];
+      const T v128 = t128_l2_M[0];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-      const T v180 = t128_l2_M[0] * t128_l2_M[0];
+      const T v180 = v128 * v128;
       const T v181 = T(1.0) - v180;
-      const T v182 = t178[0] * v181;
+      const T v182 = v178 * v181;
       t182[0] = v182;
-      const T v268 = t58_l1_M[0] * t58_l1_M[0];
+      const T v267 = t267[0];
+      const T v58 = t58_l1_M[0];
+      const T v268 = v58 * v58;
       const T v269 = T(1.0) - v268;
-      const T v270 = t267[0] * v269;
+      const T v270 = v267 * v269;
       t270[0] = v270;
       atomicAdd(&d_l1_h2mod_bias[0], v270);
       atomicAdd(&d_l2_h2mod_bias[0], v182);
     }
   }
-#line 1322 "lm_basic_modul_lstm.cu"
+#line 1434 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1338,7 +1450,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t182[0] * l2_h2mod_weight[c];
     t185[c] = acc;
   }
-#line 1342 "lm_basic_modul_lstm.cu"
+#line 1454 "lm_basic_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -1370,28 +1482,37 @@ __device__ __forceinline__ void backward_d_l2_pw_grad_l2_alpha(const dopa::StepA
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v200 = t200[i];
+      const T v110 = l2_w[i * 200 + j];
+      const T v111 = l2_alpha[i * 200 + j];
+      const T v112 = l2_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v113 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v114 = l2_w[i * 200 + j] + v113;
-      atomicAdd(&t202[j], t200[i] * v114);
+      const T v113 = v111 * v112;
+      const T v114 = v110 + v113;
+      atomicAdd(&t202[j], v200 * v114);
+      const T v151 = d_l2_pw_next[i * 200 + j];
+      const T v129 = l2_modfanout[i * 200 + j];
+      const T v128 = t128_l2_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
-      const T v132 = v130 * l2_et[i * 200 + j];
-      const T v133 = l2_pw[i * 200 + j] + v132;
+      const T v130 = v129 * v128;
+      const T v131 = l2_et[i * 200 + j];
+      const T v132 = v130 * v131;
+      const T v133 = v112 + v132;
       const T v170 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
-      const T v171 = d_l2_pw_next[i * 200 + j] * v170;
+      const T v171 = v151 * v170;
+      const T v79 = l2_h[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v201 = t200[i] * l2_h[j];
-      const T v206 = v201 * l2_alpha[i * 200 + j];
+      const T v201 = v200 * v79;
+      const T v206 = v201 * v111;
 #line 126 "examples/lm/basic_modul_lstm.dopa"
       const T v207 = v171 + v206;
       d_l2_pw[i * 200 + j] = v207;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v204 = v201 * l2_pw[i * 200 + j];
+      const T v204 = v201 * v112;
       atomicAdd(&d_l2_alpha[i * 200 + j], v204);
     }
   }
-#line 1395 "lm_basic_modul_lstm.cu"
+#line 1516 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1412,7 +1533,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t200[k] * l2_x2c_weight[k * 200 + c];
     t210[c] = acc;
   }
-#line 1416 "lm_basic_modul_lstm.cu"
+#line 1537 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1433,7 +1554,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t214[k] * l2_h2o_weight[k * 200 + c];
     t217[c] = acc;
   }
-#line 1437 "lm_basic_modul_lstm.cu"
+#line 1558 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1454,7 +1575,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t214[k] * l2_x2o_weight[k * 200 + c];
     t221[c] = acc;
   }
-#line 1458 "lm_basic_modul_lstm.cu"
+#line 1579 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1475,7 +1596,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t225[k] * l2_h2i_weight[k * 200 + c];
     t228[c] = acc;
   }
-#line 1479 "lm_basic_modul_lstm.cu"
+#line 1600 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1496,7 +1617,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t225[k] * l2_x2i_weight[k * 200 + c];
     t232[c] = acc;
   }
-#line 1500 "lm_basic_modul_lstm.cu"
+#line 1621 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1517,7 +1638,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t236[k] * l2_h2f_weight[k * 200 + c];
     t239[c] = acc;
   }
-#line 1521 "lm_basic_modul_lstm.cu"
+#line 1642 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1538,7 +1659,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t236[k] * l2_x2f_weight[k * 200 + c];
     t243[c] = acc;
   }
-#line 1542 "lm_basic_modul_lstm.cu"
+#line 1663 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1558,7 +1679,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa:
     acc += t270[0] * l1_h2mod_weight[c];
     t273[c] = acc;
   }
-#line 1562 "lm_basic_modul_lstm.cu"
+#line 1683 "lm_basic_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1632,34 +1753,56 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v248 = t248[j];
+      const T v4 = t4_l1_etaet[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v251 = t248[j] * t4_l1_etaet[0];
+      const T v251 = v248 * v4;
+      const T v146 = d_l1_c_next[j];
+      const T v145 = d_l1_h_next[j];
+      const T v210 = t210[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-      const T v211 = d_l1_h_next[j] + t210[j];
-      const T v222 = v211 + t221[j];
-      const T v233 = v222 + t232[j];
-      const T v244 = v233 + t243[j];
+      const T v211 = v145 + v210;
+      const T v221 = t221[j];
+      const T v222 = v211 + v221;
+      const T v232 = t232[j];
+      const T v233 = v222 + v232;
+      const T v243 = t243[j];
+      const T v244 = v233 + v243;
+      const T v27 = t27[j];
+      const T v28 = l1_x2o_bias[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-      const T v29 = t27[j] + l1_x2o_bias[j];
-      const T v33 = t31[j] + l1_h2o_bias[j];
+      const T v29 = v27 + v28;
+      const T v31 = t31[j];
+      const T v32 = l1_h2o_bias[j];
+      const T v33 = v31 + v32;
       const T v34 = v29 + v33;
       const T v35 = T(1) / (T(1) + exp(-v34));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
       const T v276 = v244 * v35;
+      const T v6 = t6[j];
+      const T v7 = l1_x2f_bias[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-      const T v8 = t6[j] + l1_x2f_bias[j];
-      const T v13 = t11[j] + l1_h2f_bias[j];
+      const T v8 = v6 + v7;
+      const T v11 = t11[j];
+      const T v12 = l1_h2f_bias[j];
+      const T v13 = v11 + v12;
       const T v14 = v8 + v13;
       const T v15 = T(1) / (T(1) + exp(-v14));
+      const T v48 = l1_c[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v49 = v15 * l1_c[j];
+      const T v49 = v15 * v48;
+      const T v17 = t17[j];
+      const T v18 = l1_x2i_bias[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-      const T v19 = t17[j] + l1_x2i_bias[j];
-      const T v23 = t21[j] + l1_h2i_bias[j];
+      const T v19 = v17 + v18;
+      const T v21 = t21[j];
+      const T v22 = l1_h2i_bias[j];
+      const T v23 = v21 + v22;
       const T v24 = v19 + v23;
       const T v25 = T(1) / (T(1) + exp(-v24));
+      const T v47 = t47_l1_g[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v50 = v25 * t47_l1_g[j];
+      const T v50 = v25 * v47;
       const T v51 = v49 + v50;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
       const T v52 = tanh(v51);
@@ -1667,11 +1810,11 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v278 = T(1.0) - v277;
       const T v279 = v276 * v278;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v280 = d_l1_c_next[j] + v279;
+      const T v280 = v146 + v279;
       const T v282 = v280 * v25;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v283 = v251 + v282;
-      const T v286 = t47_l1_g[j] * t47_l1_g[j];
+      const T v286 = v47 * v47;
       const T v287 = T(1.0) - v286;
       const T v288 = v283 * v287;
       t288[j] = v288;
@@ -1683,14 +1826,14 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v301 = v275 * v300;
       t301[j] = v301;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v281 = v280 * t47_l1_g[j];
+      const T v281 = v280 * v47;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
       const T v310 = T(1.0) - v25;
       const T v311 = v25 * v310;
       const T v312 = v281 * v311;
       t312[j] = v312;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v284 = v280 * l1_c[j];
+      const T v284 = v280 * v48;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
       const T v321 = T(1.0) - v15;
       const T v322 = v15 * v321;
@@ -1699,14 +1842,21 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 #line 146 "examples/lm/basic_modul_lstm.dopa"
       const T v285 = v280 * v15;
       d_l1_c[j] = v285;
+      const T v161 = t161[j];
+      const T v74 = t74_l2_etaet[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v162 = t161[j] * t74_l2_etaet[0];
+      const T v162 = v161 * v74;
+      const T v185 = t185[j];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-      const T v186 = v162 + t185[j];
-      const T v203 = v186 + t202[j];
-      const T v218 = v203 + t217[j];
-      const T v229 = v218 + t228[j];
-      const T v240 = v229 + t239[j];
+      const T v186 = v162 + v185;
+      const T v202 = t202[j];
+      const T v203 = v186 + v202;
+      const T v217 = t217[j];
+      const T v218 = v203 + v217;
+      const T v228 = t228[j];
+      const T v229 = v218 + v228;
+      const T v239 = t239[j];
+      const T v240 = v229 + v239;
       d_l2_h[j] = v240;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
       atomicAdd(&d_l1_x2f_bias[j], v323);
@@ -1721,7 +1871,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v288);
     }
   }
-#line 1725 "lm_basic_modul_lstm.cu"
+#line 1875 "lm_basic_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -1753,28 +1903,37 @@ __device__ __forceinline__ void backward_d_l1_pw_grad_l1_alpha(const dopa::StepA
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v288 = t288[i];
+      const T v40 = l1_w[i * 200 + j];
+      const T v41 = l1_alpha[i * 200 + j];
+      const T v42 = l1_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v43 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v44 = l1_w[i * 200 + j] + v43;
-      atomicAdd(&t290[j], t288[i] * v44);
+      const T v43 = v41 * v42;
+      const T v44 = v40 + v43;
+      atomicAdd(&t290[j], v288 * v44);
+      const T v147 = d_l1_pw_next[i * 200 + j];
+      const T v59 = l1_modfanout[i * 200 + j];
+      const T v58 = t58_l1_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
-      const T v62 = v60 * l1_et[i * 200 + j];
-      const T v63 = l1_pw[i * 200 + j] + v62;
+      const T v60 = v59 * v58;
+      const T v61 = l1_et[i * 200 + j];
+      const T v62 = v60 * v61;
+      const T v63 = v42 + v62;
       const T v259 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
-      const T v260 = d_l1_pw_next[i * 200 + j] * v259;
+      const T v260 = v147 * v259;
+      const T v9 = l1_h[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v289 = t288[i] * l1_h[j];
-      const T v294 = v289 * l1_alpha[i * 200 + j];
+      const T v289 = v288 * v9;
+      const T v294 = v289 * v41;
 #line 126 "examples/lm/basic_modul_lstm.dopa"
       const T v295 = v260 + v294;
       d_l1_pw[i * 200 + j] = v295;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v292 = v289 * l1_pw[i * 200 + j];
+      const T v292 = v289 * v42;
       atomicAdd(&d_l1_alpha[i * 200 + j], v292);
     }
   }
-#line 1778 "lm_basic_modul_lstm.cu"
+#line 1937 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1795,7 +1954,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_16(const dopa::S
       acc += t288[k] * l1_x2c_weight[k * 200 + c];
     t298[c] = acc;
   }
-#line 1799 "lm_basic_modul_lstm.cu"
+#line 1958 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1816,7 +1975,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_17(const dopa::S
       acc += t301[k] * l1_h2o_weight[k * 200 + c];
     t304[c] = acc;
   }
-#line 1820 "lm_basic_modul_lstm.cu"
+#line 1979 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1837,7 +1996,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_18(const dopa::S
       acc += t301[k] * l1_x2o_weight[k * 200 + c];
     t308[c] = acc;
   }
-#line 1841 "lm_basic_modul_lstm.cu"
+#line 2000 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1858,7 +2017,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_19(const dopa::S
       acc += t312[k] * l1_h2i_weight[k * 200 + c];
     t315[c] = acc;
   }
-#line 1862 "lm_basic_modul_lstm.cu"
+#line 2021 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1879,7 +2038,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_20(const dopa::S
       acc += t312[k] * l1_x2i_weight[k * 200 + c];
     t319[c] = acc;
   }
-#line 1883 "lm_basic_modul_lstm.cu"
+#line 2042 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1900,7 +2059,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_21(const dopa::S
       acc += t323[k] * l1_h2f_weight[k * 200 + c];
     t326[c] = acc;
   }
-#line 1904 "lm_basic_modul_lstm.cu"
+#line 2063 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1921,7 +2080,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_22(const dopa::S
       acc += t323[k] * l1_x2f_weight[k * 200 + c];
     t330[c] = acc;
   }
-#line 1925 "lm_basic_modul_lstm.cu"
+#line 2084 "lm_basic_modul_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1951,23 +2110,34 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v252 = t252[j];
+      const T v4 = t4_l1_etaet[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v253 = t252[j] * t4_l1_etaet[0];
+      const T v253 = v252 * v4;
+      const T v273 = t273[j];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-      const T v274 = v253 + t273[j];
-      const T v291 = v274 + t290[j];
-      const T v305 = v291 + t304[j];
-      const T v316 = v305 + t315[j];
-      const T v327 = v316 + t326[j];
+      const T v274 = v253 + v273;
+      const T v290 = t290[j];
+      const T v291 = v274 + v290;
+      const T v304 = t304[j];
+      const T v305 = v291 + v304;
+      const T v315 = t315[j];
+      const T v316 = v305 + v315;
+      const T v326 = t326[j];
+      const T v327 = v316 + v326;
       d_l1_h[j] = v327;
+      const T v298 = t298[j];
+      const T v308 = t308[j];
 #line 23 "examples/lm/basic_modul_lstm.dopa"
-      const T v309 = t298[j] + t308[j];
-      const T v320 = v309 + t319[j];
-      const T v331 = v320 + t330[j];
+      const T v309 = v298 + v308;
+      const T v319 = t319[j];
+      const T v320 = v309 + v319;
+      const T v330 = t330[j];
+      const T v331 = v320 + v330;
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v331);
     }
   }
-#line 1971 "lm_basic_modul_lstm.cu"
+#line 2141 "lm_basic_modul_lstm.cu"
 }
 
 // etaet = sigmoid(etaet_logit)
@@ -1990,24 +2160,30 @@ backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
+    const T v250 = t250[0];
+    const T v255 = t255[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v257 = -t255[0];
+    const T v257 = -v255;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v258 = t250[0] + v257;
-    const T v332 = T(1.0) - t4_l1_etaet[0];
-    const T v333 = t4_l1_etaet[0] * v332;
+    const T v258 = v250 + v257;
+    const T v4 = t4_l1_etaet[0];
+    const T v332 = T(1.0) - v4;
+    const T v333 = v4 * v332;
     const T v334 = v258 * v333;
     atomicAdd(&d_l1_etaet_logit[0], v334);
+    const T v159 = t159[0];
+    const T v164 = t164[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v166 = -t164[0];
+    const T v166 = -v164;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v167 = t159[0] + v166;
-    const T v245 = T(1.0) - t74_l2_etaet[0];
-    const T v246 = t74_l2_etaet[0] * v245;
+    const T v167 = v159 + v166;
+    const T v74 = t74_l2_etaet[0];
+    const T v245 = T(1.0) - v74;
+    const T v246 = v74 * v245;
     const T v247 = v167 * v246;
     atomicAdd(&d_l2_etaet_logit[0], v247);
   }
-#line 2011 "lm_basic_modul_lstm.cu"
+#line 2187 "lm_basic_modul_lstm.cu"
 }
 
 // backward stage 25: fused loop nest over [10000]
@@ -2023,8 +2199,9 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-      record14[j] = d_out_logits[j];
-      atomicAdd(&d_dec_bias[j], d_out_logits[j]);
+      const T v144 = d_out_logits[j];
+      record14[j] = v144;
+      atomicAdd(&d_dec_bias[j], v144);
     }
   }
 }

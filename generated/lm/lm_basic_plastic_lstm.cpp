@@ -205,26 +205,42 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   T *__restrict saved_t49 = a.saved + 1664;                     // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v35 = t35[j];
+    const T v36 = l1_x2c_bias[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v42 = v37 + carried_0[j];
+    const T v37 = v35 + v36;
+    const T v41 = carried_0[j];
+    const T v42 = v37 + v41;
     const T v43 = simdTanh(v42);
     t43_l1_g[j] = v43;
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
@@ -239,26 +255,42 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v35 = t35[j];
+    const T v36 = l1_x2c_bias[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v42 = v37 + carried_0[j];
+    const T v37 = v35 + v36;
+    const T v41 = carried_0[j];
+    const T v42 = v37 + v41;
     const T v43 = simdTanh(v42);
     t43_l1_g[j] = v43;
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
@@ -271,7 +303,7 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
     l1_c_next[j] = v47;
     saved_t49[j] = v49;
   }
-#line 275 "lm_basic_plastic_lstm.cpp"
+#line 307 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -285,7 +317,7 @@ template <class T> static void forward_saved_x2f_9(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t58, 200).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 289 "lm_basic_plastic_lstm.cpp"
+#line 321 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -298,7 +330,7 @@ template <class T> static void forward_saved_h2f_10(const dopa::StepArgs<T> &a) 
   T *__restrict t63 = a.saved + 2080;                               // [200]
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t63, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 302 "lm_basic_plastic_lstm.cpp"
+#line 334 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -312,7 +344,7 @@ template <class T> static void forward_saved_x2i_11(const dopa::StepArgs<T> &a) 
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t69, 200).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 316 "lm_basic_plastic_lstm.cpp"
+#line 348 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -325,7 +357,7 @@ template <class T> static void forward_saved_h2i_12(const dopa::StepArgs<T> &a) 
   T *__restrict t73 = a.saved + 2496;                               // [200]
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t73, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 329 "lm_basic_plastic_lstm.cpp"
+#line 361 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -339,7 +371,7 @@ template <class T> static void forward_saved_x2o_13(const dopa::StepArgs<T> &a) 
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t79, 200).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 343 "lm_basic_plastic_lstm.cpp"
+#line 375 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -352,7 +384,7 @@ template <class T> static void forward_saved_h2o_14(const dopa::StepArgs<T> &a) 
   T *__restrict t83 = a.saved + 2912;                               // [200]
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t83, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 356 "lm_basic_plastic_lstm.cpp"
+#line 388 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -366,7 +398,7 @@ template <class T> static void forward_x2c_15(const dopa::StepArgs<T> &a) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t89, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 370 "lm_basic_plastic_lstm.cpp"
+#line 402 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -403,26 +435,42 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
   T *__restrict saved_t103 = a.saved + 3328;                    // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v89 = t89[j];
+    const T v90 = l2_x2c_bias[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v91 = t89[j] + l2_x2c_bias[j];
-    const T v96 = v91 + carried_1[j];
+    const T v91 = v89 + v90;
+    const T v95 = carried_1[j];
+    const T v96 = v91 + v95;
     const T v97 = simdTanh(v96);
     t97_l2_g[j] = v97;
+    const T v79 = t79[j];
+    const T v80 = l2_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v81 = t79[j] + l2_x2o_bias[j];
-    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v81 = v79 + v80;
+    const T v83 = t83[j];
+    const T v84 = l2_h2o_bias[j];
+    const T v85 = v83 + v84;
     const T v86 = v81 + v85;
     const T v87 = T(1) / (T(1) + simdExp(-v86));
+    const T v58 = t58[j];
+    const T v59 = l2_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v60 = t58[j] + l2_x2f_bias[j];
-    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v60 = v58 + v59;
+    const T v63 = t63[j];
+    const T v64 = l2_h2f_bias[j];
+    const T v65 = v63 + v64;
     const T v66 = v60 + v65;
     const T v67 = T(1) / (T(1) + simdExp(-v66));
+    const T v98 = l2_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v99 = v67 * l2_c[j];
+    const T v99 = v67 * v98;
+    const T v69 = t69[j];
+    const T v70 = l2_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v71 = t69[j] + l2_x2i_bias[j];
-    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v71 = v69 + v70;
+    const T v73 = t73[j];
+    const T v74 = l2_h2i_bias[j];
+    const T v75 = v73 + v74;
     const T v76 = v71 + v75;
     const T v77 = T(1) / (T(1) + simdExp(-v76));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
@@ -438,26 +486,42 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v89 = t89[j];
+    const T v90 = l2_x2c_bias[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v91 = t89[j] + l2_x2c_bias[j];
-    const T v96 = v91 + carried_1[j];
+    const T v91 = v89 + v90;
+    const T v95 = carried_1[j];
+    const T v96 = v91 + v95;
     const T v97 = simdTanh(v96);
     t97_l2_g[j] = v97;
+    const T v79 = t79[j];
+    const T v80 = l2_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v81 = t79[j] + l2_x2o_bias[j];
-    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v81 = v79 + v80;
+    const T v83 = t83[j];
+    const T v84 = l2_h2o_bias[j];
+    const T v85 = v83 + v84;
     const T v86 = v81 + v85;
     const T v87 = T(1) / (T(1) + simdExp(-v86));
+    const T v58 = t58[j];
+    const T v59 = l2_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v60 = t58[j] + l2_x2f_bias[j];
-    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v60 = v58 + v59;
+    const T v63 = t63[j];
+    const T v64 = l2_h2f_bias[j];
+    const T v65 = v63 + v64;
     const T v66 = v60 + v65;
     const T v67 = T(1) / (T(1) + simdExp(-v66));
+    const T v98 = l2_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v99 = v67 * l2_c[j];
+    const T v99 = v67 * v98;
+    const T v69 = t69[j];
+    const T v70 = l2_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v71 = t69[j] + l2_x2i_bias[j];
-    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v71 = v69 + v70;
+    const T v73 = t73[j];
+    const T v74 = l2_h2i_bias[j];
+    const T v75 = v73 + v74;
     const T v76 = v71 + v75;
     const T v77 = T(1) / (T(1) + simdExp(-v76));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
@@ -471,7 +535,7 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
     readout_in_logits[j] = v103;
     saved_t103[j] = v103;
   }
-#line 475 "lm_basic_plastic_lstm.cpp"
+#line 539 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -505,56 +569,82 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   for (int i = 0; i < 200; ++i) {
     T acc111 = T(0);
     T acc114 = T(0);
+    const T v43 = t43_l1_g[i];
+    const T v97 = t97_l2_g[i];
 #pragma omp simd reduction(+ : acc111, acc114)
     for (int j = 0; j < 192; ++j) {
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v50 = l1_eta[i * 200 + j];
+      const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v51 = t43_l1_g[i] * l1_h[j];
-      const T v52 = l1_eta[i * 200 + j] * v51;
-      const T v53 = l1_hebb[i * 200 + j] + v52;
+      const T v51 = v43 * v7;
+      const T v52 = v50 * v51;
+      const T v53 = v40 + v52;
       const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v109 = l1_alpha[i * 200 + j] * v56;
-      const T v110 = l1_w[i * 200 + j] + v109;
-      acc111 += v110 * l1_h_next[j];
+      const T v109 = v39 * v56;
+      const T v110 = v38 + v109;
+      const T v49 = l1_h_next[j];
+      acc111 += v110 * v49;
+      const T v92 = l2_w[i * 200 + j];
+      const T v93 = l2_alpha[i * 200 + j];
+      const T v94 = l2_hebb[i * 200 + j];
+      const T v104 = l2_eta[i * 200 + j];
+      const T v61 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v105 = t97_l2_g[i] * l2_h[j];
-      const T v106 = l2_eta[i * 200 + j] * v105;
-      const T v107 = l2_hebb[i * 200 + j] + v106;
+      const T v105 = v97 * v61;
+      const T v106 = v104 * v105;
+      const T v107 = v94 + v106;
       const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v112 = l2_alpha[i * 200 + j] * v108;
-      const T v113 = l2_w[i * 200 + j] + v112;
-      acc114 += v113 * l2_h_next[j];
+      const T v112 = v93 * v108;
+      const T v113 = v92 + v112;
+      const T v103 = l2_h_next[j];
+      acc114 += v113 * v103;
       l1_hebb_next[i * 200 + j] = v56;
       l2_hebb_next[i * 200 + j] = v108;
     }
 #pragma omp simd reduction(+ : acc111, acc114)
     for (int j = 192; j < 200; ++j) {
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v50 = l1_eta[i * 200 + j];
+      const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v51 = t43_l1_g[i] * l1_h[j];
-      const T v52 = l1_eta[i * 200 + j] * v51;
-      const T v53 = l1_hebb[i * 200 + j] + v52;
+      const T v51 = v43 * v7;
+      const T v52 = v50 * v51;
+      const T v53 = v40 + v52;
       const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v109 = l1_alpha[i * 200 + j] * v56;
-      const T v110 = l1_w[i * 200 + j] + v109;
-      acc111 += v110 * l1_h_next[j];
+      const T v109 = v39 * v56;
+      const T v110 = v38 + v109;
+      const T v49 = l1_h_next[j];
+      acc111 += v110 * v49;
+      const T v92 = l2_w[i * 200 + j];
+      const T v93 = l2_alpha[i * 200 + j];
+      const T v94 = l2_hebb[i * 200 + j];
+      const T v104 = l2_eta[i * 200 + j];
+      const T v61 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v105 = t97_l2_g[i] * l2_h[j];
-      const T v106 = l2_eta[i * 200 + j] * v105;
-      const T v107 = l2_hebb[i * 200 + j] + v106;
+      const T v105 = v97 * v61;
+      const T v106 = v104 * v105;
+      const T v107 = v94 + v106;
       const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v112 = l2_alpha[i * 200 + j] * v108;
-      const T v113 = l2_w[i * 200 + j] + v112;
-      acc114 += v113 * l2_h_next[j];
+      const T v112 = v93 * v108;
+      const T v113 = v92 + v112;
+      const T v103 = l2_h_next[j];
+      acc114 += v113 * v103;
       l1_hebb_next[i * 200 + j] = v56;
       l2_hebb_next[i * 200 + j] = v108;
     }
     carried_0_next[i] = acc111;
     carried_1_next[i] = acc114;
   }
-#line 558 "lm_basic_plastic_lstm.cpp"
+#line 648 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One forward step of BasicPlasticLSTMLM for one batch element.
@@ -636,45 +726,63 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
   for (int i = 0; i < 200; ++i) {
     T acc146 = T(0);
     T acc205 = T(0);
+    const T v124 = d_carried_1_next[i];
+    const T v97 = t97_l2_g[i];
+    const T v123 = d_carried_0_next[i];
+    const T v43 = t43_l1_g[i];
 #pragma omp simd reduction(+ : acc146, acc205)
     for (int j = 0; j < 192; ++j) {
+      const T v92 = l2_w[i * 200 + j];
+      const T v93 = l2_alpha[i * 200 + j];
+      const T v94 = l2_hebb[i * 200 + j];
+      const T v104 = l2_eta[i * 200 + j];
+      const T v61 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v105 = t97_l2_g[i] * l2_h[j];
-      const T v106 = l2_eta[i * 200 + j] * v105;
-      const T v107 = l2_hebb[i * 200 + j] + v106;
+      const T v105 = v97 * v61;
+      const T v106 = v104 * v105;
+      const T v107 = v94 + v106;
       const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v112 = l2_alpha[i * 200 + j] * v108;
-      const T v113 = l2_w[i * 200 + j] + v112;
-      t126[j] += d_carried_1_next[i] * v113;
+      const T v112 = v93 * v108;
+      const T v113 = v92 + v112;
+      t126[j] += v124 * v113;
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v50 = l1_eta[i * 200 + j];
+      const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v51 = t43_l1_g[i] * l1_h[j];
-      const T v52 = l1_eta[i * 200 + j] * v51;
-      const T v53 = l1_hebb[i * 200 + j] + v52;
+      const T v51 = v43 * v7;
+      const T v52 = v50 * v51;
+      const T v53 = v40 + v52;
       const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v109 = l1_alpha[i * 200 + j] * v56;
-      const T v110 = l1_w[i * 200 + j] + v109;
-      t133[j] += d_carried_0_next[i] * v110;
-      const T v125 = d_carried_1_next[i] * t103_l2_hn[j];
-      const T v130 = v125 * l2_alpha[i * 200 + j];
+      const T v109 = v39 * v56;
+      const T v110 = v38 + v109;
+      t133[j] += v123 * v110;
+      const T v122 = d_l2_hebb[i * 200 + j];
+      const T v103 = t103_l2_hn[j];
+      const T v125 = v124 * v103;
+      const T v130 = v125 * v93;
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v131 = d_l2_hebb[i * 200 + j] + v130;
+      const T v131 = v122 + v130;
       const T v141 = T(-2.0) <= v107 && v107 <= T(2.0) ? T(1) : T(0);
       const T v142 = v131 * v141;
-      const T v145 = v142 * l2_eta[i * 200 + j];
-      acc146 += v145 * l2_h[j];
-      t147[j] += t97_l2_g[i] * v145;
+      const T v145 = v142 * v104;
+      acc146 += v145 * v61;
+      t147[j] += v97 * v145;
+      const T v118 = d_l1_hebb[i * 200 + j];
+      const T v49 = t49_l1_hn[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v132 = d_carried_0_next[i] * t49_l1_hn[j];
-      const T v137 = v132 * l1_alpha[i * 200 + j];
+      const T v132 = v123 * v49;
+      const T v137 = v132 * v39;
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v138 = d_l1_hebb[i * 200 + j] + v137;
+      const T v138 = v118 + v137;
       const T v200 = T(-2.0) <= v53 && v53 <= T(2.0) ? T(1) : T(0);
       const T v201 = v138 * v200;
-      const T v204 = v201 * l1_eta[i * 200 + j];
-      acc205 += v204 * l1_h[j];
-      t206[j] += t43_l1_g[i] * v204;
+      const T v204 = v201 * v50;
+      acc205 += v204 * v7;
+      t206[j] += v43 * v204;
       d_l1_hebb[i * 200 + j] = v201;
       d_l2_hebb[i * 200 + j] = v142;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
@@ -692,43 +800,57 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
     }
 #pragma omp simd reduction(+ : acc146, acc205)
     for (int j = 192; j < 200; ++j) {
+      const T v92 = l2_w[i * 200 + j];
+      const T v93 = l2_alpha[i * 200 + j];
+      const T v94 = l2_hebb[i * 200 + j];
+      const T v104 = l2_eta[i * 200 + j];
+      const T v61 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v105 = t97_l2_g[i] * l2_h[j];
-      const T v106 = l2_eta[i * 200 + j] * v105;
-      const T v107 = l2_hebb[i * 200 + j] + v106;
+      const T v105 = v97 * v61;
+      const T v106 = v104 * v105;
+      const T v107 = v94 + v106;
       const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v112 = l2_alpha[i * 200 + j] * v108;
-      const T v113 = l2_w[i * 200 + j] + v112;
-      t126[j] += d_carried_1_next[i] * v113;
+      const T v112 = v93 * v108;
+      const T v113 = v92 + v112;
+      t126[j] += v124 * v113;
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v50 = l1_eta[i * 200 + j];
+      const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v51 = t43_l1_g[i] * l1_h[j];
-      const T v52 = l1_eta[i * 200 + j] * v51;
-      const T v53 = l1_hebb[i * 200 + j] + v52;
+      const T v51 = v43 * v7;
+      const T v52 = v50 * v51;
+      const T v53 = v40 + v52;
       const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v109 = l1_alpha[i * 200 + j] * v56;
-      const T v110 = l1_w[i * 200 + j] + v109;
-      t133[j] += d_carried_0_next[i] * v110;
-      const T v125 = d_carried_1_next[i] * t103_l2_hn[j];
-      const T v130 = v125 * l2_alpha[i * 200 + j];
+      const T v109 = v39 * v56;
+      const T v110 = v38 + v109;
+      t133[j] += v123 * v110;
+      const T v122 = d_l2_hebb[i * 200 + j];
+      const T v103 = t103_l2_hn[j];
+      const T v125 = v124 * v103;
+      const T v130 = v125 * v93;
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v131 = d_l2_hebb[i * 200 + j] + v130;
+      const T v131 = v122 + v130;
       const T v141 = T(-2.0) <= v107 && v107 <= T(2.0) ? T(1) : T(0);
       const T v142 = v131 * v141;
-      const T v145 = v142 * l2_eta[i * 200 + j];
-      acc146 += v145 * l2_h[j];
-      t147[j] += t97_l2_g[i] * v145;
+      const T v145 = v142 * v104;
+      acc146 += v145 * v61;
+      t147[j] += v97 * v145;
+      const T v118 = d_l1_hebb[i * 200 + j];
+      const T v49 = t49_l1_hn[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v132 = d_carried_0_next[i] * t49_l1_hn[j];
-      const T v137 = v132 * l1_alpha[i * 200 + j];
+      const T v132 = v123 * v49;
+      const T v137 = v132 * v39;
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v138 = d_l1_hebb[i * 200 + j] + v137;
+      const T v138 = v118 + v137;
       const T v200 = T(-2.0) <= v53 && v53 <= T(2.0) ? T(1) : T(0);
       const T v201 = v138 * v200;
-      const T v204 = v201 * l1_eta[i * 200 + j];
-      acc205 += v204 * l1_h[j];
-      t206[j] += t43_l1_g[i] * v204;
+      const T v204 = v201 * v50;
+      acc205 += v204 * v7;
+      t206[j] += v43 * v204;
       d_l1_hebb[i * 200 + j] = v201;
       d_l2_hebb[i * 200 + j] = v142;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
@@ -747,7 +869,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
     t146[i] = acc146;
     t205[i] = acc205;
   }
-#line 751 "lm_basic_plastic_lstm.cpp"
+#line 873 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -829,30 +951,49 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict record14 = a.record + 2912;                           // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v146 = t146[j];
+    const T v121 = d_l2_c_next[j];
+    const T v115 = d_readout_in_logits[j];
+    const T v119 = d_l2_h_next[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v120 = d_readout_in_logits[j] + d_l2_h_next[j];
-    const T v127 = v120 + t126[j];
+    const T v120 = v115 + v119;
+    const T v126 = t126[j];
+    const T v127 = v120 + v126;
+    const T v79 = t79[j];
+    const T v80 = l2_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v81 = t79[j] + l2_x2o_bias[j];
-    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v81 = v79 + v80;
+    const T v83 = t83[j];
+    const T v84 = l2_h2o_bias[j];
+    const T v85 = v83 + v84;
     const T v86 = v81 + v85;
     const T v87 = T(1) / (T(1) + simdExp(-v86));
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v149 = v127 * v87;
+    const T v58 = t58[j];
+    const T v59 = l2_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v60 = t58[j] + l2_x2f_bias[j];
-    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v60 = v58 + v59;
+    const T v63 = t63[j];
+    const T v64 = l2_h2f_bias[j];
+    const T v65 = v63 + v64;
     const T v66 = v60 + v65;
     const T v67 = T(1) / (T(1) + simdExp(-v66));
+    const T v98 = l2_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v99 = v67 * l2_c[j];
+    const T v99 = v67 * v98;
+    const T v69 = t69[j];
+    const T v70 = l2_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v71 = t69[j] + l2_x2i_bias[j];
-    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v71 = v69 + v70;
+    const T v73 = t73[j];
+    const T v74 = l2_h2i_bias[j];
+    const T v75 = v73 + v74;
     const T v76 = v71 + v75;
     const T v77 = T(1) / (T(1) + simdExp(-v76));
+    const T v97 = t97_l2_g[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v100 = v77 * t97_l2_g[j];
+    const T v100 = v77 * v97;
     const T v101 = v99 + v100;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v102 = simdTanh(v101);
@@ -860,11 +1001,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v152 = T(1.0) - v151;
     const T v153 = v149 * v152;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v154 = d_l2_c_next[j] + v153;
+    const T v154 = v121 + v153;
     const T v156 = v154 * v77;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v157 = t146[j] + v156;
-    const T v160 = t97_l2_g[j] * t97_l2_g[j];
+    const T v157 = v146 + v156;
+    const T v160 = v97 * v97;
     const T v161 = T(1.0) - v160;
     const T v162 = v157 * v161;
     d_carried_1[j] = v162;
@@ -876,14 +1017,14 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v169 = v148 * v168;
     t169[j] = v169;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v155 = v154 * t97_l2_g[j];
+    const T v155 = v154 * v97;
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v178 = T(1.0) - v77;
     const T v179 = v77 * v178;
     const T v180 = v155 * v179;
     t180[j] = v180;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v158 = v154 * l2_c[j];
+    const T v158 = v154 * v98;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v189 = T(1.0) - v67;
     const T v190 = v67 * v189;
@@ -892,13 +1033,18 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v159 = v154 * v67;
     d_l2_c[j] = v159;
-    record1[j] = t2[j];
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t49_l1_hn[j];
+    const T v2 = t2[j];
+    record1[j] = v2;
+    const T v7 = l1_h[j];
+    record2[j] = v7;
+    const T v123 = d_carried_0_next[j];
+    record6[j] = v123;
+    const T v49 = t49_l1_hn[j];
+    record7[j] = v49;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
     d_l2_x2f_bias[j] += v191;
-    record9[j] = l2_h[j];
+    const T v61 = l2_h[j];
+    record9[j] = v61;
     d_l2_h2f_bias[j] += v191;
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
     d_l2_x2i_bias[j] += v180;
@@ -909,35 +1055,56 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record12[j] = v162;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     d_l2_x2c_bias[j] += v162;
-    record13[j] = d_carried_1_next[j];
-    record14[j] = t103_l2_hn[j];
+    const T v124 = d_carried_1_next[j];
+    record13[j] = v124;
+    const T v103 = t103_l2_hn[j];
+    record14[j] = v103;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v146 = t146[j];
+    const T v121 = d_l2_c_next[j];
+    const T v115 = d_readout_in_logits[j];
+    const T v119 = d_l2_h_next[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v120 = d_readout_in_logits[j] + d_l2_h_next[j];
-    const T v127 = v120 + t126[j];
+    const T v120 = v115 + v119;
+    const T v126 = t126[j];
+    const T v127 = v120 + v126;
+    const T v79 = t79[j];
+    const T v80 = l2_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v81 = t79[j] + l2_x2o_bias[j];
-    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v81 = v79 + v80;
+    const T v83 = t83[j];
+    const T v84 = l2_h2o_bias[j];
+    const T v85 = v83 + v84;
     const T v86 = v81 + v85;
     const T v87 = T(1) / (T(1) + simdExp(-v86));
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v149 = v127 * v87;
+    const T v58 = t58[j];
+    const T v59 = l2_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v60 = t58[j] + l2_x2f_bias[j];
-    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v60 = v58 + v59;
+    const T v63 = t63[j];
+    const T v64 = l2_h2f_bias[j];
+    const T v65 = v63 + v64;
     const T v66 = v60 + v65;
     const T v67 = T(1) / (T(1) + simdExp(-v66));
+    const T v98 = l2_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v99 = v67 * l2_c[j];
+    const T v99 = v67 * v98;
+    const T v69 = t69[j];
+    const T v70 = l2_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v71 = t69[j] + l2_x2i_bias[j];
-    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v71 = v69 + v70;
+    const T v73 = t73[j];
+    const T v74 = l2_h2i_bias[j];
+    const T v75 = v73 + v74;
     const T v76 = v71 + v75;
     const T v77 = T(1) / (T(1) + simdExp(-v76));
+    const T v97 = t97_l2_g[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v100 = v77 * t97_l2_g[j];
+    const T v100 = v77 * v97;
     const T v101 = v99 + v100;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v102 = simdTanh(v101);
@@ -945,11 +1112,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v152 = T(1.0) - v151;
     const T v153 = v149 * v152;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v154 = d_l2_c_next[j] + v153;
+    const T v154 = v121 + v153;
     const T v156 = v154 * v77;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v157 = t146[j] + v156;
-    const T v160 = t97_l2_g[j] * t97_l2_g[j];
+    const T v157 = v146 + v156;
+    const T v160 = v97 * v97;
     const T v161 = T(1.0) - v160;
     const T v162 = v157 * v161;
     d_carried_1[j] = v162;
@@ -961,14 +1128,14 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v169 = v148 * v168;
     t169[j] = v169;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v155 = v154 * t97_l2_g[j];
+    const T v155 = v154 * v97;
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v178 = T(1.0) - v77;
     const T v179 = v77 * v178;
     const T v180 = v155 * v179;
     t180[j] = v180;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v158 = v154 * l2_c[j];
+    const T v158 = v154 * v98;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v189 = T(1.0) - v67;
     const T v190 = v67 * v189;
@@ -977,13 +1144,18 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v159 = v154 * v67;
     d_l2_c[j] = v159;
-    record1[j] = t2[j];
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t49_l1_hn[j];
+    const T v2 = t2[j];
+    record1[j] = v2;
+    const T v7 = l1_h[j];
+    record2[j] = v7;
+    const T v123 = d_carried_0_next[j];
+    record6[j] = v123;
+    const T v49 = t49_l1_hn[j];
+    record7[j] = v49;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
     d_l2_x2f_bias[j] += v191;
-    record9[j] = l2_h[j];
+    const T v61 = l2_h[j];
+    record9[j] = v61;
     d_l2_h2f_bias[j] += v191;
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
     d_l2_x2i_bias[j] += v180;
@@ -994,10 +1166,12 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record12[j] = v162;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     d_l2_x2c_bias[j] += v162;
-    record13[j] = d_carried_1_next[j];
-    record14[j] = t103_l2_hn[j];
+    const T v124 = d_carried_1_next[j];
+    record13[j] = v124;
+    const T v103 = t103_l2_hn[j];
+    record14[j] = v103;
   }
-#line 1001 "lm_basic_plastic_lstm.cpp"
+#line 1175 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1011,7 +1185,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t165, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1015 "lm_basic_plastic_lstm.cpp"
+#line 1189 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1025,7 +1199,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t172, 200).noalias() =
       ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1029 "lm_basic_plastic_lstm.cpp"
+#line 1203 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1039,7 +1213,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t176, 200).noalias() =
       ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1043 "lm_basic_plastic_lstm.cpp"
+#line 1217 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1053,7 +1227,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t183, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1057 "lm_basic_plastic_lstm.cpp"
+#line 1231 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1067,7 +1241,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t187, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1071 "lm_basic_plastic_lstm.cpp"
+#line 1245 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1081,7 +1255,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t194, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1085 "lm_basic_plastic_lstm.cpp"
+#line 1259 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1095,7 +1269,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t198, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1099 "lm_basic_plastic_lstm.cpp"
+#line 1273 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1164,33 +1338,55 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v205 = t205[j];
+    const T v117 = d_l1_c_next[j];
+    const T v116 = d_l1_h_next[j];
+    const T v133 = t133[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v134 = d_l1_h_next[j] + t133[j];
-    const T v166 = v134 + t165[j];
-    const T v177 = v166 + t176[j];
-    const T v188 = v177 + t187[j];
-    const T v199 = v188 + t198[j];
+    const T v134 = v116 + v133;
+    const T v165 = t165[j];
+    const T v166 = v134 + v165;
+    const T v176 = t176[j];
+    const T v177 = v166 + v176;
+    const T v187 = t187[j];
+    const T v188 = v177 + v187;
+    const T v198 = t198[j];
+    const T v199 = v188 + v198;
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v208 = v199 * v33;
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
+    const T v43 = t43_l1_g[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v46 = v23 * t43_l1_g[j];
+    const T v46 = v23 * v43;
     const T v47 = v45 + v46;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v48 = simdTanh(v47);
@@ -1198,11 +1394,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v210 = T(1.0) - v209;
     const T v211 = v208 * v210;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v212 = d_l1_c_next[j] + v211;
+    const T v212 = v117 + v211;
     const T v214 = v212 * v23;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v215 = t205[j] + v214;
-    const T v218 = t43_l1_g[j] * t43_l1_g[j];
+    const T v215 = v205 + v214;
+    const T v218 = v43 * v43;
     const T v219 = T(1.0) - v218;
     const T v220 = v215 * v219;
     d_carried_0[j] = v220;
@@ -1214,14 +1410,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v226 = v207 * v225;
     t226[j] = v226;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v213 = v212 * t43_l1_g[j];
+    const T v213 = v212 * v43;
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v235 = T(1.0) - v23;
     const T v236 = v23 * v235;
     const T v237 = v213 * v236;
     t237[j] = v237;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v216 = v212 * l1_c[j];
+    const T v216 = v212 * v44;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v246 = T(1.0) - v13;
     const T v247 = v13 * v246;
@@ -1230,10 +1426,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v217 = v212 * v13;
     d_l1_c[j] = v217;
+    const T v147 = t147[j];
+    const T v172 = t172[j];
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
-    const T v173 = t147[j] + t172[j];
-    const T v184 = v173 + t183[j];
-    const T v195 = v184 + t194[j];
+    const T v173 = v147 + v172;
+    const T v183 = t183[j];
+    const T v184 = v173 + v183;
+    const T v194 = t194[j];
+    const T v195 = v184 + v194;
     d_l2_h[j] = v195;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
     d_l1_x2f_bias[j] += v248;
@@ -1250,33 +1450,55 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v205 = t205[j];
+    const T v117 = d_l1_c_next[j];
+    const T v116 = d_l1_h_next[j];
+    const T v133 = t133[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v134 = d_l1_h_next[j] + t133[j];
-    const T v166 = v134 + t165[j];
-    const T v177 = v166 + t176[j];
-    const T v188 = v177 + t187[j];
-    const T v199 = v188 + t198[j];
+    const T v134 = v116 + v133;
+    const T v165 = t165[j];
+    const T v166 = v134 + v165;
+    const T v176 = t176[j];
+    const T v177 = v166 + v176;
+    const T v187 = t187[j];
+    const T v188 = v177 + v187;
+    const T v198 = t198[j];
+    const T v199 = v188 + v198;
+    const T v25 = t25[j];
+    const T v26 = l1_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v27 = v25 + v26;
+    const T v29 = t29[j];
+    const T v30 = l1_h2o_bias[j];
+    const T v31 = v29 + v30;
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v208 = v199 * v33;
+    const T v4 = t4[j];
+    const T v5 = l1_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v6 = v4 + v5;
+    const T v9 = t9[j];
+    const T v10 = l1_h2f_bias[j];
+    const T v11 = v9 + v10;
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
+    const T v44 = l1_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v45 = v13 * v44;
+    const T v15 = t15[j];
+    const T v16 = l1_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v17 = v15 + v16;
+    const T v19 = t19[j];
+    const T v20 = l1_h2i_bias[j];
+    const T v21 = v19 + v20;
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
+    const T v43 = t43_l1_g[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v46 = v23 * t43_l1_g[j];
+    const T v46 = v23 * v43;
     const T v47 = v45 + v46;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v48 = simdTanh(v47);
@@ -1284,11 +1506,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v210 = T(1.0) - v209;
     const T v211 = v208 * v210;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v212 = d_l1_c_next[j] + v211;
+    const T v212 = v117 + v211;
     const T v214 = v212 * v23;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v215 = t205[j] + v214;
-    const T v218 = t43_l1_g[j] * t43_l1_g[j];
+    const T v215 = v205 + v214;
+    const T v218 = v43 * v43;
     const T v219 = T(1.0) - v218;
     const T v220 = v215 * v219;
     d_carried_0[j] = v220;
@@ -1300,14 +1522,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v226 = v207 * v225;
     t226[j] = v226;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v213 = v212 * t43_l1_g[j];
+    const T v213 = v212 * v43;
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v235 = T(1.0) - v23;
     const T v236 = v23 * v235;
     const T v237 = v213 * v236;
     t237[j] = v237;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v216 = v212 * l1_c[j];
+    const T v216 = v212 * v44;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v246 = T(1.0) - v13;
     const T v247 = v13 * v246;
@@ -1316,10 +1538,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v217 = v212 * v13;
     d_l1_c[j] = v217;
+    const T v147 = t147[j];
+    const T v172 = t172[j];
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
-    const T v173 = t147[j] + t172[j];
-    const T v184 = v173 + t183[j];
-    const T v195 = v184 + t194[j];
+    const T v173 = v147 + v172;
+    const T v183 = t183[j];
+    const T v184 = v173 + v183;
+    const T v194 = t194[j];
+    const T v195 = v184 + v194;
     d_l2_h[j] = v195;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
     d_l1_x2f_bias[j] += v248;
@@ -1334,7 +1560,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v220;
   }
-#line 1338 "lm_basic_plastic_lstm.cpp"
+#line 1564 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1348,7 +1574,7 @@ template <class T> static void backward_x2c_10(const dopa::StepArgs<T> &a) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t223, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1352 "lm_basic_plastic_lstm.cpp"
+#line 1578 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1362,7 +1588,7 @@ template <class T> static void backward_h2o_11(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t229, 200).noalias() =
       ConstRowVec<T>(t226, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1366 "lm_basic_plastic_lstm.cpp"
+#line 1592 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1376,7 +1602,7 @@ template <class T> static void backward_x2o_12(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t233, 200).noalias() =
       ConstRowVec<T>(t226, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1380 "lm_basic_plastic_lstm.cpp"
+#line 1606 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1390,7 +1616,7 @@ template <class T> static void backward_h2i_13(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t240, 200).noalias() =
       ConstRowVec<T>(t237, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1394 "lm_basic_plastic_lstm.cpp"
+#line 1620 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1404,7 +1630,7 @@ template <class T> static void backward_x2i_14(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t244, 200).noalias() =
       ConstRowVec<T>(t237, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1408 "lm_basic_plastic_lstm.cpp"
+#line 1634 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1418,7 +1644,7 @@ template <class T> static void backward_h2f_15(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t251, 200).noalias() =
       ConstRowVec<T>(t248, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1422 "lm_basic_plastic_lstm.cpp"
+#line 1648 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1432,7 +1658,7 @@ template <class T> static void backward_x2f_16(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t255, 200).noalias() =
       ConstRowVec<T>(t248, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1436 "lm_basic_plastic_lstm.cpp"
+#line 1662 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1455,31 +1681,47 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v206 = t206[j];
+    const T v229 = t229[j];
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
-    const T v230 = t206[j] + t229[j];
-    const T v241 = v230 + t240[j];
-    const T v252 = v241 + t251[j];
+    const T v230 = v206 + v229;
+    const T v240 = t240[j];
+    const T v241 = v230 + v240;
+    const T v251 = t251[j];
+    const T v252 = v241 + v251;
     d_l1_h[j] = v252;
+    const T v223 = t223[j];
+    const T v233 = t233[j];
 #line 23 "examples/lm/basic_plastic_lstm.dopa"
-    const T v234 = t223[j] + t233[j];
-    const T v245 = v234 + t244[j];
-    const T v256 = v245 + t255[j];
+    const T v234 = v223 + v233;
+    const T v244 = t244[j];
+    const T v245 = v234 + v244;
+    const T v255 = t255[j];
+    const T v256 = v245 + v255;
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v256;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v206 = t206[j];
+    const T v229 = t229[j];
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
-    const T v230 = t206[j] + t229[j];
-    const T v241 = v230 + t240[j];
-    const T v252 = v241 + t251[j];
+    const T v230 = v206 + v229;
+    const T v240 = t240[j];
+    const T v241 = v230 + v240;
+    const T v251 = t251[j];
+    const T v252 = v241 + v251;
     d_l1_h[j] = v252;
+    const T v223 = t223[j];
+    const T v233 = t233[j];
 #line 23 "examples/lm/basic_plastic_lstm.dopa"
-    const T v234 = t223[j] + t233[j];
-    const T v245 = v234 + t244[j];
-    const T v256 = v245 + t255[j];
+    const T v234 = v223 + v233;
+    const T v244 = t244[j];
+    const T v245 = v234 + v244;
+    const T v255 = t255[j];
+    const T v256 = v245 + v255;
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v256;
   }
-#line 1483 "lm_basic_plastic_lstm.cpp"
+#line 1725 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One backward step of BasicPlasticLSTMLM for one batch element.
@@ -1530,32 +1772,48 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     T acc15 = T(0);
 #pragma omp simd reduction(+ : acc10, acc15)
     for (int j = 0; j < 192; ++j) {
+      const T v6 = l1_w[i * 200 + j];
+      const T v7 = l1_alpha[i * 200 + j];
+      const T v2 = l1_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v9 = l1_w[i * 200 + j] + v8;
-      acc10 += v9 * l1_h[j];
-      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v14 = l2_w[i * 200 + j] + v13;
-      acc15 += v14 * l2_h[j];
-      l1_hebb_next[i * 200 + j] = l1_hebb[i * 200 + j];
-      l2_hebb_next[i * 200 + j] = l2_hebb[i * 200 + j];
+      const T v8 = v7 * v2;
+      const T v9 = v6 + v8;
+      const T v0 = l1_h[j];
+      acc10 += v9 * v0;
+      const T v11 = l2_w[i * 200 + j];
+      const T v12 = l2_alpha[i * 200 + j];
+      const T v5 = l2_hebb[i * 200 + j];
+      const T v13 = v12 * v5;
+      const T v14 = v11 + v13;
+      const T v3 = l2_h[j];
+      acc15 += v14 * v3;
+      l1_hebb_next[i * 200 + j] = v2;
+      l2_hebb_next[i * 200 + j] = v5;
     }
 #pragma omp simd reduction(+ : acc10, acc15)
     for (int j = 192; j < 200; ++j) {
+      const T v6 = l1_w[i * 200 + j];
+      const T v7 = l1_alpha[i * 200 + j];
+      const T v2 = l1_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v9 = l1_w[i * 200 + j] + v8;
-      acc10 += v9 * l1_h[j];
-      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v14 = l2_w[i * 200 + j] + v13;
-      acc15 += v14 * l2_h[j];
-      l1_hebb_next[i * 200 + j] = l1_hebb[i * 200 + j];
-      l2_hebb_next[i * 200 + j] = l2_hebb[i * 200 + j];
+      const T v8 = v7 * v2;
+      const T v9 = v6 + v8;
+      const T v0 = l1_h[j];
+      acc10 += v9 * v0;
+      const T v11 = l2_w[i * 200 + j];
+      const T v12 = l2_alpha[i * 200 + j];
+      const T v5 = l2_hebb[i * 200 + j];
+      const T v13 = v12 * v5;
+      const T v14 = v11 + v13;
+      const T v3 = l2_h[j];
+      acc15 += v14 * v3;
+      l1_hebb_next[i * 200 + j] = v2;
+      l2_hebb_next[i * 200 + j] = v5;
     }
     carried_0_next[i] = acc10;
     carried_1_next[i] = acc15;
   }
-#line 1559 "lm_basic_plastic_lstm.cpp"
+#line 1817 "lm_basic_plastic_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -1574,17 +1832,25 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   T *__restrict l2_c_next = a.next + kStateL2C;   // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v3 = l2_h[j];
+    l2_h_next[j] = v3;
+    const T v4 = l2_c[j];
+    l2_c_next[j] = v4;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v3 = l2_h[j];
+    l2_h_next[j] = v3;
+    const T v4 = l2_c[j];
+    l2_c_next[j] = v4;
   }
 }
 
@@ -1627,60 +1893,82 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
   for (int e = 0; e < 200; ++e)
     t32[e] = T(0);
   for (int i = 0; i < 200; ++i) {
+    const T v23 = d_carried_1_next[i];
+    const T v22 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 192; ++j) {
+      const T v11 = l2_w[i * 200 + j];
+      const T v12 = l2_alpha[i * 200 + j];
+      const T v5 = l2_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v14 = l2_w[i * 200 + j] + v13;
-      t25[j] += d_carried_1_next[i] * v14;
-      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v9 = l1_w[i * 200 + j] + v8;
-      t32[j] += d_carried_0_next[i] * v9;
-      const T v31 = d_carried_0_next[i] * l1_h[j];
-      const T v36 = v31 * l1_alpha[i * 200 + j];
+      const T v13 = v12 * v5;
+      const T v14 = v11 + v13;
+      t25[j] += v23 * v14;
+      const T v6 = l1_w[i * 200 + j];
+      const T v7 = l1_alpha[i * 200 + j];
+      const T v2 = l1_hebb[i * 200 + j];
+      const T v8 = v7 * v2;
+      const T v9 = v6 + v8;
+      t32[j] += v22 * v9;
+      const T v18 = d_l1_hebb[i * 200 + j];
+      const T v0 = l1_h[j];
+      const T v31 = v22 * v0;
+      const T v36 = v31 * v7;
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
-      const T v37 = d_l1_hebb[i * 200 + j] + v36;
+      const T v37 = v18 + v36;
       d_l1_hebb[i * 200 + j] = v37;
+      const T v21 = d_l2_hebb[i * 200 + j];
+      const T v3 = l2_h[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v24 = d_carried_1_next[i] * l2_h[j];
-      const T v29 = v24 * l2_alpha[i * 200 + j];
+      const T v24 = v23 * v3;
+      const T v29 = v24 * v12;
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
-      const T v30 = d_l2_hebb[i * 200 + j] + v29;
+      const T v30 = v21 + v29;
       d_l2_hebb[i * 200 + j] = v30;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v34 = v31 * l1_hebb[i * 200 + j];
+      const T v34 = v31 * v2;
       d_l1_alpha[i * 200 + j] += v34;
-      const T v27 = v24 * l2_hebb[i * 200 + j];
+      const T v27 = v24 * v5;
       d_l2_alpha[i * 200 + j] += v27;
     }
 #pragma omp simd
     for (int j = 192; j < 200; ++j) {
+      const T v11 = l2_w[i * 200 + j];
+      const T v12 = l2_alpha[i * 200 + j];
+      const T v5 = l2_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v14 = l2_w[i * 200 + j] + v13;
-      t25[j] += d_carried_1_next[i] * v14;
-      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v9 = l1_w[i * 200 + j] + v8;
-      t32[j] += d_carried_0_next[i] * v9;
-      const T v31 = d_carried_0_next[i] * l1_h[j];
-      const T v36 = v31 * l1_alpha[i * 200 + j];
+      const T v13 = v12 * v5;
+      const T v14 = v11 + v13;
+      t25[j] += v23 * v14;
+      const T v6 = l1_w[i * 200 + j];
+      const T v7 = l1_alpha[i * 200 + j];
+      const T v2 = l1_hebb[i * 200 + j];
+      const T v8 = v7 * v2;
+      const T v9 = v6 + v8;
+      t32[j] += v22 * v9;
+      const T v18 = d_l1_hebb[i * 200 + j];
+      const T v0 = l1_h[j];
+      const T v31 = v22 * v0;
+      const T v36 = v31 * v7;
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
-      const T v37 = d_l1_hebb[i * 200 + j] + v36;
+      const T v37 = v18 + v36;
       d_l1_hebb[i * 200 + j] = v37;
+      const T v21 = d_l2_hebb[i * 200 + j];
+      const T v3 = l2_h[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v24 = d_carried_1_next[i] * l2_h[j];
-      const T v29 = v24 * l2_alpha[i * 200 + j];
+      const T v24 = v23 * v3;
+      const T v29 = v24 * v12;
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
-      const T v30 = d_l2_hebb[i * 200 + j] + v29;
+      const T v30 = v21 + v29;
       d_l2_hebb[i * 200 + j] = v30;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v34 = v31 * l1_hebb[i * 200 + j];
+      const T v34 = v31 * v2;
       d_l1_alpha[i * 200 + j] += v34;
-      const T v27 = v24 * l2_hebb[i * 200 + j];
+      const T v27 = v24 * v5;
       d_l2_alpha[i * 200 + j] += v27;
     }
   }
-#line 1684 "lm_basic_plastic_lstm.cpp"
+#line 1972 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1715,33 +2003,53 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   T *__restrict record3 = a.record + 624;                             // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+    const T v16 = d_l1_h_next[j];
+    const T v32 = t32[j];
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
-    const T v33 = d_l1_h_next[j] + t32[j];
+    const T v33 = v16 + v32;
     d_l1_h[j] = v33;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v26 = d_l2_h_next[j] + t25[j];
+    const T v17 = d_l1_c_next[j];
+    d_l1_c[j] = v17;
+    const T v19 = d_l2_h_next[j];
+    const T v25 = t25[j];
+    const T v26 = v19 + v25;
     d_l2_h[j] = v26;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v20 = d_l2_c_next[j];
+    d_l2_c[j] = v20;
+    const T v22 = d_carried_0_next[j];
+    record0[j] = v22;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v23 = d_carried_1_next[j];
+    record2[j] = v23;
+    const T v3 = l2_h[j];
+    record3[j] = v3;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+    const T v16 = d_l1_h_next[j];
+    const T v32 = t32[j];
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
-    const T v33 = d_l1_h_next[j] + t32[j];
+    const T v33 = v16 + v32;
     d_l1_h[j] = v33;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v26 = d_l2_h_next[j] + t25[j];
+    const T v17 = d_l1_c_next[j];
+    d_l1_c[j] = v17;
+    const T v19 = d_l2_h_next[j];
+    const T v25 = t25[j];
+    const T v26 = v19 + v25;
     d_l2_h[j] = v26;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v20 = d_l2_c_next[j];
+    d_l2_c[j] = v20;
+    const T v22 = d_carried_0_next[j];
+    record0[j] = v22;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v23 = d_carried_1_next[j];
+    record2[j] = v23;
+    const T v3 = l2_h[j];
+    record3[j] = v3;
   }
-#line 1745 "lm_basic_plastic_lstm.cpp"
+#line 2053 "lm_basic_plastic_lstm.cpp"
 }
 
 // prologue_backward stage 2:

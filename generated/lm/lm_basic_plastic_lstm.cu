@@ -273,13 +273,21 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc43 = T(0);
     T acc99 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v97 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v98 = l2_w[i * 200 + j] + v97;
-      acc99 += v98 * l2_h[j];
+      const T v41 = v39 * v40;
+      const T v42 = v38 + v41;
+      const T v7 = l1_h[j];
+      acc43 += v42 * v7;
+      const T v94 = l2_w[i * 200 + j];
+      const T v95 = l2_alpha[i * 200 + j];
+      const T v96 = l2_hebb[i * 200 + j];
+      const T v97 = v95 * v96;
+      const T v98 = v94 + v97;
+      const T v63 = l2_h[j];
+      acc99 += v98 * v63;
     }
     acc43 = dopa::warpSum(acc43);
     acc99 = dopa::warpSum(acc99);
@@ -288,7 +296,7 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
       t99[i] = acc99;
     }
   }
-#line 292 "lm_basic_plastic_lstm.cu"
+#line 300 "lm_basic_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -327,26 +335,42 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> 
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v35 = t35[j];
+      const T v36 = l1_x2c_bias[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v44 = v37 + t43[j];
+      const T v37 = v35 + v36;
+      const T v43 = t43[j];
+      const T v44 = v37 + v43;
       const T v45 = tanh(v44);
       t45_l1_g[j] = v45;
+      const T v25 = t25[j];
+      const T v26 = l1_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v27 = v25 + v26;
+      const T v29 = t29[j];
+      const T v30 = l1_h2o_bias[j];
+      const T v31 = v29 + v30;
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
+      const T v4 = t4[j];
+      const T v5 = l1_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
+      const T v6 = v4 + v5;
+      const T v9 = t9[j];
+      const T v10 = l1_h2f_bias[j];
+      const T v11 = v9 + v10;
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
+      const T v46 = l1_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
+      const T v47 = v13 * v46;
+      const T v15 = t15[j];
+      const T v16 = l1_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v17 = v15 + v16;
+      const T v19 = t19[j];
+      const T v20 = l1_h2i_bias[j];
+      const T v21 = v19 + v20;
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
@@ -360,7 +384,7 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> 
       saved_t51[j] = v51;
     }
   }
-#line 364 "lm_basic_plastic_lstm.cu"
+#line 388 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -384,7 +408,7 @@ __device__ __forceinline__ void forward_saved_x2f_10(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t60[r] = acc;
   }
-#line 388 "lm_basic_plastic_lstm.cu"
+#line 412 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -408,7 +432,7 @@ __device__ __forceinline__ void forward_saved_h2f_11(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t65[r] = acc;
   }
-#line 412 "lm_basic_plastic_lstm.cu"
+#line 436 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -432,7 +456,7 @@ __device__ __forceinline__ void forward_saved_x2i_12(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t71[r] = acc;
   }
-#line 436 "lm_basic_plastic_lstm.cu"
+#line 460 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -456,7 +480,7 @@ __device__ __forceinline__ void forward_saved_h2i_13(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t75[r] = acc;
   }
-#line 460 "lm_basic_plastic_lstm.cu"
+#line 484 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -480,7 +504,7 @@ __device__ __forceinline__ void forward_saved_x2o_14(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t81[r] = acc;
   }
-#line 484 "lm_basic_plastic_lstm.cu"
+#line 508 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -504,7 +528,7 @@ __device__ __forceinline__ void forward_saved_h2o_15(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t85[r] = acc;
   }
-#line 508 "lm_basic_plastic_lstm.cu"
+#line 532 "lm_basic_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -527,7 +551,7 @@ template <class T> __device__ __forceinline__ void forward_x2c_16(const dopa::St
     if ((threadIdx.x & 31) == 0)
       t91[r] = acc;
   }
-#line 531 "lm_basic_plastic_lstm.cu"
+#line 555 "lm_basic_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -566,26 +590,42 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> 
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v91 = t91[j];
+      const T v92 = l2_x2c_bias[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v93 = t91[j] + l2_x2c_bias[j];
-      const T v100 = v93 + t99[j];
+      const T v93 = v91 + v92;
+      const T v99 = t99[j];
+      const T v100 = v93 + v99;
       const T v101 = tanh(v100);
       t101_l2_g[j] = v101;
+      const T v81 = t81[j];
+      const T v82 = l2_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-      const T v83 = t81[j] + l2_x2o_bias[j];
-      const T v87 = t85[j] + l2_h2o_bias[j];
+      const T v83 = v81 + v82;
+      const T v85 = t85[j];
+      const T v86 = l2_h2o_bias[j];
+      const T v87 = v85 + v86;
       const T v88 = v83 + v87;
       const T v89 = T(1) / (T(1) + exp(-v88));
+      const T v60 = t60[j];
+      const T v61 = l2_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-      const T v62 = t60[j] + l2_x2f_bias[j];
-      const T v67 = t65[j] + l2_h2f_bias[j];
+      const T v62 = v60 + v61;
+      const T v65 = t65[j];
+      const T v66 = l2_h2f_bias[j];
+      const T v67 = v65 + v66;
       const T v68 = v62 + v67;
       const T v69 = T(1) / (T(1) + exp(-v68));
+      const T v102 = l2_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v103 = v69 * l2_c[j];
+      const T v103 = v69 * v102;
+      const T v71 = t71[j];
+      const T v72 = l2_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-      const T v73 = t71[j] + l2_x2i_bias[j];
-      const T v77 = t75[j] + l2_h2i_bias[j];
+      const T v73 = v71 + v72;
+      const T v75 = t75[j];
+      const T v76 = l2_h2i_bias[j];
+      const T v77 = v75 + v76;
       const T v78 = v73 + v77;
       const T v79 = T(1) / (T(1) + exp(-v78));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
@@ -599,7 +639,7 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> 
       saved_t107[j] = v107;
     }
   }
-#line 603 "lm_basic_plastic_lstm.cu"
+#line 643 "lm_basic_plastic_lstm.cu"
 }
 
 // output logits = dec(y2)
@@ -622,7 +662,7 @@ template <class T> __device__ __forceinline__ void forward_dec(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t114[r] = acc;
   }
-#line 626 "lm_basic_plastic_lstm.cu"
+#line 666 "lm_basic_plastic_lstm.cu"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -647,20 +687,28 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v52 = l1_eta[i * 200 + j];
+      const T v45 = t45_l1_g[i];
+      const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[i * 200 + j] * v53;
-      const T v55 = l1_hebb[i * 200 + j] + v54;
+      const T v53 = v45 * v7;
+      const T v54 = v52 * v53;
+      const T v55 = v40 + v54;
       const T v58 = v55 < T(-2.0) ? T(-2.0) : (v55 > T(2.0) ? T(2.0) : v55);
       l1_hebb_next[i * 200 + j] = v58;
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[i * 200 + j] * v109;
-      const T v111 = l2_hebb[i * 200 + j] + v110;
+      const T v96 = l2_hebb[i * 200 + j];
+      const T v108 = l2_eta[i * 200 + j];
+      const T v101 = t101_l2_g[i];
+      const T v63 = l2_h[j];
+      const T v109 = v101 * v63;
+      const T v110 = v108 * v109;
+      const T v111 = v96 + v110;
       const T v112 = v111 < T(-2.0) ? T(-2.0) : (v111 > T(2.0) ? T(2.0) : v111);
       l2_hebb_next[i * 200 + j] = v112;
     }
   }
-#line 664 "lm_basic_plastic_lstm.cu"
+#line 712 "lm_basic_plastic_lstm.cu"
 }
 
 // output logits = dec(y2)
@@ -676,12 +724,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
+      const T v114 = t114[j];
+      const T v115 = dec_bias[j];
 #line 25 "examples/lm/basic_plastic_lstm.dopa"
-      const T v116 = t114[j] + dec_bias[j];
+      const T v116 = v114 + v115;
       out_logits[j] = v116;
     }
   }
-#line 685 "lm_basic_plastic_lstm.cu"
+#line 735 "lm_basic_plastic_lstm.cu"
 }
 
 /// One forward step of BasicPlasticLSTMLM for the whole batch: block b runs batch element b.
@@ -777,7 +827,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 200 + c];
     t126[c] = acc;
   }
-#line 781 "lm_basic_plastic_lstm.cu"
+#line 831 "lm_basic_plastic_lstm.cu"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -819,23 +869,33 @@ __device__ __forceinline__ void backward_grad_l1_eta_l2_eta(const dopa::StepArgs
     T acc135 = T(0);
     T acc201 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v123 = d_l2_hebb_next[i * 200 + j];
+      const T v96 = l2_hebb[i * 200 + j];
+      const T v108 = l2_eta[i * 200 + j];
+      const T v101 = t101_l2_g[i];
+      const T v63 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[i * 200 + j] * v109;
-      const T v111 = l2_hebb[i * 200 + j] + v110;
+      const T v109 = v101 * v63;
+      const T v110 = v108 * v109;
+      const T v111 = v96 + v110;
       const T v130 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v131 = d_l2_hebb_next[i * 200 + j] * v130;
-      const T v134 = v131 * l2_eta[i * 200 + j];
-      acc135 += v134 * l2_h[j];
-      atomicAdd(&t136[j], t101_l2_g[i] * v134);
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[i * 200 + j] * v53;
-      const T v55 = l1_hebb[i * 200 + j] + v54;
+      const T v131 = v123 * v130;
+      const T v134 = v131 * v108;
+      acc135 += v134 * v63;
+      atomicAdd(&t136[j], v101 * v134);
+      const T v120 = d_l1_hebb_next[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
+      const T v52 = l1_eta[i * 200 + j];
+      const T v45 = t45_l1_g[i];
+      const T v7 = l1_h[j];
+      const T v53 = v45 * v7;
+      const T v54 = v52 * v53;
+      const T v55 = v40 + v54;
       const T v196 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v197 = d_l1_hebb_next[i * 200 + j] * v196;
-      const T v200 = v197 * l1_eta[i * 200 + j];
-      acc201 += v200 * l1_h[j];
-      atomicAdd(&t202[j], t45_l1_g[i] * v200);
+      const T v197 = v120 * v196;
+      const T v200 = v197 * v52;
+      acc201 += v200 * v7;
+      atomicAdd(&t202[j], v45 * v200);
       const T v198 = v197 * v53;
       atomicAdd(&d_l1_eta[i * 200 + j], v198);
       const T v132 = v131 * v109;
@@ -848,7 +908,7 @@ __device__ __forceinline__ void backward_grad_l1_eta_l2_eta(const dopa::StepArgs
       t201[i] = acc201;
     }
   }
-#line 852 "lm_basic_plastic_lstm.cu"
+#line 912 "lm_basic_plastic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -925,29 +985,47 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v135 = t135[j];
+      const T v122 = d_l2_c_next[j];
+      const T v121 = d_l2_h_next[j];
+      const T v126 = t126[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-      const T v127 = d_l2_h_next[j] + t126[j];
+      const T v127 = v121 + v126;
+      const T v81 = t81[j];
+      const T v82 = l2_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-      const T v83 = t81[j] + l2_x2o_bias[j];
-      const T v87 = t85[j] + l2_h2o_bias[j];
+      const T v83 = v81 + v82;
+      const T v85 = t85[j];
+      const T v86 = l2_h2o_bias[j];
+      const T v87 = v85 + v86;
       const T v88 = v83 + v87;
       const T v89 = T(1) / (T(1) + exp(-v88));
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v138 = v127 * v89;
+      const T v60 = t60[j];
+      const T v61 = l2_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-      const T v62 = t60[j] + l2_x2f_bias[j];
-      const T v67 = t65[j] + l2_h2f_bias[j];
+      const T v62 = v60 + v61;
+      const T v65 = t65[j];
+      const T v66 = l2_h2f_bias[j];
+      const T v67 = v65 + v66;
       const T v68 = v62 + v67;
       const T v69 = T(1) / (T(1) + exp(-v68));
+      const T v102 = l2_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v103 = v69 * l2_c[j];
+      const T v103 = v69 * v102;
+      const T v71 = t71[j];
+      const T v72 = l2_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-      const T v73 = t71[j] + l2_x2i_bias[j];
-      const T v77 = t75[j] + l2_h2i_bias[j];
+      const T v73 = v71 + v72;
+      const T v75 = t75[j];
+      const T v76 = l2_h2i_bias[j];
+      const T v77 = v75 + v76;
       const T v78 = v73 + v77;
       const T v79 = T(1) / (T(1) + exp(-v78));
+      const T v101 = t101_l2_g[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v104 = v79 * t101_l2_g[j];
+      const T v104 = v79 * v101;
       const T v105 = v103 + v104;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v106 = tanh(v105);
@@ -955,11 +1033,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v141 = T(1.0) - v140;
       const T v142 = v138 * v141;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v143 = d_l2_c_next[j] + v142;
+      const T v143 = v122 + v142;
       const T v145 = v143 * v79;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v146 = t135[j] + v145;
-      const T v149 = t101_l2_g[j] * t101_l2_g[j];
+      const T v146 = v135 + v145;
+      const T v149 = v101 * v101;
       const T v150 = T(1.0) - v149;
       const T v151 = v146 * v150;
       t151[j] = v151;
@@ -971,14 +1049,14 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v165 = v137 * v164;
       t165[j] = v165;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v144 = v143 * t101_l2_g[j];
+      const T v144 = v143 * v101;
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
       const T v174 = T(1.0) - v79;
       const T v175 = v79 * v174;
       const T v176 = v144 * v175;
       t176[j] = v176;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v147 = v143 * l2_c[j];
+      const T v147 = v143 * v102;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
       const T v185 = T(1.0) - v69;
       const T v186 = v69 * v185;
@@ -987,12 +1065,16 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v148 = v143 * v69;
       d_l2_c[j] = v148;
-      record1[j] = t2[j];
-      record2[j] = l1_h[j];
-      record7[j] = t51_l1_hn[j];
+      const T v2 = t2[j];
+      record1[j] = v2;
+      const T v7 = l1_h[j];
+      record2[j] = v7;
+      const T v51 = t51_l1_hn[j];
+      record7[j] = v51;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l2_x2f_bias[j], v187);
-      record8[j] = l2_h[j];
+      const T v63 = l2_h[j];
+      record8[j] = v63;
       atomicAdd(&d_l2_h2f_bias[j], v187);
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l2_x2i_bias[j], v176);
@@ -1002,10 +1084,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l2_h2o_bias[j], v165);
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l2_x2c_bias[j], v151);
-      record13[j] = t107_l2_hn[j];
+      const T v107 = t107_l2_hn[j];
+      record13[j] = v107;
     }
   }
-#line 1009 "lm_basic_plastic_lstm.cu"
+#line 1092 "lm_basic_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1036,28 +1119,36 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v151 = t151[i];
+      const T v94 = l2_w[i * 200 + j];
+      const T v95 = l2_alpha[i * 200 + j];
+      const T v96 = l2_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v97 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v98 = l2_w[i * 200 + j] + v97;
-      atomicAdd(&t153[j], t151[i] * v98);
+      const T v97 = v95 * v96;
+      const T v98 = v94 + v97;
+      atomicAdd(&t153[j], v151 * v98);
+      const T v123 = d_l2_hebb_next[i * 200 + j];
+      const T v108 = l2_eta[i * 200 + j];
+      const T v101 = t101_l2_g[i];
+      const T v63 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[i * 200 + j] * v109;
-      const T v111 = l2_hebb[i * 200 + j] + v110;
+      const T v109 = v101 * v63;
+      const T v110 = v108 * v109;
+      const T v111 = v96 + v110;
       const T v130 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v131 = d_l2_hebb_next[i * 200 + j] * v130;
+      const T v131 = v123 * v130;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v152 = t151[i] * l2_h[j];
-      const T v157 = v152 * l2_alpha[i * 200 + j];
+      const T v152 = v151 * v63;
+      const T v157 = v152 * v95;
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
       const T v158 = v131 + v157;
       d_l2_hebb[i * 200 + j] = v158;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v155 = v152 * l2_hebb[i * 200 + j];
+      const T v155 = v152 * v96;
       atomicAdd(&d_l2_alpha[i * 200 + j], v155);
     }
   }
-#line 1061 "lm_basic_plastic_lstm.cu"
+#line 1152 "lm_basic_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1078,7 +1169,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t151[k] * l2_x2c_weight[k * 200 + c];
     t161[c] = acc;
   }
-#line 1082 "lm_basic_plastic_lstm.cu"
+#line 1173 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1099,7 +1190,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t165[k] * l2_h2o_weight[k * 200 + c];
     t168[c] = acc;
   }
-#line 1103 "lm_basic_plastic_lstm.cu"
+#line 1194 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1120,7 +1211,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t165[k] * l2_x2o_weight[k * 200 + c];
     t172[c] = acc;
   }
-#line 1124 "lm_basic_plastic_lstm.cu"
+#line 1215 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1141,7 +1232,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t176[k] * l2_h2i_weight[k * 200 + c];
     t179[c] = acc;
   }
-#line 1145 "lm_basic_plastic_lstm.cu"
+#line 1236 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1162,7 +1253,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t176[k] * l2_x2i_weight[k * 200 + c];
     t183[c] = acc;
   }
-#line 1166 "lm_basic_plastic_lstm.cu"
+#line 1257 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1183,7 +1274,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t187[k] * l2_h2f_weight[k * 200 + c];
     t190[c] = acc;
   }
-#line 1187 "lm_basic_plastic_lstm.cu"
+#line 1278 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1204,7 +1295,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t187[k] * l2_x2f_weight[k * 200 + c];
     t194[c] = acc;
   }
-#line 1208 "lm_basic_plastic_lstm.cu"
+#line 1299 "lm_basic_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1275,32 +1366,53 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v201 = t201[j];
+      const T v119 = d_l1_c_next[j];
+      const T v118 = d_l1_h_next[j];
+      const T v161 = t161[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-      const T v162 = d_l1_h_next[j] + t161[j];
-      const T v173 = v162 + t172[j];
-      const T v184 = v173 + t183[j];
-      const T v195 = v184 + t194[j];
+      const T v162 = v118 + v161;
+      const T v172 = t172[j];
+      const T v173 = v162 + v172;
+      const T v183 = t183[j];
+      const T v184 = v173 + v183;
+      const T v194 = t194[j];
+      const T v195 = v184 + v194;
+      const T v25 = t25[j];
+      const T v26 = l1_x2o_bias[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v27 = v25 + v26;
+      const T v29 = t29[j];
+      const T v30 = l1_h2o_bias[j];
+      const T v31 = v29 + v30;
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v204 = v195 * v33;
+      const T v4 = t4[j];
+      const T v5 = l1_x2f_bias[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
+      const T v6 = v4 + v5;
+      const T v9 = t9[j];
+      const T v10 = l1_h2f_bias[j];
+      const T v11 = v9 + v10;
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
+      const T v46 = l1_c[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
+      const T v47 = v13 * v46;
+      const T v15 = t15[j];
+      const T v16 = l1_x2i_bias[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v17 = v15 + v16;
+      const T v19 = t19[j];
+      const T v20 = l1_h2i_bias[j];
+      const T v21 = v19 + v20;
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
+      const T v45 = t45_l1_g[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v48 = v23 * t45_l1_g[j];
+      const T v48 = v23 * v45;
       const T v49 = v47 + v48;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v50 = tanh(v49);
@@ -1308,11 +1420,11 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v206 = T(1.0) - v205;
       const T v207 = v204 * v206;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v208 = d_l1_c_next[j] + v207;
+      const T v208 = v119 + v207;
       const T v210 = v208 * v23;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v211 = t201[j] + v210;
-      const T v214 = t45_l1_g[j] * t45_l1_g[j];
+      const T v211 = v201 + v210;
+      const T v214 = v45 * v45;
       const T v215 = T(1.0) - v214;
       const T v216 = v211 * v215;
       t216[j] = v216;
@@ -1324,14 +1436,14 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v229 = v203 * v228;
       t229[j] = v229;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v209 = v208 * t45_l1_g[j];
+      const T v209 = v208 * v45;
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
       const T v238 = T(1.0) - v23;
       const T v239 = v23 * v238;
       const T v240 = v209 * v239;
       t240[j] = v240;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-      const T v212 = v208 * l1_c[j];
+      const T v212 = v208 * v46;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
       const T v249 = T(1.0) - v13;
       const T v250 = v13 * v249;
@@ -1340,11 +1452,16 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v213 = v208 * v13;
       d_l1_c[j] = v213;
+      const T v136 = t136[j];
+      const T v153 = t153[j];
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
-      const T v154 = t136[j] + t153[j];
-      const T v169 = v154 + t168[j];
-      const T v180 = v169 + t179[j];
-      const T v191 = v180 + t190[j];
+      const T v154 = v136 + v153;
+      const T v168 = t168[j];
+      const T v169 = v154 + v168;
+      const T v179 = t179[j];
+      const T v180 = v169 + v179;
+      const T v190 = t190[j];
+      const T v191 = v180 + v190;
       d_l2_h[j] = v191;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l1_x2f_bias[j], v251);
@@ -1359,7 +1476,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v216);
     }
   }
-#line 1363 "lm_basic_plastic_lstm.cu"
+#line 1480 "lm_basic_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1390,28 +1507,36 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
+      const T v216 = t216[i];
+      const T v38 = l1_w[i * 200 + j];
+      const T v39 = l1_alpha[i * 200 + j];
+      const T v40 = l1_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      atomicAdd(&t218[j], t216[i] * v42);
+      const T v41 = v39 * v40;
+      const T v42 = v38 + v41;
+      atomicAdd(&t218[j], v216 * v42);
+      const T v120 = d_l1_hebb_next[i * 200 + j];
+      const T v52 = l1_eta[i * 200 + j];
+      const T v45 = t45_l1_g[i];
+      const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[i * 200 + j] * v53;
-      const T v55 = l1_hebb[i * 200 + j] + v54;
+      const T v53 = v45 * v7;
+      const T v54 = v52 * v53;
+      const T v55 = v40 + v54;
       const T v196 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v197 = d_l1_hebb_next[i * 200 + j] * v196;
+      const T v197 = v120 * v196;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v217 = t216[i] * l1_h[j];
-      const T v222 = v217 * l1_alpha[i * 200 + j];
+      const T v217 = v216 * v7;
+      const T v222 = v217 * v39;
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
       const T v223 = v197 + v222;
       d_l1_hebb[i * 200 + j] = v223;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v220 = v217 * l1_hebb[i * 200 + j];
+      const T v220 = v217 * v40;
       atomicAdd(&d_l1_alpha[i * 200 + j], v220);
     }
   }
-#line 1415 "lm_basic_plastic_lstm.cu"
+#line 1540 "lm_basic_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1432,7 +1557,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_13(const dopa::S
       acc += t216[k] * l1_x2c_weight[k * 200 + c];
     t226[c] = acc;
   }
-#line 1436 "lm_basic_plastic_lstm.cu"
+#line 1561 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1453,7 +1578,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_14(const dopa::S
       acc += t229[k] * l1_h2o_weight[k * 200 + c];
     t232[c] = acc;
   }
-#line 1457 "lm_basic_plastic_lstm.cu"
+#line 1582 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1474,7 +1599,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_15(const dopa::S
       acc += t229[k] * l1_x2o_weight[k * 200 + c];
     t236[c] = acc;
   }
-#line 1478 "lm_basic_plastic_lstm.cu"
+#line 1603 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1495,7 +1620,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_16(const dopa::S
       acc += t240[k] * l1_h2i_weight[k * 200 + c];
     t243[c] = acc;
   }
-#line 1499 "lm_basic_plastic_lstm.cu"
+#line 1624 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1516,7 +1641,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_17(const dopa::S
       acc += t240[k] * l1_x2i_weight[k * 200 + c];
     t247[c] = acc;
   }
-#line 1520 "lm_basic_plastic_lstm.cu"
+#line 1645 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1537,7 +1662,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_18(const dopa::S
       acc += t251[k] * l1_h2f_weight[k * 200 + c];
     t254[c] = acc;
   }
-#line 1541 "lm_basic_plastic_lstm.cu"
+#line 1666 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1558,7 +1683,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_19(const dopa::S
       acc += t251[k] * l1_x2f_weight[k * 200 + c];
     t258[c] = acc;
   }
-#line 1562 "lm_basic_plastic_lstm.cu"
+#line 1687 "lm_basic_plastic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1586,20 +1711,29 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+      const T v202 = t202[j];
+      const T v218 = t218[j];
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
-      const T v219 = t202[j] + t218[j];
-      const T v233 = v219 + t232[j];
-      const T v244 = v233 + t243[j];
-      const T v255 = v244 + t254[j];
+      const T v219 = v202 + v218;
+      const T v232 = t232[j];
+      const T v233 = v219 + v232;
+      const T v243 = t243[j];
+      const T v244 = v233 + v243;
+      const T v254 = t254[j];
+      const T v255 = v244 + v254;
       d_l1_h[j] = v255;
+      const T v226 = t226[j];
+      const T v236 = t236[j];
 #line 23 "examples/lm/basic_plastic_lstm.dopa"
-      const T v237 = t226[j] + t236[j];
-      const T v248 = v237 + t247[j];
-      const T v259 = v248 + t258[j];
+      const T v237 = v226 + v236;
+      const T v247 = t247[j];
+      const T v248 = v237 + v247;
+      const T v258 = t258[j];
+      const T v259 = v248 + v258;
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v259);
     }
   }
-#line 1603 "lm_basic_plastic_lstm.cu"
+#line 1737 "lm_basic_plastic_lstm.cu"
 }
 
 // backward stage 21: fused loop nest over [10000]
@@ -1615,8 +1749,9 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-      record12[j] = d_out_logits[j];
-      atomicAdd(&d_dec_bias[j], d_out_logits[j]);
+      const T v117 = d_out_logits[j];
+      record12[j] = v117;
+      atomicAdd(&d_dec_bias[j], v117);
     }
   }
 }

@@ -118,14 +118,17 @@ template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
   T *__restrict t4 = a.saved + 0;           // [1]
   const T *__restrict drop_i = a.inputs[1]; // [400]
   T *__restrict t7_x = a.saved + 16;        // [400] x
+  const T v4 = t4[0];
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v2 = t2[j];
 #line 26 "examples/lm/lstm.dopa"
-    const T v5 = t2[j] * t4[0];
-    const T v7 = v5 * drop_i[j];
+    const T v5 = v2 * v4;
+    const T v6 = drop_i[j];
+    const T v7 = v5 * v6;
     t7_x[j] = v7;
   }
-#line 129 "lm_lstm.cpp"
+#line 132 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -138,7 +141,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t9 = a.saved + 416;                                 // [1150]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t9, 1150).noalias() = ConstRowMat<T>(l1_x2f_weight, 1150, 400) * ConstVec<T>(t7_x, 400);
-#line 142 "lm_lstm.cpp"
+#line 145 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -151,7 +154,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t14 = a.saved + 1568;                               // [1150]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t14, 1150).noalias() = ConstRowMat<T>(l1_h2f_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 155 "lm_lstm.cpp"
+#line 158 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -164,7 +167,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t20 = a.saved + 2720;                               // [1150]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t20, 1150).noalias() = ConstRowMat<T>(l1_x2i_weight, 1150, 400) * ConstVec<T>(t7_x, 400);
-#line 168 "lm_lstm.cpp"
+#line 171 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -177,7 +180,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.saved + 3872;                               // [1150]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t24, 1150).noalias() = ConstRowMat<T>(l1_h2i_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 181 "lm_lstm.cpp"
+#line 184 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -190,7 +193,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.saved + 5024;                               // [1150]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t30, 1150).noalias() = ConstRowMat<T>(l1_x2o_weight, 1150, 400) * ConstVec<T>(t7_x, 400);
-#line 194 "lm_lstm.cpp"
+#line 197 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -203,7 +206,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t34 = a.saved + 6176;                               // [1150]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t34, 1150).noalias() = ConstRowMat<T>(l1_h2o_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 207 "lm_lstm.cpp"
+#line 210 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -216,7 +219,7 @@ template <class T> static void forward_saved_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t40 = a.saved + 7328;                               // [1150]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t40, 1150).noalias() = ConstRowMat<T>(l1_x2c_weight, 1150, 400) * ConstVec<T>(t7_x, 400);
-#line 220 "lm_lstm.cpp"
+#line 223 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -229,7 +232,7 @@ template <class T> static void forward_saved_h2c(const dopa::StepArgs<T> &a) {
   T *__restrict t44 = a.saved + 8480;                               // [1150]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t44, 1150).noalias() = ConstRowMat<T>(l1_h2c_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 233 "lm_lstm.cpp"
+#line 236 "lm_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -264,26 +267,43 @@ template <class T> static void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) 
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1150]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 24 "examples/lm/lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
+    const T v40 = t40[j];
+    const T v41 = l1_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-    const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v46 = t44[j] + l1_h2c_bias[j];
+    const T v42 = v40 + v41;
+    const T v44 = t44[j];
+    const T v45 = l1_h2c_bias[j];
+    const T v46 = v44 + v45;
     const T v47 = v42 + v46;
     const T v48 = simdTanh(v47);
 #line 24 "examples/lm/lstm.dopa"
@@ -292,34 +312,52 @@ template <class T> static void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) 
 #line 25 "examples/lm/lstm.dopa"
     const T v53 = simdTanh(v52);
     const T v54 = v38 * v53;
+    const T v55 = drop_h1[j];
 #line 27 "examples/lm/lstm.dopa"
-    const T v56 = v54 * drop_h1[j];
+    const T v56 = v54 * v55;
     t56_y1[j] = v56;
     l1_h_next[j] = v54;
     l1_c_next[j] = v52;
   }
 #pragma omp simd
   for (int j = 1136; j < 1150; ++j) {
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 24 "examples/lm/lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
+    const T v40 = t40[j];
+    const T v41 = l1_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-    const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v46 = t44[j] + l1_h2c_bias[j];
+    const T v42 = v40 + v41;
+    const T v44 = t44[j];
+    const T v45 = l1_h2c_bias[j];
+    const T v46 = v44 + v45;
     const T v47 = v42 + v46;
     const T v48 = simdTanh(v47);
 #line 24 "examples/lm/lstm.dopa"
@@ -328,13 +366,14 @@ template <class T> static void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) 
 #line 25 "examples/lm/lstm.dopa"
     const T v53 = simdTanh(v52);
     const T v54 = v38 * v53;
+    const T v55 = drop_h1[j];
 #line 27 "examples/lm/lstm.dopa"
-    const T v56 = v54 * drop_h1[j];
+    const T v56 = v54 * v55;
     t56_y1[j] = v56;
     l1_h_next[j] = v54;
     l1_c_next[j] = v52;
   }
-#line 338 "lm_lstm.cpp"
+#line 377 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -348,7 +387,7 @@ template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) 
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t58, 1150).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 352 "lm_lstm.cpp"
+#line 391 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -361,7 +400,7 @@ template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) 
   T *__restrict t63 = a.saved + 11936;                              // [1150]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t63, 1150).noalias() = ConstRowMat<T>(l2_h2f_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 365 "lm_lstm.cpp"
+#line 404 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -375,7 +414,7 @@ template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) 
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t69, 1150).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 379 "lm_lstm.cpp"
+#line 418 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -388,7 +427,7 @@ template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) 
   T *__restrict t73 = a.saved + 14240;                              // [1150]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t73, 1150).noalias() = ConstRowMat<T>(l2_h2i_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 392 "lm_lstm.cpp"
+#line 431 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -402,7 +441,7 @@ template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) 
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t79, 1150).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 406 "lm_lstm.cpp"
+#line 445 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -415,7 +454,7 @@ template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) 
   T *__restrict t83 = a.saved + 16544;                              // [1150]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t83, 1150).noalias() = ConstRowMat<T>(l2_h2o_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 419 "lm_lstm.cpp"
+#line 458 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -429,7 +468,7 @@ template <class T> static void forward_saved_x2c_18(const dopa::StepArgs<T> &a) 
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t89, 1150).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 433 "lm_lstm.cpp"
+#line 472 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -442,7 +481,7 @@ template <class T> static void forward_saved_h2c_19(const dopa::StepArgs<T> &a) 
   T *__restrict t93 = a.saved + 18848;                              // [1150]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t93, 1150).noalias() = ConstRowMat<T>(l2_h2c_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 446 "lm_lstm.cpp"
+#line 485 "lm_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -477,26 +516,43 @@ template <class T> static void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) 
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1150]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v79 = t79[j];
+    const T v80 = l2_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-    const T v81 = t79[j] + l2_x2o_bias[j];
-    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v81 = v79 + v80;
+    const T v83 = t83[j];
+    const T v84 = l2_h2o_bias[j];
+    const T v85 = v83 + v84;
     const T v86 = v81 + v85;
     const T v87 = T(1) / (T(1) + simdExp(-v86));
+    const T v58 = t58[j];
+    const T v59 = l2_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v60 = t58[j] + l2_x2f_bias[j];
-    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v60 = v58 + v59;
+    const T v63 = t63[j];
+    const T v64 = l2_h2f_bias[j];
+    const T v65 = v63 + v64;
     const T v66 = v60 + v65;
     const T v67 = T(1) / (T(1) + simdExp(-v66));
+    const T v98 = l2_c[j];
 #line 24 "examples/lm/lstm.dopa"
-    const T v99 = v67 * l2_c[j];
+    const T v99 = v67 * v98;
+    const T v69 = t69[j];
+    const T v70 = l2_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v71 = t69[j] + l2_x2i_bias[j];
-    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v71 = v69 + v70;
+    const T v73 = t73[j];
+    const T v74 = l2_h2i_bias[j];
+    const T v75 = v73 + v74;
     const T v76 = v71 + v75;
     const T v77 = T(1) / (T(1) + simdExp(-v76));
+    const T v89 = t89[j];
+    const T v90 = l2_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-    const T v91 = t89[j] + l2_x2c_bias[j];
-    const T v95 = t93[j] + l2_h2c_bias[j];
+    const T v91 = v89 + v90;
+    const T v93 = t93[j];
+    const T v94 = l2_h2c_bias[j];
+    const T v95 = v93 + v94;
     const T v96 = v91 + v95;
     const T v97 = simdTanh(v96);
 #line 24 "examples/lm/lstm.dopa"
@@ -505,34 +561,52 @@ template <class T> static void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) 
 #line 25 "examples/lm/lstm.dopa"
     const T v102 = simdTanh(v101);
     const T v103 = v87 * v102;
+    const T v104 = drop_h2[j];
 #line 28 "examples/lm/lstm.dopa"
-    const T v105 = v103 * drop_h2[j];
+    const T v105 = v103 * v104;
     t105_y2[j] = v105;
     l2_h_next[j] = v103;
     l2_c_next[j] = v101;
   }
 #pragma omp simd
   for (int j = 1136; j < 1150; ++j) {
+    const T v79 = t79[j];
+    const T v80 = l2_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-    const T v81 = t79[j] + l2_x2o_bias[j];
-    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v81 = v79 + v80;
+    const T v83 = t83[j];
+    const T v84 = l2_h2o_bias[j];
+    const T v85 = v83 + v84;
     const T v86 = v81 + v85;
     const T v87 = T(1) / (T(1) + simdExp(-v86));
+    const T v58 = t58[j];
+    const T v59 = l2_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v60 = t58[j] + l2_x2f_bias[j];
-    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v60 = v58 + v59;
+    const T v63 = t63[j];
+    const T v64 = l2_h2f_bias[j];
+    const T v65 = v63 + v64;
     const T v66 = v60 + v65;
     const T v67 = T(1) / (T(1) + simdExp(-v66));
+    const T v98 = l2_c[j];
 #line 24 "examples/lm/lstm.dopa"
-    const T v99 = v67 * l2_c[j];
+    const T v99 = v67 * v98;
+    const T v69 = t69[j];
+    const T v70 = l2_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v71 = t69[j] + l2_x2i_bias[j];
-    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v71 = v69 + v70;
+    const T v73 = t73[j];
+    const T v74 = l2_h2i_bias[j];
+    const T v75 = v73 + v74;
     const T v76 = v71 + v75;
     const T v77 = T(1) / (T(1) + simdExp(-v76));
+    const T v89 = t89[j];
+    const T v90 = l2_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-    const T v91 = t89[j] + l2_x2c_bias[j];
-    const T v95 = t93[j] + l2_h2c_bias[j];
+    const T v91 = v89 + v90;
+    const T v93 = t93[j];
+    const T v94 = l2_h2c_bias[j];
+    const T v95 = v93 + v94;
     const T v96 = v91 + v95;
     const T v97 = simdTanh(v96);
 #line 24 "examples/lm/lstm.dopa"
@@ -541,13 +615,14 @@ template <class T> static void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) 
 #line 25 "examples/lm/lstm.dopa"
     const T v102 = simdTanh(v101);
     const T v103 = v87 * v102;
+    const T v104 = drop_h2[j];
 #line 28 "examples/lm/lstm.dopa"
-    const T v105 = v103 * drop_h2[j];
+    const T v105 = v103 * v104;
     t105_y2[j] = v105;
     l2_h_next[j] = v103;
     l2_c_next[j] = v101;
   }
-#line 551 "lm_lstm.cpp"
+#line 626 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -561,7 +636,7 @@ template <class T> static void forward_saved_x2f_21(const dopa::StepArgs<T> &a) 
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t107, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 565 "lm_lstm.cpp"
+#line 640 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -574,7 +649,7 @@ template <class T> static void forward_saved_h2f_22(const dopa::StepArgs<T> &a) 
   T *__restrict t112 = a.saved + 21552;                             // [400]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t112, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 578 "lm_lstm.cpp"
+#line 653 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -588,7 +663,7 @@ template <class T> static void forward_saved_x2i_23(const dopa::StepArgs<T> &a) 
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t118, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 592 "lm_lstm.cpp"
+#line 667 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -601,7 +676,7 @@ template <class T> static void forward_saved_h2i_24(const dopa::StepArgs<T> &a) 
   T *__restrict t122 = a.saved + 22352;                             // [400]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t122, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 605 "lm_lstm.cpp"
+#line 680 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -615,7 +690,7 @@ template <class T> static void forward_saved_x2o_25(const dopa::StepArgs<T> &a) 
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t128, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 619 "lm_lstm.cpp"
+#line 694 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -628,7 +703,7 @@ template <class T> static void forward_saved_h2o_26(const dopa::StepArgs<T> &a) 
   T *__restrict t132 = a.saved + 23152;                             // [400]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t132, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 632 "lm_lstm.cpp"
+#line 707 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -642,7 +717,7 @@ template <class T> static void forward_saved_x2c_27(const dopa::StepArgs<T> &a) 
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t138, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 646 "lm_lstm.cpp"
+#line 721 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -655,7 +730,7 @@ template <class T> static void forward_saved_h2c_28(const dopa::StepArgs<T> &a) 
   T *__restrict t142 = a.saved + 23952;                             // [400]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t142, 400).noalias() = ConstRowMat<T>(l3_h2c_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 659 "lm_lstm.cpp"
+#line 734 "lm_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -694,26 +769,43 @@ template <class T> static void forward_l3_h_l3_c_logits_ar_h(const dopa::StepArg
   T *__restrict out_tar_h = a.outputs[2];                       // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v128 = t128[j];
+    const T v129 = l3_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-    const T v130 = t128[j] + l3_x2o_bias[j];
-    const T v134 = t132[j] + l3_h2o_bias[j];
+    const T v130 = v128 + v129;
+    const T v132 = t132[j];
+    const T v133 = l3_h2o_bias[j];
+    const T v134 = v132 + v133;
     const T v135 = v130 + v134;
     const T v136 = T(1) / (T(1) + simdExp(-v135));
+    const T v107 = t107[j];
+    const T v108 = l3_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v109 = t107[j] + l3_x2f_bias[j];
-    const T v114 = t112[j] + l3_h2f_bias[j];
+    const T v109 = v107 + v108;
+    const T v112 = t112[j];
+    const T v113 = l3_h2f_bias[j];
+    const T v114 = v112 + v113;
     const T v115 = v109 + v114;
     const T v116 = T(1) / (T(1) + simdExp(-v115));
+    const T v147 = l3_c[j];
 #line 24 "examples/lm/lstm.dopa"
-    const T v148 = v116 * l3_c[j];
+    const T v148 = v116 * v147;
+    const T v118 = t118[j];
+    const T v119 = l3_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v120 = t118[j] + l3_x2i_bias[j];
-    const T v124 = t122[j] + l3_h2i_bias[j];
+    const T v120 = v118 + v119;
+    const T v122 = t122[j];
+    const T v123 = l3_h2i_bias[j];
+    const T v124 = v122 + v123;
     const T v125 = v120 + v124;
     const T v126 = T(1) / (T(1) + simdExp(-v125));
+    const T v138 = t138[j];
+    const T v139 = l3_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-    const T v140 = t138[j] + l3_x2c_bias[j];
-    const T v144 = t142[j] + l3_h2c_bias[j];
+    const T v140 = v138 + v139;
+    const T v142 = t142[j];
+    const T v143 = l3_h2c_bias[j];
+    const T v144 = v142 + v143;
     const T v145 = v140 + v144;
     const T v146 = simdTanh(v145);
 #line 24 "examples/lm/lstm.dopa"
@@ -724,13 +816,14 @@ template <class T> static void forward_l3_h_l3_c_logits_ar_h(const dopa::StepArg
     const T v152 = v136 * v151;
     l3_h_next[j] = v152;
     l3_c_next[j] = v150;
+    const T v153 = drop_o[j];
 #line 30 "examples/lm/lstm.dopa"
-    const T v154 = v152 * drop_o[j];
+    const T v154 = v152 * v153;
     readout_in_logits[j] = v154;
     out_ar_h[j] = v154;
     out_tar_h[j] = v152;
   }
-#line 734 "lm_lstm.cpp"
+#line 827 "lm_lstm.cpp"
 }
 
 /// One forward step of LSTMLM for one batch element.
@@ -834,35 +927,58 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_h2c_bias = a.grads + kParamL3H2cBias;      // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v165 = d_l3_c_next[j];
+    const T v158 = d_out_tar_h[j];
+    const T v163 = d_l3_h_next[j];
 #line 25 "examples/lm/lstm.dopa"
-    const T v164 = d_out_tar_h[j] + d_l3_h_next[j];
+    const T v164 = v158 + v163;
+    const T v155 = d_readout_in_logits[j];
+    const T v156 = d_out_ar_h[j];
 #line 30 "examples/lm/lstm.dopa"
-    const T v157 = d_readout_in_logits[j] + d_out_ar_h[j];
-    const T v167 = v157 * drop_o[j];
+    const T v157 = v155 + v156;
+    const T v166 = drop_o[j];
+    const T v167 = v157 * v166;
 #line 25 "examples/lm/lstm.dopa"
     const T v168 = v164 + v167;
+    const T v128 = t128[j];
+    const T v129 = l3_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-    const T v130 = t128[j] + l3_x2o_bias[j];
-    const T v134 = t132[j] + l3_h2o_bias[j];
+    const T v130 = v128 + v129;
+    const T v132 = t132[j];
+    const T v133 = l3_h2o_bias[j];
+    const T v134 = v132 + v133;
     const T v135 = v130 + v134;
     const T v136 = T(1) / (T(1) + simdExp(-v135));
 #line 25 "examples/lm/lstm.dopa"
     const T v170 = v168 * v136;
+    const T v107 = t107[j];
+    const T v108 = l3_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v109 = t107[j] + l3_x2f_bias[j];
-    const T v114 = t112[j] + l3_h2f_bias[j];
+    const T v109 = v107 + v108;
+    const T v112 = t112[j];
+    const T v113 = l3_h2f_bias[j];
+    const T v114 = v112 + v113;
     const T v115 = v109 + v114;
     const T v116 = T(1) / (T(1) + simdExp(-v115));
+    const T v147 = l3_c[j];
 #line 24 "examples/lm/lstm.dopa"
-    const T v148 = v116 * l3_c[j];
+    const T v148 = v116 * v147;
+    const T v118 = t118[j];
+    const T v119 = l3_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v120 = t118[j] + l3_x2i_bias[j];
-    const T v124 = t122[j] + l3_h2i_bias[j];
+    const T v120 = v118 + v119;
+    const T v122 = t122[j];
+    const T v123 = l3_h2i_bias[j];
+    const T v124 = v122 + v123;
     const T v125 = v120 + v124;
     const T v126 = T(1) / (T(1) + simdExp(-v125));
+    const T v138 = t138[j];
+    const T v139 = l3_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-    const T v140 = t138[j] + l3_x2c_bias[j];
-    const T v144 = t142[j] + l3_h2c_bias[j];
+    const T v140 = v138 + v139;
+    const T v142 = t142[j];
+    const T v143 = l3_h2c_bias[j];
+    const T v144 = v142 + v143;
     const T v145 = v140 + v144;
     const T v146 = simdTanh(v145);
 #line 24 "examples/lm/lstm.dopa"
@@ -874,7 +990,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v173 = T(1.0) - v172;
     const T v174 = v170 * v173;
 #line 24 "examples/lm/lstm.dopa"
-    const T v175 = d_l3_c_next[j] + v174;
+    const T v175 = v165 + v174;
     const T v177 = v175 * v126;
 #line 23 "examples/lm/lstm.dopa"
     const T v180 = v146 * v146;
@@ -896,7 +1012,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v202 = v176 * v201;
     t202[j] = v202;
 #line 24 "examples/lm/lstm.dopa"
-    const T v178 = v175 * l3_c[j];
+    const T v178 = v175 * v147;
 #line 20 "examples/lm/lstm.dopa"
     const T v211 = T(1.0) - v116;
     const T v212 = v116 * v211;
@@ -905,10 +1021,12 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
 #line 24 "examples/lm/lstm.dopa"
     const T v179 = v175 * v116;
     d_l3_c[j] = v179;
-    record1[j] = t7_x[j];
+    const T v7 = t7_x[j];
+    record1[j] = v7;
 #line 20 "examples/lm/lstm.dopa"
     d_l3_x2f_bias[j] += v213;
-    record14[j] = l3_h[j];
+    const T v110 = l3_h[j];
+    record14[j] = v110;
     d_l3_h2f_bias[j] += v213;
 #line 21 "examples/lm/lstm.dopa"
     d_l3_x2i_bias[j] += v202;
@@ -920,7 +1038,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     d_l3_x2c_bias[j] += v182;
     d_l3_h2c_bias[j] += v182;
   }
-#line 924 "lm_lstm.cpp"
+#line 1042 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -934,7 +1052,7 @@ template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t185, 400).noalias() =
       ConstRowVec<T>(t182, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
-#line 938 "lm_lstm.cpp"
+#line 1056 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -948,7 +1066,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t188, 1150).noalias() =
       ConstRowVec<T>(t182, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
-#line 952 "lm_lstm.cpp"
+#line 1070 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -962,7 +1080,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t194, 400).noalias() =
       ConstRowVec<T>(t191, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 966 "lm_lstm.cpp"
+#line 1084 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -976,7 +1094,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t198, 1150).noalias() =
       ConstRowVec<T>(t191, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
-#line 980 "lm_lstm.cpp"
+#line 1098 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -990,7 +1108,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t205, 400).noalias() =
       ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 994 "lm_lstm.cpp"
+#line 1112 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1004,7 +1122,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t209, 1150).noalias() =
       ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
-#line 1008 "lm_lstm.cpp"
+#line 1126 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1018,7 +1136,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t216, 400).noalias() =
       ConstRowVec<T>(t213, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1022 "lm_lstm.cpp"
+#line 1140 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1032,7 +1150,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t220, 1150).noalias() =
       ConstRowVec<T>(t213, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
-#line 1036 "lm_lstm.cpp"
+#line 1154 "lm_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1110,35 +1228,59 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict record13 = a.record + 13472;                    // [1150]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v162 = d_l2_c_next[j];
+    const T v161 = d_l2_h_next[j];
+    const T v188 = t188[j];
+    const T v198 = t198[j];
 #line 28 "examples/lm/lstm.dopa"
-    const T v199 = t188[j] + t198[j];
-    const T v210 = v199 + t209[j];
-    const T v221 = v210 + t220[j];
-    const T v223 = v221 * drop_h2[j];
+    const T v199 = v188 + v198;
+    const T v209 = t209[j];
+    const T v210 = v199 + v209;
+    const T v220 = t220[j];
+    const T v221 = v210 + v220;
+    const T v222 = drop_h2[j];
+    const T v223 = v221 * v222;
 #line 25 "examples/lm/lstm.dopa"
-    const T v224 = d_l2_h_next[j] + v223;
+    const T v224 = v161 + v223;
+    const T v79 = t79[j];
+    const T v80 = l2_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-    const T v81 = t79[j] + l2_x2o_bias[j];
-    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v81 = v79 + v80;
+    const T v83 = t83[j];
+    const T v84 = l2_h2o_bias[j];
+    const T v85 = v83 + v84;
     const T v86 = v81 + v85;
     const T v87 = T(1) / (T(1) + simdExp(-v86));
 #line 25 "examples/lm/lstm.dopa"
     const T v226 = v224 * v87;
+    const T v58 = t58[j];
+    const T v59 = l2_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v60 = t58[j] + l2_x2f_bias[j];
-    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v60 = v58 + v59;
+    const T v63 = t63[j];
+    const T v64 = l2_h2f_bias[j];
+    const T v65 = v63 + v64;
     const T v66 = v60 + v65;
     const T v67 = T(1) / (T(1) + simdExp(-v66));
+    const T v98 = l2_c[j];
 #line 24 "examples/lm/lstm.dopa"
-    const T v99 = v67 * l2_c[j];
+    const T v99 = v67 * v98;
+    const T v69 = t69[j];
+    const T v70 = l2_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v71 = t69[j] + l2_x2i_bias[j];
-    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v71 = v69 + v70;
+    const T v73 = t73[j];
+    const T v74 = l2_h2i_bias[j];
+    const T v75 = v73 + v74;
     const T v76 = v71 + v75;
     const T v77 = T(1) / (T(1) + simdExp(-v76));
+    const T v89 = t89[j];
+    const T v90 = l2_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-    const T v91 = t89[j] + l2_x2c_bias[j];
-    const T v95 = t93[j] + l2_h2c_bias[j];
+    const T v91 = v89 + v90;
+    const T v93 = t93[j];
+    const T v94 = l2_h2c_bias[j];
+    const T v95 = v93 + v94;
     const T v96 = v91 + v95;
     const T v97 = simdTanh(v96);
 #line 24 "examples/lm/lstm.dopa"
@@ -1150,7 +1292,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v228 = T(1.0) - v227;
     const T v229 = v226 * v228;
 #line 24 "examples/lm/lstm.dopa"
-    const T v230 = d_l2_c_next[j] + v229;
+    const T v230 = v162 + v229;
     const T v232 = v230 * v77;
 #line 23 "examples/lm/lstm.dopa"
     const T v235 = v97 * v97;
@@ -1172,7 +1314,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v257 = v231 * v256;
     t257[j] = v257;
 #line 24 "examples/lm/lstm.dopa"
-    const T v233 = v230 * l2_c[j];
+    const T v233 = v230 * v98;
 #line 20 "examples/lm/lstm.dopa"
     const T v266 = T(1.0) - v67;
     const T v267 = v67 * v266;
@@ -1181,11 +1323,14 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 #line 24 "examples/lm/lstm.dopa"
     const T v234 = v230 * v67;
     d_l2_c[j] = v234;
-    record2[j] = l1_h[j];
-    record7[j] = t56_y1[j];
+    const T v12 = l1_h[j];
+    record2[j] = v12;
+    const T v56 = t56_y1[j];
+    record7[j] = v56;
 #line 20 "examples/lm/lstm.dopa"
     d_l2_x2f_bias[j] += v268;
-    record8[j] = l2_h[j];
+    const T v61 = l2_h[j];
+    record8[j] = v61;
     d_l2_h2f_bias[j] += v268;
 #line 21 "examples/lm/lstm.dopa"
     d_l2_x2i_bias[j] += v257;
@@ -1196,39 +1341,64 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 #line 23 "examples/lm/lstm.dopa"
     d_l2_x2c_bias[j] += v237;
     d_l2_h2c_bias[j] += v237;
-    record13[j] = t105_y2[j];
+    const T v105 = t105_y2[j];
+    record13[j] = v105;
   }
 #pragma omp simd
   for (int j = 1136; j < 1150; ++j) {
+    const T v162 = d_l2_c_next[j];
+    const T v161 = d_l2_h_next[j];
+    const T v188 = t188[j];
+    const T v198 = t198[j];
 #line 28 "examples/lm/lstm.dopa"
-    const T v199 = t188[j] + t198[j];
-    const T v210 = v199 + t209[j];
-    const T v221 = v210 + t220[j];
-    const T v223 = v221 * drop_h2[j];
+    const T v199 = v188 + v198;
+    const T v209 = t209[j];
+    const T v210 = v199 + v209;
+    const T v220 = t220[j];
+    const T v221 = v210 + v220;
+    const T v222 = drop_h2[j];
+    const T v223 = v221 * v222;
 #line 25 "examples/lm/lstm.dopa"
-    const T v224 = d_l2_h_next[j] + v223;
+    const T v224 = v161 + v223;
+    const T v79 = t79[j];
+    const T v80 = l2_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-    const T v81 = t79[j] + l2_x2o_bias[j];
-    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v81 = v79 + v80;
+    const T v83 = t83[j];
+    const T v84 = l2_h2o_bias[j];
+    const T v85 = v83 + v84;
     const T v86 = v81 + v85;
     const T v87 = T(1) / (T(1) + simdExp(-v86));
 #line 25 "examples/lm/lstm.dopa"
     const T v226 = v224 * v87;
+    const T v58 = t58[j];
+    const T v59 = l2_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v60 = t58[j] + l2_x2f_bias[j];
-    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v60 = v58 + v59;
+    const T v63 = t63[j];
+    const T v64 = l2_h2f_bias[j];
+    const T v65 = v63 + v64;
     const T v66 = v60 + v65;
     const T v67 = T(1) / (T(1) + simdExp(-v66));
+    const T v98 = l2_c[j];
 #line 24 "examples/lm/lstm.dopa"
-    const T v99 = v67 * l2_c[j];
+    const T v99 = v67 * v98;
+    const T v69 = t69[j];
+    const T v70 = l2_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v71 = t69[j] + l2_x2i_bias[j];
-    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v71 = v69 + v70;
+    const T v73 = t73[j];
+    const T v74 = l2_h2i_bias[j];
+    const T v75 = v73 + v74;
     const T v76 = v71 + v75;
     const T v77 = T(1) / (T(1) + simdExp(-v76));
+    const T v89 = t89[j];
+    const T v90 = l2_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-    const T v91 = t89[j] + l2_x2c_bias[j];
-    const T v95 = t93[j] + l2_h2c_bias[j];
+    const T v91 = v89 + v90;
+    const T v93 = t93[j];
+    const T v94 = l2_h2c_bias[j];
+    const T v95 = v93 + v94;
     const T v96 = v91 + v95;
     const T v97 = simdTanh(v96);
 #line 24 "examples/lm/lstm.dopa"
@@ -1240,7 +1410,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v228 = T(1.0) - v227;
     const T v229 = v226 * v228;
 #line 24 "examples/lm/lstm.dopa"
-    const T v230 = d_l2_c_next[j] + v229;
+    const T v230 = v162 + v229;
     const T v232 = v230 * v77;
 #line 23 "examples/lm/lstm.dopa"
     const T v235 = v97 * v97;
@@ -1262,7 +1432,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v257 = v231 * v256;
     t257[j] = v257;
 #line 24 "examples/lm/lstm.dopa"
-    const T v233 = v230 * l2_c[j];
+    const T v233 = v230 * v98;
 #line 20 "examples/lm/lstm.dopa"
     const T v266 = T(1.0) - v67;
     const T v267 = v67 * v266;
@@ -1271,11 +1441,14 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 #line 24 "examples/lm/lstm.dopa"
     const T v234 = v230 * v67;
     d_l2_c[j] = v234;
-    record2[j] = l1_h[j];
-    record7[j] = t56_y1[j];
+    const T v12 = l1_h[j];
+    record2[j] = v12;
+    const T v56 = t56_y1[j];
+    record7[j] = v56;
 #line 20 "examples/lm/lstm.dopa"
     d_l2_x2f_bias[j] += v268;
-    record8[j] = l2_h[j];
+    const T v61 = l2_h[j];
+    record8[j] = v61;
     d_l2_h2f_bias[j] += v268;
 #line 21 "examples/lm/lstm.dopa"
     d_l2_x2i_bias[j] += v257;
@@ -1286,9 +1459,10 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 #line 23 "examples/lm/lstm.dopa"
     d_l2_x2c_bias[j] += v237;
     d_l2_h2c_bias[j] += v237;
-    record13[j] = t105_y2[j];
+    const T v105 = t105_y2[j];
+    record13[j] = v105;
   }
-#line 1292 "lm_lstm.cpp"
+#line 1466 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1302,7 +1476,7 @@ template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t240, 1150).noalias() =
       ConstRowVec<T>(t237, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
-#line 1306 "lm_lstm.cpp"
+#line 1480 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1316,7 +1490,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t243, 1150).noalias() =
       ConstRowVec<T>(t237, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
-#line 1320 "lm_lstm.cpp"
+#line 1494 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1330,7 +1504,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t249, 1150).noalias() =
       ConstRowVec<T>(t246, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
-#line 1334 "lm_lstm.cpp"
+#line 1508 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1344,7 +1518,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t253, 1150).noalias() =
       ConstRowVec<T>(t246, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
-#line 1348 "lm_lstm.cpp"
+#line 1522 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1358,7 +1532,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t260, 1150).noalias() =
       ConstRowVec<T>(t257, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
-#line 1362 "lm_lstm.cpp"
+#line 1536 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1372,7 +1546,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t264, 1150).noalias() =
       ConstRowVec<T>(t257, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
-#line 1376 "lm_lstm.cpp"
+#line 1550 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1386,7 +1560,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t271, 1150).noalias() =
       ConstRowVec<T>(t268, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
-#line 1390 "lm_lstm.cpp"
+#line 1564 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1400,7 +1574,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t275, 1150).noalias() =
       ConstRowVec<T>(t268, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
-#line 1404 "lm_lstm.cpp"
+#line 1578 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1471,35 +1645,59 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [1150]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v160 = d_l1_c_next[j];
+    const T v159 = d_l1_h_next[j];
+    const T v243 = t243[j];
+    const T v253 = t253[j];
 #line 27 "examples/lm/lstm.dopa"
-    const T v254 = t243[j] + t253[j];
-    const T v265 = v254 + t264[j];
-    const T v276 = v265 + t275[j];
-    const T v278 = v276 * drop_h1[j];
+    const T v254 = v243 + v253;
+    const T v264 = t264[j];
+    const T v265 = v254 + v264;
+    const T v275 = t275[j];
+    const T v276 = v265 + v275;
+    const T v277 = drop_h1[j];
+    const T v278 = v276 * v277;
 #line 25 "examples/lm/lstm.dopa"
-    const T v279 = d_l1_h_next[j] + v278;
+    const T v279 = v159 + v278;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 25 "examples/lm/lstm.dopa"
     const T v281 = v279 * v38;
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 24 "examples/lm/lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
+    const T v40 = t40[j];
+    const T v41 = l1_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-    const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v46 = t44[j] + l1_h2c_bias[j];
+    const T v42 = v40 + v41;
+    const T v44 = t44[j];
+    const T v45 = l1_h2c_bias[j];
+    const T v46 = v44 + v45;
     const T v47 = v42 + v46;
     const T v48 = simdTanh(v47);
 #line 24 "examples/lm/lstm.dopa"
@@ -1511,7 +1709,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v283 = T(1.0) - v282;
     const T v284 = v281 * v283;
 #line 24 "examples/lm/lstm.dopa"
-    const T v285 = d_l1_c_next[j] + v284;
+    const T v285 = v160 + v284;
     const T v287 = v285 * v28;
 #line 23 "examples/lm/lstm.dopa"
     const T v290 = v48 * v48;
@@ -1533,7 +1731,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v312 = v286 * v311;
     t312[j] = v312;
 #line 24 "examples/lm/lstm.dopa"
-    const T v288 = v285 * l1_c[j];
+    const T v288 = v285 * v49;
 #line 20 "examples/lm/lstm.dopa"
     const T v321 = T(1.0) - v18;
     const T v322 = v18 * v321;
@@ -1542,10 +1740,14 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 #line 24 "examples/lm/lstm.dopa"
     const T v289 = v285 * v18;
     d_l1_c[j] = v289;
+    const T v240 = t240[j];
+    const T v249 = t249[j];
 #line 9 "examples/lm/lstm.dopa"
-    const T v250 = t240[j] + t249[j];
-    const T v261 = v250 + t260[j];
-    const T v272 = v261 + t271[j];
+    const T v250 = v240 + v249;
+    const T v260 = t260[j];
+    const T v261 = v250 + v260;
+    const T v271 = t271[j];
+    const T v272 = v261 + v271;
     d_l2_h[j] = v272;
 #line 20 "examples/lm/lstm.dopa"
     d_l1_x2f_bias[j] += v323;
@@ -1562,35 +1764,59 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   }
 #pragma omp simd
   for (int j = 1136; j < 1150; ++j) {
+    const T v160 = d_l1_c_next[j];
+    const T v159 = d_l1_h_next[j];
+    const T v243 = t243[j];
+    const T v253 = t253[j];
 #line 27 "examples/lm/lstm.dopa"
-    const T v254 = t243[j] + t253[j];
-    const T v265 = v254 + t264[j];
-    const T v276 = v265 + t275[j];
-    const T v278 = v276 * drop_h1[j];
+    const T v254 = v243 + v253;
+    const T v264 = t264[j];
+    const T v265 = v254 + v264;
+    const T v275 = t275[j];
+    const T v276 = v265 + v275;
+    const T v277 = drop_h1[j];
+    const T v278 = v276 * v277;
 #line 25 "examples/lm/lstm.dopa"
-    const T v279 = d_l1_h_next[j] + v278;
+    const T v279 = v159 + v278;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 25 "examples/lm/lstm.dopa"
     const T v281 = v279 * v38;
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 24 "examples/lm/lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
+    const T v40 = t40[j];
+    const T v41 = l1_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-    const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v46 = t44[j] + l1_h2c_bias[j];
+    const T v42 = v40 + v41;
+    const T v44 = t44[j];
+    const T v45 = l1_h2c_bias[j];
+    const T v46 = v44 + v45;
     const T v47 = v42 + v46;
     const T v48 = simdTanh(v47);
 #line 24 "examples/lm/lstm.dopa"
@@ -1602,7 +1828,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v283 = T(1.0) - v282;
     const T v284 = v281 * v283;
 #line 24 "examples/lm/lstm.dopa"
-    const T v285 = d_l1_c_next[j] + v284;
+    const T v285 = v160 + v284;
     const T v287 = v285 * v28;
 #line 23 "examples/lm/lstm.dopa"
     const T v290 = v48 * v48;
@@ -1624,7 +1850,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v312 = v286 * v311;
     t312[j] = v312;
 #line 24 "examples/lm/lstm.dopa"
-    const T v288 = v285 * l1_c[j];
+    const T v288 = v285 * v49;
 #line 20 "examples/lm/lstm.dopa"
     const T v321 = T(1.0) - v18;
     const T v322 = v18 * v321;
@@ -1633,10 +1859,14 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 #line 24 "examples/lm/lstm.dopa"
     const T v289 = v285 * v18;
     d_l1_c[j] = v289;
+    const T v240 = t240[j];
+    const T v249 = t249[j];
 #line 9 "examples/lm/lstm.dopa"
-    const T v250 = t240[j] + t249[j];
-    const T v261 = v250 + t260[j];
-    const T v272 = v261 + t271[j];
+    const T v250 = v240 + v249;
+    const T v260 = t260[j];
+    const T v261 = v250 + v260;
+    const T v271 = t271[j];
+    const T v272 = v261 + v271;
     d_l2_h[j] = v272;
 #line 20 "examples/lm/lstm.dopa"
     d_l1_x2f_bias[j] += v323;
@@ -1651,7 +1881,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     d_l1_x2c_bias[j] += v292;
     d_l1_h2c_bias[j] += v292;
   }
-#line 1655 "lm_lstm.cpp"
+#line 1885 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1665,7 +1895,7 @@ template <class T> static void backward_h2c_19(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t295, 1150).noalias() =
       ConstRowVec<T>(t292, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
-#line 1669 "lm_lstm.cpp"
+#line 1899 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1679,7 +1909,7 @@ template <class T> static void backward_x2c_20(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t298, 400).noalias() =
       ConstRowVec<T>(t292, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
-#line 1683 "lm_lstm.cpp"
+#line 1913 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1693,7 +1923,7 @@ template <class T> static void backward_h2o_21(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t304, 1150).noalias() =
       ConstRowVec<T>(t301, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
-#line 1697 "lm_lstm.cpp"
+#line 1927 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1707,7 +1937,7 @@ template <class T> static void backward_x2o_22(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t308, 400).noalias() =
       ConstRowVec<T>(t301, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
-#line 1711 "lm_lstm.cpp"
+#line 1941 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1721,7 +1951,7 @@ template <class T> static void backward_h2i_23(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t315, 1150).noalias() =
       ConstRowVec<T>(t312, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
-#line 1725 "lm_lstm.cpp"
+#line 1955 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1735,7 +1965,7 @@ template <class T> static void backward_x2i_24(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t319, 400).noalias() =
       ConstRowVec<T>(t312, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
-#line 1739 "lm_lstm.cpp"
+#line 1969 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1749,7 +1979,7 @@ template <class T> static void backward_h2f_25(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t326, 1150).noalias() =
       ConstRowVec<T>(t323, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
-#line 1753 "lm_lstm.cpp"
+#line 1983 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1763,7 +1993,7 @@ template <class T> static void backward_x2f_26(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t330, 400).noalias() =
       ConstRowVec<T>(t323, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
-#line 1767 "lm_lstm.cpp"
+#line 1997 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1778,21 +2008,29 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1150]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v295 = t295[j];
+    const T v304 = t304[j];
 #line 9 "examples/lm/lstm.dopa"
-    const T v305 = t295[j] + t304[j];
-    const T v316 = v305 + t315[j];
-    const T v327 = v316 + t326[j];
+    const T v305 = v295 + v304;
+    const T v315 = t315[j];
+    const T v316 = v305 + v315;
+    const T v326 = t326[j];
+    const T v327 = v316 + v326;
     d_l1_h[j] = v327;
   }
 #pragma omp simd
   for (int j = 1136; j < 1150; ++j) {
+    const T v295 = t295[j];
+    const T v304 = t304[j];
 #line 9 "examples/lm/lstm.dopa"
-    const T v305 = t295[j] + t304[j];
-    const T v316 = v305 + t315[j];
-    const T v327 = v316 + t326[j];
+    const T v305 = v295 + v304;
+    const T v315 = t315[j];
+    const T v316 = v305 + v315;
+    const T v326 = t326[j];
+    const T v327 = v316 + v326;
     d_l1_h[j] = v327;
   }
-#line 1796 "lm_lstm.cpp"
+#line 2034 "lm_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1815,22 +2053,32 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
+  const T v4 = t4[0];
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v185 = t185[j];
+    const T v194 = t194[j];
 #line 9 "examples/lm/lstm.dopa"
-    const T v195 = t185[j] + t194[j];
-    const T v206 = v195 + t205[j];
-    const T v217 = v206 + t216[j];
+    const T v195 = v185 + v194;
+    const T v205 = t205[j];
+    const T v206 = v195 + v205;
+    const T v216 = t216[j];
+    const T v217 = v206 + v216;
     d_l3_h[j] = v217;
+    const T v298 = t298[j];
+    const T v308 = t308[j];
 #line 26 "examples/lm/lstm.dopa"
-    const T v309 = t298[j] + t308[j];
-    const T v320 = v309 + t319[j];
-    const T v331 = v320 + t330[j];
-    const T v333 = v331 * drop_i[j];
-    const T v334 = v333 * t4[0];
+    const T v309 = v298 + v308;
+    const T v319 = t319[j];
+    const T v320 = v309 + v319;
+    const T v330 = t330[j];
+    const T v331 = v320 + v330;
+    const T v332 = drop_i[j];
+    const T v333 = v331 * v332;
+    const T v334 = v333 * v4;
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v334;
   }
-#line 1834 "lm_lstm.cpp"
+#line 2082 "lm_lstm.cpp"
 }
 
 /// One backward step of LSTMLM for one batch element.

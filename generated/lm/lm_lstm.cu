@@ -137,13 +137,16 @@ template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArg
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v2 = t2[j];
+      const T v4 = t4[0];
 #line 26 "examples/lm/lstm.dopa"
-      const T v5 = t2[j] * t4[0];
-      const T v7 = v5 * drop_i[j];
+      const T v5 = v2 * v4;
+      const T v6 = drop_i[j];
+      const T v7 = v5 * v6;
       t7_x[j] = v7;
     }
   }
-#line 147 "lm_lstm.cu"
+#line 150 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -166,7 +169,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 170 "lm_lstm.cu"
+#line 173 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -189,7 +192,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
     if ((threadIdx.x & 31) == 0)
       t14[r] = acc;
   }
-#line 193 "lm_lstm.cu"
+#line 196 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -212,7 +215,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
     if ((threadIdx.x & 31) == 0)
       t20[r] = acc;
   }
-#line 216 "lm_lstm.cu"
+#line 219 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -235,7 +238,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
     if ((threadIdx.x & 31) == 0)
       t24[r] = acc;
   }
-#line 239 "lm_lstm.cu"
+#line 242 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -258,7 +261,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
     if ((threadIdx.x & 31) == 0)
       t30[r] = acc;
   }
-#line 262 "lm_lstm.cu"
+#line 265 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -281,7 +284,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
     if ((threadIdx.x & 31) == 0)
       t34[r] = acc;
   }
-#line 285 "lm_lstm.cu"
+#line 288 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -304,7 +307,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2c(const dopa:
     if ((threadIdx.x & 31) == 0)
       t40[r] = acc;
   }
-#line 308 "lm_lstm.cu"
+#line 311 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -327,7 +330,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2c(const dopa:
     if ((threadIdx.x & 31) == 0)
       t44[r] = acc;
   }
-#line 331 "lm_lstm.cu"
+#line 334 "lm_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -366,26 +369,43 @@ __device__ __forceinline__ void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a)
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
+      const T v30 = t30[j];
+      const T v31 = l1_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-      const T v32 = t30[j] + l1_x2o_bias[j];
-      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v32 = v30 + v31;
+      const T v34 = t34[j];
+      const T v35 = l1_h2o_bias[j];
+      const T v36 = v34 + v35;
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
+      const T v9 = t9[j];
+      const T v10 = l1_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-      const T v11 = t9[j] + l1_x2f_bias[j];
-      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v11 = v9 + v10;
+      const T v14 = t14[j];
+      const T v15 = l1_h2f_bias[j];
+      const T v16 = v14 + v15;
       const T v17 = v11 + v16;
       const T v18 = T(1) / (T(1) + exp(-v17));
+      const T v49 = l1_c[j];
 #line 24 "examples/lm/lstm.dopa"
-      const T v50 = v18 * l1_c[j];
+      const T v50 = v18 * v49;
+      const T v20 = t20[j];
+      const T v21 = l1_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v22 = t20[j] + l1_x2i_bias[j];
-      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v22 = v20 + v21;
+      const T v24 = t24[j];
+      const T v25 = l1_h2i_bias[j];
+      const T v26 = v24 + v25;
       const T v27 = v22 + v26;
       const T v28 = T(1) / (T(1) + exp(-v27));
+      const T v40 = t40[j];
+      const T v41 = l1_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-      const T v42 = t40[j] + l1_x2c_bias[j];
-      const T v46 = t44[j] + l1_h2c_bias[j];
+      const T v42 = v40 + v41;
+      const T v44 = t44[j];
+      const T v45 = l1_h2c_bias[j];
+      const T v46 = v44 + v45;
       const T v47 = v42 + v46;
       const T v48 = tanh(v47);
 #line 24 "examples/lm/lstm.dopa"
@@ -394,14 +414,15 @@ __device__ __forceinline__ void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a)
 #line 25 "examples/lm/lstm.dopa"
       const T v53 = tanh(v52);
       const T v54 = v38 * v53;
+      const T v55 = drop_h1[j];
 #line 27 "examples/lm/lstm.dopa"
-      const T v56 = v54 * drop_h1[j];
+      const T v56 = v54 * v55;
       t56_y1[j] = v56;
       l1_h_next[j] = v54;
       l1_c_next[j] = v52;
     }
   }
-#line 405 "lm_lstm.cu"
+#line 426 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -425,7 +446,7 @@ __device__ __forceinline__ void forward_saved_x2f_12(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t58[r] = acc;
   }
-#line 429 "lm_lstm.cu"
+#line 450 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -449,7 +470,7 @@ __device__ __forceinline__ void forward_saved_h2f_13(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t63[r] = acc;
   }
-#line 453 "lm_lstm.cu"
+#line 474 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -473,7 +494,7 @@ __device__ __forceinline__ void forward_saved_x2i_14(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t69[r] = acc;
   }
-#line 477 "lm_lstm.cu"
+#line 498 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -497,7 +518,7 @@ __device__ __forceinline__ void forward_saved_h2i_15(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t73[r] = acc;
   }
-#line 501 "lm_lstm.cu"
+#line 522 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -521,7 +542,7 @@ __device__ __forceinline__ void forward_saved_x2o_16(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t79[r] = acc;
   }
-#line 525 "lm_lstm.cu"
+#line 546 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -545,7 +566,7 @@ __device__ __forceinline__ void forward_saved_h2o_17(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t83[r] = acc;
   }
-#line 549 "lm_lstm.cu"
+#line 570 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -569,7 +590,7 @@ __device__ __forceinline__ void forward_saved_x2c_18(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t89[r] = acc;
   }
-#line 573 "lm_lstm.cu"
+#line 594 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -593,7 +614,7 @@ __device__ __forceinline__ void forward_saved_h2c_19(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t93[r] = acc;
   }
-#line 597 "lm_lstm.cu"
+#line 618 "lm_lstm.cu"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -632,26 +653,43 @@ __device__ __forceinline__ void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a)
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
+      const T v79 = t79[j];
+      const T v80 = l2_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-      const T v81 = t79[j] + l2_x2o_bias[j];
-      const T v85 = t83[j] + l2_h2o_bias[j];
+      const T v81 = v79 + v80;
+      const T v83 = t83[j];
+      const T v84 = l2_h2o_bias[j];
+      const T v85 = v83 + v84;
       const T v86 = v81 + v85;
       const T v87 = T(1) / (T(1) + exp(-v86));
+      const T v58 = t58[j];
+      const T v59 = l2_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-      const T v60 = t58[j] + l2_x2f_bias[j];
-      const T v65 = t63[j] + l2_h2f_bias[j];
+      const T v60 = v58 + v59;
+      const T v63 = t63[j];
+      const T v64 = l2_h2f_bias[j];
+      const T v65 = v63 + v64;
       const T v66 = v60 + v65;
       const T v67 = T(1) / (T(1) + exp(-v66));
+      const T v98 = l2_c[j];
 #line 24 "examples/lm/lstm.dopa"
-      const T v99 = v67 * l2_c[j];
+      const T v99 = v67 * v98;
+      const T v69 = t69[j];
+      const T v70 = l2_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v71 = t69[j] + l2_x2i_bias[j];
-      const T v75 = t73[j] + l2_h2i_bias[j];
+      const T v71 = v69 + v70;
+      const T v73 = t73[j];
+      const T v74 = l2_h2i_bias[j];
+      const T v75 = v73 + v74;
       const T v76 = v71 + v75;
       const T v77 = T(1) / (T(1) + exp(-v76));
+      const T v89 = t89[j];
+      const T v90 = l2_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-      const T v91 = t89[j] + l2_x2c_bias[j];
-      const T v95 = t93[j] + l2_h2c_bias[j];
+      const T v91 = v89 + v90;
+      const T v93 = t93[j];
+      const T v94 = l2_h2c_bias[j];
+      const T v95 = v93 + v94;
       const T v96 = v91 + v95;
       const T v97 = tanh(v96);
 #line 24 "examples/lm/lstm.dopa"
@@ -660,14 +698,15 @@ __device__ __forceinline__ void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a)
 #line 25 "examples/lm/lstm.dopa"
       const T v102 = tanh(v101);
       const T v103 = v87 * v102;
+      const T v104 = drop_h2[j];
 #line 28 "examples/lm/lstm.dopa"
-      const T v105 = v103 * drop_h2[j];
+      const T v105 = v103 * v104;
       t105_y2[j] = v105;
       l2_h_next[j] = v103;
       l2_c_next[j] = v101;
     }
   }
-#line 671 "lm_lstm.cu"
+#line 710 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -691,7 +730,7 @@ __device__ __forceinline__ void forward_saved_x2f_21(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t107[r] = acc;
   }
-#line 695 "lm_lstm.cu"
+#line 734 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -715,7 +754,7 @@ __device__ __forceinline__ void forward_saved_h2f_22(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t112[r] = acc;
   }
-#line 719 "lm_lstm.cu"
+#line 758 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -739,7 +778,7 @@ __device__ __forceinline__ void forward_saved_x2i_23(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t118[r] = acc;
   }
-#line 743 "lm_lstm.cu"
+#line 782 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -763,7 +802,7 @@ __device__ __forceinline__ void forward_saved_h2i_24(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t122[r] = acc;
   }
-#line 767 "lm_lstm.cu"
+#line 806 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -787,7 +826,7 @@ __device__ __forceinline__ void forward_saved_x2o_25(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t128[r] = acc;
   }
-#line 791 "lm_lstm.cu"
+#line 830 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -811,7 +850,7 @@ __device__ __forceinline__ void forward_saved_h2o_26(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t132[r] = acc;
   }
-#line 815 "lm_lstm.cu"
+#line 854 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -835,7 +874,7 @@ __device__ __forceinline__ void forward_saved_x2c_27(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t138[r] = acc;
   }
-#line 839 "lm_lstm.cu"
+#line 878 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -859,7 +898,7 @@ __device__ __forceinline__ void forward_saved_h2c_28(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t142[r] = acc;
   }
-#line 863 "lm_lstm.cu"
+#line 902 "lm_lstm.cu"
 }
 
 // y3 = z3 * drop_o
@@ -902,26 +941,43 @@ __device__ __forceinline__ void forward_y3_l3_h_l3_c_tar_h(const dopa::StepArgs<
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v128 = t128[j];
+      const T v129 = l3_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-      const T v130 = t128[j] + l3_x2o_bias[j];
-      const T v134 = t132[j] + l3_h2o_bias[j];
+      const T v130 = v128 + v129;
+      const T v132 = t132[j];
+      const T v133 = l3_h2o_bias[j];
+      const T v134 = v132 + v133;
       const T v135 = v130 + v134;
       const T v136 = T(1) / (T(1) + exp(-v135));
+      const T v107 = t107[j];
+      const T v108 = l3_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-      const T v109 = t107[j] + l3_x2f_bias[j];
-      const T v114 = t112[j] + l3_h2f_bias[j];
+      const T v109 = v107 + v108;
+      const T v112 = t112[j];
+      const T v113 = l3_h2f_bias[j];
+      const T v114 = v112 + v113;
       const T v115 = v109 + v114;
       const T v116 = T(1) / (T(1) + exp(-v115));
+      const T v147 = l3_c[j];
 #line 24 "examples/lm/lstm.dopa"
-      const T v148 = v116 * l3_c[j];
+      const T v148 = v116 * v147;
+      const T v118 = t118[j];
+      const T v119 = l3_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v120 = t118[j] + l3_x2i_bias[j];
-      const T v124 = t122[j] + l3_h2i_bias[j];
+      const T v120 = v118 + v119;
+      const T v122 = t122[j];
+      const T v123 = l3_h2i_bias[j];
+      const T v124 = v122 + v123;
       const T v125 = v120 + v124;
       const T v126 = T(1) / (T(1) + exp(-v125));
+      const T v138 = t138[j];
+      const T v139 = l3_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-      const T v140 = t138[j] + l3_x2c_bias[j];
-      const T v144 = t142[j] + l3_h2c_bias[j];
+      const T v140 = v138 + v139;
+      const T v142 = t142[j];
+      const T v143 = l3_h2c_bias[j];
+      const T v144 = v142 + v143;
       const T v145 = v140 + v144;
       const T v146 = tanh(v145);
 #line 24 "examples/lm/lstm.dopa"
@@ -930,8 +986,9 @@ __device__ __forceinline__ void forward_y3_l3_h_l3_c_tar_h(const dopa::StepArgs<
 #line 25 "examples/lm/lstm.dopa"
       const T v151 = tanh(v150);
       const T v152 = v136 * v151;
+      const T v153 = drop_o[j];
 #line 30 "examples/lm/lstm.dopa"
-      const T v154 = v152 * drop_o[j];
+      const T v154 = v152 * v153;
       out_ar_h[j] = v154;
       l3_h_next[j] = v152;
       l3_c_next[j] = v150;
@@ -939,7 +996,7 @@ __device__ __forceinline__ void forward_y3_l3_h_l3_c_tar_h(const dopa::StepArgs<
       saved_t154[j] = v154;
     }
   }
-#line 943 "lm_lstm.cu"
+#line 1000 "lm_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -962,7 +1019,7 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     if ((threadIdx.x & 31) == 0)
       t155[r] = acc;
   }
-#line 966 "lm_lstm.cu"
+#line 1023 "lm_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -978,12 +1035,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
+      const T v155 = t155[j];
+      const T v156 = dec_bias[j];
 #line 31 "examples/lm/lstm.dopa"
-      const T v157 = t155[j] + dec_bias[j];
+      const T v157 = v155 + v156;
       out_logits[j] = v157;
     }
   }
-#line 987 "lm_lstm.cu"
+#line 1046 "lm_lstm.cu"
 }
 
 /// One forward step of LSTMLM for the whole batch: block b runs batch element b.
@@ -1101,7 +1160,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t170[c] = acc;
   }
-#line 1105 "lm_lstm.cu"
+#line 1164 "lm_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1179,35 +1238,58 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v167 = d_l3_c_next[j];
+      const T v160 = d_out_tar_h[j];
+      const T v165 = d_l3_h_next[j];
 #line 25 "examples/lm/lstm.dopa"
-      const T v166 = d_out_tar_h[j] + d_l3_h_next[j];
+      const T v166 = v160 + v165;
+      const T v159 = d_out_ar_h[j];
+      const T v170 = t170[j];
 #line 30 "examples/lm/lstm.dopa"
-      const T v171 = d_out_ar_h[j] + t170[j];
-      const T v173 = v171 * drop_o[j];
+      const T v171 = v159 + v170;
+      const T v172 = drop_o[j];
+      const T v173 = v171 * v172;
 #line 25 "examples/lm/lstm.dopa"
       const T v174 = v166 + v173;
+      const T v128 = t128[j];
+      const T v129 = l3_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-      const T v130 = t128[j] + l3_x2o_bias[j];
-      const T v134 = t132[j] + l3_h2o_bias[j];
+      const T v130 = v128 + v129;
+      const T v132 = t132[j];
+      const T v133 = l3_h2o_bias[j];
+      const T v134 = v132 + v133;
       const T v135 = v130 + v134;
       const T v136 = T(1) / (T(1) + exp(-v135));
 #line 25 "examples/lm/lstm.dopa"
       const T v176 = v174 * v136;
+      const T v107 = t107[j];
+      const T v108 = l3_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-      const T v109 = t107[j] + l3_x2f_bias[j];
-      const T v114 = t112[j] + l3_h2f_bias[j];
+      const T v109 = v107 + v108;
+      const T v112 = t112[j];
+      const T v113 = l3_h2f_bias[j];
+      const T v114 = v112 + v113;
       const T v115 = v109 + v114;
       const T v116 = T(1) / (T(1) + exp(-v115));
+      const T v147 = l3_c[j];
 #line 24 "examples/lm/lstm.dopa"
-      const T v148 = v116 * l3_c[j];
+      const T v148 = v116 * v147;
+      const T v118 = t118[j];
+      const T v119 = l3_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v120 = t118[j] + l3_x2i_bias[j];
-      const T v124 = t122[j] + l3_h2i_bias[j];
+      const T v120 = v118 + v119;
+      const T v122 = t122[j];
+      const T v123 = l3_h2i_bias[j];
+      const T v124 = v122 + v123;
       const T v125 = v120 + v124;
       const T v126 = T(1) / (T(1) + exp(-v125));
+      const T v138 = t138[j];
+      const T v139 = l3_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-      const T v140 = t138[j] + l3_x2c_bias[j];
-      const T v144 = t142[j] + l3_h2c_bias[j];
+      const T v140 = v138 + v139;
+      const T v142 = t142[j];
+      const T v143 = l3_h2c_bias[j];
+      const T v144 = v142 + v143;
       const T v145 = v140 + v144;
       const T v146 = tanh(v145);
 #line 24 "examples/lm/lstm.dopa"
@@ -1219,7 +1301,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v179 = T(1.0) - v178;
       const T v180 = v176 * v179;
 #line 24 "examples/lm/lstm.dopa"
-      const T v181 = d_l3_c_next[j] + v180;
+      const T v181 = v167 + v180;
       const T v183 = v181 * v126;
 #line 23 "examples/lm/lstm.dopa"
       const T v186 = v146 * v146;
@@ -1241,7 +1323,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v208 = v182 * v207;
       t208[j] = v208;
 #line 24 "examples/lm/lstm.dopa"
-      const T v184 = v181 * l3_c[j];
+      const T v184 = v181 * v147;
 #line 20 "examples/lm/lstm.dopa"
       const T v217 = T(1.0) - v116;
       const T v218 = v116 * v217;
@@ -1250,11 +1332,14 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 #line 24 "examples/lm/lstm.dopa"
       const T v185 = v181 * v116;
       d_l3_c[j] = v185;
-      record1[j] = t154_y3[j];
-      record3[j] = t7_x[j];
+      const T v154 = t154_y3[j];
+      record1[j] = v154;
+      const T v7 = t7_x[j];
+      record3[j] = v7;
 #line 20 "examples/lm/lstm.dopa"
       atomicAdd(&d_l3_x2f_bias[j], v219);
-      record16[j] = l3_h[j];
+      const T v110 = l3_h[j];
+      record16[j] = v110;
       atomicAdd(&d_l3_h2f_bias[j], v219);
 #line 21 "examples/lm/lstm.dopa"
       atomicAdd(&d_l3_x2i_bias[j], v208);
@@ -1267,7 +1352,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l3_h2c_bias[j], v188);
     }
   }
-#line 1271 "lm_lstm.cu"
+#line 1356 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1288,7 +1373,7 @@ template <class T> __device__ __forceinline__ void backward_h2c(const dopa::Step
       acc += t188[k] * l3_h2c_weight[k * 400 + c];
     t191[c] = acc;
   }
-#line 1292 "lm_lstm.cu"
+#line 1377 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1309,7 +1394,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t188[k] * l3_x2c_weight[k * 1150 + c];
     t194[c] = acc;
   }
-#line 1313 "lm_lstm.cu"
+#line 1398 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1330,7 +1415,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t197[k] * l3_h2o_weight[k * 400 + c];
     t200[c] = acc;
   }
-#line 1334 "lm_lstm.cu"
+#line 1419 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1351,7 +1436,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t197[k] * l3_x2o_weight[k * 1150 + c];
     t204[c] = acc;
   }
-#line 1355 "lm_lstm.cu"
+#line 1440 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1372,7 +1457,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t208[k] * l3_h2i_weight[k * 400 + c];
     t211[c] = acc;
   }
-#line 1376 "lm_lstm.cu"
+#line 1461 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1393,7 +1478,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t208[k] * l3_x2i_weight[k * 1150 + c];
     t215[c] = acc;
   }
-#line 1397 "lm_lstm.cu"
+#line 1482 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1414,7 +1499,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t219[k] * l3_h2f_weight[k * 400 + c];
     t222[c] = acc;
   }
-#line 1418 "lm_lstm.cu"
+#line 1503 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1435,7 +1520,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t219[k] * l3_x2f_weight[k * 1150 + c];
     t226[c] = acc;
   }
-#line 1439 "lm_lstm.cu"
+#line 1524 "lm_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1517,35 +1602,59 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
+      const T v164 = d_l2_c_next[j];
+      const T v163 = d_l2_h_next[j];
+      const T v194 = t194[j];
+      const T v204 = t204[j];
 #line 28 "examples/lm/lstm.dopa"
-      const T v205 = t194[j] + t204[j];
-      const T v216 = v205 + t215[j];
-      const T v227 = v216 + t226[j];
-      const T v229 = v227 * drop_h2[j];
+      const T v205 = v194 + v204;
+      const T v215 = t215[j];
+      const T v216 = v205 + v215;
+      const T v226 = t226[j];
+      const T v227 = v216 + v226;
+      const T v228 = drop_h2[j];
+      const T v229 = v227 * v228;
 #line 25 "examples/lm/lstm.dopa"
-      const T v230 = d_l2_h_next[j] + v229;
+      const T v230 = v163 + v229;
+      const T v79 = t79[j];
+      const T v80 = l2_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-      const T v81 = t79[j] + l2_x2o_bias[j];
-      const T v85 = t83[j] + l2_h2o_bias[j];
+      const T v81 = v79 + v80;
+      const T v83 = t83[j];
+      const T v84 = l2_h2o_bias[j];
+      const T v85 = v83 + v84;
       const T v86 = v81 + v85;
       const T v87 = T(1) / (T(1) + exp(-v86));
 #line 25 "examples/lm/lstm.dopa"
       const T v232 = v230 * v87;
+      const T v58 = t58[j];
+      const T v59 = l2_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-      const T v60 = t58[j] + l2_x2f_bias[j];
-      const T v65 = t63[j] + l2_h2f_bias[j];
+      const T v60 = v58 + v59;
+      const T v63 = t63[j];
+      const T v64 = l2_h2f_bias[j];
+      const T v65 = v63 + v64;
       const T v66 = v60 + v65;
       const T v67 = T(1) / (T(1) + exp(-v66));
+      const T v98 = l2_c[j];
 #line 24 "examples/lm/lstm.dopa"
-      const T v99 = v67 * l2_c[j];
+      const T v99 = v67 * v98;
+      const T v69 = t69[j];
+      const T v70 = l2_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v71 = t69[j] + l2_x2i_bias[j];
-      const T v75 = t73[j] + l2_h2i_bias[j];
+      const T v71 = v69 + v70;
+      const T v73 = t73[j];
+      const T v74 = l2_h2i_bias[j];
+      const T v75 = v73 + v74;
       const T v76 = v71 + v75;
       const T v77 = T(1) / (T(1) + exp(-v76));
+      const T v89 = t89[j];
+      const T v90 = l2_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-      const T v91 = t89[j] + l2_x2c_bias[j];
-      const T v95 = t93[j] + l2_h2c_bias[j];
+      const T v91 = v89 + v90;
+      const T v93 = t93[j];
+      const T v94 = l2_h2c_bias[j];
+      const T v95 = v93 + v94;
       const T v96 = v91 + v95;
       const T v97 = tanh(v96);
 #line 24 "examples/lm/lstm.dopa"
@@ -1557,7 +1666,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v234 = T(1.0) - v233;
       const T v235 = v232 * v234;
 #line 24 "examples/lm/lstm.dopa"
-      const T v236 = d_l2_c_next[j] + v235;
+      const T v236 = v164 + v235;
       const T v238 = v236 * v77;
 #line 23 "examples/lm/lstm.dopa"
       const T v241 = v97 * v97;
@@ -1579,7 +1688,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v263 = v237 * v262;
       t263[j] = v263;
 #line 24 "examples/lm/lstm.dopa"
-      const T v239 = v236 * l2_c[j];
+      const T v239 = v236 * v98;
 #line 20 "examples/lm/lstm.dopa"
       const T v272 = T(1.0) - v67;
       const T v273 = v67 * v272;
@@ -1588,11 +1697,14 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 #line 24 "examples/lm/lstm.dopa"
       const T v240 = v236 * v67;
       d_l2_c[j] = v240;
-      record4[j] = l1_h[j];
-      record9[j] = t56_y1[j];
+      const T v12 = l1_h[j];
+      record4[j] = v12;
+      const T v56 = t56_y1[j];
+      record9[j] = v56;
 #line 20 "examples/lm/lstm.dopa"
       atomicAdd(&d_l2_x2f_bias[j], v274);
-      record10[j] = l2_h[j];
+      const T v61 = l2_h[j];
+      record10[j] = v61;
       atomicAdd(&d_l2_h2f_bias[j], v274);
 #line 21 "examples/lm/lstm.dopa"
       atomicAdd(&d_l2_x2i_bias[j], v263);
@@ -1603,10 +1715,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 #line 23 "examples/lm/lstm.dopa"
       atomicAdd(&d_l2_x2c_bias[j], v243);
       atomicAdd(&d_l2_h2c_bias[j], v243);
-      record15[j] = t105_y2[j];
+      const T v105 = t105_y2[j];
+      record15[j] = v105;
     }
   }
-#line 1610 "lm_lstm.cu"
+#line 1723 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1627,7 +1740,7 @@ template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::S
       acc += t243[k] * l2_h2c_weight[k * 1150 + c];
     t246[c] = acc;
   }
-#line 1631 "lm_lstm.cu"
+#line 1744 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1648,7 +1761,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::S
       acc += t243[k] * l2_x2c_weight[k * 1150 + c];
     t249[c] = acc;
   }
-#line 1652 "lm_lstm.cu"
+#line 1765 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1669,7 +1782,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::S
       acc += t252[k] * l2_h2o_weight[k * 1150 + c];
     t255[c] = acc;
   }
-#line 1673 "lm_lstm.cu"
+#line 1786 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1690,7 +1803,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::S
       acc += t252[k] * l2_x2o_weight[k * 1150 + c];
     t259[c] = acc;
   }
-#line 1694 "lm_lstm.cu"
+#line 1807 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1711,7 +1824,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::S
       acc += t263[k] * l2_h2i_weight[k * 1150 + c];
     t266[c] = acc;
   }
-#line 1715 "lm_lstm.cu"
+#line 1828 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1732,7 +1845,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::S
       acc += t263[k] * l2_x2i_weight[k * 1150 + c];
     t270[c] = acc;
   }
-#line 1736 "lm_lstm.cu"
+#line 1849 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1753,7 +1866,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::S
       acc += t274[k] * l2_h2f_weight[k * 1150 + c];
     t277[c] = acc;
   }
-#line 1757 "lm_lstm.cu"
+#line 1870 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1774,7 +1887,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
       acc += t274[k] * l2_x2f_weight[k * 1150 + c];
     t281[c] = acc;
   }
-#line 1778 "lm_lstm.cu"
+#line 1891 "lm_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1849,35 +1962,59 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
+      const T v162 = d_l1_c_next[j];
+      const T v161 = d_l1_h_next[j];
+      const T v249 = t249[j];
+      const T v259 = t259[j];
 #line 27 "examples/lm/lstm.dopa"
-      const T v260 = t249[j] + t259[j];
-      const T v271 = v260 + t270[j];
-      const T v282 = v271 + t281[j];
-      const T v284 = v282 * drop_h1[j];
+      const T v260 = v249 + v259;
+      const T v270 = t270[j];
+      const T v271 = v260 + v270;
+      const T v281 = t281[j];
+      const T v282 = v271 + v281;
+      const T v283 = drop_h1[j];
+      const T v284 = v282 * v283;
 #line 25 "examples/lm/lstm.dopa"
-      const T v285 = d_l1_h_next[j] + v284;
+      const T v285 = v161 + v284;
+      const T v30 = t30[j];
+      const T v31 = l1_x2o_bias[j];
 #line 22 "examples/lm/lstm.dopa"
-      const T v32 = t30[j] + l1_x2o_bias[j];
-      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v32 = v30 + v31;
+      const T v34 = t34[j];
+      const T v35 = l1_h2o_bias[j];
+      const T v36 = v34 + v35;
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
 #line 25 "examples/lm/lstm.dopa"
       const T v287 = v285 * v38;
+      const T v9 = t9[j];
+      const T v10 = l1_x2f_bias[j];
 #line 20 "examples/lm/lstm.dopa"
-      const T v11 = t9[j] + l1_x2f_bias[j];
-      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v11 = v9 + v10;
+      const T v14 = t14[j];
+      const T v15 = l1_h2f_bias[j];
+      const T v16 = v14 + v15;
       const T v17 = v11 + v16;
       const T v18 = T(1) / (T(1) + exp(-v17));
+      const T v49 = l1_c[j];
 #line 24 "examples/lm/lstm.dopa"
-      const T v50 = v18 * l1_c[j];
+      const T v50 = v18 * v49;
+      const T v20 = t20[j];
+      const T v21 = l1_x2i_bias[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v22 = t20[j] + l1_x2i_bias[j];
-      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v22 = v20 + v21;
+      const T v24 = t24[j];
+      const T v25 = l1_h2i_bias[j];
+      const T v26 = v24 + v25;
       const T v27 = v22 + v26;
       const T v28 = T(1) / (T(1) + exp(-v27));
+      const T v40 = t40[j];
+      const T v41 = l1_x2c_bias[j];
 #line 23 "examples/lm/lstm.dopa"
-      const T v42 = t40[j] + l1_x2c_bias[j];
-      const T v46 = t44[j] + l1_h2c_bias[j];
+      const T v42 = v40 + v41;
+      const T v44 = t44[j];
+      const T v45 = l1_h2c_bias[j];
+      const T v46 = v44 + v45;
       const T v47 = v42 + v46;
       const T v48 = tanh(v47);
 #line 24 "examples/lm/lstm.dopa"
@@ -1889,7 +2026,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v289 = T(1.0) - v288;
       const T v290 = v287 * v289;
 #line 24 "examples/lm/lstm.dopa"
-      const T v291 = d_l1_c_next[j] + v290;
+      const T v291 = v162 + v290;
       const T v293 = v291 * v28;
 #line 23 "examples/lm/lstm.dopa"
       const T v296 = v48 * v48;
@@ -1911,7 +2048,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v318 = v292 * v317;
       t318[j] = v318;
 #line 24 "examples/lm/lstm.dopa"
-      const T v294 = v291 * l1_c[j];
+      const T v294 = v291 * v49;
 #line 20 "examples/lm/lstm.dopa"
       const T v327 = T(1.0) - v18;
       const T v328 = v18 * v327;
@@ -1920,10 +2057,14 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 #line 24 "examples/lm/lstm.dopa"
       const T v295 = v291 * v18;
       d_l1_c[j] = v295;
+      const T v246 = t246[j];
+      const T v255 = t255[j];
 #line 9 "examples/lm/lstm.dopa"
-      const T v256 = t246[j] + t255[j];
-      const T v267 = v256 + t266[j];
-      const T v278 = v267 + t277[j];
+      const T v256 = v246 + v255;
+      const T v266 = t266[j];
+      const T v267 = v256 + v266;
+      const T v277 = t277[j];
+      const T v278 = v267 + v277;
       d_l2_h[j] = v278;
 #line 20 "examples/lm/lstm.dopa"
       atomicAdd(&d_l1_x2f_bias[j], v329);
@@ -1939,7 +2080,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_h2c_bias[j], v298);
     }
   }
-#line 1943 "lm_lstm.cu"
+#line 2084 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1960,7 +2101,7 @@ template <class T> __device__ __forceinline__ void backward_h2c_20(const dopa::S
       acc += t298[k] * l1_h2c_weight[k * 1150 + c];
     t301[c] = acc;
   }
-#line 1964 "lm_lstm.cu"
+#line 2105 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1981,7 +2122,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_21(const dopa::S
       acc += t298[k] * l1_x2c_weight[k * 400 + c];
     t304[c] = acc;
   }
-#line 1985 "lm_lstm.cu"
+#line 2126 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2002,7 +2143,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_22(const dopa::S
       acc += t307[k] * l1_h2o_weight[k * 1150 + c];
     t310[c] = acc;
   }
-#line 2006 "lm_lstm.cu"
+#line 2147 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2023,7 +2164,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_23(const dopa::S
       acc += t307[k] * l1_x2o_weight[k * 400 + c];
     t314[c] = acc;
   }
-#line 2027 "lm_lstm.cu"
+#line 2168 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2044,7 +2185,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_24(const dopa::S
       acc += t318[k] * l1_h2i_weight[k * 1150 + c];
     t321[c] = acc;
   }
-#line 2048 "lm_lstm.cu"
+#line 2189 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2065,7 +2206,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_25(const dopa::S
       acc += t318[k] * l1_x2i_weight[k * 400 + c];
     t325[c] = acc;
   }
-#line 2069 "lm_lstm.cu"
+#line 2210 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2086,7 +2227,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_26(const dopa::S
       acc += t329[k] * l1_h2f_weight[k * 1150 + c];
     t332[c] = acc;
   }
-#line 2090 "lm_lstm.cu"
+#line 2231 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2107,7 +2248,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_27(const dopa::S
       acc += t329[k] * l1_x2f_weight[k * 400 + c];
     t336[c] = acc;
   }
-#line 2111 "lm_lstm.cu"
+#line 2252 "lm_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2125,14 +2266,18 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
+      const T v301 = t301[j];
+      const T v310 = t310[j];
 #line 9 "examples/lm/lstm.dopa"
-      const T v311 = t301[j] + t310[j];
-      const T v322 = v311 + t321[j];
-      const T v333 = v322 + t332[j];
+      const T v311 = v301 + v310;
+      const T v321 = t321[j];
+      const T v322 = v311 + v321;
+      const T v332 = t332[j];
+      const T v333 = v322 + v332;
       d_l1_h[j] = v333;
     }
   }
-#line 2136 "lm_lstm.cu"
+#line 2281 "lm_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2161,21 +2306,31 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v191 = t191[j];
+      const T v200 = t200[j];
 #line 9 "examples/lm/lstm.dopa"
-      const T v201 = t191[j] + t200[j];
-      const T v212 = v201 + t211[j];
-      const T v223 = v212 + t222[j];
+      const T v201 = v191 + v200;
+      const T v211 = t211[j];
+      const T v212 = v201 + v211;
+      const T v222 = t222[j];
+      const T v223 = v212 + v222;
       d_l3_h[j] = v223;
+      const T v304 = t304[j];
+      const T v314 = t314[j];
 #line 26 "examples/lm/lstm.dopa"
-      const T v315 = t304[j] + t314[j];
-      const T v326 = v315 + t325[j];
-      const T v337 = v326 + t336[j];
-      const T v339 = v337 * drop_i[j];
-      const T v340 = v339 * t4[0];
+      const T v315 = v304 + v314;
+      const T v325 = t325[j];
+      const T v326 = v315 + v325;
+      const T v336 = t336[j];
+      const T v337 = v326 + v336;
+      const T v338 = drop_i[j];
+      const T v339 = v337 * v338;
+      const T v4 = t4[0];
+      const T v340 = v339 * v4;
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v340);
     }
   }
-#line 2179 "lm_lstm.cu"
+#line 2334 "lm_lstm.cu"
 }
 
 // backward stage 30: fused loop nest over [10000]
@@ -2191,8 +2346,9 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-      record0[j] = d_out_logits[j];
-      atomicAdd(&d_dec_bias[j], d_out_logits[j]);
+      const T v158 = d_out_logits[j];
+      record0[j] = v158;
+      atomicAdd(&d_dec_bias[j], v158);
     }
   }
 }

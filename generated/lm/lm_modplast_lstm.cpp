@@ -136,14 +136,17 @@ template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
   T *__restrict t4 = a.saved + 0;           // [1]
   const T *__restrict drop_i = a.inputs[1]; // [400]
   T *__restrict t7_x = a.saved + 16;        // [400] x
+  const T v4 = t4[0];
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v2 = t2[j];
 #line 26 "examples/lm/modplast_lstm.dopa"
-    const T v5 = t2[j] * t4[0];
-    const T v7 = v5 * drop_i[j];
+    const T v5 = v2 * v4;
+    const T v6 = drop_i[j];
+    const T v7 = v5 * v6;
     t7_x[j] = v7;
   }
-#line 147 "lm_modplast_lstm.cpp"
+#line 150 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -156,7 +159,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t9 = a.saved + 416;                                 // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 160 "lm_modplast_lstm.cpp"
+#line 163 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -169,7 +172,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t14 = a.saved + 1568;                               // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t14, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 173 "lm_modplast_lstm.cpp"
+#line 176 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -182,7 +185,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t20 = a.saved + 2720;                               // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t20, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 186 "lm_modplast_lstm.cpp"
+#line 189 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -195,7 +198,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.saved + 3872;                               // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t24, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 199 "lm_modplast_lstm.cpp"
+#line 202 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -208,7 +211,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.saved + 5024;                               // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t30, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 212 "lm_modplast_lstm.cpp"
+#line 215 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -221,7 +224,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t34 = a.saved + 6176;                               // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t34, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 225 "lm_modplast_lstm.cpp"
+#line 228 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -234,7 +237,7 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t40 = a.scratch + 400;                              // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t40, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 238 "lm_modplast_lstm.cpp"
+#line 241 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -273,26 +276,42 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
   T *__restrict saved_t54 = a.saved + 8480;                     // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v40 = t40[j];
+    const T v41 = l1_x2c_bias[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v47 = v42 + carried_0[j];
+    const T v42 = v40 + v41;
+    const T v46 = carried_0[j];
+    const T v47 = v42 + v46;
     const T v48 = simdTanh(v47);
     t48_l1_g[j] = v48;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -302,34 +321,51 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     const T v53 = simdTanh(v52);
     const T v54 = v38 * v53;
     l1_h_next[j] = v54;
+    const T v71 = drop_h1[j];
 #line 27 "examples/lm/modplast_lstm.dopa"
-    const T v72 = v54 * drop_h1[j];
+    const T v72 = v54 * v71;
     t72_y1[j] = v72;
     l1_c_next[j] = v52;
     saved_t54[j] = v54;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v40 = t40[j];
+    const T v41 = l1_x2c_bias[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v47 = v42 + carried_0[j];
+    const T v42 = v40 + v41;
+    const T v46 = carried_0[j];
+    const T v47 = v42 + v46;
     const T v48 = simdTanh(v47);
     t48_l1_g[j] = v48;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -339,13 +375,14 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     const T v53 = simdTanh(v52);
     const T v54 = v38 * v53;
     l1_h_next[j] = v54;
+    const T v71 = drop_h1[j];
 #line 27 "examples/lm/modplast_lstm.dopa"
-    const T v72 = v54 * drop_h1[j];
+    const T v72 = v54 * v71;
     t72_y1[j] = v72;
     l1_c_next[j] = v52;
     saved_t54[j] = v54;
   }
-#line 349 "lm_modplast_lstm.cpp"
+#line 386 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -359,7 +396,7 @@ template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t56, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 363 "lm_modplast_lstm.cpp"
+#line 400 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -370,11 +407,13 @@ template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
   T *__restrict t56 = a.scratch + 1552;                             // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
   T *__restrict t59_l1_M = a.saved + 9632;                          // [1] l1.M
+  const T v56 = t56[0];
+  const T v57 = l1_h2mod_bias[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v58 = t56[0] + l1_h2mod_bias[0];
+  const T v58 = v56 + v57;
   const T v59 = simdTanh(v58);
   t59_l1_M[0] = v59;
-#line 378 "lm_modplast_lstm.cpp"
+#line 417 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -388,7 +427,7 @@ template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t61, 1149).noalias() =
       ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t59_l1_M, 1);
-#line 392 "lm_modplast_lstm.cpp"
+#line 431 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -401,17 +440,21 @@ template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
   T *__restrict t63_l1_eta = a.scratch + 2720;                              // [1149] l1.eta
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v61 = t61[j];
+    const T v62 = l1_modfanout_bias[j];
 #line 88 "examples/lm/modplast_lstm.dopa"
-    const T v63 = t61[j] + l1_modfanout_bias[j];
+    const T v63 = v61 + v62;
     t63_l1_eta[j] = v63;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v61 = t61[j];
+    const T v62 = l1_modfanout_bias[j];
 #line 88 "examples/lm/modplast_lstm.dopa"
-    const T v63 = t61[j] + l1_modfanout_bias[j];
+    const T v63 = v61 + v62;
     t63_l1_eta[j] = v63;
   }
-#line 415 "lm_modplast_lstm.cpp"
+#line 458 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -424,7 +467,7 @@ template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t64[e] = t63_l1_eta[e];
-#line 428 "lm_modplast_lstm.cpp"
+#line 471 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -438,7 +481,7 @@ template <class T> static void forward_saved_x2f_16(const dopa::StepArgs<T> &a) 
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t74, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
-#line 442 "lm_modplast_lstm.cpp"
+#line 485 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -451,7 +494,7 @@ template <class T> static void forward_saved_h2f_17(const dopa::StepArgs<T> &a) 
   T *__restrict t79 = a.saved + 13104;                              // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t79, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 455 "lm_modplast_lstm.cpp"
+#line 498 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -465,7 +508,7 @@ template <class T> static void forward_saved_x2i_18(const dopa::StepArgs<T> &a) 
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t85, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
-#line 469 "lm_modplast_lstm.cpp"
+#line 512 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -478,7 +521,7 @@ template <class T> static void forward_saved_h2i_19(const dopa::StepArgs<T> &a) 
   T *__restrict t89 = a.saved + 15408;                              // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t89, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 482 "lm_modplast_lstm.cpp"
+#line 525 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -492,7 +535,7 @@ template <class T> static void forward_saved_x2o_20(const dopa::StepArgs<T> &a) 
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t95, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
-#line 496 "lm_modplast_lstm.cpp"
+#line 539 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -505,7 +548,7 @@ template <class T> static void forward_saved_h2o_21(const dopa::StepArgs<T> &a) 
   T *__restrict t99 = a.saved + 17712;                              // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t99, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 509 "lm_modplast_lstm.cpp"
+#line 552 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -519,7 +562,7 @@ template <class T> static void forward_x2c_22(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t105, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
-#line 523 "lm_modplast_lstm.cpp"
+#line 566 "lm_modplast_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -558,26 +601,42 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
   T *__restrict saved_t119 = a.saved + 20016;                   // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v105 = t105[j];
+    const T v106 = l2_x2c_bias[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v107 = t105[j] + l2_x2c_bias[j];
-    const T v112 = v107 + carried_1[j];
+    const T v107 = v105 + v106;
+    const T v111 = carried_1[j];
+    const T v112 = v107 + v111;
     const T v113 = simdTanh(v112);
     t113_l2_g[j] = v113;
+    const T v95 = t95[j];
+    const T v96 = l2_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v97 = t95[j] + l2_x2o_bias[j];
-    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v97 = v95 + v96;
+    const T v99 = t99[j];
+    const T v100 = l2_h2o_bias[j];
+    const T v101 = v99 + v100;
     const T v102 = v97 + v101;
     const T v103 = T(1) / (T(1) + simdExp(-v102));
+    const T v74 = t74[j];
+    const T v75 = l2_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v76 = t74[j] + l2_x2f_bias[j];
-    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v76 = v74 + v75;
+    const T v79 = t79[j];
+    const T v80 = l2_h2f_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v76 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v114 = l2_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v115 = v83 * l2_c[j];
+    const T v115 = v83 * v114;
+    const T v85 = t85[j];
+    const T v86 = l2_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v87 = t85[j] + l2_x2i_bias[j];
-    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2i_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -587,34 +646,51 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     const T v118 = simdTanh(v117);
     const T v119 = v103 * v118;
     l2_h_next[j] = v119;
+    const T v134 = drop_h2[j];
 #line 28 "examples/lm/modplast_lstm.dopa"
-    const T v135 = v119 * drop_h2[j];
+    const T v135 = v119 * v134;
     t135_y2[j] = v135;
     l2_c_next[j] = v117;
     saved_t119[j] = v119;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v105 = t105[j];
+    const T v106 = l2_x2c_bias[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v107 = t105[j] + l2_x2c_bias[j];
-    const T v112 = v107 + carried_1[j];
+    const T v107 = v105 + v106;
+    const T v111 = carried_1[j];
+    const T v112 = v107 + v111;
     const T v113 = simdTanh(v112);
     t113_l2_g[j] = v113;
+    const T v95 = t95[j];
+    const T v96 = l2_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v97 = t95[j] + l2_x2o_bias[j];
-    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v97 = v95 + v96;
+    const T v99 = t99[j];
+    const T v100 = l2_h2o_bias[j];
+    const T v101 = v99 + v100;
     const T v102 = v97 + v101;
     const T v103 = T(1) / (T(1) + simdExp(-v102));
+    const T v74 = t74[j];
+    const T v75 = l2_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v76 = t74[j] + l2_x2f_bias[j];
-    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v76 = v74 + v75;
+    const T v79 = t79[j];
+    const T v80 = l2_h2f_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v76 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v114 = l2_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v115 = v83 * l2_c[j];
+    const T v115 = v83 * v114;
+    const T v85 = t85[j];
+    const T v86 = l2_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v87 = t85[j] + l2_x2i_bias[j];
-    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2i_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -624,13 +700,14 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     const T v118 = simdTanh(v117);
     const T v119 = v103 * v118;
     l2_h_next[j] = v119;
+    const T v134 = drop_h2[j];
 #line 28 "examples/lm/modplast_lstm.dopa"
-    const T v135 = v119 * drop_h2[j];
+    const T v135 = v119 * v134;
     t135_y2[j] = v135;
     l2_c_next[j] = v117;
     saved_t119[j] = v119;
   }
-#line 634 "lm_modplast_lstm.cpp"
+#line 711 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -644,7 +721,7 @@ template <class T> static void forward_h2mod_24(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t121, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 648 "lm_modplast_lstm.cpp"
+#line 725 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -655,11 +732,13 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   T *__restrict t121 = a.scratch + 5024;                            // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
   T *__restrict t124_l2_M = a.saved + 21168;                        // [1] l2.M
+  const T v121 = t121[0];
+  const T v122 = l2_h2mod_bias[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v123 = t121[0] + l2_h2mod_bias[0];
+  const T v123 = v121 + v122;
   const T v124 = simdTanh(v123);
   t124_l2_M[0] = v124;
-#line 663 "lm_modplast_lstm.cpp"
+#line 742 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -673,7 +752,7 @@ template <class T> static void forward_modfanout_26(const dopa::StepArgs<T> &a) 
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t126, 1149).noalias() =
       ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t124_l2_M, 1);
-#line 677 "lm_modplast_lstm.cpp"
+#line 756 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -686,17 +765,21 @@ template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
   T *__restrict t128_l2_eta = a.scratch + 6192;                             // [1149] l2.eta
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v126 = t126[j];
+    const T v127 = l2_modfanout_bias[j];
 #line 88 "examples/lm/modplast_lstm.dopa"
-    const T v128 = t126[j] + l2_modfanout_bias[j];
+    const T v128 = v126 + v127;
     t128_l2_eta[j] = v128;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v126 = t126[j];
+    const T v127 = l2_modfanout_bias[j];
 #line 88 "examples/lm/modplast_lstm.dopa"
-    const T v128 = t126[j] + l2_modfanout_bias[j];
+    const T v128 = v126 + v127;
     t128_l2_eta[j] = v128;
   }
-#line 700 "lm_modplast_lstm.cpp"
+#line 783 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -709,7 +792,7 @@ template <class T> static void forward_saved_col_28(const dopa::StepArgs<T> &a) 
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t129[e] = t128_l2_eta[e];
-#line 713 "lm_modplast_lstm.cpp"
+#line 796 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -723,7 +806,7 @@ template <class T> static void forward_saved_x2f_29(const dopa::StepArgs<T> &a) 
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t137, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
-#line 727 "lm_modplast_lstm.cpp"
+#line 810 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -736,7 +819,7 @@ template <class T> static void forward_saved_h2f_30(const dopa::StepArgs<T> &a) 
   T *__restrict t142 = a.saved + 23888;                             // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t142, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 740 "lm_modplast_lstm.cpp"
+#line 823 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -750,7 +833,7 @@ template <class T> static void forward_saved_x2i_31(const dopa::StepArgs<T> &a) 
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t148, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
-#line 754 "lm_modplast_lstm.cpp"
+#line 837 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -763,7 +846,7 @@ template <class T> static void forward_saved_h2i_32(const dopa::StepArgs<T> &a) 
   T *__restrict t152 = a.saved + 24688;                             // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t152, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 767 "lm_modplast_lstm.cpp"
+#line 850 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -777,7 +860,7 @@ template <class T> static void forward_saved_x2o_33(const dopa::StepArgs<T> &a) 
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t158, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
-#line 781 "lm_modplast_lstm.cpp"
+#line 864 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -790,7 +873,7 @@ template <class T> static void forward_saved_h2o_34(const dopa::StepArgs<T> &a) 
   T *__restrict t162 = a.saved + 25488;                             // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t162, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 794 "lm_modplast_lstm.cpp"
+#line 877 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -804,7 +887,7 @@ template <class T> static void forward_x2c_35(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t168, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
-#line 808 "lm_modplast_lstm.cpp"
+#line 891 "lm_modplast_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -847,26 +930,42 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
   T *__restrict saved_t182 = a.saved + 26288;                   // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v168 = t168[j];
+    const T v169 = l3_x2c_bias[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v170 = t168[j] + l3_x2c_bias[j];
-    const T v175 = v170 + carried_2[j];
+    const T v170 = v168 + v169;
+    const T v174 = carried_2[j];
+    const T v175 = v170 + v174;
     const T v176 = simdTanh(v175);
     t176_l3_g[j] = v176;
+    const T v158 = t158[j];
+    const T v159 = l3_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v160 = t158[j] + l3_x2o_bias[j];
-    const T v164 = t162[j] + l3_h2o_bias[j];
+    const T v160 = v158 + v159;
+    const T v162 = t162[j];
+    const T v163 = l3_h2o_bias[j];
+    const T v164 = v162 + v163;
     const T v165 = v160 + v164;
     const T v166 = T(1) / (T(1) + simdExp(-v165));
+    const T v137 = t137[j];
+    const T v138 = l3_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v139 = t137[j] + l3_x2f_bias[j];
-    const T v144 = t142[j] + l3_h2f_bias[j];
+    const T v139 = v137 + v138;
+    const T v142 = t142[j];
+    const T v143 = l3_h2f_bias[j];
+    const T v144 = v142 + v143;
     const T v145 = v139 + v144;
     const T v146 = T(1) / (T(1) + simdExp(-v145));
+    const T v177 = l3_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v178 = v146 * l3_c[j];
+    const T v178 = v146 * v177;
+    const T v148 = t148[j];
+    const T v149 = l3_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v150 = t148[j] + l3_x2i_bias[j];
-    const T v154 = t152[j] + l3_h2i_bias[j];
+    const T v150 = v148 + v149;
+    const T v152 = t152[j];
+    const T v153 = l3_h2i_bias[j];
+    const T v154 = v152 + v153;
     const T v155 = v150 + v154;
     const T v156 = T(1) / (T(1) + simdExp(-v155));
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -877,14 +976,15 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
     const T v182 = v166 * v181;
     l3_h_next[j] = v182;
     l3_c_next[j] = v180;
+    const T v197 = drop_o[j];
 #line 30 "examples/lm/modplast_lstm.dopa"
-    const T v198 = v182 * drop_o[j];
+    const T v198 = v182 * v197;
     readout_in_logits[j] = v198;
     out_ar_h[j] = v198;
     out_tar_h[j] = v182;
     saved_t182[j] = v182;
   }
-#line 888 "lm_modplast_lstm.cpp"
+#line 988 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -897,7 +997,7 @@ template <class T> static void forward_h2mod_37(const dopa::StepArgs<T> &a) {
   T *__restrict t184 = a.scratch + 7744;                                // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t184, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 901 "lm_modplast_lstm.cpp"
+#line 1001 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -908,11 +1008,13 @@ template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
   T *__restrict t184 = a.scratch + 7744;                            // [1]
   const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
   T *__restrict t187_l3_M = a.saved + 26688;                        // [1] l3.M
+  const T v184 = t184[0];
+  const T v185 = l3_h2mod_bias[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v186 = t184[0] + l3_h2mod_bias[0];
+  const T v186 = v184 + v185;
   const T v187 = simdTanh(v186);
   t187_l3_M[0] = v187;
-#line 916 "lm_modplast_lstm.cpp"
+#line 1018 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -926,7 +1028,7 @@ template <class T> static void forward_modfanout_39(const dopa::StepArgs<T> &a) 
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t189, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t187_l3_M, 1);
-#line 930 "lm_modplast_lstm.cpp"
+#line 1032 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -939,11 +1041,13 @@ template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
   T *__restrict t191_l3_eta = a.scratch + 8160;                             // [400] l3.eta
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v189 = t189[j];
+    const T v190 = l3_modfanout_bias[j];
 #line 88 "examples/lm/modplast_lstm.dopa"
-    const T v191 = t189[j] + l3_modfanout_bias[j];
+    const T v191 = v189 + v190;
     t191_l3_eta[j] = v191;
   }
-#line 947 "lm_modplast_lstm.cpp"
+#line 1051 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -956,7 +1060,7 @@ template <class T> static void forward_saved_col_41(const dopa::StepArgs<T> &a) 
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t192[e] = t191_l3_eta[e];
-#line 960 "lm_modplast_lstm.cpp"
+#line 1064 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -990,56 +1094,78 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   for (int i = 0; i < 1149; ++i) {
     T acc201 = T(0);
     T acc204 = T(0);
+    const T v44 = l1_alpha[i];
+    const T v64 = t64[i];
+    const T v48 = t48_l1_g[i];
+    const T v109 = l2_alpha[i];
+    const T v129 = t129[i];
+    const T v113 = t113_l2_g[i];
 #pragma omp simd reduction(+ : acc201, acc204)
     for (int j = 0; j < 1136; ++j) {
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v12 = l1_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v65 = t48_l1_g[i] * l1_h[j];
-      const T v66 = t64[i] * v65;
-      const T v67 = l1_hebb[i * 1149 + j] + v66;
+      const T v65 = v48 * v12;
+      const T v66 = v64 * v65;
+      const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v199 = l1_alpha[i] * v70;
-      const T v200 = l1_w[i * 1149 + j] + v199;
-      acc201 += v200 * l1_h_next[j];
+      const T v199 = v44 * v70;
+      const T v200 = v43 + v199;
+      const T v54 = l1_h_next[j];
+      acc201 += v200 * v54;
+      const T v108 = l2_w[i * 1149 + j];
+      const T v110 = l2_hebb[i * 1149 + j];
+      const T v77 = l2_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v130 = t113_l2_g[i] * l2_h[j];
-      const T v131 = t129[i] * v130;
-      const T v132 = l2_hebb[i * 1149 + j] + v131;
+      const T v130 = v113 * v77;
+      const T v131 = v129 * v130;
+      const T v132 = v110 + v131;
       const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v202 = l2_alpha[i] * v133;
-      const T v203 = l2_w[i * 1149 + j] + v202;
-      acc204 += v203 * l2_h_next[j];
+      const T v202 = v109 * v133;
+      const T v203 = v108 + v202;
+      const T v119 = l2_h_next[j];
+      acc204 += v203 * v119;
       l1_hebb_next[i * 1149 + j] = v70;
       l2_hebb_next[i * 1149 + j] = v133;
     }
 #pragma omp simd reduction(+ : acc201, acc204)
     for (int j = 1136; j < 1149; ++j) {
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v12 = l1_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v65 = t48_l1_g[i] * l1_h[j];
-      const T v66 = t64[i] * v65;
-      const T v67 = l1_hebb[i * 1149 + j] + v66;
+      const T v65 = v48 * v12;
+      const T v66 = v64 * v65;
+      const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v199 = l1_alpha[i] * v70;
-      const T v200 = l1_w[i * 1149 + j] + v199;
-      acc201 += v200 * l1_h_next[j];
+      const T v199 = v44 * v70;
+      const T v200 = v43 + v199;
+      const T v54 = l1_h_next[j];
+      acc201 += v200 * v54;
+      const T v108 = l2_w[i * 1149 + j];
+      const T v110 = l2_hebb[i * 1149 + j];
+      const T v77 = l2_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v130 = t113_l2_g[i] * l2_h[j];
-      const T v131 = t129[i] * v130;
-      const T v132 = l2_hebb[i * 1149 + j] + v131;
+      const T v130 = v113 * v77;
+      const T v131 = v129 * v130;
+      const T v132 = v110 + v131;
       const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v202 = l2_alpha[i] * v133;
-      const T v203 = l2_w[i * 1149 + j] + v202;
-      acc204 += v203 * l2_h_next[j];
+      const T v202 = v109 * v133;
+      const T v203 = v108 + v202;
+      const T v119 = l2_h_next[j];
+      acc204 += v203 * v119;
       l1_hebb_next[i * 1149 + j] = v70;
       l2_hebb_next[i * 1149 + j] = v133;
     }
     carried_0_next[i] = acc201;
     carried_1_next[i] = acc204;
   }
-#line 1043 "lm_modplast_lstm.cpp"
+#line 1169 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1060,22 +1186,29 @@ template <class T> static void forward_carried_2_l3_hebb(const dopa::StepArgs<T>
   T *__restrict l3_hebb_next = a.next + kStateL3Hebb;      // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc207 = T(0);
+    const T v172 = l3_alpha[i];
+    const T v192 = t192[i];
+    const T v176 = t176_l3_g[i];
 #pragma omp simd reduction(+ : acc207)
     for (int j = 0; j < 400; ++j) {
+      const T v171 = l3_w[i * 400 + j];
+      const T v173 = l3_hebb[i * 400 + j];
+      const T v140 = l3_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v193 = t176_l3_g[i] * l3_h[j];
-      const T v194 = t192[i] * v193;
-      const T v195 = l3_hebb[i * 400 + j] + v194;
+      const T v193 = v176 * v140;
+      const T v194 = v192 * v193;
+      const T v195 = v173 + v194;
       const T v196 = v195 < T(-2.0) ? T(-2.0) : (v195 > T(2.0) ? T(2.0) : v195);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v205 = l3_alpha[i] * v196;
-      const T v206 = l3_w[i * 400 + j] + v205;
-      acc207 += v206 * l3_h_next[j];
+      const T v205 = v172 * v196;
+      const T v206 = v171 + v205;
+      const T v182 = l3_h_next[j];
+      acc207 += v206 * v182;
       l3_hebb_next[i * 400 + j] = v196;
     }
     carried_2_next[i] = acc207;
   }
-#line 1079 "lm_modplast_lstm.cpp"
+#line 1212 "lm_modplast_lstm.cpp"
 }
 
 /// One forward step of ModPlastLSTMLM for one batch element.
@@ -1164,39 +1297,48 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     T acc229 = T(0);
     T acc257 = T(0);
     T acc259 = T(0);
+    const T v224 = d_carried_2_next[i];
+    const T v172 = l3_alpha[i];
+    const T v192 = t192[i];
+    const T v176 = t176_l3_g[i];
 #pragma omp simd reduction(+ : acc229, acc257, acc259)
     for (int j = 0; j < 400; ++j) {
+      const T v171 = l3_w[i * 400 + j];
+      const T v173 = l3_hebb[i * 400 + j];
+      const T v140 = l3_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v193 = t176_l3_g[i] * l3_h[j];
-      const T v194 = t192[i] * v193;
-      const T v195 = l3_hebb[i * 400 + j] + v194;
+      const T v193 = v176 * v140;
+      const T v194 = v192 * v193;
+      const T v195 = v173 + v194;
       const T v196 = v195 < T(-2.0) ? T(-2.0) : (v195 > T(2.0) ? T(2.0) : v195);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v205 = l3_alpha[i] * v196;
-      const T v206 = l3_w[i * 400 + j] + v205;
-      t226[j] += d_carried_2_next[i] * v206;
-      const T v225 = d_carried_2_next[i] * t182_l3_hn[j];
+      const T v205 = v172 * v196;
+      const T v206 = v171 + v205;
+      t226[j] += v224 * v206;
+      const T v182 = t182_l3_hn[j];
+      const T v225 = v224 * v182;
       const T v228 = v225 * v196;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc229 += v228;
+      const T v221 = d_l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v231 = v225 * l3_alpha[i];
+      const T v231 = v225 * v172;
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v232 = d_l3_hebb[i * 400 + j] + v231;
+      const T v232 = v221 + v231;
       const T v254 = T(-2.0) <= v195 && v195 <= T(2.0) ? T(1) : T(0);
       const T v255 = v232 * v254;
       const T v256 = v255 * v193;
       acc257 += v256;
-      const T v258 = v255 * t192[i];
-      acc259 += v258 * l3_h[j];
-      t260[j] += t176_l3_g[i] * v258;
+      const T v258 = v255 * v192;
+      acc259 += v258 * v140;
+      t260[j] += v176 * v258;
       d_l3_hebb[i * 400 + j] = v255;
     }
     t229[i] += acc229;
     t257[i] += acc257;
     t259[i] = acc259;
   }
-#line 1200 "lm_modplast_lstm.cpp"
+#line 1342 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -1268,109 +1410,137 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     T acc331 = T(0);
     T acc400 = T(0);
     T acc402 = T(0);
+    const T v223 = d_carried_1_next[i];
+    const T v109 = l2_alpha[i];
+    const T v129 = t129[i];
+    const T v113 = t113_l2_g[i];
+    const T v222 = d_carried_0_next[i];
+    const T v44 = l1_alpha[i];
+    const T v64 = t64[i];
+    const T v48 = t48_l1_g[i];
 #pragma omp simd reduction(+ : acc237, acc245, acc329, acc331, acc400, acc402)
     for (int j = 0; j < 1136; ++j) {
+      const T v108 = l2_w[i * 1149 + j];
+      const T v110 = l2_hebb[i * 1149 + j];
+      const T v77 = l2_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v130 = t113_l2_g[i] * l2_h[j];
-      const T v131 = t129[i] * v130;
-      const T v132 = l2_hebb[i * 1149 + j] + v131;
+      const T v130 = v113 * v77;
+      const T v131 = v129 * v130;
+      const T v132 = v110 + v131;
       const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v202 = l2_alpha[i] * v133;
-      const T v203 = l2_w[i * 1149 + j] + v202;
-      t234[j] += d_carried_1_next[i] * v203;
-      const T v233 = d_carried_1_next[i] * t119_l2_hn[j];
+      const T v202 = v109 * v133;
+      const T v203 = v108 + v202;
+      t234[j] += v223 * v203;
+      const T v119 = t119_l2_hn[j];
+      const T v233 = v223 * v119;
       const T v236 = v233 * v133;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc237 += v236;
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v12 = l1_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v65 = t48_l1_g[i] * l1_h[j];
-      const T v66 = t64[i] * v65;
-      const T v67 = l1_hebb[i * 1149 + j] + v66;
+      const T v65 = v48 * v12;
+      const T v66 = v64 * v65;
+      const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v199 = l1_alpha[i] * v70;
-      const T v200 = l1_w[i * 1149 + j] + v199;
-      t242[j] += d_carried_0_next[i] * v200;
-      const T v241 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v199 = v44 * v70;
+      const T v200 = v43 + v199;
+      t242[j] += v222 * v200;
+      const T v54 = t54_l1_hn[j];
+      const T v241 = v222 * v54;
       const T v244 = v241 * v70;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc245 += v244;
+      const T v217 = d_l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v239 = v233 * l2_alpha[i];
+      const T v239 = v233 * v109;
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v240 = d_l2_hebb[i * 1149 + j] + v239;
+      const T v240 = v217 + v239;
       const T v326 = T(-2.0) <= v132 && v132 <= T(2.0) ? T(1) : T(0);
       const T v327 = v240 * v326;
       const T v328 = v327 * v130;
       acc329 += v328;
-      const T v330 = v327 * t129[i];
-      acc331 += v330 * l2_h[j];
-      t332[j] += t113_l2_g[i] * v330;
+      const T v330 = v327 * v129;
+      acc331 += v330 * v77;
+      t332[j] += v113 * v330;
+      const T v214 = d_l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v247 = v241 * l1_alpha[i];
+      const T v247 = v241 * v44;
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v248 = d_l1_hebb[i * 1149 + j] + v247;
+      const T v248 = v214 + v247;
       const T v397 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
       const T v398 = v248 * v397;
       const T v399 = v398 * v65;
       acc400 += v399;
-      const T v401 = v398 * t64[i];
-      acc402 += v401 * l1_h[j];
-      t403[j] += t48_l1_g[i] * v401;
+      const T v401 = v398 * v64;
+      acc402 += v401 * v12;
+      t403[j] += v48 * v401;
       d_l1_hebb[i * 1149 + j] = v398;
       d_l2_hebb[i * 1149 + j] = v327;
     }
 #pragma omp simd reduction(+ : acc237, acc245, acc329, acc331, acc400, acc402)
     for (int j = 1136; j < 1149; ++j) {
+      const T v108 = l2_w[i * 1149 + j];
+      const T v110 = l2_hebb[i * 1149 + j];
+      const T v77 = l2_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v130 = t113_l2_g[i] * l2_h[j];
-      const T v131 = t129[i] * v130;
-      const T v132 = l2_hebb[i * 1149 + j] + v131;
+      const T v130 = v113 * v77;
+      const T v131 = v129 * v130;
+      const T v132 = v110 + v131;
       const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v202 = l2_alpha[i] * v133;
-      const T v203 = l2_w[i * 1149 + j] + v202;
-      t234[j] += d_carried_1_next[i] * v203;
-      const T v233 = d_carried_1_next[i] * t119_l2_hn[j];
+      const T v202 = v109 * v133;
+      const T v203 = v108 + v202;
+      t234[j] += v223 * v203;
+      const T v119 = t119_l2_hn[j];
+      const T v233 = v223 * v119;
       const T v236 = v233 * v133;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc237 += v236;
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v12 = l1_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v65 = t48_l1_g[i] * l1_h[j];
-      const T v66 = t64[i] * v65;
-      const T v67 = l1_hebb[i * 1149 + j] + v66;
+      const T v65 = v48 * v12;
+      const T v66 = v64 * v65;
+      const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v199 = l1_alpha[i] * v70;
-      const T v200 = l1_w[i * 1149 + j] + v199;
-      t242[j] += d_carried_0_next[i] * v200;
-      const T v241 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v199 = v44 * v70;
+      const T v200 = v43 + v199;
+      t242[j] += v222 * v200;
+      const T v54 = t54_l1_hn[j];
+      const T v241 = v222 * v54;
       const T v244 = v241 * v70;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc245 += v244;
+      const T v217 = d_l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v239 = v233 * l2_alpha[i];
+      const T v239 = v233 * v109;
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v240 = d_l2_hebb[i * 1149 + j] + v239;
+      const T v240 = v217 + v239;
       const T v326 = T(-2.0) <= v132 && v132 <= T(2.0) ? T(1) : T(0);
       const T v327 = v240 * v326;
       const T v328 = v327 * v130;
       acc329 += v328;
-      const T v330 = v327 * t129[i];
-      acc331 += v330 * l2_h[j];
-      t332[j] += t113_l2_g[i] * v330;
+      const T v330 = v327 * v129;
+      acc331 += v330 * v77;
+      t332[j] += v113 * v330;
+      const T v214 = d_l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v247 = v241 * l1_alpha[i];
+      const T v247 = v241 * v44;
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v248 = d_l1_hebb[i * 1149 + j] + v247;
+      const T v248 = v214 + v247;
       const T v397 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
       const T v398 = v248 * v397;
       const T v399 = v398 * v65;
       acc400 += v399;
-      const T v401 = v398 * t64[i];
-      acc402 += v401 * l1_h[j];
-      t403[j] += t48_l1_g[i] * v401;
+      const T v401 = v398 * v64;
+      acc402 += v401 * v12;
+      t403[j] += v48 * v401;
       d_l1_hebb[i * 1149 + j] = v398;
       d_l2_hebb[i * 1149 + j] = v327;
     }
@@ -1381,7 +1551,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     t400[i] += acc400;
     t402[i] = acc402;
   }
-#line 1385 "lm_modplast_lstm.cpp"
+#line 1555 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1394,7 +1564,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t261[e] = t257[e];
-#line 1398 "lm_modplast_lstm.cpp"
+#line 1568 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1408,7 +1578,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t264, 1).noalias() =
       ConstRowVec<T>(t261, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1412 "lm_modplast_lstm.cpp"
+#line 1582 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1429,16 +1599,20 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   T *__restrict record21 = a.record + 20032;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
   T *__restrict record32 = a.record + 24416;                   // [1]
+  const T v264 = t264[0];
+  const T v187 = t187_l3_M[0];
+  const T v59 = t59_l1_M[0];
+  const T v124 = t124_l2_M[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v266 = t187_l3_M[0] * t187_l3_M[0];
+  const T v266 = v187 * v187;
   const T v267 = T(1.0) - v266;
-  const T v268 = t264[0] * v267;
+  const T v268 = v264 * v267;
   t268[0] = v268;
-  record10[0] = t59_l1_M[0];
-  record21[0] = t124_l2_M[0];
+  record10[0] = v59;
+  record21[0] = v124;
   d_l3_h2mod_bias[0] += v268;
-  record32[0] = t187_l3_M[0];
-#line 1442 "lm_modplast_lstm.cpp"
+  record32[0] = v187;
+#line 1616 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1452,7 +1626,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t271, 400).noalias() =
       ConstRowVec<T>(t268, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1456 "lm_modplast_lstm.cpp"
+#line 1630 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1533,36 +1707,59 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v259 = t259[j];
+    const T v220 = d_l3_c_next[j];
+    const T v211 = d_out_tar_h[j];
+    const T v218 = d_l3_h_next[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v219 = d_out_tar_h[j] + d_l3_h_next[j];
-    const T v227 = v219 + t226[j];
+    const T v219 = v211 + v218;
+    const T v226 = t226[j];
+    const T v227 = v219 + v226;
+    const T v208 = d_readout_in_logits[j];
+    const T v209 = d_out_ar_h[j];
 #line 30 "examples/lm/modplast_lstm.dopa"
-    const T v210 = d_readout_in_logits[j] + d_out_ar_h[j];
-    const T v250 = v210 * drop_o[j];
+    const T v210 = v208 + v209;
+    const T v249 = drop_o[j];
+    const T v250 = v210 * v249;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v251 = v227 + v250;
-    const T v272 = v251 + t271[j];
+    const T v271 = t271[j];
+    const T v272 = v251 + v271;
+    const T v158 = t158[j];
+    const T v159 = l3_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v160 = t158[j] + l3_x2o_bias[j];
-    const T v164 = t162[j] + l3_h2o_bias[j];
+    const T v160 = v158 + v159;
+    const T v162 = t162[j];
+    const T v163 = l3_h2o_bias[j];
+    const T v164 = v162 + v163;
     const T v165 = v160 + v164;
     const T v166 = T(1) / (T(1) + simdExp(-v165));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v274 = v272 * v166;
+    const T v137 = t137[j];
+    const T v138 = l3_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v139 = t137[j] + l3_x2f_bias[j];
-    const T v144 = t142[j] + l3_h2f_bias[j];
+    const T v139 = v137 + v138;
+    const T v142 = t142[j];
+    const T v143 = l3_h2f_bias[j];
+    const T v144 = v142 + v143;
     const T v145 = v139 + v144;
     const T v146 = T(1) / (T(1) + simdExp(-v145));
+    const T v177 = l3_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v178 = v146 * l3_c[j];
+    const T v178 = v146 * v177;
+    const T v148 = t148[j];
+    const T v149 = l3_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v150 = t148[j] + l3_x2i_bias[j];
-    const T v154 = t152[j] + l3_h2i_bias[j];
+    const T v150 = v148 + v149;
+    const T v152 = t152[j];
+    const T v153 = l3_h2i_bias[j];
+    const T v154 = v152 + v153;
     const T v155 = v150 + v154;
     const T v156 = T(1) / (T(1) + simdExp(-v155));
+    const T v176 = t176_l3_g[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v179 = v156 * t176_l3_g[j];
+    const T v179 = v156 * v176;
     const T v180 = v178 + v179;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v181 = simdTanh(v180);
@@ -1570,11 +1767,11 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v276 = T(1.0) - v275;
     const T v277 = v274 * v276;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v278 = d_l3_c_next[j] + v277;
+    const T v278 = v220 + v277;
     const T v280 = v278 * v156;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v281 = t259[j] + v280;
-    const T v284 = t176_l3_g[j] * t176_l3_g[j];
+    const T v281 = v259 + v280;
+    const T v284 = v176 * v176;
     const T v285 = T(1.0) - v284;
     const T v286 = v281 * v285;
     d_carried_2[j] = v286;
@@ -1586,14 +1783,14 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v292 = v273 * v291;
     t292[j] = v292;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v279 = v278 * t176_l3_g[j];
+    const T v279 = v278 * v176;
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v301 = T(1.0) - v156;
     const T v302 = v156 * v301;
     const T v303 = v279 * v302;
     t303[j] = v303;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v282 = v278 * l3_c[j];
+    const T v282 = v278 * v177;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v312 = T(1.0) - v146;
     const T v313 = v146 * v312;
@@ -1602,10 +1799,12 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v283 = v278 * v146;
     d_l3_c[j] = v283;
-    record1[j] = t7_x[j];
+    const T v7 = t7_x[j];
+    record1[j] = v7;
 #line 81 "examples/lm/modplast_lstm.dopa"
     d_l3_x2f_bias[j] += v314;
-    record24[j] = l3_h[j];
+    const T v140 = l3_h[j];
+    record24[j] = v140;
     d_l3_h2f_bias[j] += v314;
 #line 82 "examples/lm/modplast_lstm.dopa"
     d_l3_x2i_bias[j] += v303;
@@ -1616,12 +1815,15 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     record27[j] = v286;
 #line 84 "examples/lm/modplast_lstm.dopa"
     d_l3_x2c_bias[j] += v286;
-    record28[j] = d_carried_2_next[j];
-    record29[j] = t182_l3_hn[j];
+    const T v224 = d_carried_2_next[j];
+    record28[j] = v224;
+    const T v182 = t182_l3_hn[j];
+    record29[j] = v182;
+    const T v261 = t261[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l3_modfanout_bias[j] += t261[j];
+    d_l3_modfanout_bias[j] += v261;
   }
-#line 1625 "lm_modplast_lstm.cpp"
+#line 1827 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1635,7 +1837,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t289, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1639 "lm_modplast_lstm.cpp"
+#line 1841 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1649,7 +1851,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t295, 400).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1653 "lm_modplast_lstm.cpp"
+#line 1855 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1663,7 +1865,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t299, 1149).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1667 "lm_modplast_lstm.cpp"
+#line 1869 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1677,7 +1879,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t306, 400).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1681 "lm_modplast_lstm.cpp"
+#line 1883 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1691,7 +1893,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t310, 1149).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1695 "lm_modplast_lstm.cpp"
+#line 1897 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1705,7 +1907,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t317, 400).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1709 "lm_modplast_lstm.cpp"
+#line 1911 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1719,7 +1921,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1723 "lm_modplast_lstm.cpp"
+#line 1925 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1732,7 +1934,7 @@ template <class T> static void backward_record_col_14(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t333[e] = t329[e];
-#line 1736 "lm_modplast_lstm.cpp"
+#line 1938 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1746,7 +1948,7 @@ template <class T> static void backward_modfanout_15(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t336, 1).noalias() =
       ConstRowVec<T>(t333, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1750 "lm_modplast_lstm.cpp"
+#line 1952 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1759,13 +1961,15 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T *__restrict t124_l2_M = a.saved + 21168;             // [1] l2.M
   T *__restrict t339 = a.record + 18864;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
+  const T v336 = t336[0];
+  const T v124 = t124_l2_M[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v337 = t124_l2_M[0] * t124_l2_M[0];
+  const T v337 = v124 * v124;
   const T v338 = T(1.0) - v337;
-  const T v339 = t336[0] * v338;
+  const T v339 = v336 * v338;
   t339[0] = v339;
   d_l2_h2mod_bias[0] += v339;
-#line 1769 "lm_modplast_lstm.cpp"
+#line 1973 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1779,7 +1983,7 @@ template <class T> static void backward_h2mod_17(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t342, 1149).noalias() =
       ConstRowVec<T>(t339, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1783 "lm_modplast_lstm.cpp"
+#line 1987 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1874,37 +2078,61 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict record23 = a.record + 20448;                           // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v331 = t331[j];
+    const T v216 = d_l2_c_next[j];
+    const T v215 = d_l2_h_next[j];
+    const T v234 = t234[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v235 = d_l2_h_next[j] + t234[j];
+    const T v235 = v215 + v234;
+    const T v289 = t289[j];
+    const T v299 = t299[j];
 #line 28 "examples/lm/modplast_lstm.dopa"
-    const T v300 = t289[j] + t299[j];
-    const T v311 = v300 + t310[j];
-    const T v322 = v311 + t321[j];
-    const T v324 = v322 * drop_h2[j];
+    const T v300 = v289 + v299;
+    const T v310 = t310[j];
+    const T v311 = v300 + v310;
+    const T v321 = t321[j];
+    const T v322 = v311 + v321;
+    const T v323 = drop_h2[j];
+    const T v324 = v322 * v323;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v325 = v235 + v324;
-    const T v343 = v325 + t342[j];
+    const T v342 = t342[j];
+    const T v343 = v325 + v342;
+    const T v95 = t95[j];
+    const T v96 = l2_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v97 = t95[j] + l2_x2o_bias[j];
-    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v97 = v95 + v96;
+    const T v99 = t99[j];
+    const T v100 = l2_h2o_bias[j];
+    const T v101 = v99 + v100;
     const T v102 = v97 + v101;
     const T v103 = T(1) / (T(1) + simdExp(-v102));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v345 = v343 * v103;
+    const T v74 = t74[j];
+    const T v75 = l2_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v76 = t74[j] + l2_x2f_bias[j];
-    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v76 = v74 + v75;
+    const T v79 = t79[j];
+    const T v80 = l2_h2f_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v76 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v114 = l2_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v115 = v83 * l2_c[j];
+    const T v115 = v83 * v114;
+    const T v85 = t85[j];
+    const T v86 = l2_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v87 = t85[j] + l2_x2i_bias[j];
-    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2i_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
+    const T v113 = t113_l2_g[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v116 = v93 * t113_l2_g[j];
+    const T v116 = v93 * v113;
     const T v117 = v115 + v116;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v118 = simdTanh(v117);
@@ -1912,11 +2140,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v347 = T(1.0) - v346;
     const T v348 = v345 * v347;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v349 = d_l2_c_next[j] + v348;
+    const T v349 = v216 + v348;
     const T v351 = v349 * v93;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v352 = t331[j] + v351;
-    const T v355 = t113_l2_g[j] * t113_l2_g[j];
+    const T v352 = v331 + v351;
+    const T v355 = v113 * v113;
     const T v356 = T(1.0) - v355;
     const T v357 = v352 * v356;
     d_carried_1[j] = v357;
@@ -1928,14 +2156,14 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v363 = v344 * v362;
     t363[j] = v363;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v350 = v349 * t113_l2_g[j];
+    const T v350 = v349 * v113;
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v372 = T(1.0) - v93;
     const T v373 = v93 * v372;
     const T v374 = v350 * v373;
     t374[j] = v374;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v353 = v349 * l2_c[j];
+    const T v353 = v349 * v114;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v383 = T(1.0) - v83;
     const T v384 = v83 * v383;
@@ -1944,13 +2172,18 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v354 = v349 * v83;
     d_l2_c[j] = v354;
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t54_l1_hn[j];
-    record12[j] = t72_y1[j];
+    const T v12 = l1_h[j];
+    record2[j] = v12;
+    const T v222 = d_carried_0_next[j];
+    record6[j] = v222;
+    const T v54 = t54_l1_hn[j];
+    record7[j] = v54;
+    const T v72 = t72_y1[j];
+    record12[j] = v72;
 #line 81 "examples/lm/modplast_lstm.dopa"
     d_l2_x2f_bias[j] += v385;
-    record13[j] = l2_h[j];
+    const T v77 = l2_h[j];
+    record13[j] = v77;
     d_l2_h2f_bias[j] += v385;
 #line 82 "examples/lm/modplast_lstm.dopa"
     d_l2_x2i_bias[j] += v374;
@@ -1961,45 +2194,73 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record16[j] = v357;
 #line 84 "examples/lm/modplast_lstm.dopa"
     d_l2_x2c_bias[j] += v357;
-    record17[j] = d_carried_1_next[j];
-    record18[j] = t119_l2_hn[j];
+    const T v223 = d_carried_1_next[j];
+    record17[j] = v223;
+    const T v119 = t119_l2_hn[j];
+    record18[j] = v119;
+    const T v333 = t333[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l2_modfanout_bias[j] += t333[j];
-    record23[j] = t135_y2[j];
+    d_l2_modfanout_bias[j] += v333;
+    const T v135 = t135_y2[j];
+    record23[j] = v135;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v331 = t331[j];
+    const T v216 = d_l2_c_next[j];
+    const T v215 = d_l2_h_next[j];
+    const T v234 = t234[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v235 = d_l2_h_next[j] + t234[j];
+    const T v235 = v215 + v234;
+    const T v289 = t289[j];
+    const T v299 = t299[j];
 #line 28 "examples/lm/modplast_lstm.dopa"
-    const T v300 = t289[j] + t299[j];
-    const T v311 = v300 + t310[j];
-    const T v322 = v311 + t321[j];
-    const T v324 = v322 * drop_h2[j];
+    const T v300 = v289 + v299;
+    const T v310 = t310[j];
+    const T v311 = v300 + v310;
+    const T v321 = t321[j];
+    const T v322 = v311 + v321;
+    const T v323 = drop_h2[j];
+    const T v324 = v322 * v323;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v325 = v235 + v324;
-    const T v343 = v325 + t342[j];
+    const T v342 = t342[j];
+    const T v343 = v325 + v342;
+    const T v95 = t95[j];
+    const T v96 = l2_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v97 = t95[j] + l2_x2o_bias[j];
-    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v97 = v95 + v96;
+    const T v99 = t99[j];
+    const T v100 = l2_h2o_bias[j];
+    const T v101 = v99 + v100;
     const T v102 = v97 + v101;
     const T v103 = T(1) / (T(1) + simdExp(-v102));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v345 = v343 * v103;
+    const T v74 = t74[j];
+    const T v75 = l2_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v76 = t74[j] + l2_x2f_bias[j];
-    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v76 = v74 + v75;
+    const T v79 = t79[j];
+    const T v80 = l2_h2f_bias[j];
+    const T v81 = v79 + v80;
     const T v82 = v76 + v81;
     const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v114 = l2_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v115 = v83 * l2_c[j];
+    const T v115 = v83 * v114;
+    const T v85 = t85[j];
+    const T v86 = l2_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v87 = t85[j] + l2_x2i_bias[j];
-    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2i_bias[j];
+    const T v91 = v89 + v90;
     const T v92 = v87 + v91;
     const T v93 = T(1) / (T(1) + simdExp(-v92));
+    const T v113 = t113_l2_g[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v116 = v93 * t113_l2_g[j];
+    const T v116 = v93 * v113;
     const T v117 = v115 + v116;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v118 = simdTanh(v117);
@@ -2007,11 +2268,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v347 = T(1.0) - v346;
     const T v348 = v345 * v347;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v349 = d_l2_c_next[j] + v348;
+    const T v349 = v216 + v348;
     const T v351 = v349 * v93;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v352 = t331[j] + v351;
-    const T v355 = t113_l2_g[j] * t113_l2_g[j];
+    const T v352 = v331 + v351;
+    const T v355 = v113 * v113;
     const T v356 = T(1.0) - v355;
     const T v357 = v352 * v356;
     d_carried_1[j] = v357;
@@ -2023,14 +2284,14 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v363 = v344 * v362;
     t363[j] = v363;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v350 = v349 * t113_l2_g[j];
+    const T v350 = v349 * v113;
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v372 = T(1.0) - v93;
     const T v373 = v93 * v372;
     const T v374 = v350 * v373;
     t374[j] = v374;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v353 = v349 * l2_c[j];
+    const T v353 = v349 * v114;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v383 = T(1.0) - v83;
     const T v384 = v83 * v383;
@@ -2039,13 +2300,18 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v354 = v349 * v83;
     d_l2_c[j] = v354;
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t54_l1_hn[j];
-    record12[j] = t72_y1[j];
+    const T v12 = l1_h[j];
+    record2[j] = v12;
+    const T v222 = d_carried_0_next[j];
+    record6[j] = v222;
+    const T v54 = t54_l1_hn[j];
+    record7[j] = v54;
+    const T v72 = t72_y1[j];
+    record12[j] = v72;
 #line 81 "examples/lm/modplast_lstm.dopa"
     d_l2_x2f_bias[j] += v385;
-    record13[j] = l2_h[j];
+    const T v77 = l2_h[j];
+    record13[j] = v77;
     d_l2_h2f_bias[j] += v385;
 #line 82 "examples/lm/modplast_lstm.dopa"
     d_l2_x2i_bias[j] += v374;
@@ -2056,13 +2322,17 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record16[j] = v357;
 #line 84 "examples/lm/modplast_lstm.dopa"
     d_l2_x2c_bias[j] += v357;
-    record17[j] = d_carried_1_next[j];
-    record18[j] = t119_l2_hn[j];
+    const T v223 = d_carried_1_next[j];
+    record17[j] = v223;
+    const T v119 = t119_l2_hn[j];
+    record18[j] = v119;
+    const T v333 = t333[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l2_modfanout_bias[j] += t333[j];
-    record23[j] = t135_y2[j];
+    d_l2_modfanout_bias[j] += v333;
+    const T v135 = t135_y2[j];
+    record23[j] = v135;
   }
-#line 2066 "lm_modplast_lstm.cpp"
+#line 2336 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2076,7 +2346,7 @@ template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t360, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 2080 "lm_modplast_lstm.cpp"
+#line 2350 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2090,7 +2360,7 @@ template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t366, 1149).noalias() =
       ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2094 "lm_modplast_lstm.cpp"
+#line 2364 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2104,7 +2374,7 @@ template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t370, 1149).noalias() =
       ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2108 "lm_modplast_lstm.cpp"
+#line 2378 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2118,7 +2388,7 @@ template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t377, 1149).noalias() =
       ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2122 "lm_modplast_lstm.cpp"
+#line 2392 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2132,7 +2402,7 @@ template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t381, 1149).noalias() =
       ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2136 "lm_modplast_lstm.cpp"
+#line 2406 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2146,7 +2416,7 @@ template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t388, 1149).noalias() =
       ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2150 "lm_modplast_lstm.cpp"
+#line 2420 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2160,7 +2430,7 @@ template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t392, 1149).noalias() =
       ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2164 "lm_modplast_lstm.cpp"
+#line 2434 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2173,7 +2443,7 @@ template <class T> static void backward_record_col_26(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t404[e] = t400[e];
-#line 2177 "lm_modplast_lstm.cpp"
+#line 2447 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2187,7 +2457,7 @@ template <class T> static void backward_modfanout_27(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t407, 1).noalias() =
       ConstRowVec<T>(t404, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2191 "lm_modplast_lstm.cpp"
+#line 2461 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2200,13 +2470,15 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict t410 = a.record + 8464;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
+  const T v407 = t407[0];
+  const T v59 = t59_l1_M[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v408 = t59_l1_M[0] * t59_l1_M[0];
+  const T v408 = v59 * v59;
   const T v409 = T(1.0) - v408;
-  const T v410 = t407[0] * v409;
+  const T v410 = v407 * v409;
   t410[0] = v410;
   d_l1_h2mod_bias[0] += v410;
-#line 2210 "lm_modplast_lstm.cpp"
+#line 2482 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2220,7 +2492,7 @@ template <class T> static void backward_h2mod_29(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t413, 1149).noalias() =
       ConstRowVec<T>(t410, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2224 "lm_modplast_lstm.cpp"
+#line 2496 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2295,37 +2567,61 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v402 = t402[j];
+    const T v213 = d_l1_c_next[j];
+    const T v212 = d_l1_h_next[j];
+    const T v242 = t242[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v243 = d_l1_h_next[j] + t242[j];
+    const T v243 = v212 + v242;
+    const T v360 = t360[j];
+    const T v370 = t370[j];
 #line 27 "examples/lm/modplast_lstm.dopa"
-    const T v371 = t360[j] + t370[j];
-    const T v382 = v371 + t381[j];
-    const T v393 = v382 + t392[j];
-    const T v395 = v393 * drop_h1[j];
+    const T v371 = v360 + v370;
+    const T v381 = t381[j];
+    const T v382 = v371 + v381;
+    const T v392 = t392[j];
+    const T v393 = v382 + v392;
+    const T v394 = drop_h1[j];
+    const T v395 = v393 * v394;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v396 = v243 + v395;
-    const T v414 = v396 + t413[j];
+    const T v413 = t413[j];
+    const T v414 = v396 + v413;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v416 = v414 * v38;
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
+    const T v48 = t48_l1_g[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v51 = v28 * t48_l1_g[j];
+    const T v51 = v28 * v48;
     const T v52 = v50 + v51;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v53 = simdTanh(v52);
@@ -2333,11 +2629,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v418 = T(1.0) - v417;
     const T v419 = v416 * v418;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v420 = d_l1_c_next[j] + v419;
+    const T v420 = v213 + v419;
     const T v422 = v420 * v28;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v423 = t402[j] + v422;
-    const T v426 = t48_l1_g[j] * t48_l1_g[j];
+    const T v423 = v402 + v422;
+    const T v426 = v48 * v48;
     const T v427 = T(1.0) - v426;
     const T v428 = v423 * v427;
     d_carried_0[j] = v428;
@@ -2349,14 +2645,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v434 = v415 * v433;
     t434[j] = v434;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v421 = v420 * t48_l1_g[j];
+    const T v421 = v420 * v48;
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v443 = T(1.0) - v28;
     const T v444 = v28 * v443;
     const T v445 = v421 * v444;
     t445[j] = v445;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v424 = v420 * l1_c[j];
+    const T v424 = v420 * v49;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v454 = T(1.0) - v18;
     const T v455 = v18 * v454;
@@ -2365,10 +2661,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v425 = v420 * v18;
     d_l1_c[j] = v425;
+    const T v332 = t332[j];
+    const T v366 = t366[j];
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v367 = t332[j] + t366[j];
-    const T v378 = v367 + t377[j];
-    const T v389 = v378 + t388[j];
+    const T v367 = v332 + v366;
+    const T v377 = t377[j];
+    const T v378 = v367 + v377;
+    const T v388 = t388[j];
+    const T v389 = v378 + v388;
     d_l2_h[j] = v389;
 #line 81 "examples/lm/modplast_lstm.dopa"
     d_l1_x2f_bias[j] += v456;
@@ -2382,42 +2682,67 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     record5[j] = v428;
 #line 84 "examples/lm/modplast_lstm.dopa"
     d_l1_x2c_bias[j] += v428;
+    const T v404 = t404[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l1_modfanout_bias[j] += t404[j];
+    d_l1_modfanout_bias[j] += v404;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v402 = t402[j];
+    const T v213 = d_l1_c_next[j];
+    const T v212 = d_l1_h_next[j];
+    const T v242 = t242[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v243 = d_l1_h_next[j] + t242[j];
+    const T v243 = v212 + v242;
+    const T v360 = t360[j];
+    const T v370 = t370[j];
 #line 27 "examples/lm/modplast_lstm.dopa"
-    const T v371 = t360[j] + t370[j];
-    const T v382 = v371 + t381[j];
-    const T v393 = v382 + t392[j];
-    const T v395 = v393 * drop_h1[j];
+    const T v371 = v360 + v370;
+    const T v381 = t381[j];
+    const T v382 = v371 + v381;
+    const T v392 = t392[j];
+    const T v393 = v382 + v392;
+    const T v394 = drop_h1[j];
+    const T v395 = v393 * v394;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v396 = v243 + v395;
-    const T v414 = v396 + t413[j];
+    const T v413 = t413[j];
+    const T v414 = v396 + v413;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v416 = v414 * v38;
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
+    const T v48 = t48_l1_g[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v51 = v28 * t48_l1_g[j];
+    const T v51 = v28 * v48;
     const T v52 = v50 + v51;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v53 = simdTanh(v52);
@@ -2425,11 +2750,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v418 = T(1.0) - v417;
     const T v419 = v416 * v418;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v420 = d_l1_c_next[j] + v419;
+    const T v420 = v213 + v419;
     const T v422 = v420 * v28;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v423 = t402[j] + v422;
-    const T v426 = t48_l1_g[j] * t48_l1_g[j];
+    const T v423 = v402 + v422;
+    const T v426 = v48 * v48;
     const T v427 = T(1.0) - v426;
     const T v428 = v423 * v427;
     d_carried_0[j] = v428;
@@ -2441,14 +2766,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v434 = v415 * v433;
     t434[j] = v434;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v421 = v420 * t48_l1_g[j];
+    const T v421 = v420 * v48;
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v443 = T(1.0) - v28;
     const T v444 = v28 * v443;
     const T v445 = v421 * v444;
     t445[j] = v445;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v424 = v420 * l1_c[j];
+    const T v424 = v420 * v49;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v454 = T(1.0) - v18;
     const T v455 = v18 * v454;
@@ -2457,10 +2782,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v425 = v420 * v18;
     d_l1_c[j] = v425;
+    const T v332 = t332[j];
+    const T v366 = t366[j];
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v367 = t332[j] + t366[j];
-    const T v378 = v367 + t377[j];
-    const T v389 = v378 + t388[j];
+    const T v367 = v332 + v366;
+    const T v377 = t377[j];
+    const T v378 = v367 + v377;
+    const T v388 = t388[j];
+    const T v389 = v378 + v388;
     d_l2_h[j] = v389;
 #line 81 "examples/lm/modplast_lstm.dopa"
     d_l1_x2f_bias[j] += v456;
@@ -2474,10 +2803,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     record5[j] = v428;
 #line 84 "examples/lm/modplast_lstm.dopa"
     d_l1_x2c_bias[j] += v428;
+    const T v404 = t404[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l1_modfanout_bias[j] += t404[j];
+    d_l1_modfanout_bias[j] += v404;
   }
-#line 2481 "lm_modplast_lstm.cpp"
+#line 2811 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2491,7 +2821,7 @@ template <class T> static void backward_x2c_31(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t431, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2495 "lm_modplast_lstm.cpp"
+#line 2825 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2505,7 +2835,7 @@ template <class T> static void backward_h2o_32(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t437, 1149).noalias() =
       ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2509 "lm_modplast_lstm.cpp"
+#line 2839 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2519,7 +2849,7 @@ template <class T> static void backward_x2o_33(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t441, 400).noalias() =
       ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2523 "lm_modplast_lstm.cpp"
+#line 2853 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2533,7 +2863,7 @@ template <class T> static void backward_h2i_34(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t448, 1149).noalias() =
       ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2537 "lm_modplast_lstm.cpp"
+#line 2867 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2547,7 +2877,7 @@ template <class T> static void backward_x2i_35(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t452, 400).noalias() =
       ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2551 "lm_modplast_lstm.cpp"
+#line 2881 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2561,7 +2891,7 @@ template <class T> static void backward_h2f_36(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t459, 1149).noalias() =
       ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2565 "lm_modplast_lstm.cpp"
+#line 2895 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2575,7 +2905,7 @@ template <class T> static void backward_x2f_37(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t463, 400).noalias() =
       ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2579 "lm_modplast_lstm.cpp"
+#line 2909 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2590,21 +2920,29 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v403 = t403[j];
+    const T v437 = t437[j];
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v438 = t403[j] + t437[j];
-    const T v449 = v438 + t448[j];
-    const T v460 = v449 + t459[j];
+    const T v438 = v403 + v437;
+    const T v448 = t448[j];
+    const T v449 = v438 + v448;
+    const T v459 = t459[j];
+    const T v460 = v449 + v459;
     d_l1_h[j] = v460;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v403 = t403[j];
+    const T v437 = t437[j];
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v438 = t403[j] + t437[j];
-    const T v449 = v438 + t448[j];
-    const T v460 = v449 + t459[j];
+    const T v438 = v403 + v437;
+    const T v448 = t448[j];
+    const T v449 = v438 + v448;
+    const T v459 = t459[j];
+    const T v460 = v449 + v459;
     d_l1_h[j] = v460;
   }
-#line 2608 "lm_modplast_lstm.cpp"
+#line 2946 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2627,22 +2965,32 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
+  const T v4 = t4[0];
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v260 = t260[j];
+    const T v295 = t295[j];
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v296 = t260[j] + t295[j];
-    const T v307 = v296 + t306[j];
-    const T v318 = v307 + t317[j];
+    const T v296 = v260 + v295;
+    const T v306 = t306[j];
+    const T v307 = v296 + v306;
+    const T v317 = t317[j];
+    const T v318 = v307 + v317;
     d_l3_h[j] = v318;
+    const T v431 = t431[j];
+    const T v441 = t441[j];
 #line 26 "examples/lm/modplast_lstm.dopa"
-    const T v442 = t431[j] + t441[j];
-    const T v453 = v442 + t452[j];
-    const T v464 = v453 + t463[j];
-    const T v466 = v464 * drop_i[j];
-    const T v467 = v466 * t4[0];
+    const T v442 = v431 + v441;
+    const T v452 = t452[j];
+    const T v453 = v442 + v452;
+    const T v463 = t463[j];
+    const T v464 = v453 + v463;
+    const T v465 = drop_i[j];
+    const T v466 = v464 * v465;
+    const T v467 = v466 * v4;
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v467;
   }
-#line 2646 "lm_modplast_lstm.cpp"
+#line 2994 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2656,11 +3004,13 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
   T *__restrict t237 = a.scratch + 1952;              // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
+    const T v245 = t245[i];
+    const T v237 = t237[i];
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l1_alpha[i] += t245[i];
-    d_l2_alpha[i] += t237[i];
+    d_l1_alpha[i] += v245;
+    d_l2_alpha[i] += v237;
   }
-#line 2664 "lm_modplast_lstm.cpp"
+#line 3014 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2671,10 +3021,11 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
   T *__restrict t229 = a.scratch + 400;               // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
+    const T v229 = t229[i];
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l3_alpha[i] += t229[i];
+    d_l3_alpha[i] += v229;
   }
-#line 2678 "lm_modplast_lstm.cpp"
+#line 3029 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.
@@ -2747,34 +3098,48 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
   for (int i = 0; i < 1149; ++i) {
     T acc13 = T(0);
     T acc18 = T(0);
+    const T v10 = l1_alpha[i];
+    const T v15 = l2_alpha[i];
 #pragma omp simd reduction(+ : acc13, acc18)
     for (int j = 0; j < 1136; ++j) {
+      const T v9 = l1_w[i * 1149 + j];
+      const T v2 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v12 = l1_w[i * 1149 + j] + v11;
-      acc13 += v12 * l1_h[j];
-      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v17 = l2_w[i * 1149 + j] + v16;
-      acc18 += v17 * l2_h[j];
-      l1_hebb_next[i * 1149 + j] = l1_hebb[i * 1149 + j];
-      l2_hebb_next[i * 1149 + j] = l2_hebb[i * 1149 + j];
+      const T v11 = v10 * v2;
+      const T v12 = v9 + v11;
+      const T v0 = l1_h[j];
+      acc13 += v12 * v0;
+      const T v14 = l2_w[i * 1149 + j];
+      const T v5 = l2_hebb[i * 1149 + j];
+      const T v16 = v15 * v5;
+      const T v17 = v14 + v16;
+      const T v3 = l2_h[j];
+      acc18 += v17 * v3;
+      l1_hebb_next[i * 1149 + j] = v2;
+      l2_hebb_next[i * 1149 + j] = v5;
     }
 #pragma omp simd reduction(+ : acc13, acc18)
     for (int j = 1136; j < 1149; ++j) {
+      const T v9 = l1_w[i * 1149 + j];
+      const T v2 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v12 = l1_w[i * 1149 + j] + v11;
-      acc13 += v12 * l1_h[j];
-      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v17 = l2_w[i * 1149 + j] + v16;
-      acc18 += v17 * l2_h[j];
-      l1_hebb_next[i * 1149 + j] = l1_hebb[i * 1149 + j];
-      l2_hebb_next[i * 1149 + j] = l2_hebb[i * 1149 + j];
+      const T v11 = v10 * v2;
+      const T v12 = v9 + v11;
+      const T v0 = l1_h[j];
+      acc13 += v12 * v0;
+      const T v14 = l2_w[i * 1149 + j];
+      const T v5 = l2_hebb[i * 1149 + j];
+      const T v16 = v15 * v5;
+      const T v17 = v14 + v16;
+      const T v3 = l2_h[j];
+      acc18 += v17 * v3;
+      l1_hebb_next[i * 1149 + j] = v2;
+      l2_hebb_next[i * 1149 + j] = v5;
     }
     carried_0_next[i] = acc13;
     carried_1_next[i] = acc18;
   }
-#line 2778 "lm_modplast_lstm.cpp"
+#line 3143 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2791,17 +3156,21 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
   T *__restrict l3_hebb_next = a.next + kStateL3Hebb;      // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc23 = T(0);
+    const T v20 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc23)
     for (int j = 0; j < 400; ++j) {
+      const T v19 = l3_w[i * 400 + j];
+      const T v8 = l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v21 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v22 = l3_w[i * 400 + j] + v21;
-      acc23 += v22 * l3_h[j];
-      l3_hebb_next[i * 400 + j] = l3_hebb[i * 400 + j];
+      const T v21 = v20 * v8;
+      const T v22 = v19 + v21;
+      const T v6 = l3_h[j];
+      acc23 += v22 * v6;
+      l3_hebb_next[i * 400 + j] = v8;
     }
     carried_2_next[i] = acc23;
   }
-#line 2805 "lm_modplast_lstm.cpp"
+#line 3174 "lm_modplast_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -2820,17 +3189,25 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   T *__restrict l2_c_next = a.next + kStateL2C;   // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v3 = l2_h[j];
+    l2_h_next[j] = v3;
+    const T v4 = l2_c[j];
+    l2_c_next[j] = v4;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v3 = l2_h[j];
+    l2_h_next[j] = v3;
+    const T v4 = l2_c[j];
+    l2_c_next[j] = v4;
   }
 }
 
@@ -2844,8 +3221,10 @@ template <class T> static void prologue_forward_l3_h_l3_c(const dopa::StepArgs<T
   T *__restrict l3_c_next = a.next + kStateL3C;   // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
-    l3_h_next[j] = l3_h[j];
-    l3_c_next[j] = l3_c[j];
+    const T v6 = l3_h[j];
+    l3_h_next[j] = v6;
+    const T v7 = l3_c[j];
+    l3_c_next[j] = v7;
   }
 }
 
@@ -2880,25 +3259,31 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
     t40[e] = T(0);
   for (int i = 0; i < 400; ++i) {
     T acc40 = T(0);
+    const T v35 = d_carried_2_next[i];
+    const T v20 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc40)
     for (int j = 0; j < 400; ++j) {
+      const T v19 = l3_w[i * 400 + j];
+      const T v8 = l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v21 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v22 = l3_w[i * 400 + j] + v21;
-      t37[j] += d_carried_2_next[i] * v22;
-      const T v36 = d_carried_2_next[i] * l3_h[j];
-      const T v39 = v36 * l3_hebb[i * 400 + j];
+      const T v21 = v20 * v8;
+      const T v22 = v19 + v21;
+      t37[j] += v35 * v22;
+      const T v6 = l3_h[j];
+      const T v36 = v35 * v6;
+      const T v39 = v36 * v8;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc40 += v39;
+      const T v32 = d_l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v42 = v36 * l3_alpha[i];
+      const T v42 = v36 * v20;
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v43 = d_l3_hebb[i * 400 + j] + v42;
+      const T v43 = v32 + v42;
       d_l3_hebb[i * 400 + j] = v43;
     }
     t40[i] += acc40;
   }
-#line 2902 "lm_modplast_lstm.cpp"
+#line 3287 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -2940,68 +3325,88 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
   for (int i = 0; i < 1149; ++i) {
     T acc48 = T(0);
     T acc56 = T(0);
+    const T v34 = d_carried_1_next[i];
+    const T v15 = l2_alpha[i];
+    const T v33 = d_carried_0_next[i];
+    const T v10 = l1_alpha[i];
 #pragma omp simd reduction(+ : acc48, acc56)
     for (int j = 0; j < 1136; ++j) {
+      const T v14 = l2_w[i * 1149 + j];
+      const T v5 = l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v17 = l2_w[i * 1149 + j] + v16;
-      t45[j] += d_carried_1_next[i] * v17;
-      const T v44 = d_carried_1_next[i] * l2_h[j];
-      const T v47 = v44 * l2_hebb[i * 1149 + j];
+      const T v16 = v15 * v5;
+      const T v17 = v14 + v16;
+      t45[j] += v34 * v17;
+      const T v3 = l2_h[j];
+      const T v44 = v34 * v3;
+      const T v47 = v44 * v5;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc48 += v47;
+      const T v9 = l1_w[i * 1149 + j];
+      const T v2 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v12 = l1_w[i * 1149 + j] + v11;
-      t53[j] += d_carried_0_next[i] * v12;
-      const T v52 = d_carried_0_next[i] * l1_h[j];
-      const T v55 = v52 * l1_hebb[i * 1149 + j];
+      const T v11 = v10 * v2;
+      const T v12 = v9 + v11;
+      t53[j] += v33 * v12;
+      const T v0 = l1_h[j];
+      const T v52 = v33 * v0;
+      const T v55 = v52 * v2;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc56 += v55;
+      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v58 = v52 * l1_alpha[i];
+      const T v58 = v52 * v10;
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v59 = d_l1_hebb[i * 1149 + j] + v58;
+      const T v59 = v26 + v58;
       d_l1_hebb[i * 1149 + j] = v59;
+      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v50 = v44 * l2_alpha[i];
+      const T v50 = v44 * v15;
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v51 = d_l2_hebb[i * 1149 + j] + v50;
+      const T v51 = v29 + v50;
       d_l2_hebb[i * 1149 + j] = v51;
     }
 #pragma omp simd reduction(+ : acc48, acc56)
     for (int j = 1136; j < 1149; ++j) {
+      const T v14 = l2_w[i * 1149 + j];
+      const T v5 = l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v17 = l2_w[i * 1149 + j] + v16;
-      t45[j] += d_carried_1_next[i] * v17;
-      const T v44 = d_carried_1_next[i] * l2_h[j];
-      const T v47 = v44 * l2_hebb[i * 1149 + j];
+      const T v16 = v15 * v5;
+      const T v17 = v14 + v16;
+      t45[j] += v34 * v17;
+      const T v3 = l2_h[j];
+      const T v44 = v34 * v3;
+      const T v47 = v44 * v5;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc48 += v47;
+      const T v9 = l1_w[i * 1149 + j];
+      const T v2 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v12 = l1_w[i * 1149 + j] + v11;
-      t53[j] += d_carried_0_next[i] * v12;
-      const T v52 = d_carried_0_next[i] * l1_h[j];
-      const T v55 = v52 * l1_hebb[i * 1149 + j];
+      const T v11 = v10 * v2;
+      const T v12 = v9 + v11;
+      t53[j] += v33 * v12;
+      const T v0 = l1_h[j];
+      const T v52 = v33 * v0;
+      const T v55 = v52 * v2;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc56 += v55;
+      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v58 = v52 * l1_alpha[i];
+      const T v58 = v52 * v10;
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v59 = d_l1_hebb[i * 1149 + j] + v58;
+      const T v59 = v26 + v58;
       d_l1_hebb[i * 1149 + j] = v59;
+      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v50 = v44 * l2_alpha[i];
+      const T v50 = v44 * v15;
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v51 = d_l2_hebb[i * 1149 + j] + v50;
+      const T v51 = v29 + v50;
       d_l2_hebb[i * 1149 + j] = v51;
     }
     t48[i] += acc48;
     t56[i] += acc56;
   }
-#line 3005 "lm_modplast_lstm.cpp"
+#line 3410 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3036,33 +3441,53 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   T *__restrict record3 = a.record + 3456;                            // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v24 = d_l1_h_next[j];
+    const T v53 = t53[j];
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v54 = d_l1_h_next[j] + t53[j];
+    const T v54 = v24 + v53;
     d_l1_h[j] = v54;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v46 = d_l2_h_next[j] + t45[j];
+    const T v25 = d_l1_c_next[j];
+    d_l1_c[j] = v25;
+    const T v27 = d_l2_h_next[j];
+    const T v45 = t45[j];
+    const T v46 = v27 + v45;
     d_l2_h[j] = v46;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v28 = d_l2_c_next[j];
+    d_l2_c[j] = v28;
+    const T v33 = d_carried_0_next[j];
+    record0[j] = v33;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v34 = d_carried_1_next[j];
+    record2[j] = v34;
+    const T v3 = l2_h[j];
+    record3[j] = v3;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v24 = d_l1_h_next[j];
+    const T v53 = t53[j];
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v54 = d_l1_h_next[j] + t53[j];
+    const T v54 = v24 + v53;
     d_l1_h[j] = v54;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v46 = d_l2_h_next[j] + t45[j];
+    const T v25 = d_l1_c_next[j];
+    d_l1_c[j] = v25;
+    const T v27 = d_l2_h_next[j];
+    const T v45 = t45[j];
+    const T v46 = v27 + v45;
     d_l2_h[j] = v46;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v28 = d_l2_c_next[j];
+    d_l2_c[j] = v28;
+    const T v33 = d_carried_0_next[j];
+    record0[j] = v33;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v34 = d_carried_1_next[j];
+    record2[j] = v34;
+    const T v3 = l2_h[j];
+    record3[j] = v3;
   }
-#line 3066 "lm_modplast_lstm.cpp"
+#line 3491 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3084,14 +3509,19 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
   T *__restrict record5 = a.record + 5008;                            // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v30 = d_l3_h_next[j];
+    const T v37 = t37[j];
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v38 = d_l3_h_next[j] + t37[j];
+    const T v38 = v30 + v37;
     d_l3_h[j] = v38;
-    d_l3_c[j] = d_l3_c_next[j];
-    record4[j] = d_carried_2_next[j];
-    record5[j] = l3_h[j];
+    const T v31 = d_l3_c_next[j];
+    d_l3_c[j] = v31;
+    const T v35 = d_carried_2_next[j];
+    record4[j] = v35;
+    const T v6 = l3_h[j];
+    record5[j] = v6;
   }
-#line 3095 "lm_modplast_lstm.cpp"
+#line 3525 "lm_modplast_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -3130,11 +3560,13 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
   T *__restrict t48 = a.scratch + 1952;               // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
+    const T v56 = t56[i];
+    const T v48 = t48[i];
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l1_alpha[i] += t56[i];
-    d_l2_alpha[i] += t48[i];
+    d_l1_alpha[i] += v56;
+    d_l2_alpha[i] += v48;
   }
-#line 3138 "lm_modplast_lstm.cpp"
+#line 3570 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3145,10 +3577,11 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
   T *__restrict t40 = a.scratch + 400;                // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
+    const T v40 = t40[i];
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l3_alpha[i] += t40[i];
+    d_l3_alpha[i] += v40;
   }
-#line 3152 "lm_modplast_lstm.cpp"
+#line 3585 "lm_modplast_lstm.cpp"
 }
 
 /// One prologue_backward step of ModPlastLSTMLM for one batch element.

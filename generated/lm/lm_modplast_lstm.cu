@@ -152,13 +152,16 @@ template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArg
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v2 = t2[j];
+      const T v4 = t4[0];
 #line 26 "examples/lm/modplast_lstm.dopa"
-      const T v5 = t2[j] * t4[0];
-      const T v7 = v5 * drop_i[j];
+      const T v5 = v2 * v4;
+      const T v6 = drop_i[j];
+      const T v7 = v5 * v6;
       t7_x[j] = v7;
     }
   }
-#line 162 "lm_modplast_lstm.cu"
+#line 165 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -181,7 +184,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 185 "lm_modplast_lstm.cu"
+#line 188 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -204,7 +207,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
     if ((threadIdx.x & 31) == 0)
       t14[r] = acc;
   }
-#line 208 "lm_modplast_lstm.cu"
+#line 211 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -227,7 +230,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
     if ((threadIdx.x & 31) == 0)
       t20[r] = acc;
   }
-#line 231 "lm_modplast_lstm.cu"
+#line 234 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -250,7 +253,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
     if ((threadIdx.x & 31) == 0)
       t24[r] = acc;
   }
-#line 254 "lm_modplast_lstm.cu"
+#line 257 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -273,7 +276,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
     if ((threadIdx.x & 31) == 0)
       t30[r] = acc;
   }
-#line 277 "lm_modplast_lstm.cu"
+#line 280 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -296,7 +299,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
     if ((threadIdx.x & 31) == 0)
       t34[r] = acc;
   }
-#line 300 "lm_modplast_lstm.cu"
+#line 303 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -319,7 +322,7 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t40[r] = acc;
   }
-#line 323 "lm_modplast_lstm.cu"
+#line 326 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -345,13 +348,21 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc48 = T(0);
     T acc115 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v43 = l1_w[i * 1149 + j];
+      const T v44 = l1_alpha[i];
+      const T v45 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      acc48 += v47 * l1_h[j];
-      const T v113 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v114 = l2_w[i * 1149 + j] + v113;
-      acc115 += v114 * l2_h[j];
+      const T v46 = v44 * v45;
+      const T v47 = v43 + v46;
+      const T v12 = l1_h[j];
+      acc48 += v47 * v12;
+      const T v110 = l2_w[i * 1149 + j];
+      const T v111 = l2_alpha[i];
+      const T v112 = l2_hebb[i * 1149 + j];
+      const T v113 = v111 * v112;
+      const T v114 = v110 + v113;
+      const T v79 = l2_h[j];
+      acc115 += v114 * v79;
     }
     acc48 = dopa::warpSum(acc48);
     acc115 = dopa::warpSum(acc115);
@@ -360,7 +371,7 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
       t115[i] = acc115;
     }
   }
-#line 364 "lm_modplast_lstm.cu"
+#line 375 "lm_modplast_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -403,26 +414,42 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v40 = t40[j];
+      const T v41 = l1_x2c_bias[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v42 = t40[j] + l1_x2c_bias[j];
-      const T v49 = v42 + t48[j];
+      const T v42 = v40 + v41;
+      const T v48 = t48[j];
+      const T v49 = v42 + v48;
       const T v50 = tanh(v49);
       t50_l1_g[j] = v50;
+      const T v30 = t30[j];
+      const T v31 = l1_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v32 = t30[j] + l1_x2o_bias[j];
-      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v32 = v30 + v31;
+      const T v34 = t34[j];
+      const T v35 = l1_h2o_bias[j];
+      const T v36 = v34 + v35;
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
+      const T v9 = t9[j];
+      const T v10 = l1_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v11 = t9[j] + l1_x2f_bias[j];
-      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v11 = v9 + v10;
+      const T v14 = t14[j];
+      const T v15 = l1_h2f_bias[j];
+      const T v16 = v14 + v15;
       const T v17 = v11 + v16;
       const T v18 = T(1) / (T(1) + exp(-v17));
+      const T v51 = l1_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v52 = v18 * l1_c[j];
+      const T v52 = v18 * v51;
+      const T v20 = t20[j];
+      const T v21 = l1_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v22 = t20[j] + l1_x2i_bias[j];
-      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v22 = v20 + v21;
+      const T v24 = t24[j];
+      const T v25 = l1_h2i_bias[j];
+      const T v26 = v24 + v25;
       const T v27 = v22 + v26;
       const T v28 = T(1) / (T(1) + exp(-v27));
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -432,14 +459,15 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<
       const T v55 = tanh(v54);
       const T v56 = v38 * v55;
       l1_h_next[j] = v56;
+      const T v73 = drop_h1[j];
 #line 27 "examples/lm/modplast_lstm.dopa"
-      const T v74 = v56 * drop_h1[j];
+      const T v74 = v56 * v73;
       t74_y1[j] = v74;
       l1_c_next[j] = v54;
       saved_t56[j] = v56;
     }
   }
-#line 443 "lm_modplast_lstm.cu"
+#line 471 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -462,7 +490,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::Ste
     if ((threadIdx.x & 31) == 0)
       t58[r] = acc;
   }
-#line 466 "lm_modplast_lstm.cu"
+#line 494 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -478,13 +506,15 @@ template <class T> __device__ __forceinline__ void forward_l1_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v58 = t58[0];
+      const T v59 = l1_h2mod_bias[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v60 = t58[0] + l1_h2mod_bias[0];
+      const T v60 = v58 + v59;
       const T v61 = tanh(v60);
       t61_l1_M[0] = v61;
     }
   }
-#line 488 "lm_modplast_lstm.cu"
+#line 518 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -507,7 +537,7 @@ template <class T> __device__ __forceinline__ void forward_modfanout(const dopa:
     if ((threadIdx.x & 31) == 0)
       t63[r] = acc;
   }
-#line 511 "lm_modplast_lstm.cu"
+#line 541 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -523,12 +553,14 @@ template <class T> __device__ __forceinline__ void forward_l1_eta(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v63 = t63[j];
+      const T v64 = l1_modfanout_bias[j];
 #line 88 "examples/lm/modplast_lstm.dopa"
-      const T v65 = t63[j] + l1_modfanout_bias[j];
+      const T v65 = v63 + v64;
       t65_l1_eta[j] = v65;
     }
   }
-#line 532 "lm_modplast_lstm.cu"
+#line 564 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -544,7 +576,7 @@ template <class T> __device__ __forceinline__ void forward_saved_col(const dopa:
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t66[e] = t65_l1_eta[e];
-#line 548 "lm_modplast_lstm.cu"
+#line 580 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -568,7 +600,7 @@ __device__ __forceinline__ void forward_saved_x2f_17(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t76[r] = acc;
   }
-#line 572 "lm_modplast_lstm.cu"
+#line 604 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -592,7 +624,7 @@ __device__ __forceinline__ void forward_saved_h2f_18(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t81[r] = acc;
   }
-#line 596 "lm_modplast_lstm.cu"
+#line 628 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -616,7 +648,7 @@ __device__ __forceinline__ void forward_saved_x2i_19(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t87[r] = acc;
   }
-#line 620 "lm_modplast_lstm.cu"
+#line 652 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -640,7 +672,7 @@ __device__ __forceinline__ void forward_saved_h2i_20(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t91[r] = acc;
   }
-#line 644 "lm_modplast_lstm.cu"
+#line 676 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -664,7 +696,7 @@ __device__ __forceinline__ void forward_saved_x2o_21(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t97[r] = acc;
   }
-#line 668 "lm_modplast_lstm.cu"
+#line 700 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -688,7 +720,7 @@ __device__ __forceinline__ void forward_saved_h2o_22(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t101[r] = acc;
   }
-#line 692 "lm_modplast_lstm.cu"
+#line 724 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -711,7 +743,7 @@ template <class T> __device__ __forceinline__ void forward_x2c_23(const dopa::St
     if ((threadIdx.x & 31) == 0)
       t107[r] = acc;
   }
-#line 715 "lm_modplast_lstm.cu"
+#line 747 "lm_modplast_lstm.cu"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -754,26 +786,42 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v107 = t107[j];
+      const T v108 = l2_x2c_bias[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v109 = t107[j] + l2_x2c_bias[j];
-      const T v116 = v109 + t115[j];
+      const T v109 = v107 + v108;
+      const T v115 = t115[j];
+      const T v116 = v109 + v115;
       const T v117 = tanh(v116);
       t117_l2_g[j] = v117;
+      const T v97 = t97[j];
+      const T v98 = l2_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v99 = t97[j] + l2_x2o_bias[j];
-      const T v103 = t101[j] + l2_h2o_bias[j];
+      const T v99 = v97 + v98;
+      const T v101 = t101[j];
+      const T v102 = l2_h2o_bias[j];
+      const T v103 = v101 + v102;
       const T v104 = v99 + v103;
       const T v105 = T(1) / (T(1) + exp(-v104));
+      const T v76 = t76[j];
+      const T v77 = l2_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v78 = t76[j] + l2_x2f_bias[j];
-      const T v83 = t81[j] + l2_h2f_bias[j];
+      const T v78 = v76 + v77;
+      const T v81 = t81[j];
+      const T v82 = l2_h2f_bias[j];
+      const T v83 = v81 + v82;
       const T v84 = v78 + v83;
       const T v85 = T(1) / (T(1) + exp(-v84));
+      const T v118 = l2_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v119 = v85 * l2_c[j];
+      const T v119 = v85 * v118;
+      const T v87 = t87[j];
+      const T v88 = l2_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v89 = t87[j] + l2_x2i_bias[j];
-      const T v93 = t91[j] + l2_h2i_bias[j];
+      const T v89 = v87 + v88;
+      const T v91 = t91[j];
+      const T v92 = l2_h2i_bias[j];
+      const T v93 = v91 + v92;
       const T v94 = v89 + v93;
       const T v95 = T(1) / (T(1) + exp(-v94));
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -783,14 +831,15 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<
       const T v122 = tanh(v121);
       const T v123 = v105 * v122;
       l2_h_next[j] = v123;
+      const T v138 = drop_h2[j];
 #line 28 "examples/lm/modplast_lstm.dopa"
-      const T v139 = v123 * drop_h2[j];
+      const T v139 = v123 * v138;
       t139_y2[j] = v139;
       l2_c_next[j] = v121;
       saved_t123[j] = v123;
     }
   }
-#line 794 "lm_modplast_lstm.cu"
+#line 843 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -813,7 +862,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod_25(const dopa::
     if ((threadIdx.x & 31) == 0)
       t125[r] = acc;
   }
-#line 817 "lm_modplast_lstm.cu"
+#line 866 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -829,13 +878,15 @@ template <class T> __device__ __forceinline__ void forward_l2_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v125 = t125[0];
+      const T v126 = l2_h2mod_bias[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v127 = t125[0] + l2_h2mod_bias[0];
+      const T v127 = v125 + v126;
       const T v128 = tanh(v127);
       t128_l2_M[0] = v128;
     }
   }
-#line 839 "lm_modplast_lstm.cu"
+#line 890 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -859,7 +910,7 @@ __device__ __forceinline__ void forward_modfanout_27(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t130[r] = acc;
   }
-#line 863 "lm_modplast_lstm.cu"
+#line 914 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -875,12 +926,14 @@ template <class T> __device__ __forceinline__ void forward_l2_eta(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v130 = t130[j];
+      const T v131 = l2_modfanout_bias[j];
 #line 88 "examples/lm/modplast_lstm.dopa"
-      const T v132 = t130[j] + l2_modfanout_bias[j];
+      const T v132 = v130 + v131;
       t132_l2_eta[j] = v132;
     }
   }
-#line 884 "lm_modplast_lstm.cu"
+#line 937 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -897,7 +950,7 @@ __device__ __forceinline__ void forward_saved_col_29(const dopa::StepArgs<T> &a)
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t133[e] = t132_l2_eta[e];
-#line 901 "lm_modplast_lstm.cu"
+#line 954 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -921,7 +974,7 @@ __device__ __forceinline__ void forward_saved_x2f_30(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t141[r] = acc;
   }
-#line 925 "lm_modplast_lstm.cu"
+#line 978 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -945,7 +998,7 @@ __device__ __forceinline__ void forward_saved_h2f_31(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t146[r] = acc;
   }
-#line 949 "lm_modplast_lstm.cu"
+#line 1002 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -969,7 +1022,7 @@ __device__ __forceinline__ void forward_saved_x2i_32(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t152[r] = acc;
   }
-#line 973 "lm_modplast_lstm.cu"
+#line 1026 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -993,7 +1046,7 @@ __device__ __forceinline__ void forward_saved_h2i_33(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t156[r] = acc;
   }
-#line 997 "lm_modplast_lstm.cu"
+#line 1050 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1017,7 +1070,7 @@ __device__ __forceinline__ void forward_saved_x2o_34(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t162[r] = acc;
   }
-#line 1021 "lm_modplast_lstm.cu"
+#line 1074 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1041,7 +1094,7 @@ __device__ __forceinline__ void forward_saved_h2o_35(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t166[r] = acc;
   }
-#line 1045 "lm_modplast_lstm.cu"
+#line 1098 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1064,7 +1117,7 @@ template <class T> __device__ __forceinline__ void forward_x2c_36(const dopa::St
     if ((threadIdx.x & 31) == 0)
       t172[r] = acc;
   }
-#line 1068 "lm_modplast_lstm.cu"
+#line 1121 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1083,17 +1136,21 @@ template <class T> __device__ __forceinline__ void forward_matmul_37(const dopa:
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc180 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v175 = l3_w[i * 400 + j];
+      const T v176 = l3_alpha[i];
+      const T v177 = l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v178 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v179 = l3_w[i * 400 + j] + v178;
-      acc180 += v179 * l3_h[j];
+      const T v178 = v176 * v177;
+      const T v179 = v175 + v178;
+      const T v144 = l3_h[j];
+      acc180 += v179 * v144;
     }
     acc180 = dopa::warpSum(acc180);
     if ((threadIdx.x & 31) == 0) {
       t180[i] = acc180;
     }
   }
-#line 1097 "lm_modplast_lstm.cu"
+#line 1154 "lm_modplast_lstm.cu"
 }
 
 // y3 = z3 * drop_o
@@ -1140,26 +1197,42 @@ __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v172 = t172[j];
+      const T v173 = l3_x2c_bias[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v174 = t172[j] + l3_x2c_bias[j];
-      const T v181 = v174 + t180[j];
+      const T v174 = v172 + v173;
+      const T v180 = t180[j];
+      const T v181 = v174 + v180;
       const T v182 = tanh(v181);
       t182_l3_g[j] = v182;
+      const T v162 = t162[j];
+      const T v163 = l3_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v164 = t162[j] + l3_x2o_bias[j];
-      const T v168 = t166[j] + l3_h2o_bias[j];
+      const T v164 = v162 + v163;
+      const T v166 = t166[j];
+      const T v167 = l3_h2o_bias[j];
+      const T v168 = v166 + v167;
       const T v169 = v164 + v168;
       const T v170 = T(1) / (T(1) + exp(-v169));
+      const T v141 = t141[j];
+      const T v142 = l3_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v143 = t141[j] + l3_x2f_bias[j];
-      const T v148 = t146[j] + l3_h2f_bias[j];
+      const T v143 = v141 + v142;
+      const T v146 = t146[j];
+      const T v147 = l3_h2f_bias[j];
+      const T v148 = v146 + v147;
       const T v149 = v143 + v148;
       const T v150 = T(1) / (T(1) + exp(-v149));
+      const T v183 = l3_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v184 = v150 * l3_c[j];
+      const T v184 = v150 * v183;
+      const T v152 = t152[j];
+      const T v153 = l3_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v154 = t152[j] + l3_x2i_bias[j];
-      const T v158 = t156[j] + l3_h2i_bias[j];
+      const T v154 = v152 + v153;
+      const T v156 = t156[j];
+      const T v157 = l3_h2i_bias[j];
+      const T v158 = v156 + v157;
       const T v159 = v154 + v158;
       const T v160 = T(1) / (T(1) + exp(-v159));
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -1169,8 +1242,9 @@ __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<
       const T v187 = tanh(v186);
       const T v188 = v170 * v187;
       l3_h_next[j] = v188;
+      const T v203 = drop_o[j];
 #line 30 "examples/lm/modplast_lstm.dopa"
-      const T v204 = v188 * drop_o[j];
+      const T v204 = v188 * v203;
       out_ar_h[j] = v204;
       l3_c_next[j] = v186;
       out_tar_h[j] = v188;
@@ -1178,7 +1252,7 @@ __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<
       saved_t204[j] = v204;
     }
   }
-#line 1182 "lm_modplast_lstm.cu"
+#line 1256 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1201,7 +1275,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod_39(const dopa::
     if ((threadIdx.x & 31) == 0)
       t190[r] = acc;
   }
-#line 1205 "lm_modplast_lstm.cu"
+#line 1279 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1217,13 +1291,15 @@ template <class T> __device__ __forceinline__ void forward_l3_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v190 = t190[0];
+      const T v191 = l3_h2mod_bias[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v192 = t190[0] + l3_h2mod_bias[0];
+      const T v192 = v190 + v191;
       const T v193 = tanh(v192);
       t193_l3_M[0] = v193;
     }
   }
-#line 1227 "lm_modplast_lstm.cu"
+#line 1303 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1247,7 +1323,7 @@ __device__ __forceinline__ void forward_modfanout_41(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t195[r] = acc;
   }
-#line 1251 "lm_modplast_lstm.cu"
+#line 1327 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1263,12 +1339,14 @@ template <class T> __device__ __forceinline__ void forward_l3_eta(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v195 = t195[j];
+      const T v196 = l3_modfanout_bias[j];
 #line 88 "examples/lm/modplast_lstm.dopa"
-      const T v197 = t195[j] + l3_modfanout_bias[j];
+      const T v197 = v195 + v196;
       t197_l3_eta[j] = v197;
     }
   }
-#line 1272 "lm_modplast_lstm.cu"
+#line 1350 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1285,7 +1363,7 @@ __device__ __forceinline__ void forward_saved_col_43(const dopa::StepArgs<T> &a)
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t198[e] = t197_l3_eta[e];
-#line 1289 "lm_modplast_lstm.cu"
+#line 1367 "lm_modplast_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1308,7 +1386,7 @@ template <class T> __device__ __forceinline__ void forward_matmul_44(const dopa:
     if ((threadIdx.x & 31) == 0)
       t205[r] = acc;
   }
-#line 1312 "lm_modplast_lstm.cu"
+#line 1390 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1333,20 +1411,28 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v66 = t66[i];
+      const T v50 = t50_l1_g[i];
+      const T v12 = l1_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v67 = t50_l1_g[i] * l1_h[j];
-      const T v68 = t66[i] * v67;
-      const T v69 = l1_hebb[i * 1149 + j] + v68;
+      const T v67 = v50 * v12;
+      const T v68 = v66 * v67;
+      const T v69 = v45 + v68;
       const T v72 = v69 < T(-2.0) ? T(-2.0) : (v69 > T(2.0) ? T(2.0) : v69);
       l1_hebb_next[i * 1149 + j] = v72;
-      const T v134 = t117_l2_g[i] * l2_h[j];
-      const T v135 = t133[i] * v134;
-      const T v136 = l2_hebb[i * 1149 + j] + v135;
+      const T v112 = l2_hebb[i * 1149 + j];
+      const T v133 = t133[i];
+      const T v117 = t117_l2_g[i];
+      const T v79 = l2_h[j];
+      const T v134 = v117 * v79;
+      const T v135 = v133 * v134;
+      const T v136 = v112 + v135;
       const T v137 = v136 < T(-2.0) ? T(-2.0) : (v136 > T(2.0) ? T(2.0) : v136);
       l2_hebb_next[i * 1149 + j] = v137;
     }
   }
-#line 1350 "lm_modplast_lstm.cu"
+#line 1436 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1364,15 +1450,19 @@ template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::S
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v177 = l3_hebb[i * 400 + j];
+      const T v198 = t198[i];
+      const T v182 = t182_l3_g[i];
+      const T v144 = l3_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v199 = t182_l3_g[i] * l3_h[j];
-      const T v200 = t198[i] * v199;
-      const T v201 = l3_hebb[i * 400 + j] + v200;
+      const T v199 = v182 * v144;
+      const T v200 = v198 * v199;
+      const T v201 = v177 + v200;
       const T v202 = v201 < T(-2.0) ? T(-2.0) : (v201 > T(2.0) ? T(2.0) : v201);
       l3_hebb_next[i * 400 + j] = v202;
     }
   }
-#line 1376 "lm_modplast_lstm.cu"
+#line 1466 "lm_modplast_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1388,12 +1478,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
+      const T v205 = t205[j];
+      const T v206 = dec_bias[j];
 #line 31 "examples/lm/modplast_lstm.dopa"
-      const T v207 = t205[j] + dec_bias[j];
+      const T v207 = v205 + v206;
       out_logits[j] = v207;
     }
   }
-#line 1397 "lm_modplast_lstm.cu"
+#line 1489 "lm_modplast_lstm.cu"
 }
 
 /// One forward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.
@@ -1543,7 +1635,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t223[c] = acc;
   }
-#line 1547 "lm_modplast_lstm.cu"
+#line 1639 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1573,17 +1665,22 @@ template <class T> __device__ __forceinline__ void backward_col_outer(const dopa
     T acc233 = T(0);
     T acc235 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v220 = d_l3_hebb_next[i * 400 + j];
+      const T v177 = l3_hebb[i * 400 + j];
+      const T v198 = t198[i];
+      const T v182 = t182_l3_g[i];
+      const T v144 = l3_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v199 = t182_l3_g[i] * l3_h[j];
-      const T v200 = t198[i] * v199;
-      const T v201 = l3_hebb[i * 400 + j] + v200;
+      const T v199 = v182 * v144;
+      const T v200 = v198 * v199;
+      const T v201 = v177 + v200;
       const T v230 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
-      const T v231 = d_l3_hebb_next[i * 400 + j] * v230;
+      const T v231 = v220 * v230;
       const T v232 = v231 * v199;
       acc233 += v232;
-      const T v234 = v231 * t198[i];
-      acc235 += v234 * l3_h[j];
-      atomicAdd(&t236[j], t182_l3_g[i] * v234);
+      const T v234 = v231 * v198;
+      acc235 += v234 * v144;
+      atomicAdd(&t236[j], v182 * v234);
     }
     acc233 = dopa::warpSum(acc233);
     acc235 = dopa::warpSum(acc235);
@@ -1592,7 +1689,7 @@ template <class T> __device__ __forceinline__ void backward_col_outer(const dopa
       t235[i] = acc235;
     }
   }
-#line 1596 "lm_modplast_lstm.cu"
+#line 1693 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1608,7 +1705,7 @@ template <class T> __device__ __forceinline__ void backward_record_col(const dop
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t237[e] = t233[e];
-#line 1612 "lm_modplast_lstm.cu"
+#line 1709 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1629,7 +1726,7 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
       acc += t237[k] * l3_modfanout_weight[k + c];
     t240[c] = acc;
   }
-#line 1633 "lm_modplast_lstm.cu"
+#line 1730 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1656,18 +1753,22 @@ __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v240 = t240[0];
+      const T v193 = t193_l3_M[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v242 = t193_l3_M[0] * t193_l3_M[0];
+      const T v242 = v193 * v193;
       const T v243 = T(1.0) - v242;
-      const T v244 = t240[0] * v243;
+      const T v244 = v240 * v243;
       t244[0] = v244;
-      record11[0] = t61_l1_M[0];
-      record21[0] = t128_l2_M[0];
+      const T v61 = t61_l1_M[0];
+      record11[0] = v61;
+      const T v128 = t128_l2_M[0];
+      record21[0] = v128;
       atomicAdd(&d_l3_h2mod_bias[0], v244);
-      record31[0] = t193_l3_M[0];
+      record31[0] = v193;
     }
   }
-#line 1671 "lm_modplast_lstm.cu"
+#line 1772 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1687,7 +1788,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t244[0] * l3_h2mod_weight[c];
     t247[c] = acc;
   }
-#line 1691 "lm_modplast_lstm.cu"
+#line 1792 "lm_modplast_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1770,35 +1871,57 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v235 = t235[j];
+      const T v219 = d_l3_c_next[j];
+      const T v210 = d_out_tar_h[j];
+      const T v217 = d_l3_h_next[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v218 = d_out_tar_h[j] + d_l3_h_next[j];
+      const T v218 = v210 + v217;
+      const T v209 = d_out_ar_h[j];
+      const T v223 = t223[j];
 #line 30 "examples/lm/modplast_lstm.dopa"
-      const T v224 = d_out_ar_h[j] + t223[j];
-      const T v226 = v224 * drop_o[j];
+      const T v224 = v209 + v223;
+      const T v225 = drop_o[j];
+      const T v226 = v224 * v225;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v227 = v218 + v226;
-      const T v248 = v227 + t247[j];
+      const T v247 = t247[j];
+      const T v248 = v227 + v247;
+      const T v162 = t162[j];
+      const T v163 = l3_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v164 = t162[j] + l3_x2o_bias[j];
-      const T v168 = t166[j] + l3_h2o_bias[j];
+      const T v164 = v162 + v163;
+      const T v166 = t166[j];
+      const T v167 = l3_h2o_bias[j];
+      const T v168 = v166 + v167;
       const T v169 = v164 + v168;
       const T v170 = T(1) / (T(1) + exp(-v169));
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v250 = v248 * v170;
+      const T v141 = t141[j];
+      const T v142 = l3_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v143 = t141[j] + l3_x2f_bias[j];
-      const T v148 = t146[j] + l3_h2f_bias[j];
+      const T v143 = v141 + v142;
+      const T v146 = t146[j];
+      const T v147 = l3_h2f_bias[j];
+      const T v148 = v146 + v147;
       const T v149 = v143 + v148;
       const T v150 = T(1) / (T(1) + exp(-v149));
+      const T v183 = l3_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v184 = v150 * l3_c[j];
+      const T v184 = v150 * v183;
+      const T v152 = t152[j];
+      const T v153 = l3_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v154 = t152[j] + l3_x2i_bias[j];
-      const T v158 = t156[j] + l3_h2i_bias[j];
+      const T v154 = v152 + v153;
+      const T v156 = t156[j];
+      const T v157 = l3_h2i_bias[j];
+      const T v158 = v156 + v157;
       const T v159 = v154 + v158;
       const T v160 = T(1) / (T(1) + exp(-v159));
+      const T v182 = t182_l3_g[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v185 = v160 * t182_l3_g[j];
+      const T v185 = v160 * v182;
       const T v186 = v184 + v185;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v187 = tanh(v186);
@@ -1806,11 +1929,11 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v252 = T(1.0) - v251;
       const T v253 = v250 * v252;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v254 = d_l3_c_next[j] + v253;
+      const T v254 = v219 + v253;
       const T v256 = v254 * v160;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v257 = t235[j] + v256;
-      const T v260 = t182_l3_g[j] * t182_l3_g[j];
+      const T v257 = v235 + v256;
+      const T v260 = v182 * v182;
       const T v261 = T(1.0) - v260;
       const T v262 = v257 * v261;
       t262[j] = v262;
@@ -1822,14 +1945,14 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v276 = v249 * v275;
       t276[j] = v276;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v255 = v254 * t182_l3_g[j];
+      const T v255 = v254 * v182;
 #line 82 "examples/lm/modplast_lstm.dopa"
       const T v285 = T(1.0) - v160;
       const T v286 = v160 * v285;
       const T v287 = v255 * v286;
       t287[j] = v287;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v258 = v254 * l3_c[j];
+      const T v258 = v254 * v183;
 #line 81 "examples/lm/modplast_lstm.dopa"
       const T v296 = T(1.0) - v150;
       const T v297 = v150 * v296;
@@ -1838,11 +1961,14 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v259 = v254 * v150;
       d_l3_c[j] = v259;
-      record1[j] = t204_y3[j];
-      record3[j] = t7_x[j];
+      const T v204 = t204_y3[j];
+      record1[j] = v204;
+      const T v7 = t7_x[j];
+      record3[j] = v7;
 #line 81 "examples/lm/modplast_lstm.dopa"
       atomicAdd(&d_l3_x2f_bias[j], v298);
-      record24[j] = l3_h[j];
+      const T v144 = l3_h[j];
+      record24[j] = v144;
       atomicAdd(&d_l3_h2f_bias[j], v298);
 #line 82 "examples/lm/modplast_lstm.dopa"
       atomicAdd(&d_l3_x2i_bias[j], v287);
@@ -1852,12 +1978,14 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l3_h2o_bias[j], v276);
 #line 84 "examples/lm/modplast_lstm.dopa"
       atomicAdd(&d_l3_x2c_bias[j], v262);
-      record29[j] = t188_l3_hn[j];
+      const T v188 = t188_l3_hn[j];
+      record29[j] = v188;
+      const T v237 = t237[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_modfanout_bias[j], t237[j]);
+      atomicAdd(&d_l3_modfanout_bias[j], v237);
     }
   }
-#line 1861 "lm_modplast_lstm.cu"
+#line 1989 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1891,22 +2019,30 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc267 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v262 = t262[i];
+      const T v175 = l3_w[i * 400 + j];
+      const T v176 = l3_alpha[i];
+      const T v177 = l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v178 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v179 = l3_w[i * 400 + j] + v178;
-      atomicAdd(&t264[j], t262[i] * v179);
-      const T v263 = t262[i] * l3_h[j];
-      const T v266 = v263 * l3_hebb[i * 400 + j];
+      const T v178 = v176 * v177;
+      const T v179 = v175 + v178;
+      atomicAdd(&t264[j], v262 * v179);
+      const T v144 = l3_h[j];
+      const T v263 = v262 * v144;
+      const T v266 = v263 * v177;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc267 += v266;
+      const T v220 = d_l3_hebb_next[i * 400 + j];
+      const T v198 = t198[i];
+      const T v182 = t182_l3_g[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v199 = t182_l3_g[i] * l3_h[j];
-      const T v200 = t198[i] * v199;
-      const T v201 = l3_hebb[i * 400 + j] + v200;
+      const T v199 = v182 * v144;
+      const T v200 = v198 * v199;
+      const T v201 = v177 + v200;
       const T v230 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
-      const T v231 = d_l3_hebb_next[i * 400 + j] * v230;
+      const T v231 = v220 * v230;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v269 = v263 * l3_alpha[i];
+      const T v269 = v263 * v176;
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v270 = v231 + v269;
       d_l3_hebb[i * 400 + j] = v270;
@@ -1916,7 +2052,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
       atomicAdd(&t267[i], acc267);
     }
   }
-#line 1920 "lm_modplast_lstm.cu"
+#line 2056 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1937,7 +2073,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t262[k] * l3_x2c_weight[k * 1149 + c];
     t273[c] = acc;
   }
-#line 1941 "lm_modplast_lstm.cu"
+#line 2077 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1958,7 +2094,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t276[k] * l3_h2o_weight[k * 400 + c];
     t279[c] = acc;
   }
-#line 1962 "lm_modplast_lstm.cu"
+#line 2098 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1979,7 +2115,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t276[k] * l3_x2o_weight[k * 1149 + c];
     t283[c] = acc;
   }
-#line 1983 "lm_modplast_lstm.cu"
+#line 2119 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2000,7 +2136,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t287[k] * l3_h2i_weight[k * 400 + c];
     t290[c] = acc;
   }
-#line 2004 "lm_modplast_lstm.cu"
+#line 2140 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2021,7 +2157,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t287[k] * l3_x2i_weight[k * 1149 + c];
     t294[c] = acc;
   }
-#line 2025 "lm_modplast_lstm.cu"
+#line 2161 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2042,7 +2178,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t298[k] * l3_h2f_weight[k * 400 + c];
     t301[c] = acc;
   }
-#line 2046 "lm_modplast_lstm.cu"
+#line 2182 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2063,7 +2199,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t298[k] * l3_x2f_weight[k * 1149 + c];
     t305[c] = acc;
   }
-#line 2067 "lm_modplast_lstm.cu"
+#line 2203 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2111,27 +2247,37 @@ __device__ __forceinline__ void backward_col_outer_15(const dopa::StepArgs<T> &a
     T acc392 = T(0);
     T acc394 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v216 = d_l2_hebb_next[i * 1149 + j];
+      const T v112 = l2_hebb[i * 1149 + j];
+      const T v133 = t133[i];
+      const T v117 = t117_l2_g[i];
+      const T v79 = l2_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v134 = t117_l2_g[i] * l2_h[j];
-      const T v135 = t133[i] * v134;
-      const T v136 = l2_hebb[i * 1149 + j] + v135;
+      const T v134 = v117 * v79;
+      const T v135 = v133 * v134;
+      const T v136 = v112 + v135;
       const T v310 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v311 = d_l2_hebb_next[i * 1149 + j] * v310;
+      const T v311 = v216 * v310;
       const T v312 = v311 * v134;
       acc313 += v312;
-      const T v314 = v311 * t133[i];
-      acc315 += v314 * l2_h[j];
-      atomicAdd(&t316[j], t117_l2_g[i] * v314);
-      const T v67 = t50_l1_g[i] * l1_h[j];
-      const T v68 = t66[i] * v67;
-      const T v69 = l1_hebb[i * 1149 + j] + v68;
+      const T v314 = v311 * v133;
+      acc315 += v314 * v79;
+      atomicAdd(&t316[j], v117 * v314);
+      const T v213 = d_l1_hebb_next[i * 1149 + j];
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v66 = t66[i];
+      const T v50 = t50_l1_g[i];
+      const T v12 = l1_h[j];
+      const T v67 = v50 * v12;
+      const T v68 = v66 * v67;
+      const T v69 = v45 + v68;
       const T v389 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v390 = d_l1_hebb_next[i * 1149 + j] * v389;
+      const T v390 = v213 * v389;
       const T v391 = v390 * v67;
       acc392 += v391;
-      const T v393 = v390 * t66[i];
-      acc394 += v393 * l1_h[j];
-      atomicAdd(&t395[j], t50_l1_g[i] * v393);
+      const T v393 = v390 * v66;
+      acc394 += v393 * v12;
+      atomicAdd(&t395[j], v50 * v393);
     }
     acc313 = dopa::warpSum(acc313);
     acc315 = dopa::warpSum(acc315);
@@ -2144,7 +2290,7 @@ __device__ __forceinline__ void backward_col_outer_15(const dopa::StepArgs<T> &a
       t394[i] = acc394;
     }
   }
-#line 2148 "lm_modplast_lstm.cu"
+#line 2294 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2161,7 +2307,7 @@ __device__ __forceinline__ void backward_record_col_16(const dopa::StepArgs<T> &
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t317[e] = t313[e];
-#line 2165 "lm_modplast_lstm.cu"
+#line 2311 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -2183,7 +2329,7 @@ __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a
       acc += t317[k] * l2_modfanout_weight[k + c];
     t320[c] = acc;
   }
-#line 2187 "lm_modplast_lstm.cu"
+#line 2333 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2202,15 +2348,17 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v320 = t320[0];
+      const T v128 = t128_l2_M[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v321 = t128_l2_M[0] * t128_l2_M[0];
+      const T v321 = v128 * v128;
       const T v322 = T(1.0) - v321;
-      const T v323 = t320[0] * v322;
+      const T v323 = v320 * v322;
       t323[0] = v323;
       atomicAdd(&d_l2_h2mod_bias[0], v323);
     }
   }
-#line 2214 "lm_modplast_lstm.cu"
+#line 2362 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2230,7 +2378,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa:
     acc += t323[0] * l2_h2mod_weight[c];
     t326[c] = acc;
   }
-#line 2234 "lm_modplast_lstm.cu"
+#line 2382 "lm_modplast_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2320,35 +2468,58 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v315 = t315[j];
+      const T v215 = d_l2_c_next[j];
+      const T v214 = d_l2_h_next[j];
+      const T v273 = t273[j];
+      const T v283 = t283[j];
 #line 28 "examples/lm/modplast_lstm.dopa"
-      const T v284 = t273[j] + t283[j];
-      const T v295 = v284 + t294[j];
-      const T v306 = v295 + t305[j];
-      const T v308 = v306 * drop_h2[j];
+      const T v284 = v273 + v283;
+      const T v294 = t294[j];
+      const T v295 = v284 + v294;
+      const T v305 = t305[j];
+      const T v306 = v295 + v305;
+      const T v307 = drop_h2[j];
+      const T v308 = v306 * v307;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v309 = d_l2_h_next[j] + v308;
-      const T v327 = v309 + t326[j];
+      const T v309 = v214 + v308;
+      const T v326 = t326[j];
+      const T v327 = v309 + v326;
+      const T v97 = t97[j];
+      const T v98 = l2_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v99 = t97[j] + l2_x2o_bias[j];
-      const T v103 = t101[j] + l2_h2o_bias[j];
+      const T v99 = v97 + v98;
+      const T v101 = t101[j];
+      const T v102 = l2_h2o_bias[j];
+      const T v103 = v101 + v102;
       const T v104 = v99 + v103;
       const T v105 = T(1) / (T(1) + exp(-v104));
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v329 = v327 * v105;
+      const T v76 = t76[j];
+      const T v77 = l2_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v78 = t76[j] + l2_x2f_bias[j];
-      const T v83 = t81[j] + l2_h2f_bias[j];
+      const T v78 = v76 + v77;
+      const T v81 = t81[j];
+      const T v82 = l2_h2f_bias[j];
+      const T v83 = v81 + v82;
       const T v84 = v78 + v83;
       const T v85 = T(1) / (T(1) + exp(-v84));
+      const T v118 = l2_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v119 = v85 * l2_c[j];
+      const T v119 = v85 * v118;
+      const T v87 = t87[j];
+      const T v88 = l2_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v89 = t87[j] + l2_x2i_bias[j];
-      const T v93 = t91[j] + l2_h2i_bias[j];
+      const T v89 = v87 + v88;
+      const T v91 = t91[j];
+      const T v92 = l2_h2i_bias[j];
+      const T v93 = v91 + v92;
       const T v94 = v89 + v93;
       const T v95 = T(1) / (T(1) + exp(-v94));
+      const T v117 = t117_l2_g[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v120 = v95 * t117_l2_g[j];
+      const T v120 = v95 * v117;
       const T v121 = v119 + v120;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v122 = tanh(v121);
@@ -2356,11 +2527,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v331 = T(1.0) - v330;
       const T v332 = v329 * v331;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v333 = d_l2_c_next[j] + v332;
+      const T v333 = v215 + v332;
       const T v335 = v333 * v95;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v336 = t315[j] + v335;
-      const T v339 = t117_l2_g[j] * t117_l2_g[j];
+      const T v336 = v315 + v335;
+      const T v339 = v117 * v117;
       const T v340 = T(1.0) - v339;
       const T v341 = v336 * v340;
       t341[j] = v341;
@@ -2372,14 +2543,14 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v355 = v328 * v354;
       t355[j] = v355;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v334 = v333 * t117_l2_g[j];
+      const T v334 = v333 * v117;
 #line 82 "examples/lm/modplast_lstm.dopa"
       const T v364 = T(1.0) - v95;
       const T v365 = v95 * v364;
       const T v366 = v334 * v365;
       t366[j] = v366;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v337 = v333 * l2_c[j];
+      const T v337 = v333 * v118;
 #line 81 "examples/lm/modplast_lstm.dopa"
       const T v375 = T(1.0) - v85;
       const T v376 = v85 * v375;
@@ -2388,12 +2559,16 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v338 = v333 * v85;
       d_l2_c[j] = v338;
-      record4[j] = l1_h[j];
-      record9[j] = t56_l1_hn[j];
-      record13[j] = t74_y1[j];
+      const T v12 = l1_h[j];
+      record4[j] = v12;
+      const T v56 = t56_l1_hn[j];
+      record9[j] = v56;
+      const T v74 = t74_y1[j];
+      record13[j] = v74;
 #line 81 "examples/lm/modplast_lstm.dopa"
       atomicAdd(&d_l2_x2f_bias[j], v377);
-      record14[j] = l2_h[j];
+      const T v79 = l2_h[j];
+      record14[j] = v79;
       atomicAdd(&d_l2_h2f_bias[j], v377);
 #line 82 "examples/lm/modplast_lstm.dopa"
       atomicAdd(&d_l2_x2i_bias[j], v366);
@@ -2403,13 +2578,16 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l2_h2o_bias[j], v355);
 #line 84 "examples/lm/modplast_lstm.dopa"
       atomicAdd(&d_l2_x2c_bias[j], v341);
-      record19[j] = t123_l2_hn[j];
+      const T v123 = t123_l2_hn[j];
+      record19[j] = v123;
+      const T v317 = t317[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l2_modfanout_bias[j], t317[j]);
-      record23[j] = t139_y2[j];
+      atomicAdd(&d_l2_modfanout_bias[j], v317);
+      const T v139 = t139_y2[j];
+      record23[j] = v139;
     }
   }
-#line 2413 "lm_modplast_lstm.cu"
+#line 2591 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2443,22 +2621,30 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc346 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v341 = t341[i];
+      const T v110 = l2_w[i * 1149 + j];
+      const T v111 = l2_alpha[i];
+      const T v112 = l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v113 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v114 = l2_w[i * 1149 + j] + v113;
-      atomicAdd(&t343[j], t341[i] * v114);
-      const T v342 = t341[i] * l2_h[j];
-      const T v345 = v342 * l2_hebb[i * 1149 + j];
+      const T v113 = v111 * v112;
+      const T v114 = v110 + v113;
+      atomicAdd(&t343[j], v341 * v114);
+      const T v79 = l2_h[j];
+      const T v342 = v341 * v79;
+      const T v345 = v342 * v112;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc346 += v345;
+      const T v216 = d_l2_hebb_next[i * 1149 + j];
+      const T v133 = t133[i];
+      const T v117 = t117_l2_g[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v134 = t117_l2_g[i] * l2_h[j];
-      const T v135 = t133[i] * v134;
-      const T v136 = l2_hebb[i * 1149 + j] + v135;
+      const T v134 = v117 * v79;
+      const T v135 = v133 * v134;
+      const T v136 = v112 + v135;
       const T v310 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v311 = d_l2_hebb_next[i * 1149 + j] * v310;
+      const T v311 = v216 * v310;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v348 = v342 * l2_alpha[i];
+      const T v348 = v342 * v111;
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v349 = v311 + v348;
       d_l2_hebb[i * 1149 + j] = v349;
@@ -2468,7 +2654,7 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
       atomicAdd(&t346[i], acc346);
     }
   }
-#line 2472 "lm_modplast_lstm.cu"
+#line 2658 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2489,7 +2675,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::S
       acc += t341[k] * l2_x2c_weight[k * 1149 + c];
     t352[c] = acc;
   }
-#line 2493 "lm_modplast_lstm.cu"
+#line 2679 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2510,7 +2696,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::S
       acc += t355[k] * l2_h2o_weight[k * 1149 + c];
     t358[c] = acc;
   }
-#line 2514 "lm_modplast_lstm.cu"
+#line 2700 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2531,7 +2717,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::S
       acc += t355[k] * l2_x2o_weight[k * 1149 + c];
     t362[c] = acc;
   }
-#line 2535 "lm_modplast_lstm.cu"
+#line 2721 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2552,7 +2738,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::S
       acc += t366[k] * l2_h2i_weight[k * 1149 + c];
     t369[c] = acc;
   }
-#line 2556 "lm_modplast_lstm.cu"
+#line 2742 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2573,7 +2759,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::S
       acc += t366[k] * l2_x2i_weight[k * 1149 + c];
     t373[c] = acc;
   }
-#line 2577 "lm_modplast_lstm.cu"
+#line 2763 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2594,7 +2780,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::S
       acc += t377[k] * l2_h2f_weight[k * 1149 + c];
     t380[c] = acc;
   }
-#line 2598 "lm_modplast_lstm.cu"
+#line 2784 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2615,7 +2801,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::S
       acc += t377[k] * l2_x2f_weight[k * 1149 + c];
     t384[c] = acc;
   }
-#line 2619 "lm_modplast_lstm.cu"
+#line 2805 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2632,7 +2818,7 @@ __device__ __forceinline__ void backward_record_col_29(const dopa::StepArgs<T> &
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t396[e] = t392[e];
-#line 2636 "lm_modplast_lstm.cu"
+#line 2822 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -2654,7 +2840,7 @@ __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a
       acc += t396[k] * l1_modfanout_weight[k + c];
     t399[c] = acc;
   }
-#line 2658 "lm_modplast_lstm.cu"
+#line 2844 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2673,15 +2859,17 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v399 = t399[0];
+      const T v61 = t61_l1_M[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v400 = t61_l1_M[0] * t61_l1_M[0];
+      const T v400 = v61 * v61;
       const T v401 = T(1.0) - v400;
-      const T v402 = t399[0] * v401;
+      const T v402 = v399 * v401;
       t402[0] = v402;
       atomicAdd(&d_l1_h2mod_bias[0], v402);
     }
   }
-#line 2685 "lm_modplast_lstm.cu"
+#line 2873 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2701,7 +2889,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa:
     acc += t402[0] * l1_h2mod_weight[c];
     t405[c] = acc;
   }
-#line 2705 "lm_modplast_lstm.cu"
+#line 2893 "lm_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2778,35 +2966,58 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v394 = t394[j];
+      const T v212 = d_l1_c_next[j];
+      const T v211 = d_l1_h_next[j];
+      const T v352 = t352[j];
+      const T v362 = t362[j];
 #line 27 "examples/lm/modplast_lstm.dopa"
-      const T v363 = t352[j] + t362[j];
-      const T v374 = v363 + t373[j];
-      const T v385 = v374 + t384[j];
-      const T v387 = v385 * drop_h1[j];
+      const T v363 = v352 + v362;
+      const T v373 = t373[j];
+      const T v374 = v363 + v373;
+      const T v384 = t384[j];
+      const T v385 = v374 + v384;
+      const T v386 = drop_h1[j];
+      const T v387 = v385 * v386;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v388 = d_l1_h_next[j] + v387;
-      const T v406 = v388 + t405[j];
+      const T v388 = v211 + v387;
+      const T v405 = t405[j];
+      const T v406 = v388 + v405;
+      const T v30 = t30[j];
+      const T v31 = l1_x2o_bias[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v32 = t30[j] + l1_x2o_bias[j];
-      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v32 = v30 + v31;
+      const T v34 = t34[j];
+      const T v35 = l1_h2o_bias[j];
+      const T v36 = v34 + v35;
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v408 = v406 * v38;
+      const T v9 = t9[j];
+      const T v10 = l1_x2f_bias[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v11 = t9[j] + l1_x2f_bias[j];
-      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v11 = v9 + v10;
+      const T v14 = t14[j];
+      const T v15 = l1_h2f_bias[j];
+      const T v16 = v14 + v15;
       const T v17 = v11 + v16;
       const T v18 = T(1) / (T(1) + exp(-v17));
+      const T v51 = l1_c[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v52 = v18 * l1_c[j];
+      const T v52 = v18 * v51;
+      const T v20 = t20[j];
+      const T v21 = l1_x2i_bias[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v22 = t20[j] + l1_x2i_bias[j];
-      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v22 = v20 + v21;
+      const T v24 = t24[j];
+      const T v25 = l1_h2i_bias[j];
+      const T v26 = v24 + v25;
       const T v27 = v22 + v26;
       const T v28 = T(1) / (T(1) + exp(-v27));
+      const T v50 = t50_l1_g[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v53 = v28 * t50_l1_g[j];
+      const T v53 = v28 * v50;
       const T v54 = v52 + v53;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v55 = tanh(v54);
@@ -2814,11 +3025,11 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v410 = T(1.0) - v409;
       const T v411 = v408 * v410;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v412 = d_l1_c_next[j] + v411;
+      const T v412 = v212 + v411;
       const T v414 = v412 * v28;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v415 = t394[j] + v414;
-      const T v418 = t50_l1_g[j] * t50_l1_g[j];
+      const T v415 = v394 + v414;
+      const T v418 = v50 * v50;
       const T v419 = T(1.0) - v418;
       const T v420 = v415 * v419;
       t420[j] = v420;
@@ -2830,14 +3041,14 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v434 = v407 * v433;
       t434[j] = v434;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v413 = v412 * t50_l1_g[j];
+      const T v413 = v412 * v50;
 #line 82 "examples/lm/modplast_lstm.dopa"
       const T v443 = T(1.0) - v28;
       const T v444 = v28 * v443;
       const T v445 = v413 * v444;
       t445[j] = v445;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v416 = v412 * l1_c[j];
+      const T v416 = v412 * v51;
 #line 81 "examples/lm/modplast_lstm.dopa"
       const T v454 = T(1.0) - v18;
       const T v455 = v18 * v454;
@@ -2846,11 +3057,16 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v417 = v412 * v18;
       d_l1_c[j] = v417;
+      const T v316 = t316[j];
+      const T v343 = t343[j];
 #line 66 "examples/lm/modplast_lstm.dopa"
-      const T v344 = t316[j] + t343[j];
-      const T v359 = v344 + t358[j];
-      const T v370 = v359 + t369[j];
-      const T v381 = v370 + t380[j];
+      const T v344 = v316 + v343;
+      const T v358 = t358[j];
+      const T v359 = v344 + v358;
+      const T v369 = t369[j];
+      const T v370 = v359 + v369;
+      const T v380 = t380[j];
+      const T v381 = v370 + v380;
       d_l2_h[j] = v381;
 #line 81 "examples/lm/modplast_lstm.dopa"
       atomicAdd(&d_l1_x2f_bias[j], v456);
@@ -2863,11 +3079,12 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_h2o_bias[j], v434);
 #line 84 "examples/lm/modplast_lstm.dopa"
       atomicAdd(&d_l1_x2c_bias[j], v420);
+      const T v396 = t396[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_modfanout_bias[j], t396[j]);
+      atomicAdd(&d_l1_modfanout_bias[j], v396);
     }
   }
-#line 2871 "lm_modplast_lstm.cu"
+#line 3088 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2901,22 +3118,30 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc425 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v420 = t420[i];
+      const T v43 = l1_w[i * 1149 + j];
+      const T v44 = l1_alpha[i];
+      const T v45 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      atomicAdd(&t422[j], t420[i] * v47);
-      const T v421 = t420[i] * l1_h[j];
-      const T v424 = v421 * l1_hebb[i * 1149 + j];
+      const T v46 = v44 * v45;
+      const T v47 = v43 + v46;
+      atomicAdd(&t422[j], v420 * v47);
+      const T v12 = l1_h[j];
+      const T v421 = v420 * v12;
+      const T v424 = v421 * v45;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc425 += v424;
+      const T v213 = d_l1_hebb_next[i * 1149 + j];
+      const T v66 = t66[i];
+      const T v50 = t50_l1_g[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v67 = t50_l1_g[i] * l1_h[j];
-      const T v68 = t66[i] * v67;
-      const T v69 = l1_hebb[i * 1149 + j] + v68;
+      const T v67 = v50 * v12;
+      const T v68 = v66 * v67;
+      const T v69 = v45 + v68;
       const T v389 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v390 = d_l1_hebb_next[i * 1149 + j] * v389;
+      const T v390 = v213 * v389;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v427 = v421 * l1_alpha[i];
+      const T v427 = v421 * v44;
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v428 = v390 + v427;
       d_l1_hebb[i * 1149 + j] = v428;
@@ -2926,7 +3151,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
       atomicAdd(&t425[i], acc425);
     }
   }
-#line 2930 "lm_modplast_lstm.cu"
+#line 3155 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2947,7 +3172,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::S
       acc += t420[k] * l1_x2c_weight[k * 400 + c];
     t431[c] = acc;
   }
-#line 2951 "lm_modplast_lstm.cu"
+#line 3176 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2968,7 +3193,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::S
       acc += t434[k] * l1_h2o_weight[k * 1149 + c];
     t437[c] = acc;
   }
-#line 2972 "lm_modplast_lstm.cu"
+#line 3197 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2989,7 +3214,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::S
       acc += t434[k] * l1_x2o_weight[k * 400 + c];
     t441[c] = acc;
   }
-#line 2993 "lm_modplast_lstm.cu"
+#line 3218 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3010,7 +3235,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::S
       acc += t445[k] * l1_h2i_weight[k * 1149 + c];
     t448[c] = acc;
   }
-#line 3014 "lm_modplast_lstm.cu"
+#line 3239 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3031,7 +3256,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::S
       acc += t445[k] * l1_x2i_weight[k * 400 + c];
     t452[c] = acc;
   }
-#line 3035 "lm_modplast_lstm.cu"
+#line 3260 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3052,7 +3277,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::S
       acc += t456[k] * l1_h2f_weight[k * 1149 + c];
     t459[c] = acc;
   }
-#line 3056 "lm_modplast_lstm.cu"
+#line 3281 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3073,7 +3298,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::S
       acc += t456[k] * l1_x2f_weight[k * 400 + c];
     t463[c] = acc;
   }
-#line 3077 "lm_modplast_lstm.cu"
+#line 3302 "lm_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -3092,15 +3317,20 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v395 = t395[j];
+      const T v422 = t422[j];
 #line 66 "examples/lm/modplast_lstm.dopa"
-      const T v423 = t395[j] + t422[j];
-      const T v438 = v423 + t437[j];
-      const T v449 = v438 + t448[j];
-      const T v460 = v449 + t459[j];
+      const T v423 = v395 + v422;
+      const T v437 = t437[j];
+      const T v438 = v423 + v437;
+      const T v448 = t448[j];
+      const T v449 = v438 + v448;
+      const T v459 = t459[j];
+      const T v460 = v449 + v459;
       d_l1_h[j] = v460;
     }
   }
-#line 3104 "lm_modplast_lstm.cu"
+#line 3334 "lm_modplast_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -3130,22 +3360,33 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v236 = t236[j];
+      const T v264 = t264[j];
 #line 66 "examples/lm/modplast_lstm.dopa"
-      const T v265 = t236[j] + t264[j];
-      const T v280 = v265 + t279[j];
-      const T v291 = v280 + t290[j];
-      const T v302 = v291 + t301[j];
+      const T v265 = v236 + v264;
+      const T v279 = t279[j];
+      const T v280 = v265 + v279;
+      const T v290 = t290[j];
+      const T v291 = v280 + v290;
+      const T v301 = t301[j];
+      const T v302 = v291 + v301;
       d_l3_h[j] = v302;
+      const T v431 = t431[j];
+      const T v441 = t441[j];
 #line 26 "examples/lm/modplast_lstm.dopa"
-      const T v442 = t431[j] + t441[j];
-      const T v453 = v442 + t452[j];
-      const T v464 = v453 + t463[j];
-      const T v466 = v464 * drop_i[j];
-      const T v467 = v466 * t4[0];
+      const T v442 = v431 + v441;
+      const T v452 = t452[j];
+      const T v453 = v442 + v452;
+      const T v463 = t463[j];
+      const T v464 = v453 + v463;
+      const T v465 = drop_i[j];
+      const T v466 = v464 * v465;
+      const T v4 = t4[0];
+      const T v467 = v466 * v4;
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v467);
     }
   }
-#line 3149 "lm_modplast_lstm.cu"
+#line 3390 "lm_modplast_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
@@ -3161,8 +3402,9 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-      record0[j] = d_out_logits[j];
-      atomicAdd(&d_dec_bias[j], d_out_logits[j]);
+      const T v208 = d_out_logits[j];
+      record0[j] = v208;
+      atomicAdd(&d_dec_bias[j], v208);
     }
   }
 }
@@ -3183,12 +3425,14 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
+      const T v425 = t425[i];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_alpha[i], t425[i]);
-      atomicAdd(&d_l2_alpha[i], t346[i]);
+      atomicAdd(&d_l1_alpha[i], v425);
+      const T v346 = t346[i];
+      atomicAdd(&d_l2_alpha[i], v346);
     }
   }
-#line 3192 "lm_modplast_lstm.cu"
+#line 3436 "lm_modplast_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3204,11 +3448,12 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
+      const T v267 = t267[i];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_alpha[i], t267[i]);
+      atomicAdd(&d_l3_alpha[i], v267);
     }
   }
-#line 3212 "lm_modplast_lstm.cu"
+#line 3457 "lm_modplast_lstm.cu"
 }
 
 /// One backward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.

@@ -142,14 +142,17 @@ template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
   T *__restrict t4 = a.saved + 0;           // [1]
   const T *__restrict drop_i = a.inputs[1]; // [400]
   T *__restrict t7_x = a.saved + 16;        // [400] x
+  const T v4 = t4[0];
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v2 = t2[j];
 #line 26 "examples/lm/modul_lstm.dopa"
-    const T v5 = t2[j] * t4[0];
-    const T v7 = v5 * drop_i[j];
+    const T v5 = v2 * v4;
+    const T v6 = drop_i[j];
+    const T v7 = v5 * v6;
     t7_x[j] = v7;
   }
-#line 153 "lm_modul_lstm.cpp"
+#line 156 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -162,7 +165,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t9 = a.saved + 416;                                 // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 166 "lm_modul_lstm.cpp"
+#line 169 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -175,7 +178,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t14 = a.saved + 1568;                               // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t14, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 179 "lm_modul_lstm.cpp"
+#line 182 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -188,7 +191,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t20 = a.saved + 2720;                               // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t20, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 192 "lm_modul_lstm.cpp"
+#line 195 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -201,7 +204,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.saved + 3872;                               // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t24, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 205 "lm_modul_lstm.cpp"
+#line 208 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -214,7 +217,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.saved + 5024;                               // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t30, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 218 "lm_modul_lstm.cpp"
+#line 221 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -227,7 +230,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t34 = a.saved + 6176;                               // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t34, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 231 "lm_modul_lstm.cpp"
+#line 234 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -240,7 +243,7 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t40 = a.scratch + 400;                              // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t40, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 244 "lm_modul_lstm.cpp"
+#line 247 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -279,26 +282,42 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
   T *__restrict saved_t54 = a.saved + 8480;                     // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v40 = t40[j];
+    const T v41 = l1_x2c_bias[j];
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v47 = v42 + carried_0[j];
+    const T v42 = v40 + v41;
+    const T v46 = carried_0[j];
+    const T v47 = v42 + v46;
     const T v48 = simdTanh(v47);
     t48_l1_g[j] = v48;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -308,34 +327,51 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     const T v53 = simdTanh(v52);
     const T v54 = v38 * v53;
     l1_h_next[j] = v54;
+    const T v78 = drop_h1[j];
 #line 27 "examples/lm/modul_lstm.dopa"
-    const T v79 = v54 * drop_h1[j];
+    const T v79 = v54 * v78;
     t79_y1[j] = v79;
     l1_c_next[j] = v52;
     saved_t54[j] = v54;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v40 = t40[j];
+    const T v41 = l1_x2c_bias[j];
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v47 = v42 + carried_0[j];
+    const T v42 = v40 + v41;
+    const T v46 = carried_0[j];
+    const T v47 = v42 + v46;
     const T v48 = simdTanh(v47);
     t48_l1_g[j] = v48;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -345,13 +381,14 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     const T v53 = simdTanh(v52);
     const T v54 = v38 * v53;
     l1_h_next[j] = v54;
+    const T v78 = drop_h1[j];
 #line 27 "examples/lm/modul_lstm.dopa"
-    const T v79 = v54 * drop_h1[j];
+    const T v79 = v54 * v78;
     t79_y1[j] = v79;
     l1_c_next[j] = v52;
     saved_t54[j] = v54;
   }
-#line 355 "lm_modul_lstm.cpp"
+#line 392 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -365,7 +402,7 @@ template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t56, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 369 "lm_modul_lstm.cpp"
+#line 406 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -376,11 +413,13 @@ template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
   T *__restrict t56 = a.scratch + 1552;                             // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
   T *__restrict t59_l1_M = a.saved + 9632;                          // [1] l1.M
+  const T v56 = t56[0];
+  const T v57 = l1_h2mod_bias[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v58 = t56[0] + l1_h2mod_bias[0];
+  const T v58 = v56 + v57;
   const T v59 = simdTanh(v58);
   t59_l1_M[0] = v59;
-#line 384 "lm_modul_lstm.cpp"
+#line 423 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -394,7 +433,7 @@ template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t61, 1149).noalias() =
       ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t59_l1_M, 1);
-#line 398 "lm_modul_lstm.cpp"
+#line 437 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -407,17 +446,21 @@ template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
   T *__restrict t63_l1_eta = a.scratch + 2720;                              // [1149] l1.eta
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v61 = t61[j];
+    const T v62 = l1_modfanout_bias[j];
 #line 124 "examples/lm/modul_lstm.dopa"
-    const T v63 = t61[j] + l1_modfanout_bias[j];
+    const T v63 = v61 + v62;
     t63_l1_eta[j] = v63;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v61 = t61[j];
+    const T v62 = l1_modfanout_bias[j];
 #line 124 "examples/lm/modul_lstm.dopa"
-    const T v63 = t61[j] + l1_modfanout_bias[j];
+    const T v63 = v61 + v62;
     t63_l1_eta[j] = v63;
   }
-#line 421 "lm_modul_lstm.cpp"
+#line 464 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -430,7 +473,7 @@ template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t64[e] = t63_l1_eta[e];
-#line 434 "lm_modul_lstm.cpp"
+#line 477 "lm_modul_lstm.cpp"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(g, h)
@@ -446,14 +489,17 @@ template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
   T *__restrict t142 = a.saved + 22352;                    // []
   const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
   T *__restrict t211 = a.saved + 27136;                    // []
+  const T v72 = l1_etaet[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v73 = T(1.0) - l1_etaet[0];
+  const T v73 = T(1.0) - v72;
   t73[0] = v73;
-  const T v142 = T(1.0) - l2_etaet[0];
+  const T v141 = l2_etaet[0];
+  const T v142 = T(1.0) - v141;
   t142[0] = v142;
-  const T v211 = T(1.0) - l3_etaet[0];
+  const T v210 = l3_etaet[0];
+  const T v211 = T(1.0) - v210;
   t211[0] = v211;
-#line 457 "lm_modul_lstm.cpp"
+#line 503 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -467,7 +513,7 @@ template <class T> static void forward_saved_x2f_17(const dopa::StepArgs<T> &a) 
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t81, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
-#line 471 "lm_modul_lstm.cpp"
+#line 517 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -480,7 +526,7 @@ template <class T> static void forward_saved_h2f_18(const dopa::StepArgs<T> &a) 
   T *__restrict t86 = a.saved + 13120;                              // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t86, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 484 "lm_modul_lstm.cpp"
+#line 530 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -494,7 +540,7 @@ template <class T> static void forward_saved_x2i_19(const dopa::StepArgs<T> &a) 
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t92, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
-#line 498 "lm_modul_lstm.cpp"
+#line 544 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -507,7 +553,7 @@ template <class T> static void forward_saved_h2i_20(const dopa::StepArgs<T> &a) 
   T *__restrict t96 = a.saved + 15424;                              // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t96, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 511 "lm_modul_lstm.cpp"
+#line 557 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -521,7 +567,7 @@ template <class T> static void forward_saved_x2o_21(const dopa::StepArgs<T> &a) 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t102, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
-#line 525 "lm_modul_lstm.cpp"
+#line 571 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -535,7 +581,7 @@ template <class T> static void forward_saved_h2o_22(const dopa::StepArgs<T> &a) 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t106, 1149).noalias() =
       ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 539 "lm_modul_lstm.cpp"
+#line 585 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -549,7 +595,7 @@ template <class T> static void forward_x2c_23(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t112, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
-#line 553 "lm_modul_lstm.cpp"
+#line 599 "lm_modul_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -588,26 +634,42 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
   T *__restrict saved_t126 = a.saved + 20032;                   // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v112 = t112[j];
+    const T v113 = l2_x2c_bias[j];
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v114 = t112[j] + l2_x2c_bias[j];
-    const T v119 = v114 + carried_1[j];
+    const T v114 = v112 + v113;
+    const T v118 = carried_1[j];
+    const T v119 = v114 + v118;
     const T v120 = simdTanh(v119);
     t120_l2_g[j] = v120;
+    const T v102 = t102[j];
+    const T v103 = l2_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v104 = t102[j] + l2_x2o_bias[j];
-    const T v108 = t106[j] + l2_h2o_bias[j];
+    const T v104 = v102 + v103;
+    const T v106 = t106[j];
+    const T v107 = l2_h2o_bias[j];
+    const T v108 = v106 + v107;
     const T v109 = v104 + v108;
     const T v110 = T(1) / (T(1) + simdExp(-v109));
+    const T v81 = t81[j];
+    const T v82 = l2_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v83 = t81[j] + l2_x2f_bias[j];
-    const T v88 = t86[j] + l2_h2f_bias[j];
+    const T v83 = v81 + v82;
+    const T v86 = t86[j];
+    const T v87 = l2_h2f_bias[j];
+    const T v88 = v86 + v87;
     const T v89 = v83 + v88;
     const T v90 = T(1) / (T(1) + simdExp(-v89));
+    const T v121 = l2_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v122 = v90 * l2_c[j];
+    const T v122 = v90 * v121;
+    const T v92 = t92[j];
+    const T v93 = l2_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v94 = t92[j] + l2_x2i_bias[j];
-    const T v98 = t96[j] + l2_h2i_bias[j];
+    const T v94 = v92 + v93;
+    const T v96 = t96[j];
+    const T v97 = l2_h2i_bias[j];
+    const T v98 = v96 + v97;
     const T v99 = v94 + v98;
     const T v100 = T(1) / (T(1) + simdExp(-v99));
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -617,34 +679,51 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     const T v125 = simdTanh(v124);
     const T v126 = v110 * v125;
     l2_h_next[j] = v126;
+    const T v147 = drop_h2[j];
 #line 28 "examples/lm/modul_lstm.dopa"
-    const T v148 = v126 * drop_h2[j];
+    const T v148 = v126 * v147;
     t148_y2[j] = v148;
     l2_c_next[j] = v124;
     saved_t126[j] = v126;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v112 = t112[j];
+    const T v113 = l2_x2c_bias[j];
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v114 = t112[j] + l2_x2c_bias[j];
-    const T v119 = v114 + carried_1[j];
+    const T v114 = v112 + v113;
+    const T v118 = carried_1[j];
+    const T v119 = v114 + v118;
     const T v120 = simdTanh(v119);
     t120_l2_g[j] = v120;
+    const T v102 = t102[j];
+    const T v103 = l2_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v104 = t102[j] + l2_x2o_bias[j];
-    const T v108 = t106[j] + l2_h2o_bias[j];
+    const T v104 = v102 + v103;
+    const T v106 = t106[j];
+    const T v107 = l2_h2o_bias[j];
+    const T v108 = v106 + v107;
     const T v109 = v104 + v108;
     const T v110 = T(1) / (T(1) + simdExp(-v109));
+    const T v81 = t81[j];
+    const T v82 = l2_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v83 = t81[j] + l2_x2f_bias[j];
-    const T v88 = t86[j] + l2_h2f_bias[j];
+    const T v83 = v81 + v82;
+    const T v86 = t86[j];
+    const T v87 = l2_h2f_bias[j];
+    const T v88 = v86 + v87;
     const T v89 = v83 + v88;
     const T v90 = T(1) / (T(1) + simdExp(-v89));
+    const T v121 = l2_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v122 = v90 * l2_c[j];
+    const T v122 = v90 * v121;
+    const T v92 = t92[j];
+    const T v93 = l2_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v94 = t92[j] + l2_x2i_bias[j];
-    const T v98 = t96[j] + l2_h2i_bias[j];
+    const T v94 = v92 + v93;
+    const T v96 = t96[j];
+    const T v97 = l2_h2i_bias[j];
+    const T v98 = v96 + v97;
     const T v99 = v94 + v98;
     const T v100 = T(1) / (T(1) + simdExp(-v99));
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -654,13 +733,14 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     const T v125 = simdTanh(v124);
     const T v126 = v110 * v125;
     l2_h_next[j] = v126;
+    const T v147 = drop_h2[j];
 #line 28 "examples/lm/modul_lstm.dopa"
-    const T v148 = v126 * drop_h2[j];
+    const T v148 = v126 * v147;
     t148_y2[j] = v148;
     l2_c_next[j] = v124;
     saved_t126[j] = v126;
   }
-#line 664 "lm_modul_lstm.cpp"
+#line 744 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -674,7 +754,7 @@ template <class T> static void forward_h2mod_25(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t128, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 678 "lm_modul_lstm.cpp"
+#line 758 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -685,11 +765,13 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   T *__restrict t128 = a.scratch + 5024;                            // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
   T *__restrict t131_l2_M = a.saved + 21184;                        // [1] l2.M
+  const T v128 = t128[0];
+  const T v129 = l2_h2mod_bias[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v130 = t128[0] + l2_h2mod_bias[0];
+  const T v130 = v128 + v129;
   const T v131 = simdTanh(v130);
   t131_l2_M[0] = v131;
-#line 693 "lm_modul_lstm.cpp"
+#line 775 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -703,7 +785,7 @@ template <class T> static void forward_modfanout_27(const dopa::StepArgs<T> &a) 
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t133, 1149).noalias() =
       ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t131_l2_M, 1);
-#line 707 "lm_modul_lstm.cpp"
+#line 789 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -716,17 +798,21 @@ template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
   T *__restrict t135_l2_eta = a.scratch + 6192;                             // [1149] l2.eta
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v133 = t133[j];
+    const T v134 = l2_modfanout_bias[j];
 #line 124 "examples/lm/modul_lstm.dopa"
-    const T v135 = t133[j] + l2_modfanout_bias[j];
+    const T v135 = v133 + v134;
     t135_l2_eta[j] = v135;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v133 = t133[j];
+    const T v134 = l2_modfanout_bias[j];
 #line 124 "examples/lm/modul_lstm.dopa"
-    const T v135 = t133[j] + l2_modfanout_bias[j];
+    const T v135 = v133 + v134;
     t135_l2_eta[j] = v135;
   }
-#line 730 "lm_modul_lstm.cpp"
+#line 816 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -739,7 +825,7 @@ template <class T> static void forward_saved_col_29(const dopa::StepArgs<T> &a) 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t136[e] = t135_l2_eta[e];
-#line 743 "lm_modul_lstm.cpp"
+#line 829 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -753,7 +839,7 @@ template <class T> static void forward_saved_x2f_30(const dopa::StepArgs<T> &a) 
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t150, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
-#line 757 "lm_modul_lstm.cpp"
+#line 843 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -766,7 +852,7 @@ template <class T> static void forward_saved_h2f_31(const dopa::StepArgs<T> &a) 
   T *__restrict t155 = a.saved + 23920;                             // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t155, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 770 "lm_modul_lstm.cpp"
+#line 856 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -780,7 +866,7 @@ template <class T> static void forward_saved_x2i_32(const dopa::StepArgs<T> &a) 
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t161, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
-#line 784 "lm_modul_lstm.cpp"
+#line 870 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -793,7 +879,7 @@ template <class T> static void forward_saved_h2i_33(const dopa::StepArgs<T> &a) 
   T *__restrict t165 = a.saved + 24720;                             // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t165, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 797 "lm_modul_lstm.cpp"
+#line 883 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -807,7 +893,7 @@ template <class T> static void forward_saved_x2o_34(const dopa::StepArgs<T> &a) 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t171, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
-#line 811 "lm_modul_lstm.cpp"
+#line 897 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -820,7 +906,7 @@ template <class T> static void forward_saved_h2o_35(const dopa::StepArgs<T> &a) 
   T *__restrict t175 = a.saved + 25520;                             // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t175, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 824 "lm_modul_lstm.cpp"
+#line 910 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -834,7 +920,7 @@ template <class T> static void forward_x2c_36(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t181, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
-#line 838 "lm_modul_lstm.cpp"
+#line 924 "lm_modul_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -877,26 +963,42 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
   T *__restrict saved_t195 = a.saved + 26320;                   // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v181 = t181[j];
+    const T v182 = l3_x2c_bias[j];
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v183 = t181[j] + l3_x2c_bias[j];
-    const T v188 = v183 + carried_2[j];
+    const T v183 = v181 + v182;
+    const T v187 = carried_2[j];
+    const T v188 = v183 + v187;
     const T v189 = simdTanh(v188);
     t189_l3_g[j] = v189;
+    const T v171 = t171[j];
+    const T v172 = l3_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v173 = t171[j] + l3_x2o_bias[j];
-    const T v177 = t175[j] + l3_h2o_bias[j];
+    const T v173 = v171 + v172;
+    const T v175 = t175[j];
+    const T v176 = l3_h2o_bias[j];
+    const T v177 = v175 + v176;
     const T v178 = v173 + v177;
     const T v179 = T(1) / (T(1) + simdExp(-v178));
+    const T v150 = t150[j];
+    const T v151 = l3_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v152 = t150[j] + l3_x2f_bias[j];
-    const T v157 = t155[j] + l3_h2f_bias[j];
+    const T v152 = v150 + v151;
+    const T v155 = t155[j];
+    const T v156 = l3_h2f_bias[j];
+    const T v157 = v155 + v156;
     const T v158 = v152 + v157;
     const T v159 = T(1) / (T(1) + simdExp(-v158));
+    const T v190 = l3_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v191 = v159 * l3_c[j];
+    const T v191 = v159 * v190;
+    const T v161 = t161[j];
+    const T v162 = l3_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v163 = t161[j] + l3_x2i_bias[j];
-    const T v167 = t165[j] + l3_h2i_bias[j];
+    const T v163 = v161 + v162;
+    const T v165 = t165[j];
+    const T v166 = l3_h2i_bias[j];
+    const T v167 = v165 + v166;
     const T v168 = v163 + v167;
     const T v169 = T(1) / (T(1) + simdExp(-v168));
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -907,14 +1009,15 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
     const T v195 = v179 * v194;
     l3_h_next[j] = v195;
     l3_c_next[j] = v193;
+    const T v216 = drop_o[j];
 #line 30 "examples/lm/modul_lstm.dopa"
-    const T v217 = v195 * drop_o[j];
+    const T v217 = v195 * v216;
     readout_in_logits[j] = v217;
     out_ar_h[j] = v217;
     out_tar_h[j] = v195;
     saved_t195[j] = v195;
   }
-#line 918 "lm_modul_lstm.cpp"
+#line 1021 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -927,7 +1030,7 @@ template <class T> static void forward_h2mod_38(const dopa::StepArgs<T> &a) {
   T *__restrict t197 = a.scratch + 7744;                                // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t197, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 931 "lm_modul_lstm.cpp"
+#line 1034 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -938,11 +1041,13 @@ template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
   T *__restrict t197 = a.scratch + 7744;                            // [1]
   const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
   T *__restrict t200_l3_M = a.saved + 26720;                        // [1] l3.M
+  const T v197 = t197[0];
+  const T v198 = l3_h2mod_bias[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v199 = t197[0] + l3_h2mod_bias[0];
+  const T v199 = v197 + v198;
   const T v200 = simdTanh(v199);
   t200_l3_M[0] = v200;
-#line 946 "lm_modul_lstm.cpp"
+#line 1051 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -956,7 +1061,7 @@ template <class T> static void forward_modfanout_40(const dopa::StepArgs<T> &a) 
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t202, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t200_l3_M, 1);
-#line 960 "lm_modul_lstm.cpp"
+#line 1065 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -969,11 +1074,13 @@ template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
   T *__restrict t204_l3_eta = a.scratch + 8160;                             // [400] l3.eta
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v202 = t202[j];
+    const T v203 = l3_modfanout_bias[j];
 #line 124 "examples/lm/modul_lstm.dopa"
-    const T v204 = t202[j] + l3_modfanout_bias[j];
+    const T v204 = v202 + v203;
     t204_l3_eta[j] = v204;
   }
-#line 977 "lm_modul_lstm.cpp"
+#line 1084 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -986,7 +1093,7 @@ template <class T> static void forward_saved_col_42(const dopa::StepArgs<T> &a) 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t205[e] = t204_l3_eta[e];
-#line 990 "lm_modul_lstm.cpp"
+#line 1097 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1030,74 +1137,104 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
   for (int i = 0; i < 1149; ++i) {
     T acc220 = T(0);
     T acc223 = T(0);
+    const T v44 = l1_alpha[i];
+    const T v64 = t64[i];
+    const T v116 = l2_alpha[i];
+    const T v136 = t136[i];
+    const T v73 = t73[0];
+    const T v72 = l1_etaet[0];
+    const T v48 = t48_l1_g[i];
+    const T v142 = t142[0];
+    const T v141 = l2_etaet[0];
+    const T v120 = t120_l2_g[i];
 #pragma omp simd reduction(+ : acc220, acc223)
     for (int j = 0; j < 1136; ++j) {
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_pw[i * 1149 + j];
+      const T v65 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v66 = t64[i] * l1_et[i * 1149 + j];
-      const T v67 = l1_pw[i * 1149 + j] + v66;
+      const T v66 = v64 * v65;
+      const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v218 = l1_alpha[i] * v70;
-      const T v219 = l1_w[i * 1149 + j] + v218;
-      acc220 += v219 * l1_h_next[j];
+      const T v218 = v44 * v70;
+      const T v219 = v43 + v218;
+      const T v54 = l1_h_next[j];
+      acc220 += v219 * v54;
+      const T v115 = l2_w[i * 1149 + j];
+      const T v117 = l2_pw[i * 1149 + j];
+      const T v137 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v138 = t136[i] * l2_et[i * 1149 + j];
-      const T v139 = l2_pw[i * 1149 + j] + v138;
+      const T v138 = v136 * v137;
+      const T v139 = v117 + v138;
       const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v221 = l2_alpha[i] * v140;
-      const T v222 = l2_w[i * 1149 + j] + v221;
-      acc223 += v222 * l2_h_next[j];
+      const T v221 = v116 * v140;
+      const T v222 = v115 + v221;
+      const T v126 = l2_h_next[j];
+      acc223 += v222 * v126;
       l1_pw_next[i * 1149 + j] = v70;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v74 = t73[0] * l1_et[i * 1149 + j];
-      const T v75 = t48_l1_g[i] * l1_h[j];
-      const T v76 = l1_etaet[0] * v75;
+      const T v74 = v73 * v65;
+      const T v12 = l1_h[j];
+      const T v75 = v48 * v12;
+      const T v76 = v72 * v75;
       const T v77 = v74 + v76;
       l1_et_next[i * 1149 + j] = v77;
       l2_pw_next[i * 1149 + j] = v140;
-      const T v143 = t142[0] * l2_et[i * 1149 + j];
-      const T v144 = t120_l2_g[i] * l2_h[j];
-      const T v145 = l2_etaet[0] * v144;
+      const T v143 = v142 * v137;
+      const T v84 = l2_h[j];
+      const T v144 = v120 * v84;
+      const T v145 = v141 * v144;
       const T v146 = v143 + v145;
       l2_et_next[i * 1149 + j] = v146;
     }
 #pragma omp simd reduction(+ : acc220, acc223)
     for (int j = 1136; j < 1149; ++j) {
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_pw[i * 1149 + j];
+      const T v65 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v66 = t64[i] * l1_et[i * 1149 + j];
-      const T v67 = l1_pw[i * 1149 + j] + v66;
+      const T v66 = v64 * v65;
+      const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v218 = l1_alpha[i] * v70;
-      const T v219 = l1_w[i * 1149 + j] + v218;
-      acc220 += v219 * l1_h_next[j];
+      const T v218 = v44 * v70;
+      const T v219 = v43 + v218;
+      const T v54 = l1_h_next[j];
+      acc220 += v219 * v54;
+      const T v115 = l2_w[i * 1149 + j];
+      const T v117 = l2_pw[i * 1149 + j];
+      const T v137 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v138 = t136[i] * l2_et[i * 1149 + j];
-      const T v139 = l2_pw[i * 1149 + j] + v138;
+      const T v138 = v136 * v137;
+      const T v139 = v117 + v138;
       const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v221 = l2_alpha[i] * v140;
-      const T v222 = l2_w[i * 1149 + j] + v221;
-      acc223 += v222 * l2_h_next[j];
+      const T v221 = v116 * v140;
+      const T v222 = v115 + v221;
+      const T v126 = l2_h_next[j];
+      acc223 += v222 * v126;
       l1_pw_next[i * 1149 + j] = v70;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v74 = t73[0] * l1_et[i * 1149 + j];
-      const T v75 = t48_l1_g[i] * l1_h[j];
-      const T v76 = l1_etaet[0] * v75;
+      const T v74 = v73 * v65;
+      const T v12 = l1_h[j];
+      const T v75 = v48 * v12;
+      const T v76 = v72 * v75;
       const T v77 = v74 + v76;
       l1_et_next[i * 1149 + j] = v77;
       l2_pw_next[i * 1149 + j] = v140;
-      const T v143 = t142[0] * l2_et[i * 1149 + j];
-      const T v144 = t120_l2_g[i] * l2_h[j];
-      const T v145 = l2_etaet[0] * v144;
+      const T v143 = v142 * v137;
+      const T v84 = l2_h[j];
+      const T v144 = v120 * v84;
+      const T v145 = v141 * v144;
       const T v146 = v143 + v145;
       l2_et_next[i * 1149 + j] = v146;
     }
     carried_0_next[i] = acc220;
     carried_1_next[i] = acc223;
   }
-#line 1101 "lm_modul_lstm.cpp"
+#line 1238 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1124,27 +1261,37 @@ template <class T> static void forward_carried_2_l3_pw_l3_et(const dopa::StepArg
   T *__restrict l3_et_next = a.next + kStateL3Et;          // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc226 = T(0);
+    const T v185 = l3_alpha[i];
+    const T v205 = t205[i];
+    const T v211 = t211[0];
+    const T v210 = l3_etaet[0];
+    const T v189 = t189_l3_g[i];
 #pragma omp simd reduction(+ : acc226)
     for (int j = 0; j < 400; ++j) {
+      const T v184 = l3_w[i * 400 + j];
+      const T v186 = l3_pw[i * 400 + j];
+      const T v206 = l3_et[i * 400 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v207 = t205[i] * l3_et[i * 400 + j];
-      const T v208 = l3_pw[i * 400 + j] + v207;
+      const T v207 = v205 * v206;
+      const T v208 = v186 + v207;
       const T v209 = v208 < T(-2.0) ? T(-2.0) : (v208 > T(2.0) ? T(2.0) : v208);
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v224 = l3_alpha[i] * v209;
-      const T v225 = l3_w[i * 400 + j] + v224;
-      acc226 += v225 * l3_h_next[j];
+      const T v224 = v185 * v209;
+      const T v225 = v184 + v224;
+      const T v195 = l3_h_next[j];
+      acc226 += v225 * v195;
       l3_pw_next[i * 400 + j] = v209;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v212 = t211[0] * l3_et[i * 400 + j];
-      const T v213 = t189_l3_g[i] * l3_h[j];
-      const T v214 = l3_etaet[0] * v213;
+      const T v212 = v211 * v206;
+      const T v153 = l3_h[j];
+      const T v213 = v189 * v153;
+      const T v214 = v210 * v213;
       const T v215 = v212 + v214;
       l3_et_next[i * 400 + j] = v215;
     }
     carried_2_next[i] = acc226;
   }
-#line 1148 "lm_modul_lstm.cpp"
+#line 1295 "lm_modul_lstm.cpp"
 }
 
 /// One forward step of ModulLSTMLM for one batch element.
@@ -1245,39 +1392,51 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
     T acc274 = T(0);
     T acc282 = T(0);
     T acc291 = T(0);
+    const T v246 = d_carried_2_next[i];
+    const T v185 = l3_alpha[i];
+    const T v205 = t205[i];
+    const T v189 = t189_l3_g[i];
+    const T v211 = t211[0];
 #pragma omp simd reduction(+ : acc251, acc274, acc282, acc291)
     for (int j = 0; j < 400; ++j) {
+      const T v184 = l3_w[i * 400 + j];
+      const T v186 = l3_pw[i * 400 + j];
+      const T v206 = l3_et[i * 400 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v207 = t205[i] * l3_et[i * 400 + j];
-      const T v208 = l3_pw[i * 400 + j] + v207;
+      const T v207 = v205 * v206;
+      const T v208 = v186 + v207;
       const T v209 = v208 < T(-2.0) ? T(-2.0) : (v208 > T(2.0) ? T(2.0) : v208);
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v224 = l3_alpha[i] * v209;
-      const T v225 = l3_w[i * 400 + j] + v224;
-      t248[j] += d_carried_2_next[i] * v225;
-      const T v247 = d_carried_2_next[i] * t195_l3_hn[j];
+      const T v224 = v185 * v209;
+      const T v225 = v184 + v224;
+      t248[j] += v246 * v225;
+      const T v195 = t195_l3_hn[j];
+      const T v247 = v246 * v195;
       const T v250 = v247 * v209;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc251 += v250;
+      const T v243 = d_l3_et[i * 400 + j];
+      const T v153 = l3_h[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc274 += d_l3_et[i * 400 + j] * l3_h[j];
+      acc274 += v243 * v153;
 #line 128 "examples/lm/modul_lstm.dopa"
-      t279[j] += t189_l3_g[i] * d_l3_et[i * 400 + j];
-      const T v281 = d_l3_et[i * 400 + j] * l3_et[i * 400 + j];
+      t279[j] += v189 * v243;
+      const T v281 = v243 * v206;
       acc282 += v281;
+      const T v242 = d_l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v253 = v247 * l3_alpha[i];
+      const T v253 = v247 * v185;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v254 = d_l3_pw[i * 400 + j] + v253;
+      const T v254 = v242 + v253;
       const T v288 = T(-2.0) <= v208 && v208 <= T(2.0) ? T(1) : T(0);
       const T v289 = v254 * v288;
-      const T v290 = v289 * l3_et[i * 400 + j];
+      const T v290 = v289 * v206;
       acc291 += v290;
       d_l3_pw[i * 400 + j] = v289;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v283 = d_l3_et[i * 400 + j] * t211[0];
+      const T v283 = v243 * v211;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v292 = v289 * t205[i];
+      const T v292 = v289 * v205;
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v293 = v283 + v292;
       d_l3_et[i * 400 + j] = v293;
@@ -1287,7 +1446,7 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
     t282[0] += acc282;
     t291[i] += acc291;
   }
-#line 1291 "lm_modul_lstm.cpp"
+#line 1450 "lm_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -1378,144 +1537,182 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     T acc441 = T(0);
     T acc449 = T(0);
     T acc456 = T(0);
+    const T v245 = d_carried_1_next[i];
+    const T v116 = l2_alpha[i];
+    const T v136 = t136[i];
+    const T v244 = d_carried_0_next[i];
+    const T v44 = l1_alpha[i];
+    const T v64 = t64[i];
+    const T v120 = t120_l2_g[i];
+    const T v48 = t48_l1_g[i];
+    const T v73 = t73[0];
+    const T v142 = t142[0];
 #pragma omp simd reduction(+ : acc259, acc267, acc359, acc367, acc374, acc441, acc449, acc456)
     for (int j = 0; j < 1136; ++j) {
+      const T v115 = l2_w[i * 1149 + j];
+      const T v117 = l2_pw[i * 1149 + j];
+      const T v137 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v138 = t136[i] * l2_et[i * 1149 + j];
-      const T v139 = l2_pw[i * 1149 + j] + v138;
+      const T v138 = v136 * v137;
+      const T v139 = v117 + v138;
       const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v221 = l2_alpha[i] * v140;
-      const T v222 = l2_w[i * 1149 + j] + v221;
-      t256[j] += d_carried_1_next[i] * v222;
-      const T v255 = d_carried_1_next[i] * t126_l2_hn[j];
+      const T v221 = v116 * v140;
+      const T v222 = v115 + v221;
+      t256[j] += v245 * v222;
+      const T v126 = t126_l2_hn[j];
+      const T v255 = v245 * v126;
       const T v258 = v255 * v140;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc259 += v258;
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_pw[i * 1149 + j];
+      const T v65 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v66 = t64[i] * l1_et[i * 1149 + j];
-      const T v67 = l1_pw[i * 1149 + j] + v66;
+      const T v66 = v64 * v65;
+      const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v218 = l1_alpha[i] * v70;
-      const T v219 = l1_w[i * 1149 + j] + v218;
-      t264[j] += d_carried_0_next[i] * v219;
-      const T v263 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v218 = v44 * v70;
+      const T v219 = v43 + v218;
+      t264[j] += v244 * v219;
+      const T v54 = t54_l1_hn[j];
+      const T v263 = v244 * v54;
       const T v266 = v263 * v70;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc267 += v266;
+      const T v238 = d_l2_et[i * 1149 + j];
+      const T v84 = l2_h[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc359 += d_l2_et[i * 1149 + j] * l2_h[j];
+      acc359 += v238 * v84;
 #line 128 "examples/lm/modul_lstm.dopa"
-      t364[j] += t120_l2_g[i] * d_l2_et[i * 1149 + j];
-      const T v366 = d_l2_et[i * 1149 + j] * l2_et[i * 1149 + j];
+      t364[j] += v120 * v238;
+      const T v366 = v238 * v137;
       acc367 += v366;
+      const T v237 = d_l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v261 = v255 * l2_alpha[i];
+      const T v261 = v255 * v116;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v262 = d_l2_pw[i * 1149 + j] + v261;
+      const T v262 = v237 + v261;
       const T v371 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
       const T v372 = v262 * v371;
-      const T v373 = v372 * l2_et[i * 1149 + j];
+      const T v373 = v372 * v137;
       acc374 += v373;
+      const T v234 = d_l1_et[i * 1149 + j];
+      const T v12 = l1_h[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc441 += d_l1_et[i * 1149 + j] * l1_h[j];
+      acc441 += v234 * v12;
 #line 128 "examples/lm/modul_lstm.dopa"
-      t446[j] += t48_l1_g[i] * d_l1_et[i * 1149 + j];
-      const T v448 = d_l1_et[i * 1149 + j] * l1_et[i * 1149 + j];
+      t446[j] += v48 * v234;
+      const T v448 = v234 * v65;
       acc449 += v448;
+      const T v233 = d_l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v269 = v263 * l1_alpha[i];
+      const T v269 = v263 * v44;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v270 = d_l1_pw[i * 1149 + j] + v269;
+      const T v270 = v233 + v269;
       const T v453 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
       const T v454 = v270 * v453;
-      const T v455 = v454 * l1_et[i * 1149 + j];
+      const T v455 = v454 * v65;
       acc456 += v455;
       d_l1_pw[i * 1149 + j] = v454;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v450 = d_l1_et[i * 1149 + j] * t73[0];
+      const T v450 = v234 * v73;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v457 = v454 * t64[i];
+      const T v457 = v454 * v64;
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v458 = v450 + v457;
       d_l1_et[i * 1149 + j] = v458;
       d_l2_pw[i * 1149 + j] = v372;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v368 = d_l2_et[i * 1149 + j] * t142[0];
+      const T v368 = v238 * v142;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v375 = v372 * t136[i];
+      const T v375 = v372 * v136;
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v376 = v368 + v375;
       d_l2_et[i * 1149 + j] = v376;
     }
 #pragma omp simd reduction(+ : acc259, acc267, acc359, acc367, acc374, acc441, acc449, acc456)
     for (int j = 1136; j < 1149; ++j) {
+      const T v115 = l2_w[i * 1149 + j];
+      const T v117 = l2_pw[i * 1149 + j];
+      const T v137 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v138 = t136[i] * l2_et[i * 1149 + j];
-      const T v139 = l2_pw[i * 1149 + j] + v138;
+      const T v138 = v136 * v137;
+      const T v139 = v117 + v138;
       const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v221 = l2_alpha[i] * v140;
-      const T v222 = l2_w[i * 1149 + j] + v221;
-      t256[j] += d_carried_1_next[i] * v222;
-      const T v255 = d_carried_1_next[i] * t126_l2_hn[j];
+      const T v221 = v116 * v140;
+      const T v222 = v115 + v221;
+      t256[j] += v245 * v222;
+      const T v126 = t126_l2_hn[j];
+      const T v255 = v245 * v126;
       const T v258 = v255 * v140;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc259 += v258;
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_pw[i * 1149 + j];
+      const T v65 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v66 = t64[i] * l1_et[i * 1149 + j];
-      const T v67 = l1_pw[i * 1149 + j] + v66;
+      const T v66 = v64 * v65;
+      const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v218 = l1_alpha[i] * v70;
-      const T v219 = l1_w[i * 1149 + j] + v218;
-      t264[j] += d_carried_0_next[i] * v219;
-      const T v263 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v218 = v44 * v70;
+      const T v219 = v43 + v218;
+      t264[j] += v244 * v219;
+      const T v54 = t54_l1_hn[j];
+      const T v263 = v244 * v54;
       const T v266 = v263 * v70;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc267 += v266;
+      const T v238 = d_l2_et[i * 1149 + j];
+      const T v84 = l2_h[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc359 += d_l2_et[i * 1149 + j] * l2_h[j];
+      acc359 += v238 * v84;
 #line 128 "examples/lm/modul_lstm.dopa"
-      t364[j] += t120_l2_g[i] * d_l2_et[i * 1149 + j];
-      const T v366 = d_l2_et[i * 1149 + j] * l2_et[i * 1149 + j];
+      t364[j] += v120 * v238;
+      const T v366 = v238 * v137;
       acc367 += v366;
+      const T v237 = d_l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v261 = v255 * l2_alpha[i];
+      const T v261 = v255 * v116;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v262 = d_l2_pw[i * 1149 + j] + v261;
+      const T v262 = v237 + v261;
       const T v371 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
       const T v372 = v262 * v371;
-      const T v373 = v372 * l2_et[i * 1149 + j];
+      const T v373 = v372 * v137;
       acc374 += v373;
+      const T v234 = d_l1_et[i * 1149 + j];
+      const T v12 = l1_h[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc441 += d_l1_et[i * 1149 + j] * l1_h[j];
+      acc441 += v234 * v12;
 #line 128 "examples/lm/modul_lstm.dopa"
-      t446[j] += t48_l1_g[i] * d_l1_et[i * 1149 + j];
-      const T v448 = d_l1_et[i * 1149 + j] * l1_et[i * 1149 + j];
+      t446[j] += v48 * v234;
+      const T v448 = v234 * v65;
       acc449 += v448;
+      const T v233 = d_l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v269 = v263 * l1_alpha[i];
+      const T v269 = v263 * v44;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v270 = d_l1_pw[i * 1149 + j] + v269;
+      const T v270 = v233 + v269;
       const T v453 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
       const T v454 = v270 * v453;
-      const T v455 = v454 * l1_et[i * 1149 + j];
+      const T v455 = v454 * v65;
       acc456 += v455;
       d_l1_pw[i * 1149 + j] = v454;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v450 = d_l1_et[i * 1149 + j] * t73[0];
+      const T v450 = v234 * v73;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v457 = v454 * t64[i];
+      const T v457 = v454 * v64;
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v458 = v450 + v457;
       d_l1_et[i * 1149 + j] = v458;
       d_l2_pw[i * 1149 + j] = v372;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v368 = d_l2_et[i * 1149 + j] * t142[0];
+      const T v368 = v238 * v142;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v375 = v372 * t136[i];
+      const T v375 = v372 * v136;
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v376 = v368 + v375;
       d_l2_et[i * 1149 + j] = v376;
@@ -1529,7 +1726,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t449[0] += acc449;
     t456[i] += acc456;
   }
-#line 1533 "lm_modul_lstm.cpp"
+#line 1730 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1558,16 +1755,22 @@ template <class T> static void backward_etaet(const dopa::StepArgs<T> &a) {
   T acc276 = T(0);
 #pragma omp simd reduction(+ : acc276)
   for (int j = 0; j < 400; ++j) {
+    const T v189 = t189_l3_g[j];
+    const T v274 = t274[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v275 = t189_l3_g[j] * t274[j];
+    const T v275 = v189 * v274;
     acc276 += v275;
-    record1[j] = t7_x[j];
-    record24[j] = l3_h[j];
-    record28[j] = d_carried_2_next[j];
-    record29[j] = t195_l3_hn[j];
+    const T v7 = t7_x[j];
+    record1[j] = v7;
+    const T v153 = l3_h[j];
+    record24[j] = v153;
+    const T v246 = d_carried_2_next[j];
+    record28[j] = v246;
+    const T v195 = t195_l3_hn[j];
+    record29[j] = v195;
   }
   t276[0] += acc276;
-#line 1571 "lm_modul_lstm.cpp"
+#line 1774 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1580,7 +1783,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t294[e] = t291[e];
-#line 1584 "lm_modul_lstm.cpp"
+#line 1787 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1594,7 +1797,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t297, 1).noalias() =
       ConstRowVec<T>(t294, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1598 "lm_modul_lstm.cpp"
+#line 1801 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1615,16 +1818,20 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   T *__restrict record21 = a.record + 20032;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
   T *__restrict record32 = a.record + 24416;                   // [1]
+  const T v297 = t297[0];
+  const T v200 = t200_l3_M[0];
+  const T v59 = t59_l1_M[0];
+  const T v131 = t131_l2_M[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v299 = t200_l3_M[0] * t200_l3_M[0];
+  const T v299 = v200 * v200;
   const T v300 = T(1.0) - v299;
-  const T v301 = t297[0] * v300;
+  const T v301 = v297 * v300;
   t301[0] = v301;
-  record10[0] = t59_l1_M[0];
-  record21[0] = t131_l2_M[0];
+  record10[0] = v59;
+  record21[0] = v131;
   d_l3_h2mod_bias[0] += v301;
-  record32[0] = t200_l3_M[0];
-#line 1628 "lm_modul_lstm.cpp"
+  record32[0] = v200;
+#line 1835 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1638,7 +1845,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t304, 400).noalias() =
       ConstRowVec<T>(t301, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1642 "lm_modul_lstm.cpp"
+#line 1849 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1704,40 +1911,64 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
   T *__restrict t294 = a.record + 24016;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
+  const T v277 = l3_etaet[0];
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v274 = t274[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v278 = t274[j] * l3_etaet[0];
+    const T v278 = v274 * v277;
+    const T v241 = d_l3_c_next[j];
+    const T v230 = d_out_tar_h[j];
+    const T v239 = d_l3_h_next[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v240 = d_out_tar_h[j] + d_l3_h_next[j];
-    const T v249 = v240 + t248[j];
+    const T v240 = v230 + v239;
+    const T v248 = t248[j];
+    const T v249 = v240 + v248;
+    const T v227 = d_readout_in_logits[j];
+    const T v228 = d_out_ar_h[j];
 #line 30 "examples/lm/modul_lstm.dopa"
-    const T v229 = d_readout_in_logits[j] + d_out_ar_h[j];
-    const T v272 = v229 * drop_o[j];
+    const T v229 = v227 + v228;
+    const T v271 = drop_o[j];
+    const T v272 = v229 * v271;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v273 = v249 + v272;
-    const T v305 = v273 + t304[j];
+    const T v304 = t304[j];
+    const T v305 = v273 + v304;
+    const T v171 = t171[j];
+    const T v172 = l3_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v173 = t171[j] + l3_x2o_bias[j];
-    const T v177 = t175[j] + l3_h2o_bias[j];
+    const T v173 = v171 + v172;
+    const T v175 = t175[j];
+    const T v176 = l3_h2o_bias[j];
+    const T v177 = v175 + v176;
     const T v178 = v173 + v177;
     const T v179 = T(1) / (T(1) + simdExp(-v178));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v307 = v305 * v179;
+    const T v150 = t150[j];
+    const T v151 = l3_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v152 = t150[j] + l3_x2f_bias[j];
-    const T v157 = t155[j] + l3_h2f_bias[j];
+    const T v152 = v150 + v151;
+    const T v155 = t155[j];
+    const T v156 = l3_h2f_bias[j];
+    const T v157 = v155 + v156;
     const T v158 = v152 + v157;
     const T v159 = T(1) / (T(1) + simdExp(-v158));
+    const T v190 = l3_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v191 = v159 * l3_c[j];
+    const T v191 = v159 * v190;
+    const T v161 = t161[j];
+    const T v162 = l3_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v163 = t161[j] + l3_x2i_bias[j];
-    const T v167 = t165[j] + l3_h2i_bias[j];
+    const T v163 = v161 + v162;
+    const T v165 = t165[j];
+    const T v166 = l3_h2i_bias[j];
+    const T v167 = v165 + v166;
     const T v168 = v163 + v167;
     const T v169 = T(1) / (T(1) + simdExp(-v168));
+    const T v189 = t189_l3_g[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v192 = v169 * t189_l3_g[j];
+    const T v192 = v169 * v189;
     const T v193 = v191 + v192;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v194 = simdTanh(v193);
@@ -1745,11 +1976,11 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v309 = T(1.0) - v308;
     const T v310 = v307 * v309;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v311 = d_l3_c_next[j] + v310;
+    const T v311 = v241 + v310;
     const T v313 = v311 * v169;
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v314 = v278 + v313;
-    const T v317 = t189_l3_g[j] * t189_l3_g[j];
+    const T v317 = v189 * v189;
     const T v318 = T(1.0) - v317;
     const T v319 = v314 * v318;
     d_carried_2[j] = v319;
@@ -1761,14 +1992,14 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v325 = v306 * v324;
     t325[j] = v325;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v312 = v311 * t189_l3_g[j];
+    const T v312 = v311 * v189;
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v334 = T(1.0) - v169;
     const T v335 = v169 * v334;
     const T v336 = v312 * v335;
     t336[j] = v336;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v315 = v311 * l3_c[j];
+    const T v315 = v311 * v190;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v345 = T(1.0) - v159;
     const T v346 = v159 * v345;
@@ -1789,10 +2020,11 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     record27[j] = v319;
 #line 120 "examples/lm/modul_lstm.dopa"
     d_l3_x2c_bias[j] += v319;
+    const T v294 = t294[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l3_modfanout_bias[j] += t294[j];
+    d_l3_modfanout_bias[j] += v294;
   }
-#line 1796 "lm_modul_lstm.cpp"
+#line 2028 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1806,7 +2038,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t322, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1810 "lm_modul_lstm.cpp"
+#line 2042 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1820,7 +2052,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t328, 400).noalias() =
       ConstRowVec<T>(t325, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1824 "lm_modul_lstm.cpp"
+#line 2056 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1834,7 +2066,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t332, 1149).noalias() =
       ConstRowVec<T>(t325, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1838 "lm_modul_lstm.cpp"
+#line 2070 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1848,7 +2080,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t339, 400).noalias() =
       ConstRowVec<T>(t336, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1852 "lm_modul_lstm.cpp"
+#line 2084 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1862,7 +2094,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t343, 1149).noalias() =
       ConstRowVec<T>(t336, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1866 "lm_modul_lstm.cpp"
+#line 2098 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1876,7 +2108,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t350, 400).noalias() =
       ConstRowVec<T>(t347, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1880 "lm_modul_lstm.cpp"
+#line 2112 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1890,7 +2122,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t354, 1149).noalias() =
       ConstRowVec<T>(t347, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1894 "lm_modul_lstm.cpp"
+#line 2126 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1938,39 +2170,63 @@ template <class T> static void backward_etaet_15(const dopa::StepArgs<T> &a) {
   T acc443 = T(0);
 #pragma omp simd reduction(+ : acc361, acc443)
   for (int j = 0; j < 1136; ++j) {
+    const T v120 = t120_l2_g[j];
+    const T v359 = t359[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v360 = t120_l2_g[j] * t359[j];
+    const T v360 = v120 * v359;
     acc361 += v360;
-    const T v442 = t48_l1_g[j] * t441[j];
+    const T v48 = t48_l1_g[j];
+    const T v441 = t441[j];
+    const T v442 = v48 * v441;
     acc443 += v442;
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t54_l1_hn[j];
-    record12[j] = t79_y1[j];
-    record13[j] = l2_h[j];
-    record17[j] = d_carried_1_next[j];
-    record18[j] = t126_l2_hn[j];
-    record23[j] = t148_y2[j];
+    const T v12 = l1_h[j];
+    record2[j] = v12;
+    const T v244 = d_carried_0_next[j];
+    record6[j] = v244;
+    const T v54 = t54_l1_hn[j];
+    record7[j] = v54;
+    const T v79 = t79_y1[j];
+    record12[j] = v79;
+    const T v84 = l2_h[j];
+    record13[j] = v84;
+    const T v245 = d_carried_1_next[j];
+    record17[j] = v245;
+    const T v126 = t126_l2_hn[j];
+    record18[j] = v126;
+    const T v148 = t148_y2[j];
+    record23[j] = v148;
   }
 #pragma omp simd reduction(+ : acc361, acc443)
   for (int j = 1136; j < 1149; ++j) {
+    const T v120 = t120_l2_g[j];
+    const T v359 = t359[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v360 = t120_l2_g[j] * t359[j];
+    const T v360 = v120 * v359;
     acc361 += v360;
-    const T v442 = t48_l1_g[j] * t441[j];
+    const T v48 = t48_l1_g[j];
+    const T v441 = t441[j];
+    const T v442 = v48 * v441;
     acc443 += v442;
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t54_l1_hn[j];
-    record12[j] = t79_y1[j];
-    record13[j] = l2_h[j];
-    record17[j] = d_carried_1_next[j];
-    record18[j] = t126_l2_hn[j];
-    record23[j] = t148_y2[j];
+    const T v12 = l1_h[j];
+    record2[j] = v12;
+    const T v244 = d_carried_0_next[j];
+    record6[j] = v244;
+    const T v54 = t54_l1_hn[j];
+    record7[j] = v54;
+    const T v79 = t79_y1[j];
+    record12[j] = v79;
+    const T v84 = l2_h[j];
+    record13[j] = v84;
+    const T v245 = d_carried_1_next[j];
+    record17[j] = v245;
+    const T v126 = t126_l2_hn[j];
+    record18[j] = v126;
+    const T v148 = t148_y2[j];
+    record23[j] = v148;
   }
   t361[0] += acc361;
   t443[0] += acc443;
-#line 1974 "lm_modul_lstm.cpp"
+#line 2230 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1983,7 +2239,7 @@ template <class T> static void backward_record_col_16(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t377[e] = t374[e];
-#line 1987 "lm_modul_lstm.cpp"
+#line 2243 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1997,7 +2253,7 @@ template <class T> static void backward_modfanout_17(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t380, 1).noalias() =
       ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 2001 "lm_modul_lstm.cpp"
+#line 2257 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2010,13 +2266,15 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T *__restrict t131_l2_M = a.saved + 21184;             // [1] l2.M
   T *__restrict t383 = a.record + 18864;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
+  const T v380 = t380[0];
+  const T v131 = t131_l2_M[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v381 = t131_l2_M[0] * t131_l2_M[0];
+  const T v381 = v131 * v131;
   const T v382 = T(1.0) - v381;
-  const T v383 = t380[0] * v382;
+  const T v383 = v380 * v382;
   t383[0] = v383;
   d_l2_h2mod_bias[0] += v383;
-#line 2020 "lm_modul_lstm.cpp"
+#line 2278 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2030,7 +2288,7 @@ template <class T> static void backward_h2mod_19(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t386, 1149).noalias() =
       ConstRowVec<T>(t383, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 2034 "lm_modul_lstm.cpp"
+#line 2292 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2097,41 +2355,66 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
   T *__restrict t377 = a.record + 18880;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
+  const T v362 = l2_etaet[0];
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v359 = t359[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v363 = t359[j] * l2_etaet[0];
+    const T v363 = v359 * v362;
+    const T v236 = d_l2_c_next[j];
+    const T v235 = d_l2_h_next[j];
+    const T v256 = t256[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v257 = d_l2_h_next[j] + t256[j];
+    const T v257 = v235 + v256;
+    const T v322 = t322[j];
+    const T v332 = t332[j];
 #line 28 "examples/lm/modul_lstm.dopa"
-    const T v333 = t322[j] + t332[j];
-    const T v344 = v333 + t343[j];
-    const T v355 = v344 + t354[j];
-    const T v357 = v355 * drop_h2[j];
+    const T v333 = v322 + v332;
+    const T v343 = t343[j];
+    const T v344 = v333 + v343;
+    const T v354 = t354[j];
+    const T v355 = v344 + v354;
+    const T v356 = drop_h2[j];
+    const T v357 = v355 * v356;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v358 = v257 + v357;
-    const T v387 = v358 + t386[j];
+    const T v386 = t386[j];
+    const T v387 = v358 + v386;
+    const T v102 = t102[j];
+    const T v103 = l2_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v104 = t102[j] + l2_x2o_bias[j];
-    const T v108 = t106[j] + l2_h2o_bias[j];
+    const T v104 = v102 + v103;
+    const T v106 = t106[j];
+    const T v107 = l2_h2o_bias[j];
+    const T v108 = v106 + v107;
     const T v109 = v104 + v108;
     const T v110 = T(1) / (T(1) + simdExp(-v109));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v389 = v387 * v110;
+    const T v81 = t81[j];
+    const T v82 = l2_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v83 = t81[j] + l2_x2f_bias[j];
-    const T v88 = t86[j] + l2_h2f_bias[j];
+    const T v83 = v81 + v82;
+    const T v86 = t86[j];
+    const T v87 = l2_h2f_bias[j];
+    const T v88 = v86 + v87;
     const T v89 = v83 + v88;
     const T v90 = T(1) / (T(1) + simdExp(-v89));
+    const T v121 = l2_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v122 = v90 * l2_c[j];
+    const T v122 = v90 * v121;
+    const T v92 = t92[j];
+    const T v93 = l2_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v94 = t92[j] + l2_x2i_bias[j];
-    const T v98 = t96[j] + l2_h2i_bias[j];
+    const T v94 = v92 + v93;
+    const T v96 = t96[j];
+    const T v97 = l2_h2i_bias[j];
+    const T v98 = v96 + v97;
     const T v99 = v94 + v98;
     const T v100 = T(1) / (T(1) + simdExp(-v99));
+    const T v120 = t120_l2_g[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v123 = v100 * t120_l2_g[j];
+    const T v123 = v100 * v120;
     const T v124 = v122 + v123;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v125 = simdTanh(v124);
@@ -2139,11 +2422,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v391 = T(1.0) - v390;
     const T v392 = v389 * v391;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v393 = d_l2_c_next[j] + v392;
+    const T v393 = v236 + v392;
     const T v395 = v393 * v100;
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v396 = v363 + v395;
-    const T v399 = t120_l2_g[j] * t120_l2_g[j];
+    const T v399 = v120 * v120;
     const T v400 = T(1.0) - v399;
     const T v401 = v396 * v400;
     d_carried_1[j] = v401;
@@ -2155,14 +2438,14 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v407 = v388 * v406;
     t407[j] = v407;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v394 = v393 * t120_l2_g[j];
+    const T v394 = v393 * v120;
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v416 = T(1.0) - v100;
     const T v417 = v100 * v416;
     const T v418 = v394 * v417;
     t418[j] = v418;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v397 = v393 * l2_c[j];
+    const T v397 = v393 * v121;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v427 = T(1.0) - v90;
     const T v428 = v90 * v427;
@@ -2183,44 +2466,69 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record16[j] = v401;
 #line 120 "examples/lm/modul_lstm.dopa"
     d_l2_x2c_bias[j] += v401;
+    const T v377 = t377[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l2_modfanout_bias[j] += t377[j];
+    d_l2_modfanout_bias[j] += v377;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v359 = t359[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v363 = t359[j] * l2_etaet[0];
+    const T v363 = v359 * v362;
+    const T v236 = d_l2_c_next[j];
+    const T v235 = d_l2_h_next[j];
+    const T v256 = t256[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v257 = d_l2_h_next[j] + t256[j];
+    const T v257 = v235 + v256;
+    const T v322 = t322[j];
+    const T v332 = t332[j];
 #line 28 "examples/lm/modul_lstm.dopa"
-    const T v333 = t322[j] + t332[j];
-    const T v344 = v333 + t343[j];
-    const T v355 = v344 + t354[j];
-    const T v357 = v355 * drop_h2[j];
+    const T v333 = v322 + v332;
+    const T v343 = t343[j];
+    const T v344 = v333 + v343;
+    const T v354 = t354[j];
+    const T v355 = v344 + v354;
+    const T v356 = drop_h2[j];
+    const T v357 = v355 * v356;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v358 = v257 + v357;
-    const T v387 = v358 + t386[j];
+    const T v386 = t386[j];
+    const T v387 = v358 + v386;
+    const T v102 = t102[j];
+    const T v103 = l2_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v104 = t102[j] + l2_x2o_bias[j];
-    const T v108 = t106[j] + l2_h2o_bias[j];
+    const T v104 = v102 + v103;
+    const T v106 = t106[j];
+    const T v107 = l2_h2o_bias[j];
+    const T v108 = v106 + v107;
     const T v109 = v104 + v108;
     const T v110 = T(1) / (T(1) + simdExp(-v109));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v389 = v387 * v110;
+    const T v81 = t81[j];
+    const T v82 = l2_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v83 = t81[j] + l2_x2f_bias[j];
-    const T v88 = t86[j] + l2_h2f_bias[j];
+    const T v83 = v81 + v82;
+    const T v86 = t86[j];
+    const T v87 = l2_h2f_bias[j];
+    const T v88 = v86 + v87;
     const T v89 = v83 + v88;
     const T v90 = T(1) / (T(1) + simdExp(-v89));
+    const T v121 = l2_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v122 = v90 * l2_c[j];
+    const T v122 = v90 * v121;
+    const T v92 = t92[j];
+    const T v93 = l2_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v94 = t92[j] + l2_x2i_bias[j];
-    const T v98 = t96[j] + l2_h2i_bias[j];
+    const T v94 = v92 + v93;
+    const T v96 = t96[j];
+    const T v97 = l2_h2i_bias[j];
+    const T v98 = v96 + v97;
     const T v99 = v94 + v98;
     const T v100 = T(1) / (T(1) + simdExp(-v99));
+    const T v120 = t120_l2_g[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v123 = v100 * t120_l2_g[j];
+    const T v123 = v100 * v120;
     const T v124 = v122 + v123;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v125 = simdTanh(v124);
@@ -2228,11 +2536,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v391 = T(1.0) - v390;
     const T v392 = v389 * v391;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v393 = d_l2_c_next[j] + v392;
+    const T v393 = v236 + v392;
     const T v395 = v393 * v100;
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v396 = v363 + v395;
-    const T v399 = t120_l2_g[j] * t120_l2_g[j];
+    const T v399 = v120 * v120;
     const T v400 = T(1.0) - v399;
     const T v401 = v396 * v400;
     d_carried_1[j] = v401;
@@ -2244,14 +2552,14 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v407 = v388 * v406;
     t407[j] = v407;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v394 = v393 * t120_l2_g[j];
+    const T v394 = v393 * v120;
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v416 = T(1.0) - v100;
     const T v417 = v100 * v416;
     const T v418 = v394 * v417;
     t418[j] = v418;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v397 = v393 * l2_c[j];
+    const T v397 = v393 * v121;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v427 = T(1.0) - v90;
     const T v428 = v90 * v427;
@@ -2272,10 +2580,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record16[j] = v401;
 #line 120 "examples/lm/modul_lstm.dopa"
     d_l2_x2c_bias[j] += v401;
+    const T v377 = t377[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l2_modfanout_bias[j] += t377[j];
+    d_l2_modfanout_bias[j] += v377;
   }
-#line 2279 "lm_modul_lstm.cpp"
+#line 2588 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2289,7 +2598,7 @@ template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t404, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 2293 "lm_modul_lstm.cpp"
+#line 2602 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2303,7 +2612,7 @@ template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t410, 1149).noalias() =
       ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2307 "lm_modul_lstm.cpp"
+#line 2616 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2317,7 +2626,7 @@ template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t414, 1149).noalias() =
       ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2321 "lm_modul_lstm.cpp"
+#line 2630 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2331,7 +2640,7 @@ template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t421, 1149).noalias() =
       ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2335 "lm_modul_lstm.cpp"
+#line 2644 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2345,7 +2654,7 @@ template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t425, 1149).noalias() =
       ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2349 "lm_modul_lstm.cpp"
+#line 2658 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2359,7 +2668,7 @@ template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t432, 1149).noalias() =
       ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2363 "lm_modul_lstm.cpp"
+#line 2672 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2373,7 +2682,7 @@ template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t436, 1149).noalias() =
       ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2377 "lm_modul_lstm.cpp"
+#line 2686 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2386,7 +2695,7 @@ template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t459[e] = t456[e];
-#line 2390 "lm_modul_lstm.cpp"
+#line 2699 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2400,7 +2709,7 @@ template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t462, 1).noalias() =
       ConstRowVec<T>(t459, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2404 "lm_modul_lstm.cpp"
+#line 2713 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2413,13 +2722,15 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict t465 = a.record + 8464;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
+  const T v462 = t462[0];
+  const T v59 = t59_l1_M[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v463 = t59_l1_M[0] * t59_l1_M[0];
+  const T v463 = v59 * v59;
   const T v464 = T(1.0) - v463;
-  const T v465 = t462[0] * v464;
+  const T v465 = v462 * v464;
   t465[0] = v465;
   d_l1_h2mod_bias[0] += v465;
-#line 2423 "lm_modul_lstm.cpp"
+#line 2734 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2433,7 +2744,7 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t468, 1149).noalias() =
       ConstRowVec<T>(t465, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2437 "lm_modul_lstm.cpp"
+#line 2748 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2508,41 +2819,67 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
   T *__restrict t459 = a.record + 8480;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
+  const T v444 = l1_etaet[0];
+  const T v362 = l2_etaet[0];
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v441 = t441[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v445 = t441[j] * l1_etaet[0];
+    const T v445 = v441 * v444;
+    const T v232 = d_l1_c_next[j];
+    const T v231 = d_l1_h_next[j];
+    const T v264 = t264[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v265 = d_l1_h_next[j] + t264[j];
+    const T v265 = v231 + v264;
+    const T v404 = t404[j];
+    const T v414 = t414[j];
 #line 27 "examples/lm/modul_lstm.dopa"
-    const T v415 = t404[j] + t414[j];
-    const T v426 = v415 + t425[j];
-    const T v437 = v426 + t436[j];
-    const T v439 = v437 * drop_h1[j];
+    const T v415 = v404 + v414;
+    const T v425 = t425[j];
+    const T v426 = v415 + v425;
+    const T v436 = t436[j];
+    const T v437 = v426 + v436;
+    const T v438 = drop_h1[j];
+    const T v439 = v437 * v438;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v440 = v265 + v439;
-    const T v469 = v440 + t468[j];
+    const T v468 = t468[j];
+    const T v469 = v440 + v468;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v471 = v469 * v38;
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
+    const T v48 = t48_l1_g[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v51 = v28 * t48_l1_g[j];
+    const T v51 = v28 * v48;
     const T v52 = v50 + v51;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v53 = simdTanh(v52);
@@ -2550,11 +2887,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v473 = T(1.0) - v472;
     const T v474 = v471 * v473;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v475 = d_l1_c_next[j] + v474;
+    const T v475 = v232 + v474;
     const T v477 = v475 * v28;
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v478 = v445 + v477;
-    const T v481 = t48_l1_g[j] * t48_l1_g[j];
+    const T v481 = v48 * v48;
     const T v482 = T(1.0) - v481;
     const T v483 = v478 * v482;
     d_carried_0[j] = v483;
@@ -2566,14 +2903,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v489 = v470 * v488;
     t489[j] = v489;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v476 = v475 * t48_l1_g[j];
+    const T v476 = v475 * v48;
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v498 = T(1.0) - v28;
     const T v499 = v28 * v498;
     const T v500 = v476 * v499;
     t500[j] = v500;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v479 = v475 * l1_c[j];
+    const T v479 = v475 * v49;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v509 = T(1.0) - v18;
     const T v510 = v18 * v509;
@@ -2582,12 +2919,16 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v480 = v475 * v18;
     d_l1_c[j] = v480;
+    const T v364 = t364[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v365 = t364[j] * l2_etaet[0];
+    const T v365 = v364 * v362;
+    const T v410 = t410[j];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v411 = v365 + t410[j];
-    const T v422 = v411 + t421[j];
-    const T v433 = v422 + t432[j];
+    const T v411 = v365 + v410;
+    const T v421 = t421[j];
+    const T v422 = v411 + v421;
+    const T v432 = t432[j];
+    const T v433 = v422 + v432;
     d_l2_h[j] = v433;
 #line 117 "examples/lm/modul_lstm.dopa"
     d_l1_x2f_bias[j] += v511;
@@ -2601,44 +2942,69 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     record5[j] = v483;
 #line 120 "examples/lm/modul_lstm.dopa"
     d_l1_x2c_bias[j] += v483;
+    const T v459 = t459[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l1_modfanout_bias[j] += t459[j];
+    d_l1_modfanout_bias[j] += v459;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v441 = t441[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v445 = t441[j] * l1_etaet[0];
+    const T v445 = v441 * v444;
+    const T v232 = d_l1_c_next[j];
+    const T v231 = d_l1_h_next[j];
+    const T v264 = t264[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v265 = d_l1_h_next[j] + t264[j];
+    const T v265 = v231 + v264;
+    const T v404 = t404[j];
+    const T v414 = t414[j];
 #line 27 "examples/lm/modul_lstm.dopa"
-    const T v415 = t404[j] + t414[j];
-    const T v426 = v415 + t425[j];
-    const T v437 = v426 + t436[j];
-    const T v439 = v437 * drop_h1[j];
+    const T v415 = v404 + v414;
+    const T v425 = t425[j];
+    const T v426 = v415 + v425;
+    const T v436 = t436[j];
+    const T v437 = v426 + v436;
+    const T v438 = drop_h1[j];
+    const T v439 = v437 * v438;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v440 = v265 + v439;
-    const T v469 = v440 + t468[j];
+    const T v468 = t468[j];
+    const T v469 = v440 + v468;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v471 = v469 * v38;
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
+    const T v48 = t48_l1_g[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v51 = v28 * t48_l1_g[j];
+    const T v51 = v28 * v48;
     const T v52 = v50 + v51;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v53 = simdTanh(v52);
@@ -2646,11 +3012,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v473 = T(1.0) - v472;
     const T v474 = v471 * v473;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v475 = d_l1_c_next[j] + v474;
+    const T v475 = v232 + v474;
     const T v477 = v475 * v28;
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v478 = v445 + v477;
-    const T v481 = t48_l1_g[j] * t48_l1_g[j];
+    const T v481 = v48 * v48;
     const T v482 = T(1.0) - v481;
     const T v483 = v478 * v482;
     d_carried_0[j] = v483;
@@ -2662,14 +3028,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v489 = v470 * v488;
     t489[j] = v489;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v476 = v475 * t48_l1_g[j];
+    const T v476 = v475 * v48;
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v498 = T(1.0) - v28;
     const T v499 = v28 * v498;
     const T v500 = v476 * v499;
     t500[j] = v500;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v479 = v475 * l1_c[j];
+    const T v479 = v475 * v49;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v509 = T(1.0) - v18;
     const T v510 = v18 * v509;
@@ -2678,12 +3044,16 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v480 = v475 * v18;
     d_l1_c[j] = v480;
+    const T v364 = t364[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v365 = t364[j] * l2_etaet[0];
+    const T v365 = v364 * v362;
+    const T v410 = t410[j];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v411 = v365 + t410[j];
-    const T v422 = v411 + t421[j];
-    const T v433 = v422 + t432[j];
+    const T v411 = v365 + v410;
+    const T v421 = t421[j];
+    const T v422 = v411 + v421;
+    const T v432 = t432[j];
+    const T v433 = v422 + v432;
     d_l2_h[j] = v433;
 #line 117 "examples/lm/modul_lstm.dopa"
     d_l1_x2f_bias[j] += v511;
@@ -2697,10 +3067,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     record5[j] = v483;
 #line 120 "examples/lm/modul_lstm.dopa"
     d_l1_x2c_bias[j] += v483;
+    const T v459 = t459[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l1_modfanout_bias[j] += t459[j];
+    d_l1_modfanout_bias[j] += v459;
   }
-#line 2704 "lm_modul_lstm.cpp"
+#line 3075 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2714,7 +3085,7 @@ template <class T> static void backward_x2c_33(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t486, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2718 "lm_modul_lstm.cpp"
+#line 3089 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2728,7 +3099,7 @@ template <class T> static void backward_h2o_34(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t492, 1149).noalias() =
       ConstRowVec<T>(t489, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2732 "lm_modul_lstm.cpp"
+#line 3103 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2742,7 +3113,7 @@ template <class T> static void backward_x2o_35(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t496, 400).noalias() =
       ConstRowVec<T>(t489, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2746 "lm_modul_lstm.cpp"
+#line 3117 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2756,7 +3127,7 @@ template <class T> static void backward_h2i_36(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t503, 1149).noalias() =
       ConstRowVec<T>(t500, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2760 "lm_modul_lstm.cpp"
+#line 3131 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2770,7 +3141,7 @@ template <class T> static void backward_x2i_37(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t507, 400).noalias() =
       ConstRowVec<T>(t500, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2774 "lm_modul_lstm.cpp"
+#line 3145 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2784,7 +3155,7 @@ template <class T> static void backward_h2f_38(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t514, 1149).noalias() =
       ConstRowVec<T>(t511, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2788 "lm_modul_lstm.cpp"
+#line 3159 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2798,7 +3169,7 @@ template <class T> static void backward_x2f_39(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t518, 400).noalias() =
       ConstRowVec<T>(t511, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2802 "lm_modul_lstm.cpp"
+#line 3173 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2812,27 +3183,36 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
   T *__restrict t503 = a.scratch + 32192;                  // [1149]
   T *__restrict t514 = a.scratch + 33744;                  // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H;           // [1149]
+  const T v444 = l1_etaet[0];
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v446 = t446[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v447 = t446[j] * l1_etaet[0];
+    const T v447 = v446 * v444;
+    const T v492 = t492[j];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v493 = v447 + t492[j];
-    const T v504 = v493 + t503[j];
-    const T v515 = v504 + t514[j];
+    const T v493 = v447 + v492;
+    const T v503 = t503[j];
+    const T v504 = v493 + v503;
+    const T v514 = t514[j];
+    const T v515 = v504 + v514;
     d_l1_h[j] = v515;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v446 = t446[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v447 = t446[j] * l1_etaet[0];
+    const T v447 = v446 * v444;
+    const T v492 = t492[j];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v493 = v447 + t492[j];
-    const T v504 = v493 + t503[j];
-    const T v515 = v504 + t514[j];
+    const T v493 = v447 + v492;
+    const T v503 = t503[j];
+    const T v504 = v493 + v503;
+    const T v514 = t514[j];
+    const T v515 = v504 + v514;
     d_l1_h[j] = v515;
   }
-#line 2836 "lm_modul_lstm.cpp"
+#line 3216 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2856,24 +3236,35 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
   const T *__restrict t4 = a.saved + 0;                    // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight;  // [10000, 400]
   const T *__restrict tok = a.inputs[0];                   // []
+  const T v277 = l3_etaet[0];
+  const T v4 = t4[0];
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v279 = t279[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v280 = t279[j] * l3_etaet[0];
+    const T v280 = v279 * v277;
+    const T v328 = t328[j];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v329 = v280 + t328[j];
-    const T v340 = v329 + t339[j];
-    const T v351 = v340 + t350[j];
+    const T v329 = v280 + v328;
+    const T v339 = t339[j];
+    const T v340 = v329 + v339;
+    const T v350 = t350[j];
+    const T v351 = v340 + v350;
     d_l3_h[j] = v351;
+    const T v486 = t486[j];
+    const T v496 = t496[j];
 #line 26 "examples/lm/modul_lstm.dopa"
-    const T v497 = t486[j] + t496[j];
-    const T v508 = v497 + t507[j];
-    const T v519 = v508 + t518[j];
-    const T v521 = v519 * drop_i[j];
-    const T v522 = v521 * t4[0];
+    const T v497 = v486 + v496;
+    const T v507 = t507[j];
+    const T v508 = v497 + v507;
+    const T v518 = t518[j];
+    const T v519 = v508 + v518;
+    const T v520 = drop_i[j];
+    const T v521 = v519 * v520;
+    const T v522 = v521 * v4;
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v522;
   }
-#line 2877 "lm_modul_lstm.cpp"
+#line 3268 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2887,11 +3278,13 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
   T *__restrict t259 = a.scratch + 1952;              // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
+    const T v267 = t267[i];
+    const T v259 = t259[i];
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l1_alpha[i] += t267[i];
-    d_l2_alpha[i] += t259[i];
+    d_l1_alpha[i] += v267;
+    d_l2_alpha[i] += v259;
   }
-#line 2895 "lm_modul_lstm.cpp"
+#line 3288 "lm_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
@@ -2911,22 +3304,28 @@ static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a)
   T *__restrict t276 = a.scratch + 5808;              // []
   T *__restrict t282 = a.scratch + 6224;              // []
   T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
+  const T v443 = t443[0];
+  const T v449 = t449[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v451 = -t449[0];
+  const T v451 = -v449;
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v452 = t443[0] + v451;
+  const T v452 = v443 + v451;
   d_l1_etaet[0] += v452;
+  const T v361 = t361[0];
+  const T v367 = t367[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v369 = -t367[0];
+  const T v369 = -v367;
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v370 = t361[0] + v369;
+  const T v370 = v361 + v369;
   d_l2_etaet[0] += v370;
+  const T v276 = t276[0];
+  const T v282 = t282[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v284 = -t282[0];
+  const T v284 = -v282;
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v285 = t276[0] + v284;
+  const T v285 = v276 + v284;
   d_l3_etaet[0] += v285;
-#line 2930 "lm_modul_lstm.cpp"
+#line 3329 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2937,10 +3336,11 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
   T *__restrict t251 = a.scratch + 400;               // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
+    const T v251 = t251[i];
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l3_alpha[i] += t251[i];
+    d_l3_alpha[i] += v251;
   }
-#line 2944 "lm_modul_lstm.cpp"
+#line 3344 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.
@@ -3022,38 +3422,56 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
   for (int i = 0; i < 1149; ++i) {
     T acc16 = T(0);
     T acc21 = T(0);
+    const T v13 = l1_alpha[i];
+    const T v18 = l2_alpha[i];
 #pragma omp simd reduction(+ : acc16, acc21)
     for (int j = 0; j < 1136; ++j) {
+      const T v12 = l1_w[i * 1149 + j];
+      const T v2 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v14 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v15 = l1_w[i * 1149 + j] + v14;
-      acc16 += v15 * l1_h[j];
-      const T v19 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v20 = l2_w[i * 1149 + j] + v19;
-      acc21 += v20 * l2_h[j];
-      l1_pw_next[i * 1149 + j] = l1_pw[i * 1149 + j];
-      l1_et_next[i * 1149 + j] = l1_et[i * 1149 + j];
-      l2_pw_next[i * 1149 + j] = l2_pw[i * 1149 + j];
-      l2_et_next[i * 1149 + j] = l2_et[i * 1149 + j];
+      const T v14 = v13 * v2;
+      const T v15 = v12 + v14;
+      const T v0 = l1_h[j];
+      acc16 += v15 * v0;
+      const T v17 = l2_w[i * 1149 + j];
+      const T v6 = l2_pw[i * 1149 + j];
+      const T v19 = v18 * v6;
+      const T v20 = v17 + v19;
+      const T v4 = l2_h[j];
+      acc21 += v20 * v4;
+      l1_pw_next[i * 1149 + j] = v2;
+      const T v3 = l1_et[i * 1149 + j];
+      l1_et_next[i * 1149 + j] = v3;
+      l2_pw_next[i * 1149 + j] = v6;
+      const T v7 = l2_et[i * 1149 + j];
+      l2_et_next[i * 1149 + j] = v7;
     }
 #pragma omp simd reduction(+ : acc16, acc21)
     for (int j = 1136; j < 1149; ++j) {
+      const T v12 = l1_w[i * 1149 + j];
+      const T v2 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v14 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v15 = l1_w[i * 1149 + j] + v14;
-      acc16 += v15 * l1_h[j];
-      const T v19 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v20 = l2_w[i * 1149 + j] + v19;
-      acc21 += v20 * l2_h[j];
-      l1_pw_next[i * 1149 + j] = l1_pw[i * 1149 + j];
-      l1_et_next[i * 1149 + j] = l1_et[i * 1149 + j];
-      l2_pw_next[i * 1149 + j] = l2_pw[i * 1149 + j];
-      l2_et_next[i * 1149 + j] = l2_et[i * 1149 + j];
+      const T v14 = v13 * v2;
+      const T v15 = v12 + v14;
+      const T v0 = l1_h[j];
+      acc16 += v15 * v0;
+      const T v17 = l2_w[i * 1149 + j];
+      const T v6 = l2_pw[i * 1149 + j];
+      const T v19 = v18 * v6;
+      const T v20 = v17 + v19;
+      const T v4 = l2_h[j];
+      acc21 += v20 * v4;
+      l1_pw_next[i * 1149 + j] = v2;
+      const T v3 = l1_et[i * 1149 + j];
+      l1_et_next[i * 1149 + j] = v3;
+      l2_pw_next[i * 1149 + j] = v6;
+      const T v7 = l2_et[i * 1149 + j];
+      l2_et_next[i * 1149 + j] = v7;
     }
     carried_0_next[i] = acc16;
     carried_1_next[i] = acc21;
   }
-#line 3057 "lm_modul_lstm.cpp"
+#line 3475 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -3073,18 +3491,23 @@ template <class T> static void prologue_forward_carried_2_l3_pw_l3_et(const dopa
   T *__restrict l3_et_next = a.next + kStateL3Et;          // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc26 = T(0);
+    const T v23 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc26)
     for (int j = 0; j < 400; ++j) {
+      const T v22 = l3_w[i * 400 + j];
+      const T v10 = l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v24 = l3_alpha[i] * l3_pw[i * 400 + j];
-      const T v25 = l3_w[i * 400 + j] + v24;
-      acc26 += v25 * l3_h[j];
-      l3_pw_next[i * 400 + j] = l3_pw[i * 400 + j];
-      l3_et_next[i * 400 + j] = l3_et[i * 400 + j];
+      const T v24 = v23 * v10;
+      const T v25 = v22 + v24;
+      const T v8 = l3_h[j];
+      acc26 += v25 * v8;
+      l3_pw_next[i * 400 + j] = v10;
+      const T v11 = l3_et[i * 400 + j];
+      l3_et_next[i * 400 + j] = v11;
     }
     carried_2_next[i] = acc26;
   }
-#line 3088 "lm_modul_lstm.cpp"
+#line 3511 "lm_modul_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -3103,17 +3526,25 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   T *__restrict l2_c_next = a.next + kStateL2C;   // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v4 = l2_h[j];
+    l2_h_next[j] = v4;
+    const T v5 = l2_c[j];
+    l2_c_next[j] = v5;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v4 = l2_h[j];
+    l2_h_next[j] = v4;
+    const T v5 = l2_c[j];
+    l2_c_next[j] = v5;
   }
 }
 
@@ -3127,8 +3558,10 @@ template <class T> static void prologue_forward_l3_h_l3_c(const dopa::StepArgs<T
   T *__restrict l3_c_next = a.next + kStateL3C;   // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
-    l3_h_next[j] = l3_h[j];
-    l3_c_next[j] = l3_c[j];
+    const T v8 = l3_h[j];
+    l3_h_next[j] = v8;
+    const T v9 = l3_c[j];
+    l3_c_next[j] = v9;
   }
 }
 
@@ -3164,25 +3597,31 @@ template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepA
     t46[e] = T(0);
   for (int i = 0; i < 400; ++i) {
     T acc46 = T(0);
+    const T v41 = d_carried_2_next[i];
+    const T v23 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc46)
     for (int j = 0; j < 400; ++j) {
+      const T v22 = l3_w[i * 400 + j];
+      const T v10 = l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v24 = l3_alpha[i] * l3_pw[i * 400 + j];
-      const T v25 = l3_w[i * 400 + j] + v24;
-      t43[j] += d_carried_2_next[i] * v25;
-      const T v42 = d_carried_2_next[i] * l3_h[j];
-      const T v45 = v42 * l3_pw[i * 400 + j];
+      const T v24 = v23 * v10;
+      const T v25 = v22 + v24;
+      t43[j] += v41 * v25;
+      const T v8 = l3_h[j];
+      const T v42 = v41 * v8;
+      const T v45 = v42 * v10;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc46 += v45;
+      const T v37 = d_l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v48 = v42 * l3_alpha[i];
+      const T v48 = v42 * v23;
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v49 = d_l3_pw[i * 400 + j] + v48;
+      const T v49 = v37 + v48;
       d_l3_pw[i * 400 + j] = v49;
     }
     t46[i] += acc46;
   }
-#line 3186 "lm_modul_lstm.cpp"
+#line 3625 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -3227,68 +3666,88 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
   for (int i = 0; i < 1149; ++i) {
     T acc54 = T(0);
     T acc62 = T(0);
+    const T v40 = d_carried_1_next[i];
+    const T v18 = l2_alpha[i];
+    const T v39 = d_carried_0_next[i];
+    const T v13 = l1_alpha[i];
 #pragma omp simd reduction(+ : acc54, acc62)
     for (int j = 0; j < 1136; ++j) {
+      const T v17 = l2_w[i * 1149 + j];
+      const T v6 = l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v19 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v20 = l2_w[i * 1149 + j] + v19;
-      t51[j] += d_carried_1_next[i] * v20;
-      const T v50 = d_carried_1_next[i] * l2_h[j];
-      const T v53 = v50 * l2_pw[i * 1149 + j];
+      const T v19 = v18 * v6;
+      const T v20 = v17 + v19;
+      t51[j] += v40 * v20;
+      const T v4 = l2_h[j];
+      const T v50 = v40 * v4;
+      const T v53 = v50 * v6;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc54 += v53;
+      const T v12 = l1_w[i * 1149 + j];
+      const T v2 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v14 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v15 = l1_w[i * 1149 + j] + v14;
-      t59[j] += d_carried_0_next[i] * v15;
-      const T v58 = d_carried_0_next[i] * l1_h[j];
-      const T v61 = v58 * l1_pw[i * 1149 + j];
+      const T v14 = v13 * v2;
+      const T v15 = v12 + v14;
+      t59[j] += v39 * v15;
+      const T v0 = l1_h[j];
+      const T v58 = v39 * v0;
+      const T v61 = v58 * v2;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc62 += v61;
+      const T v29 = d_l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v64 = v58 * l1_alpha[i];
+      const T v64 = v58 * v13;
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v65 = d_l1_pw[i * 1149 + j] + v64;
+      const T v65 = v29 + v64;
       d_l1_pw[i * 1149 + j] = v65;
+      const T v33 = d_l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v56 = v50 * l2_alpha[i];
+      const T v56 = v50 * v18;
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v57 = d_l2_pw[i * 1149 + j] + v56;
+      const T v57 = v33 + v56;
       d_l2_pw[i * 1149 + j] = v57;
     }
 #pragma omp simd reduction(+ : acc54, acc62)
     for (int j = 1136; j < 1149; ++j) {
+      const T v17 = l2_w[i * 1149 + j];
+      const T v6 = l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v19 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v20 = l2_w[i * 1149 + j] + v19;
-      t51[j] += d_carried_1_next[i] * v20;
-      const T v50 = d_carried_1_next[i] * l2_h[j];
-      const T v53 = v50 * l2_pw[i * 1149 + j];
+      const T v19 = v18 * v6;
+      const T v20 = v17 + v19;
+      t51[j] += v40 * v20;
+      const T v4 = l2_h[j];
+      const T v50 = v40 * v4;
+      const T v53 = v50 * v6;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc54 += v53;
+      const T v12 = l1_w[i * 1149 + j];
+      const T v2 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v14 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v15 = l1_w[i * 1149 + j] + v14;
-      t59[j] += d_carried_0_next[i] * v15;
-      const T v58 = d_carried_0_next[i] * l1_h[j];
-      const T v61 = v58 * l1_pw[i * 1149 + j];
+      const T v14 = v13 * v2;
+      const T v15 = v12 + v14;
+      t59[j] += v39 * v15;
+      const T v0 = l1_h[j];
+      const T v58 = v39 * v0;
+      const T v61 = v58 * v2;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc62 += v61;
+      const T v29 = d_l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v64 = v58 * l1_alpha[i];
+      const T v64 = v58 * v13;
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v65 = d_l1_pw[i * 1149 + j] + v64;
+      const T v65 = v29 + v64;
       d_l1_pw[i * 1149 + j] = v65;
+      const T v33 = d_l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v56 = v50 * l2_alpha[i];
+      const T v56 = v50 * v18;
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v57 = d_l2_pw[i * 1149 + j] + v56;
+      const T v57 = v33 + v56;
       d_l2_pw[i * 1149 + j] = v57;
     }
     t54[i] += acc54;
     t62[i] += acc62;
   }
-#line 3292 "lm_modul_lstm.cpp"
+#line 3751 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3323,33 +3782,53 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   T *__restrict record3 = a.record + 3456;                            // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v27 = d_l1_h_next[j];
+    const T v59 = t59[j];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v60 = d_l1_h_next[j] + t59[j];
+    const T v60 = v27 + v59;
     d_l1_h[j] = v60;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v52 = d_l2_h_next[j] + t51[j];
+    const T v28 = d_l1_c_next[j];
+    d_l1_c[j] = v28;
+    const T v31 = d_l2_h_next[j];
+    const T v51 = t51[j];
+    const T v52 = v31 + v51;
     d_l2_h[j] = v52;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v32 = d_l2_c_next[j];
+    d_l2_c[j] = v32;
+    const T v39 = d_carried_0_next[j];
+    record0[j] = v39;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v40 = d_carried_1_next[j];
+    record2[j] = v40;
+    const T v4 = l2_h[j];
+    record3[j] = v4;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v27 = d_l1_h_next[j];
+    const T v59 = t59[j];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v60 = d_l1_h_next[j] + t59[j];
+    const T v60 = v27 + v59;
     d_l1_h[j] = v60;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v52 = d_l2_h_next[j] + t51[j];
+    const T v28 = d_l1_c_next[j];
+    d_l1_c[j] = v28;
+    const T v31 = d_l2_h_next[j];
+    const T v51 = t51[j];
+    const T v52 = v31 + v51;
     d_l2_h[j] = v52;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v32 = d_l2_c_next[j];
+    d_l2_c[j] = v32;
+    const T v39 = d_carried_0_next[j];
+    record0[j] = v39;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v40 = d_carried_1_next[j];
+    record2[j] = v40;
+    const T v4 = l2_h[j];
+    record3[j] = v4;
   }
-#line 3353 "lm_modul_lstm.cpp"
+#line 3832 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3371,14 +3850,19 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
   T *__restrict record5 = a.record + 5008;                            // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v35 = d_l3_h_next[j];
+    const T v43 = t43[j];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v44 = d_l3_h_next[j] + t43[j];
+    const T v44 = v35 + v43;
     d_l3_h[j] = v44;
-    d_l3_c[j] = d_l3_c_next[j];
-    record4[j] = d_carried_2_next[j];
-    record5[j] = l3_h[j];
+    const T v36 = d_l3_c_next[j];
+    d_l3_c[j] = v36;
+    const T v41 = d_carried_2_next[j];
+    record4[j] = v41;
+    const T v8 = l3_h[j];
+    record5[j] = v8;
   }
-#line 3382 "lm_modul_lstm.cpp"
+#line 3866 "lm_modul_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -3417,11 +3901,13 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
   T *__restrict t54 = a.scratch + 1952;               // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
+    const T v62 = t62[i];
+    const T v54 = t54[i];
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l1_alpha[i] += t62[i];
-    d_l2_alpha[i] += t54[i];
+    d_l1_alpha[i] += v62;
+    d_l2_alpha[i] += v54;
   }
-#line 3425 "lm_modul_lstm.cpp"
+#line 3911 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3432,10 +3918,11 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
   T *__restrict t46 = a.scratch + 400;                // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
+    const T v46 = t46[i];
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l3_alpha[i] += t46[i];
+    d_l3_alpha[i] += v46;
   }
-#line 3439 "lm_modul_lstm.cpp"
+#line 3926 "lm_modul_lstm.cpp"
 }
 
 /// One prologue_backward step of ModulLSTMLM for one batch element.

@@ -158,13 +158,16 @@ template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArg
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v2 = t2[j];
+      const T v4 = t4[0];
 #line 26 "examples/lm/modul_lstm.dopa"
-      const T v5 = t2[j] * t4[0];
-      const T v7 = v5 * drop_i[j];
+      const T v5 = v2 * v4;
+      const T v6 = drop_i[j];
+      const T v7 = v5 * v6;
       t7_x[j] = v7;
     }
   }
-#line 168 "lm_modul_lstm.cu"
+#line 171 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -187,7 +190,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 191 "lm_modul_lstm.cu"
+#line 194 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -210,7 +213,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
     if ((threadIdx.x & 31) == 0)
       t14[r] = acc;
   }
-#line 214 "lm_modul_lstm.cu"
+#line 217 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -233,7 +236,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
     if ((threadIdx.x & 31) == 0)
       t20[r] = acc;
   }
-#line 237 "lm_modul_lstm.cu"
+#line 240 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -256,7 +259,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
     if ((threadIdx.x & 31) == 0)
       t24[r] = acc;
   }
-#line 260 "lm_modul_lstm.cu"
+#line 263 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -279,7 +282,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
     if ((threadIdx.x & 31) == 0)
       t30[r] = acc;
   }
-#line 283 "lm_modul_lstm.cu"
+#line 286 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -302,7 +305,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
     if ((threadIdx.x & 31) == 0)
       t34[r] = acc;
   }
-#line 306 "lm_modul_lstm.cu"
+#line 309 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -325,7 +328,7 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t40[r] = acc;
   }
-#line 329 "lm_modul_lstm.cu"
+#line 332 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -351,13 +354,21 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc48 = T(0);
     T acc122 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v43 = l1_w[i * 1149 + j];
+      const T v44 = l1_alpha[i];
+      const T v45 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      acc48 += v47 * l1_h[j];
-      const T v120 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v121 = l2_w[i * 1149 + j] + v120;
-      acc122 += v121 * l2_h[j];
+      const T v46 = v44 * v45;
+      const T v47 = v43 + v46;
+      const T v12 = l1_h[j];
+      acc48 += v47 * v12;
+      const T v117 = l2_w[i * 1149 + j];
+      const T v118 = l2_alpha[i];
+      const T v119 = l2_pw[i * 1149 + j];
+      const T v120 = v118 * v119;
+      const T v121 = v117 + v120;
+      const T v86 = l2_h[j];
+      acc122 += v121 * v86;
     }
     acc48 = dopa::warpSum(acc48);
     acc122 = dopa::warpSum(acc122);
@@ -366,7 +377,7 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
       t122[i] = acc122;
     }
   }
-#line 370 "lm_modul_lstm.cu"
+#line 381 "lm_modul_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -409,26 +420,42 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v40 = t40[j];
+      const T v41 = l1_x2c_bias[j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v42 = t40[j] + l1_x2c_bias[j];
-      const T v49 = v42 + t48[j];
+      const T v42 = v40 + v41;
+      const T v48 = t48[j];
+      const T v49 = v42 + v48;
       const T v50 = tanh(v49);
       t50_l1_g[j] = v50;
+      const T v30 = t30[j];
+      const T v31 = l1_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v32 = t30[j] + l1_x2o_bias[j];
-      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v32 = v30 + v31;
+      const T v34 = t34[j];
+      const T v35 = l1_h2o_bias[j];
+      const T v36 = v34 + v35;
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
+      const T v9 = t9[j];
+      const T v10 = l1_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v11 = t9[j] + l1_x2f_bias[j];
-      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v11 = v9 + v10;
+      const T v14 = t14[j];
+      const T v15 = l1_h2f_bias[j];
+      const T v16 = v14 + v15;
       const T v17 = v11 + v16;
       const T v18 = T(1) / (T(1) + exp(-v17));
+      const T v51 = l1_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v52 = v18 * l1_c[j];
+      const T v52 = v18 * v51;
+      const T v20 = t20[j];
+      const T v21 = l1_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v22 = t20[j] + l1_x2i_bias[j];
-      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v22 = v20 + v21;
+      const T v24 = t24[j];
+      const T v25 = l1_h2i_bias[j];
+      const T v26 = v24 + v25;
       const T v27 = v22 + v26;
       const T v28 = T(1) / (T(1) + exp(-v27));
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -438,14 +465,15 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<
       const T v55 = tanh(v54);
       const T v56 = v38 * v55;
       l1_h_next[j] = v56;
+      const T v80 = drop_h1[j];
 #line 27 "examples/lm/modul_lstm.dopa"
-      const T v81 = v56 * drop_h1[j];
+      const T v81 = v56 * v80;
       t81_y1[j] = v81;
       l1_c_next[j] = v54;
       saved_t56[j] = v56;
     }
   }
-#line 449 "lm_modul_lstm.cu"
+#line 477 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -468,7 +496,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::Ste
     if ((threadIdx.x & 31) == 0)
       t58[r] = acc;
   }
-#line 472 "lm_modul_lstm.cu"
+#line 500 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -484,13 +512,15 @@ template <class T> __device__ __forceinline__ void forward_l1_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v58 = t58[0];
+      const T v59 = l1_h2mod_bias[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v60 = t58[0] + l1_h2mod_bias[0];
+      const T v60 = v58 + v59;
       const T v61 = tanh(v60);
       t61_l1_M[0] = v61;
     }
   }
-#line 494 "lm_modul_lstm.cu"
+#line 524 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -513,7 +543,7 @@ template <class T> __device__ __forceinline__ void forward_modfanout(const dopa:
     if ((threadIdx.x & 31) == 0)
       t63[r] = acc;
   }
-#line 517 "lm_modul_lstm.cu"
+#line 547 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -529,12 +559,14 @@ template <class T> __device__ __forceinline__ void forward_l1_eta(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v63 = t63[j];
+      const T v64 = l1_modfanout_bias[j];
 #line 124 "examples/lm/modul_lstm.dopa"
-      const T v65 = t63[j] + l1_modfanout_bias[j];
+      const T v65 = v63 + v64;
       t65_l1_eta[j] = v65;
     }
   }
-#line 538 "lm_modul_lstm.cu"
+#line 570 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -550,7 +582,7 @@ template <class T> __device__ __forceinline__ void forward_saved_col(const dopa:
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t66[e] = t65_l1_eta[e];
-#line 554 "lm_modul_lstm.cu"
+#line 586 "lm_modul_lstm.cu"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(g, h)
@@ -570,15 +602,18 @@ template <class T> __device__ __forceinline__ void forward_saved_sub(const dopa:
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
+    const T v74 = l1_etaet[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v75 = T(1.0) - l1_etaet[0];
+    const T v75 = T(1.0) - v74;
     t75[0] = v75;
-    const T v146 = T(1.0) - l2_etaet[0];
+    const T v145 = l2_etaet[0];
+    const T v146 = T(1.0) - v145;
     t146[0] = v146;
-    const T v217 = T(1.0) - l3_etaet[0];
+    const T v216 = l3_etaet[0];
+    const T v217 = T(1.0) - v216;
     t217[0] = v217;
   }
-#line 582 "lm_modul_lstm.cu"
+#line 617 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -602,7 +637,7 @@ __device__ __forceinline__ void forward_saved_x2f_18(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t83[r] = acc;
   }
-#line 606 "lm_modul_lstm.cu"
+#line 641 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -626,7 +661,7 @@ __device__ __forceinline__ void forward_saved_h2f_19(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t88[r] = acc;
   }
-#line 630 "lm_modul_lstm.cu"
+#line 665 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -650,7 +685,7 @@ __device__ __forceinline__ void forward_saved_x2i_20(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t94[r] = acc;
   }
-#line 654 "lm_modul_lstm.cu"
+#line 689 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -674,7 +709,7 @@ __device__ __forceinline__ void forward_saved_h2i_21(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t98[r] = acc;
   }
-#line 678 "lm_modul_lstm.cu"
+#line 713 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -698,7 +733,7 @@ __device__ __forceinline__ void forward_saved_x2o_22(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t104[r] = acc;
   }
-#line 702 "lm_modul_lstm.cu"
+#line 737 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -722,7 +757,7 @@ __device__ __forceinline__ void forward_saved_h2o_23(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t108[r] = acc;
   }
-#line 726 "lm_modul_lstm.cu"
+#line 761 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -745,7 +780,7 @@ template <class T> __device__ __forceinline__ void forward_x2c_24(const dopa::St
     if ((threadIdx.x & 31) == 0)
       t114[r] = acc;
   }
-#line 749 "lm_modul_lstm.cu"
+#line 784 "lm_modul_lstm.cu"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -788,26 +823,42 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v114 = t114[j];
+      const T v115 = l2_x2c_bias[j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v116 = t114[j] + l2_x2c_bias[j];
-      const T v123 = v116 + t122[j];
+      const T v116 = v114 + v115;
+      const T v122 = t122[j];
+      const T v123 = v116 + v122;
       const T v124 = tanh(v123);
       t124_l2_g[j] = v124;
+      const T v104 = t104[j];
+      const T v105 = l2_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v106 = t104[j] + l2_x2o_bias[j];
-      const T v110 = t108[j] + l2_h2o_bias[j];
+      const T v106 = v104 + v105;
+      const T v108 = t108[j];
+      const T v109 = l2_h2o_bias[j];
+      const T v110 = v108 + v109;
       const T v111 = v106 + v110;
       const T v112 = T(1) / (T(1) + exp(-v111));
+      const T v83 = t83[j];
+      const T v84 = l2_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v85 = t83[j] + l2_x2f_bias[j];
-      const T v90 = t88[j] + l2_h2f_bias[j];
+      const T v85 = v83 + v84;
+      const T v88 = t88[j];
+      const T v89 = l2_h2f_bias[j];
+      const T v90 = v88 + v89;
       const T v91 = v85 + v90;
       const T v92 = T(1) / (T(1) + exp(-v91));
+      const T v125 = l2_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v126 = v92 * l2_c[j];
+      const T v126 = v92 * v125;
+      const T v94 = t94[j];
+      const T v95 = l2_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v96 = t94[j] + l2_x2i_bias[j];
-      const T v100 = t98[j] + l2_h2i_bias[j];
+      const T v96 = v94 + v95;
+      const T v98 = t98[j];
+      const T v99 = l2_h2i_bias[j];
+      const T v100 = v98 + v99;
       const T v101 = v96 + v100;
       const T v102 = T(1) / (T(1) + exp(-v101));
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -817,14 +868,15 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<
       const T v129 = tanh(v128);
       const T v130 = v112 * v129;
       l2_h_next[j] = v130;
+      const T v151 = drop_h2[j];
 #line 28 "examples/lm/modul_lstm.dopa"
-      const T v152 = v130 * drop_h2[j];
+      const T v152 = v130 * v151;
       t152_y2[j] = v152;
       l2_c_next[j] = v128;
       saved_t130[j] = v130;
     }
   }
-#line 828 "lm_modul_lstm.cu"
+#line 880 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -847,7 +899,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod_26(const dopa::
     if ((threadIdx.x & 31) == 0)
       t132[r] = acc;
   }
-#line 851 "lm_modul_lstm.cu"
+#line 903 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -863,13 +915,15 @@ template <class T> __device__ __forceinline__ void forward_l2_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v132 = t132[0];
+      const T v133 = l2_h2mod_bias[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v134 = t132[0] + l2_h2mod_bias[0];
+      const T v134 = v132 + v133;
       const T v135 = tanh(v134);
       t135_l2_M[0] = v135;
     }
   }
-#line 873 "lm_modul_lstm.cu"
+#line 927 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -893,7 +947,7 @@ __device__ __forceinline__ void forward_modfanout_28(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t137[r] = acc;
   }
-#line 897 "lm_modul_lstm.cu"
+#line 951 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -909,12 +963,14 @@ template <class T> __device__ __forceinline__ void forward_l2_eta(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v137 = t137[j];
+      const T v138 = l2_modfanout_bias[j];
 #line 124 "examples/lm/modul_lstm.dopa"
-      const T v139 = t137[j] + l2_modfanout_bias[j];
+      const T v139 = v137 + v138;
       t139_l2_eta[j] = v139;
     }
   }
-#line 918 "lm_modul_lstm.cu"
+#line 974 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -931,7 +987,7 @@ __device__ __forceinline__ void forward_saved_col_30(const dopa::StepArgs<T> &a)
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t140[e] = t139_l2_eta[e];
-#line 935 "lm_modul_lstm.cu"
+#line 991 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -955,7 +1011,7 @@ __device__ __forceinline__ void forward_saved_x2f_31(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t154[r] = acc;
   }
-#line 959 "lm_modul_lstm.cu"
+#line 1015 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -979,7 +1035,7 @@ __device__ __forceinline__ void forward_saved_h2f_32(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t159[r] = acc;
   }
-#line 983 "lm_modul_lstm.cu"
+#line 1039 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1003,7 +1059,7 @@ __device__ __forceinline__ void forward_saved_x2i_33(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t165[r] = acc;
   }
-#line 1007 "lm_modul_lstm.cu"
+#line 1063 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1027,7 +1083,7 @@ __device__ __forceinline__ void forward_saved_h2i_34(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t169[r] = acc;
   }
-#line 1031 "lm_modul_lstm.cu"
+#line 1087 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1051,7 +1107,7 @@ __device__ __forceinline__ void forward_saved_x2o_35(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t175[r] = acc;
   }
-#line 1055 "lm_modul_lstm.cu"
+#line 1111 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1075,7 +1131,7 @@ __device__ __forceinline__ void forward_saved_h2o_36(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t179[r] = acc;
   }
-#line 1079 "lm_modul_lstm.cu"
+#line 1135 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1098,7 +1154,7 @@ template <class T> __device__ __forceinline__ void forward_x2c_37(const dopa::St
     if ((threadIdx.x & 31) == 0)
       t185[r] = acc;
   }
-#line 1102 "lm_modul_lstm.cu"
+#line 1158 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1117,17 +1173,21 @@ template <class T> __device__ __forceinline__ void forward_matmul_38(const dopa:
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc193 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v188 = l3_w[i * 400 + j];
+      const T v189 = l3_alpha[i];
+      const T v190 = l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v191 = l3_alpha[i] * l3_pw[i * 400 + j];
-      const T v192 = l3_w[i * 400 + j] + v191;
-      acc193 += v192 * l3_h[j];
+      const T v191 = v189 * v190;
+      const T v192 = v188 + v191;
+      const T v157 = l3_h[j];
+      acc193 += v192 * v157;
     }
     acc193 = dopa::warpSum(acc193);
     if ((threadIdx.x & 31) == 0) {
       t193[i] = acc193;
     }
   }
-#line 1131 "lm_modul_lstm.cu"
+#line 1191 "lm_modul_lstm.cu"
 }
 
 // y3 = z3 * drop_o
@@ -1174,26 +1234,42 @@ __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v185 = t185[j];
+      const T v186 = l3_x2c_bias[j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v187 = t185[j] + l3_x2c_bias[j];
-      const T v194 = v187 + t193[j];
+      const T v187 = v185 + v186;
+      const T v193 = t193[j];
+      const T v194 = v187 + v193;
       const T v195 = tanh(v194);
       t195_l3_g[j] = v195;
+      const T v175 = t175[j];
+      const T v176 = l3_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v177 = t175[j] + l3_x2o_bias[j];
-      const T v181 = t179[j] + l3_h2o_bias[j];
+      const T v177 = v175 + v176;
+      const T v179 = t179[j];
+      const T v180 = l3_h2o_bias[j];
+      const T v181 = v179 + v180;
       const T v182 = v177 + v181;
       const T v183 = T(1) / (T(1) + exp(-v182));
+      const T v154 = t154[j];
+      const T v155 = l3_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v156 = t154[j] + l3_x2f_bias[j];
-      const T v161 = t159[j] + l3_h2f_bias[j];
+      const T v156 = v154 + v155;
+      const T v159 = t159[j];
+      const T v160 = l3_h2f_bias[j];
+      const T v161 = v159 + v160;
       const T v162 = v156 + v161;
       const T v163 = T(1) / (T(1) + exp(-v162));
+      const T v196 = l3_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v197 = v163 * l3_c[j];
+      const T v197 = v163 * v196;
+      const T v165 = t165[j];
+      const T v166 = l3_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v167 = t165[j] + l3_x2i_bias[j];
-      const T v171 = t169[j] + l3_h2i_bias[j];
+      const T v167 = v165 + v166;
+      const T v169 = t169[j];
+      const T v170 = l3_h2i_bias[j];
+      const T v171 = v169 + v170;
       const T v172 = v167 + v171;
       const T v173 = T(1) / (T(1) + exp(-v172));
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -1203,8 +1279,9 @@ __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<
       const T v200 = tanh(v199);
       const T v201 = v183 * v200;
       l3_h_next[j] = v201;
+      const T v222 = drop_o[j];
 #line 30 "examples/lm/modul_lstm.dopa"
-      const T v223 = v201 * drop_o[j];
+      const T v223 = v201 * v222;
       out_ar_h[j] = v223;
       l3_c_next[j] = v199;
       out_tar_h[j] = v201;
@@ -1212,7 +1289,7 @@ __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<
       saved_t223[j] = v223;
     }
   }
-#line 1216 "lm_modul_lstm.cu"
+#line 1293 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1235,7 +1312,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod_40(const dopa::
     if ((threadIdx.x & 31) == 0)
       t203[r] = acc;
   }
-#line 1239 "lm_modul_lstm.cu"
+#line 1316 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1251,13 +1328,15 @@ template <class T> __device__ __forceinline__ void forward_l3_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v203 = t203[0];
+      const T v204 = l3_h2mod_bias[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v205 = t203[0] + l3_h2mod_bias[0];
+      const T v205 = v203 + v204;
       const T v206 = tanh(v205);
       t206_l3_M[0] = v206;
     }
   }
-#line 1261 "lm_modul_lstm.cu"
+#line 1340 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1281,7 +1360,7 @@ __device__ __forceinline__ void forward_modfanout_42(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t208[r] = acc;
   }
-#line 1285 "lm_modul_lstm.cu"
+#line 1364 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1297,12 +1376,14 @@ template <class T> __device__ __forceinline__ void forward_l3_eta(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v208 = t208[j];
+      const T v209 = l3_modfanout_bias[j];
 #line 124 "examples/lm/modul_lstm.dopa"
-      const T v210 = t208[j] + l3_modfanout_bias[j];
+      const T v210 = v208 + v209;
       t210_l3_eta[j] = v210;
     }
   }
-#line 1306 "lm_modul_lstm.cu"
+#line 1387 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1319,7 +1400,7 @@ __device__ __forceinline__ void forward_saved_col_44(const dopa::StepArgs<T> &a)
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t211[e] = t210_l3_eta[e];
-#line 1323 "lm_modul_lstm.cu"
+#line 1404 "lm_modul_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1342,7 +1423,7 @@ template <class T> __device__ __forceinline__ void forward_matmul_45(const dopa:
     if ((threadIdx.x & 31) == 0)
       t224[r] = acc;
   }
-#line 1346 "lm_modul_lstm.cu"
+#line 1427 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1378,31 +1459,45 @@ __device__ __forceinline__ void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::Step
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v45 = l1_pw[i * 1149 + j];
+      const T v66 = t66[i];
+      const T v67 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v68 = t66[i] * l1_et[i * 1149 + j];
-      const T v69 = l1_pw[i * 1149 + j] + v68;
+      const T v68 = v66 * v67;
+      const T v69 = v45 + v68;
       const T v72 = v69 < T(-2.0) ? T(-2.0) : (v69 > T(2.0) ? T(2.0) : v69);
       l1_pw_next[i * 1149 + j] = v72;
+      const T v75 = t75[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v76 = t75[0] * l1_et[i * 1149 + j];
-      const T v77 = t50_l1_g[i] * l1_h[j];
-      const T v78 = l1_etaet[0] * v77;
+      const T v76 = v75 * v67;
+      const T v74 = l1_etaet[0];
+      const T v50 = t50_l1_g[i];
+      const T v12 = l1_h[j];
+      const T v77 = v50 * v12;
+      const T v78 = v74 * v77;
       const T v79 = v76 + v78;
       l1_et_next[i * 1149 + j] = v79;
+      const T v119 = l2_pw[i * 1149 + j];
+      const T v140 = t140[i];
+      const T v141 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v142 = t140[i] * l2_et[i * 1149 + j];
-      const T v143 = l2_pw[i * 1149 + j] + v142;
+      const T v142 = v140 * v141;
+      const T v143 = v119 + v142;
       const T v144 = v143 < T(-2.0) ? T(-2.0) : (v143 > T(2.0) ? T(2.0) : v143);
       l2_pw_next[i * 1149 + j] = v144;
+      const T v146 = t146[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v147 = t146[0] * l2_et[i * 1149 + j];
-      const T v148 = t124_l2_g[i] * l2_h[j];
-      const T v149 = l2_etaet[0] * v148;
+      const T v147 = v146 * v141;
+      const T v145 = l2_etaet[0];
+      const T v124 = t124_l2_g[i];
+      const T v86 = l2_h[j];
+      const T v148 = v124 * v86;
+      const T v149 = v145 * v148;
       const T v150 = v147 + v149;
       l2_et_next[i * 1149 + j] = v150;
     }
   }
-#line 1406 "lm_modul_lstm.cu"
+#line 1501 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1426,20 +1521,27 @@ template <class T> __device__ __forceinline__ void forward_l3_pw_l3_et(const dop
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v190 = l3_pw[i * 400 + j];
+      const T v211 = t211[i];
+      const T v212 = l3_et[i * 400 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v213 = t211[i] * l3_et[i * 400 + j];
-      const T v214 = l3_pw[i * 400 + j] + v213;
+      const T v213 = v211 * v212;
+      const T v214 = v190 + v213;
       const T v215 = v214 < T(-2.0) ? T(-2.0) : (v214 > T(2.0) ? T(2.0) : v214);
       l3_pw_next[i * 400 + j] = v215;
+      const T v217 = t217[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v218 = t217[0] * l3_et[i * 400 + j];
-      const T v219 = t195_l3_g[i] * l3_h[j];
-      const T v220 = l3_etaet[0] * v219;
+      const T v218 = v217 * v212;
+      const T v216 = l3_etaet[0];
+      const T v195 = t195_l3_g[i];
+      const T v157 = l3_h[j];
+      const T v219 = v195 * v157;
+      const T v220 = v216 * v219;
       const T v221 = v218 + v220;
       l3_et_next[i * 400 + j] = v221;
     }
   }
-#line 1443 "lm_modul_lstm.cu"
+#line 1545 "lm_modul_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1455,12 +1557,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
+      const T v224 = t224[j];
+      const T v225 = dec_bias[j];
 #line 31 "examples/lm/modul_lstm.dopa"
-      const T v226 = t224[j] + dec_bias[j];
+      const T v226 = v224 + v225;
       out_logits[j] = v226;
     }
   }
-#line 1464 "lm_modul_lstm.cu"
+#line 1568 "lm_modul_lstm.cu"
 }
 
 /// One forward step of ModulLSTMLM for the whole batch: block b runs batch element b.
@@ -1612,7 +1716,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t245[c] = acc;
   }
-#line 1616 "lm_modul_lstm.cu"
+#line 1720 "lm_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -1655,23 +1759,31 @@ template <class T> __device__ __forceinline__ void backward_d_l3_et(const dopa::
     T acc258 = T(0);
     T acc267 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v242 = d_l3_et_next[i * 400 + j];
+      const T v157 = l3_h[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc250 += d_l3_et_next[i * 400 + j] * l3_h[j];
+      acc250 += v242 * v157;
+      const T v195 = t195_l3_g[i];
 #line 128 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&t255[j], t195_l3_g[i] * d_l3_et_next[i * 400 + j]);
-      const T v257 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
+      atomicAdd(&t255[j], v195 * v242);
+      const T v212 = l3_et[i * 400 + j];
+      const T v257 = v242 * v212;
       acc258 += v257;
+      const T v241 = d_l3_pw_next[i * 400 + j];
+      const T v190 = l3_pw[i * 400 + j];
+      const T v211 = t211[i];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v213 = t211[i] * l3_et[i * 400 + j];
-      const T v214 = l3_pw[i * 400 + j] + v213;
+      const T v213 = v211 * v212;
+      const T v214 = v190 + v213;
       const T v264 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
-      const T v265 = d_l3_pw_next[i * 400 + j] * v264;
-      const T v266 = v265 * l3_et[i * 400 + j];
+      const T v265 = v241 * v264;
+      const T v266 = v265 * v212;
       acc267 += v266;
+      const T v217 = t217[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v259 = d_l3_et_next[i * 400 + j] * t217[0];
+      const T v259 = v242 * v217;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v268 = v265 * t211[i];
+      const T v268 = v265 * v211;
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v269 = v259 + v268;
       d_l3_et[i * 400 + j] = v269;
@@ -1685,7 +1797,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_et(const dopa::
       atomicAdd(&t267[i], acc267);
     }
   }
-#line 1689 "lm_modul_lstm.cu"
+#line 1801 "lm_modul_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1720,20 +1832,26 @@ template <class T> __device__ __forceinline__ void backward_etaet(const dopa::St
   {
     T acc252 = T(0);
     for (int j = tid; j < 400; j += nthreads) {
+      const T v195 = t195_l3_g[j];
+      const T v250 = t250[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-      const T v251 = t195_l3_g[j] * t250[j];
+      const T v251 = v195 * v250;
       acc252 += v251;
-      record1[j] = t223_y3[j];
-      record3[j] = t7_x[j];
-      record24[j] = l3_h[j];
-      record29[j] = t201_l3_hn[j];
+      const T v223 = t223_y3[j];
+      record1[j] = v223;
+      const T v7 = t7_x[j];
+      record3[j] = v7;
+      const T v157 = l3_h[j];
+      record24[j] = v157;
+      const T v201 = t201_l3_hn[j];
+      record29[j] = v201;
     }
     acc252 = dopa::warpSum(acc252);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t252[0], acc252);
     }
   }
-#line 1737 "lm_modul_lstm.cu"
+#line 1855 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1749,7 +1867,7 @@ template <class T> __device__ __forceinline__ void backward_record_col(const dop
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t270[e] = t267[e];
-#line 1753 "lm_modul_lstm.cu"
+#line 1871 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1770,7 +1888,7 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
       acc += t270[k] * l3_modfanout_weight[k + c];
     t273[c] = acc;
   }
-#line 1774 "lm_modul_lstm.cu"
+#line 1892 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1797,18 +1915,22 @@ __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v273 = t273[0];
+      const T v206 = t206_l3_M[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v275 = t206_l3_M[0] * t206_l3_M[0];
+      const T v275 = v206 * v206;
       const T v276 = T(1.0) - v275;
-      const T v277 = t273[0] * v276;
+      const T v277 = v273 * v276;
       t277[0] = v277;
-      record11[0] = t61_l1_M[0];
-      record21[0] = t135_l2_M[0];
+      const T v61 = t61_l1_M[0];
+      record11[0] = v61;
+      const T v135 = t135_l2_M[0];
+      record21[0] = v135;
       atomicAdd(&d_l3_h2mod_bias[0], v277);
-      record31[0] = t206_l3_M[0];
+      record31[0] = v206;
     }
   }
-#line 1812 "lm_modul_lstm.cu"
+#line 1934 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1828,7 +1950,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t277[0] * l3_h2mod_weight[c];
     t280[c] = acc;
   }
-#line 1832 "lm_modul_lstm.cu"
+#line 1954 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1897,37 +2019,60 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v250 = t250[j];
+      const T v253 = l3_etaet[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v254 = t250[j] * l3_etaet[0];
+      const T v254 = v250 * v253;
+      const T v240 = d_l3_c_next[j];
+      const T v229 = d_out_tar_h[j];
+      const T v238 = d_l3_h_next[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v239 = d_out_tar_h[j] + d_l3_h_next[j];
+      const T v239 = v229 + v238;
+      const T v228 = d_out_ar_h[j];
+      const T v245 = t245[j];
 #line 30 "examples/lm/modul_lstm.dopa"
-      const T v246 = d_out_ar_h[j] + t245[j];
-      const T v248 = v246 * drop_o[j];
+      const T v246 = v228 + v245;
+      const T v247 = drop_o[j];
+      const T v248 = v246 * v247;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v249 = v239 + v248;
-      const T v281 = v249 + t280[j];
+      const T v280 = t280[j];
+      const T v281 = v249 + v280;
+      const T v175 = t175[j];
+      const T v176 = l3_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v177 = t175[j] + l3_x2o_bias[j];
-      const T v181 = t179[j] + l3_h2o_bias[j];
+      const T v177 = v175 + v176;
+      const T v179 = t179[j];
+      const T v180 = l3_h2o_bias[j];
+      const T v181 = v179 + v180;
       const T v182 = v177 + v181;
       const T v183 = T(1) / (T(1) + exp(-v182));
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v283 = v281 * v183;
+      const T v154 = t154[j];
+      const T v155 = l3_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v156 = t154[j] + l3_x2f_bias[j];
-      const T v161 = t159[j] + l3_h2f_bias[j];
+      const T v156 = v154 + v155;
+      const T v159 = t159[j];
+      const T v160 = l3_h2f_bias[j];
+      const T v161 = v159 + v160;
       const T v162 = v156 + v161;
       const T v163 = T(1) / (T(1) + exp(-v162));
+      const T v196 = l3_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v197 = v163 * l3_c[j];
+      const T v197 = v163 * v196;
+      const T v165 = t165[j];
+      const T v166 = l3_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v167 = t165[j] + l3_x2i_bias[j];
-      const T v171 = t169[j] + l3_h2i_bias[j];
+      const T v167 = v165 + v166;
+      const T v169 = t169[j];
+      const T v170 = l3_h2i_bias[j];
+      const T v171 = v169 + v170;
       const T v172 = v167 + v171;
       const T v173 = T(1) / (T(1) + exp(-v172));
+      const T v195 = t195_l3_g[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v198 = v173 * t195_l3_g[j];
+      const T v198 = v173 * v195;
       const T v199 = v197 + v198;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v200 = tanh(v199);
@@ -1935,11 +2080,11 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v285 = T(1.0) - v284;
       const T v286 = v283 * v285;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v287 = d_l3_c_next[j] + v286;
+      const T v287 = v240 + v286;
       const T v289 = v287 * v173;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v290 = v254 + v289;
-      const T v293 = t195_l3_g[j] * t195_l3_g[j];
+      const T v293 = v195 * v195;
       const T v294 = T(1.0) - v293;
       const T v295 = v290 * v294;
       t295[j] = v295;
@@ -1951,14 +2096,14 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v309 = v282 * v308;
       t309[j] = v309;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v288 = v287 * t195_l3_g[j];
+      const T v288 = v287 * v195;
 #line 118 "examples/lm/modul_lstm.dopa"
       const T v318 = T(1.0) - v173;
       const T v319 = v173 * v318;
       const T v320 = v288 * v319;
       t320[j] = v320;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v291 = v287 * l3_c[j];
+      const T v291 = v287 * v196;
 #line 117 "examples/lm/modul_lstm.dopa"
       const T v329 = T(1.0) - v163;
       const T v330 = v163 * v329;
@@ -1978,11 +2123,12 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l3_h2o_bias[j], v309);
 #line 120 "examples/lm/modul_lstm.dopa"
       atomicAdd(&d_l3_x2c_bias[j], v295);
+      const T v270 = t270[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_modfanout_bias[j], t270[j]);
+      atomicAdd(&d_l3_modfanout_bias[j], v270);
     }
   }
-#line 1986 "lm_modul_lstm.cu"
+#line 2132 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -2016,21 +2162,29 @@ template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc300 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v295 = t295[i];
+      const T v188 = l3_w[i * 400 + j];
+      const T v189 = l3_alpha[i];
+      const T v190 = l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v191 = l3_alpha[i] * l3_pw[i * 400 + j];
-      const T v192 = l3_w[i * 400 + j] + v191;
-      atomicAdd(&t297[j], t295[i] * v192);
-      const T v296 = t295[i] * l3_h[j];
-      const T v299 = v296 * l3_pw[i * 400 + j];
+      const T v191 = v189 * v190;
+      const T v192 = v188 + v191;
+      atomicAdd(&t297[j], v295 * v192);
+      const T v157 = l3_h[j];
+      const T v296 = v295 * v157;
+      const T v299 = v296 * v190;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc300 += v299;
+      const T v241 = d_l3_pw_next[i * 400 + j];
+      const T v211 = t211[i];
+      const T v212 = l3_et[i * 400 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v213 = t211[i] * l3_et[i * 400 + j];
-      const T v214 = l3_pw[i * 400 + j] + v213;
+      const T v213 = v211 * v212;
+      const T v214 = v190 + v213;
       const T v264 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
-      const T v265 = d_l3_pw_next[i * 400 + j] * v264;
+      const T v265 = v241 * v264;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v302 = v296 * l3_alpha[i];
+      const T v302 = v296 * v189;
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v303 = v265 + v302;
       d_l3_pw[i * 400 + j] = v303;
@@ -2040,7 +2194,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::
       atomicAdd(&t300[i], acc300);
     }
   }
-#line 2044 "lm_modul_lstm.cu"
+#line 2198 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2061,7 +2215,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t295[k] * l3_x2c_weight[k * 1149 + c];
     t306[c] = acc;
   }
-#line 2065 "lm_modul_lstm.cu"
+#line 2219 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2082,7 +2236,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t309[k] * l3_h2o_weight[k * 400 + c];
     t312[c] = acc;
   }
-#line 2086 "lm_modul_lstm.cu"
+#line 2240 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2103,7 +2257,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t309[k] * l3_x2o_weight[k * 1149 + c];
     t316[c] = acc;
   }
-#line 2107 "lm_modul_lstm.cu"
+#line 2261 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2124,7 +2278,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t320[k] * l3_h2i_weight[k * 400 + c];
     t323[c] = acc;
   }
-#line 2128 "lm_modul_lstm.cu"
+#line 2282 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2145,7 +2299,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t320[k] * l3_x2i_weight[k * 1149 + c];
     t327[c] = acc;
   }
-#line 2149 "lm_modul_lstm.cu"
+#line 2303 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2166,7 +2320,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t331[k] * l3_h2f_weight[k * 400 + c];
     t334[c] = acc;
   }
-#line 2170 "lm_modul_lstm.cu"
+#line 2324 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2187,7 +2341,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t331[k] * l3_x2f_weight[k * 1149 + c];
     t338[c] = acc;
   }
-#line 2191 "lm_modul_lstm.cu"
+#line 2345 "lm_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -2258,43 +2412,59 @@ __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &
     T acc441 = T(0);
     T acc448 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v237 = d_l2_et_next[i * 1149 + j];
+      const T v86 = l2_h[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc343 += d_l2_et_next[i * 1149 + j] * l2_h[j];
+      acc343 += v237 * v86;
+      const T v124 = t124_l2_g[i];
 #line 128 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&t348[j], t124_l2_g[i] * d_l2_et_next[i * 1149 + j]);
-      const T v350 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      atomicAdd(&t348[j], v124 * v237);
+      const T v141 = l2_et[i * 1149 + j];
+      const T v350 = v237 * v141;
       acc351 += v350;
+      const T v236 = d_l2_pw_next[i * 1149 + j];
+      const T v119 = l2_pw[i * 1149 + j];
+      const T v140 = t140[i];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v142 = t140[i] * l2_et[i * 1149 + j];
-      const T v143 = l2_pw[i * 1149 + j] + v142;
+      const T v142 = v140 * v141;
+      const T v143 = v119 + v142;
       const T v355 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
-      const T v356 = d_l2_pw_next[i * 1149 + j] * v355;
-      const T v357 = v356 * l2_et[i * 1149 + j];
+      const T v356 = v236 * v355;
+      const T v357 = v356 * v141;
       acc358 += v357;
+      const T v233 = d_l1_et_next[i * 1149 + j];
+      const T v12 = l1_h[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc433 += d_l1_et_next[i * 1149 + j] * l1_h[j];
+      acc433 += v233 * v12;
+      const T v50 = t50_l1_g[i];
 #line 128 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&t438[j], t50_l1_g[i] * d_l1_et_next[i * 1149 + j]);
-      const T v440 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      atomicAdd(&t438[j], v50 * v233);
+      const T v67 = l1_et[i * 1149 + j];
+      const T v440 = v233 * v67;
       acc441 += v440;
+      const T v232 = d_l1_pw_next[i * 1149 + j];
+      const T v45 = l1_pw[i * 1149 + j];
+      const T v66 = t66[i];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v68 = t66[i] * l1_et[i * 1149 + j];
-      const T v69 = l1_pw[i * 1149 + j] + v68;
+      const T v68 = v66 * v67;
+      const T v69 = v45 + v68;
       const T v445 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v446 = d_l1_pw_next[i * 1149 + j] * v445;
-      const T v447 = v446 * l1_et[i * 1149 + j];
+      const T v446 = v232 * v445;
+      const T v447 = v446 * v67;
       acc448 += v447;
+      const T v75 = t75[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v442 = d_l1_et_next[i * 1149 + j] * t75[0];
+      const T v442 = v233 * v75;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v449 = v446 * t66[i];
+      const T v449 = v446 * v66;
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v450 = v442 + v449;
       d_l1_et[i * 1149 + j] = v450;
+      const T v146 = t146[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v352 = d_l2_et_next[i * 1149 + j] * t146[0];
+      const T v352 = v237 * v146;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v359 = v356 * t140[i];
+      const T v359 = v356 * v140;
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v360 = v352 + v359;
       d_l2_et[i * 1149 + j] = v360;
@@ -2314,7 +2484,7 @@ __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &
       atomicAdd(&t448[i], acc448);
     }
   }
-#line 2318 "lm_modul_lstm.cu"
+#line 2488 "lm_modul_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2362,17 +2532,27 @@ template <class T> __device__ __forceinline__ void backward_etaet_17(const dopa:
     T acc345 = T(0);
     T acc435 = T(0);
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v124 = t124_l2_g[j];
+      const T v343 = t343[j];
 #line 113 "examples/lm/modul_lstm.dopa"
-      const T v344 = t124_l2_g[j] * t343[j];
+      const T v344 = v124 * v343;
       acc345 += v344;
-      const T v434 = t50_l1_g[j] * t433[j];
+      const T v50 = t50_l1_g[j];
+      const T v433 = t433[j];
+      const T v434 = v50 * v433;
       acc435 += v434;
-      record4[j] = l1_h[j];
-      record9[j] = t56_l1_hn[j];
-      record13[j] = t81_y1[j];
-      record14[j] = l2_h[j];
-      record19[j] = t130_l2_hn[j];
-      record23[j] = t152_y2[j];
+      const T v12 = l1_h[j];
+      record4[j] = v12;
+      const T v56 = t56_l1_hn[j];
+      record9[j] = v56;
+      const T v81 = t81_y1[j];
+      record13[j] = v81;
+      const T v86 = l2_h[j];
+      record14[j] = v86;
+      const T v130 = t130_l2_hn[j];
+      record19[j] = v130;
+      const T v152 = t152_y2[j];
+      record23[j] = v152;
     }
     acc345 = dopa::warpSum(acc345);
     acc435 = dopa::warpSum(acc435);
@@ -2381,7 +2561,7 @@ template <class T> __device__ __forceinline__ void backward_etaet_17(const dopa:
       atomicAdd(&t435[0], acc435);
     }
   }
-#line 2385 "lm_modul_lstm.cu"
+#line 2565 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2398,7 +2578,7 @@ __device__ __forceinline__ void backward_record_col_18(const dopa::StepArgs<T> &
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t361[e] = t358[e];
-#line 2402 "lm_modul_lstm.cu"
+#line 2582 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -2420,7 +2600,7 @@ __device__ __forceinline__ void backward_modfanout_19(const dopa::StepArgs<T> &a
       acc += t361[k] * l2_modfanout_weight[k + c];
     t364[c] = acc;
   }
-#line 2424 "lm_modul_lstm.cu"
+#line 2604 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2439,15 +2619,17 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v364 = t364[0];
+      const T v135 = t135_l2_M[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v365 = t135_l2_M[0] * t135_l2_M[0];
+      const T v365 = v135 * v135;
       const T v366 = T(1.0) - v365;
-      const T v367 = t364[0] * v366;
+      const T v367 = v364 * v366;
       t367[0] = v367;
       atomicAdd(&d_l2_h2mod_bias[0], v367);
     }
   }
-#line 2451 "lm_modul_lstm.cu"
+#line 2633 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2467,7 +2649,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_21(const dopa:
     acc += t367[0] * l2_h2mod_weight[c];
     t370[c] = acc;
   }
-#line 2471 "lm_modul_lstm.cu"
+#line 2653 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2537,37 +2719,61 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v343 = t343[j];
+      const T v346 = l2_etaet[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v347 = t343[j] * l2_etaet[0];
+      const T v347 = v343 * v346;
+      const T v235 = d_l2_c_next[j];
+      const T v234 = d_l2_h_next[j];
+      const T v306 = t306[j];
+      const T v316 = t316[j];
 #line 28 "examples/lm/modul_lstm.dopa"
-      const T v317 = t306[j] + t316[j];
-      const T v328 = v317 + t327[j];
-      const T v339 = v328 + t338[j];
-      const T v341 = v339 * drop_h2[j];
+      const T v317 = v306 + v316;
+      const T v327 = t327[j];
+      const T v328 = v317 + v327;
+      const T v338 = t338[j];
+      const T v339 = v328 + v338;
+      const T v340 = drop_h2[j];
+      const T v341 = v339 * v340;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v342 = d_l2_h_next[j] + v341;
-      const T v371 = v342 + t370[j];
+      const T v342 = v234 + v341;
+      const T v370 = t370[j];
+      const T v371 = v342 + v370;
+      const T v104 = t104[j];
+      const T v105 = l2_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v106 = t104[j] + l2_x2o_bias[j];
-      const T v110 = t108[j] + l2_h2o_bias[j];
+      const T v106 = v104 + v105;
+      const T v108 = t108[j];
+      const T v109 = l2_h2o_bias[j];
+      const T v110 = v108 + v109;
       const T v111 = v106 + v110;
       const T v112 = T(1) / (T(1) + exp(-v111));
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v373 = v371 * v112;
+      const T v83 = t83[j];
+      const T v84 = l2_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v85 = t83[j] + l2_x2f_bias[j];
-      const T v90 = t88[j] + l2_h2f_bias[j];
+      const T v85 = v83 + v84;
+      const T v88 = t88[j];
+      const T v89 = l2_h2f_bias[j];
+      const T v90 = v88 + v89;
       const T v91 = v85 + v90;
       const T v92 = T(1) / (T(1) + exp(-v91));
+      const T v125 = l2_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v126 = v92 * l2_c[j];
+      const T v126 = v92 * v125;
+      const T v94 = t94[j];
+      const T v95 = l2_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v96 = t94[j] + l2_x2i_bias[j];
-      const T v100 = t98[j] + l2_h2i_bias[j];
+      const T v96 = v94 + v95;
+      const T v98 = t98[j];
+      const T v99 = l2_h2i_bias[j];
+      const T v100 = v98 + v99;
       const T v101 = v96 + v100;
       const T v102 = T(1) / (T(1) + exp(-v101));
+      const T v124 = t124_l2_g[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v127 = v102 * t124_l2_g[j];
+      const T v127 = v102 * v124;
       const T v128 = v126 + v127;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v129 = tanh(v128);
@@ -2575,11 +2781,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v375 = T(1.0) - v374;
       const T v376 = v373 * v375;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v377 = d_l2_c_next[j] + v376;
+      const T v377 = v235 + v376;
       const T v379 = v377 * v102;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v380 = v347 + v379;
-      const T v383 = t124_l2_g[j] * t124_l2_g[j];
+      const T v383 = v124 * v124;
       const T v384 = T(1.0) - v383;
       const T v385 = v380 * v384;
       t385[j] = v385;
@@ -2591,14 +2797,14 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v399 = v372 * v398;
       t399[j] = v399;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v378 = v377 * t124_l2_g[j];
+      const T v378 = v377 * v124;
 #line 118 "examples/lm/modul_lstm.dopa"
       const T v408 = T(1.0) - v102;
       const T v409 = v102 * v408;
       const T v410 = v378 * v409;
       t410[j] = v410;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v381 = v377 * l2_c[j];
+      const T v381 = v377 * v125;
 #line 117 "examples/lm/modul_lstm.dopa"
       const T v419 = T(1.0) - v92;
       const T v420 = v92 * v419;
@@ -2618,11 +2824,12 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l2_h2o_bias[j], v399);
 #line 120 "examples/lm/modul_lstm.dopa"
       atomicAdd(&d_l2_x2c_bias[j], v385);
+      const T v361 = t361[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_modfanout_bias[j], t361[j]);
+      atomicAdd(&d_l2_modfanout_bias[j], v361);
     }
   }
-#line 2626 "lm_modul_lstm.cu"
+#line 2833 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -2656,21 +2863,29 @@ template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc390 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v385 = t385[i];
+      const T v117 = l2_w[i * 1149 + j];
+      const T v118 = l2_alpha[i];
+      const T v119 = l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v120 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v121 = l2_w[i * 1149 + j] + v120;
-      atomicAdd(&t387[j], t385[i] * v121);
-      const T v386 = t385[i] * l2_h[j];
-      const T v389 = v386 * l2_pw[i * 1149 + j];
+      const T v120 = v118 * v119;
+      const T v121 = v117 + v120;
+      atomicAdd(&t387[j], v385 * v121);
+      const T v86 = l2_h[j];
+      const T v386 = v385 * v86;
+      const T v389 = v386 * v119;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc390 += v389;
+      const T v236 = d_l2_pw_next[i * 1149 + j];
+      const T v140 = t140[i];
+      const T v141 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v142 = t140[i] * l2_et[i * 1149 + j];
-      const T v143 = l2_pw[i * 1149 + j] + v142;
+      const T v142 = v140 * v141;
+      const T v143 = v119 + v142;
       const T v355 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
-      const T v356 = d_l2_pw_next[i * 1149 + j] * v355;
+      const T v356 = v236 * v355;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v392 = v386 * l2_alpha[i];
+      const T v392 = v386 * v118;
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v393 = v356 + v392;
       d_l2_pw[i * 1149 + j] = v393;
@@ -2680,7 +2895,7 @@ template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::
       atomicAdd(&t390[i], acc390);
     }
   }
-#line 2684 "lm_modul_lstm.cu"
+#line 2899 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2701,7 +2916,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_24(const dopa::S
       acc += t385[k] * l2_x2c_weight[k * 1149 + c];
     t396[c] = acc;
   }
-#line 2705 "lm_modul_lstm.cu"
+#line 2920 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2722,7 +2937,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_25(const dopa::S
       acc += t399[k] * l2_h2o_weight[k * 1149 + c];
     t402[c] = acc;
   }
-#line 2726 "lm_modul_lstm.cu"
+#line 2941 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2743,7 +2958,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_26(const dopa::S
       acc += t399[k] * l2_x2o_weight[k * 1149 + c];
     t406[c] = acc;
   }
-#line 2747 "lm_modul_lstm.cu"
+#line 2962 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2764,7 +2979,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_27(const dopa::S
       acc += t410[k] * l2_h2i_weight[k * 1149 + c];
     t413[c] = acc;
   }
-#line 2768 "lm_modul_lstm.cu"
+#line 2983 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2785,7 +3000,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_28(const dopa::S
       acc += t410[k] * l2_x2i_weight[k * 1149 + c];
     t417[c] = acc;
   }
-#line 2789 "lm_modul_lstm.cu"
+#line 3004 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2806,7 +3021,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_29(const dopa::S
       acc += t421[k] * l2_h2f_weight[k * 1149 + c];
     t424[c] = acc;
   }
-#line 2810 "lm_modul_lstm.cu"
+#line 3025 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2827,7 +3042,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_30(const dopa::S
       acc += t421[k] * l2_x2f_weight[k * 1149 + c];
     t428[c] = acc;
   }
-#line 2831 "lm_modul_lstm.cu"
+#line 3046 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2844,7 +3059,7 @@ __device__ __forceinline__ void backward_record_col_31(const dopa::StepArgs<T> &
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t451[e] = t448[e];
-#line 2848 "lm_modul_lstm.cu"
+#line 3063 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -2866,7 +3081,7 @@ __device__ __forceinline__ void backward_modfanout_32(const dopa::StepArgs<T> &a
       acc += t451[k] * l1_modfanout_weight[k + c];
     t454[c] = acc;
   }
-#line 2870 "lm_modul_lstm.cu"
+#line 3085 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2885,15 +3100,17 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v454 = t454[0];
+      const T v61 = t61_l1_M[0];
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v455 = t61_l1_M[0] * t61_l1_M[0];
+      const T v455 = v61 * v61;
       const T v456 = T(1.0) - v455;
-      const T v457 = t454[0] * v456;
+      const T v457 = v454 * v456;
       t457[0] = v457;
       atomicAdd(&d_l1_h2mod_bias[0], v457);
     }
   }
-#line 2897 "lm_modul_lstm.cu"
+#line 3114 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2913,7 +3130,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_34(const dopa:
     acc += t457[0] * l1_h2mod_weight[c];
     t460[c] = acc;
   }
-#line 2917 "lm_modul_lstm.cu"
+#line 3134 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2992,37 +3209,61 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v433 = t433[j];
+      const T v436 = l1_etaet[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v437 = t433[j] * l1_etaet[0];
+      const T v437 = v433 * v436;
+      const T v231 = d_l1_c_next[j];
+      const T v230 = d_l1_h_next[j];
+      const T v396 = t396[j];
+      const T v406 = t406[j];
 #line 27 "examples/lm/modul_lstm.dopa"
-      const T v407 = t396[j] + t406[j];
-      const T v418 = v407 + t417[j];
-      const T v429 = v418 + t428[j];
-      const T v431 = v429 * drop_h1[j];
+      const T v407 = v396 + v406;
+      const T v417 = t417[j];
+      const T v418 = v407 + v417;
+      const T v428 = t428[j];
+      const T v429 = v418 + v428;
+      const T v430 = drop_h1[j];
+      const T v431 = v429 * v430;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v432 = d_l1_h_next[j] + v431;
-      const T v461 = v432 + t460[j];
+      const T v432 = v230 + v431;
+      const T v460 = t460[j];
+      const T v461 = v432 + v460;
+      const T v30 = t30[j];
+      const T v31 = l1_x2o_bias[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v32 = t30[j] + l1_x2o_bias[j];
-      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v32 = v30 + v31;
+      const T v34 = t34[j];
+      const T v35 = l1_h2o_bias[j];
+      const T v36 = v34 + v35;
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v463 = v461 * v38;
+      const T v9 = t9[j];
+      const T v10 = l1_x2f_bias[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v11 = t9[j] + l1_x2f_bias[j];
-      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v11 = v9 + v10;
+      const T v14 = t14[j];
+      const T v15 = l1_h2f_bias[j];
+      const T v16 = v14 + v15;
       const T v17 = v11 + v16;
       const T v18 = T(1) / (T(1) + exp(-v17));
+      const T v51 = l1_c[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v52 = v18 * l1_c[j];
+      const T v52 = v18 * v51;
+      const T v20 = t20[j];
+      const T v21 = l1_x2i_bias[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v22 = t20[j] + l1_x2i_bias[j];
-      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v22 = v20 + v21;
+      const T v24 = t24[j];
+      const T v25 = l1_h2i_bias[j];
+      const T v26 = v24 + v25;
       const T v27 = v22 + v26;
       const T v28 = T(1) / (T(1) + exp(-v27));
+      const T v50 = t50_l1_g[j];
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v53 = v28 * t50_l1_g[j];
+      const T v53 = v28 * v50;
       const T v54 = v52 + v53;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v55 = tanh(v54);
@@ -3030,11 +3271,11 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v465 = T(1.0) - v464;
       const T v466 = v463 * v465;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v467 = d_l1_c_next[j] + v466;
+      const T v467 = v231 + v466;
       const T v469 = v467 * v28;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v470 = v437 + v469;
-      const T v473 = t50_l1_g[j] * t50_l1_g[j];
+      const T v473 = v50 * v50;
       const T v474 = T(1.0) - v473;
       const T v475 = v470 * v474;
       t475[j] = v475;
@@ -3046,14 +3287,14 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v489 = v462 * v488;
       t489[j] = v489;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v468 = v467 * t50_l1_g[j];
+      const T v468 = v467 * v50;
 #line 118 "examples/lm/modul_lstm.dopa"
       const T v498 = T(1.0) - v28;
       const T v499 = v28 * v498;
       const T v500 = v468 * v499;
       t500[j] = v500;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v471 = v467 * l1_c[j];
+      const T v471 = v467 * v51;
 #line 117 "examples/lm/modul_lstm.dopa"
       const T v509 = T(1.0) - v18;
       const T v510 = v18 * v509;
@@ -3062,13 +3303,19 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v472 = v467 * v18;
       d_l1_c[j] = v472;
+      const T v348 = t348[j];
+      const T v346 = l2_etaet[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v349 = t348[j] * l2_etaet[0];
+      const T v349 = v348 * v346;
+      const T v387 = t387[j];
 #line 100 "examples/lm/modul_lstm.dopa"
-      const T v388 = v349 + t387[j];
-      const T v403 = v388 + t402[j];
-      const T v414 = v403 + t413[j];
-      const T v425 = v414 + t424[j];
+      const T v388 = v349 + v387;
+      const T v402 = t402[j];
+      const T v403 = v388 + v402;
+      const T v413 = t413[j];
+      const T v414 = v403 + v413;
+      const T v424 = t424[j];
+      const T v425 = v414 + v424;
       d_l2_h[j] = v425;
 #line 117 "examples/lm/modul_lstm.dopa"
       atomicAdd(&d_l1_x2f_bias[j], v511);
@@ -3081,11 +3328,12 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_h2o_bias[j], v489);
 #line 120 "examples/lm/modul_lstm.dopa"
       atomicAdd(&d_l1_x2c_bias[j], v475);
+      const T v451 = t451[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_modfanout_bias[j], t451[j]);
+      atomicAdd(&d_l1_modfanout_bias[j], v451);
     }
   }
-#line 3089 "lm_modul_lstm.cu"
+#line 3337 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -3119,21 +3367,29 @@ template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc480 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v475 = t475[i];
+      const T v43 = l1_w[i * 1149 + j];
+      const T v44 = l1_alpha[i];
+      const T v45 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      atomicAdd(&t477[j], t475[i] * v47);
-      const T v476 = t475[i] * l1_h[j];
-      const T v479 = v476 * l1_pw[i * 1149 + j];
+      const T v46 = v44 * v45;
+      const T v47 = v43 + v46;
+      atomicAdd(&t477[j], v475 * v47);
+      const T v12 = l1_h[j];
+      const T v476 = v475 * v12;
+      const T v479 = v476 * v45;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc480 += v479;
+      const T v232 = d_l1_pw_next[i * 1149 + j];
+      const T v66 = t66[i];
+      const T v67 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v68 = t66[i] * l1_et[i * 1149 + j];
-      const T v69 = l1_pw[i * 1149 + j] + v68;
+      const T v68 = v66 * v67;
+      const T v69 = v45 + v68;
       const T v445 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v446 = d_l1_pw_next[i * 1149 + j] * v445;
+      const T v446 = v232 * v445;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v482 = v476 * l1_alpha[i];
+      const T v482 = v476 * v44;
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v483 = v446 + v482;
       d_l1_pw[i * 1149 + j] = v483;
@@ -3143,7 +3399,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::
       atomicAdd(&t480[i], acc480);
     }
   }
-#line 3147 "lm_modul_lstm.cu"
+#line 3403 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -3164,7 +3420,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_37(const dopa::S
       acc += t475[k] * l1_x2c_weight[k * 400 + c];
     t486[c] = acc;
   }
-#line 3168 "lm_modul_lstm.cu"
+#line 3424 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3185,7 +3441,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_38(const dopa::S
       acc += t489[k] * l1_h2o_weight[k * 1149 + c];
     t492[c] = acc;
   }
-#line 3189 "lm_modul_lstm.cu"
+#line 3445 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3206,7 +3462,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_39(const dopa::S
       acc += t489[k] * l1_x2o_weight[k * 400 + c];
     t496[c] = acc;
   }
-#line 3210 "lm_modul_lstm.cu"
+#line 3466 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3227,7 +3483,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_40(const dopa::S
       acc += t500[k] * l1_h2i_weight[k * 1149 + c];
     t503[c] = acc;
   }
-#line 3231 "lm_modul_lstm.cu"
+#line 3487 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3248,7 +3504,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_41(const dopa::S
       acc += t500[k] * l1_x2i_weight[k * 400 + c];
     t507[c] = acc;
   }
-#line 3252 "lm_modul_lstm.cu"
+#line 3508 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3269,7 +3525,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_42(const dopa::S
       acc += t511[k] * l1_h2f_weight[k * 1149 + c];
     t514[c] = acc;
   }
-#line 3273 "lm_modul_lstm.cu"
+#line 3529 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3290,7 +3546,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_43(const dopa::S
       acc += t511[k] * l1_x2f_weight[k * 400 + c];
     t518[c] = acc;
   }
-#line 3294 "lm_modul_lstm.cu"
+#line 3550 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -3310,17 +3566,23 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v438 = t438[j];
+      const T v436 = l1_etaet[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v439 = t438[j] * l1_etaet[0];
+      const T v439 = v438 * v436;
+      const T v477 = t477[j];
 #line 100 "examples/lm/modul_lstm.dopa"
-      const T v478 = v439 + t477[j];
-      const T v493 = v478 + t492[j];
-      const T v504 = v493 + t503[j];
-      const T v515 = v504 + t514[j];
+      const T v478 = v439 + v477;
+      const T v492 = t492[j];
+      const T v493 = v478 + v492;
+      const T v503 = t503[j];
+      const T v504 = v493 + v503;
+      const T v514 = t514[j];
+      const T v515 = v504 + v514;
       d_l1_h[j] = v515;
     }
   }
-#line 3324 "lm_modul_lstm.cu"
+#line 3586 "lm_modul_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -3351,24 +3613,36 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v255 = t255[j];
+      const T v253 = l3_etaet[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v256 = t255[j] * l3_etaet[0];
+      const T v256 = v255 * v253;
+      const T v297 = t297[j];
 #line 100 "examples/lm/modul_lstm.dopa"
-      const T v298 = v256 + t297[j];
-      const T v313 = v298 + t312[j];
-      const T v324 = v313 + t323[j];
-      const T v335 = v324 + t334[j];
+      const T v298 = v256 + v297;
+      const T v312 = t312[j];
+      const T v313 = v298 + v312;
+      const T v323 = t323[j];
+      const T v324 = v313 + v323;
+      const T v334 = t334[j];
+      const T v335 = v324 + v334;
       d_l3_h[j] = v335;
+      const T v486 = t486[j];
+      const T v496 = t496[j];
 #line 26 "examples/lm/modul_lstm.dopa"
-      const T v497 = t486[j] + t496[j];
-      const T v508 = v497 + t507[j];
-      const T v519 = v508 + t518[j];
-      const T v521 = v519 * drop_i[j];
-      const T v522 = v521 * t4[0];
+      const T v497 = v486 + v496;
+      const T v507 = t507[j];
+      const T v508 = v497 + v507;
+      const T v518 = t518[j];
+      const T v519 = v508 + v518;
+      const T v520 = drop_i[j];
+      const T v521 = v519 * v520;
+      const T v4 = t4[0];
+      const T v522 = v521 * v4;
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v522);
     }
   }
-#line 3372 "lm_modul_lstm.cu"
+#line 3646 "lm_modul_lstm.cu"
 }
 
 // backward stage 46: fused loop nest over [10000]
@@ -3384,8 +3658,9 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-      record0[j] = d_out_logits[j];
-      atomicAdd(&d_dec_bias[j], d_out_logits[j]);
+      const T v227 = d_out_logits[j];
+      record0[j] = v227;
+      atomicAdd(&d_dec_bias[j], v227);
     }
   }
 }
@@ -3406,12 +3681,14 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
+      const T v480 = t480[i];
 #line 112 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_alpha[i], t480[i]);
-      atomicAdd(&d_l2_alpha[i], t390[i]);
+      atomicAdd(&d_l1_alpha[i], v480);
+      const T v390 = t390[i];
+      atomicAdd(&d_l2_alpha[i], v390);
     }
   }
-#line 3415 "lm_modul_lstm.cu"
+#line 3692 "lm_modul_lstm.cu"
 }
 
 // param  etaet : [] = 0.01
@@ -3436,23 +3713,29 @@ backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
+    const T v435 = t435[0];
+    const T v441 = t441[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v443 = -t441[0];
+    const T v443 = -v441;
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v444 = t435[0] + v443;
+    const T v444 = v435 + v443;
     atomicAdd(&d_l1_etaet[0], v444);
+    const T v345 = t345[0];
+    const T v351 = t351[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v353 = -t351[0];
+    const T v353 = -v351;
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v354 = t345[0] + v353;
+    const T v354 = v345 + v353;
     atomicAdd(&d_l2_etaet[0], v354);
+    const T v252 = t252[0];
+    const T v258 = t258[0];
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v260 = -t258[0];
+    const T v260 = -v258;
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v261 = t252[0] + v260;
+    const T v261 = v252 + v260;
     atomicAdd(&d_l3_etaet[0], v261);
   }
-#line 3456 "lm_modul_lstm.cu"
+#line 3739 "lm_modul_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3468,11 +3751,12 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
+      const T v300 = t300[i];
 #line 112 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_alpha[i], t300[i]);
+      atomicAdd(&d_l3_alpha[i], v300);
     }
   }
-#line 3476 "lm_modul_lstm.cu"
+#line 3760 "lm_modul_lstm.cu"
 }
 
 /// One backward step of ModulLSTMLM for the whole batch: block b runs batch element b.

@@ -127,14 +127,17 @@ template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
   T *__restrict t4 = a.saved + 0;           // [1]
   const T *__restrict drop_i = a.inputs[1]; // [400]
   T *__restrict t7_x = a.saved + 16;        // [400] x
+  const T v4 = t4[0];
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v2 = t2[j];
 #line 26 "examples/lm/plastic_lstm.dopa"
-    const T v5 = t2[j] * t4[0];
-    const T v7 = v5 * drop_i[j];
+    const T v5 = v2 * v4;
+    const T v6 = drop_i[j];
+    const T v7 = v5 * v6;
     t7_x[j] = v7;
   }
-#line 138 "lm_plastic_lstm.cpp"
+#line 141 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -147,7 +150,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t9 = a.saved + 416;                                 // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 151 "lm_plastic_lstm.cpp"
+#line 154 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -160,7 +163,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t14 = a.saved + 1568;                               // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t14, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 164 "lm_plastic_lstm.cpp"
+#line 167 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -173,7 +176,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t20 = a.saved + 2720;                               // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t20, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 177 "lm_plastic_lstm.cpp"
+#line 180 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -186,7 +189,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.saved + 3872;                               // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t24, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 190 "lm_plastic_lstm.cpp"
+#line 193 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -199,7 +202,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.saved + 5024;                               // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t30, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 203 "lm_plastic_lstm.cpp"
+#line 206 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -212,7 +215,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t34 = a.saved + 6176;                               // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t34, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 216 "lm_plastic_lstm.cpp"
+#line 219 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -225,7 +228,7 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t40 = a.scratch + 400;                              // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t40, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 229 "lm_plastic_lstm.cpp"
+#line 232 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -264,26 +267,42 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
   T *__restrict saved_t54 = a.saved + 8480;                     // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v40 = t40[j];
+    const T v41 = l1_x2c_bias[j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v47 = v42 + carried_0[j];
+    const T v42 = v40 + v41;
+    const T v46 = carried_0[j];
+    const T v47 = v42 + v46;
     const T v48 = simdTanh(v47);
     t48_l1_g[j] = v48;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 53 "examples/lm/plastic_lstm.dopa"
@@ -293,34 +312,51 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     const T v53 = simdTanh(v52);
     const T v54 = v38 * v53;
     l1_h_next[j] = v54;
+    const T v62 = drop_h1[j];
 #line 27 "examples/lm/plastic_lstm.dopa"
-    const T v63 = v54 * drop_h1[j];
+    const T v63 = v54 * v62;
     t63_y1[j] = v63;
     l1_c_next[j] = v52;
     saved_t54[j] = v54;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v40 = t40[j];
+    const T v41 = l1_x2c_bias[j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v47 = v42 + carried_0[j];
+    const T v42 = v40 + v41;
+    const T v46 = carried_0[j];
+    const T v47 = v42 + v46;
     const T v48 = simdTanh(v47);
     t48_l1_g[j] = v48;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 53 "examples/lm/plastic_lstm.dopa"
@@ -330,13 +366,14 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     const T v53 = simdTanh(v52);
     const T v54 = v38 * v53;
     l1_h_next[j] = v54;
+    const T v62 = drop_h1[j];
 #line 27 "examples/lm/plastic_lstm.dopa"
-    const T v63 = v54 * drop_h1[j];
+    const T v63 = v54 * v62;
     t63_y1[j] = v63;
     l1_c_next[j] = v52;
     saved_t54[j] = v54;
   }
-#line 340 "lm_plastic_lstm.cpp"
+#line 377 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -350,7 +387,7 @@ template <class T> static void forward_saved_x2f_11(const dopa::StepArgs<T> &a) 
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t65, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
-#line 354 "lm_plastic_lstm.cpp"
+#line 391 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -363,7 +400,7 @@ template <class T> static void forward_saved_h2f_12(const dopa::StepArgs<T> &a) 
   T *__restrict t70 = a.saved + 11936;                              // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t70, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 367 "lm_plastic_lstm.cpp"
+#line 404 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -377,7 +414,7 @@ template <class T> static void forward_saved_x2i_13(const dopa::StepArgs<T> &a) 
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t76, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
-#line 381 "lm_plastic_lstm.cpp"
+#line 418 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -390,7 +427,7 @@ template <class T> static void forward_saved_h2i_14(const dopa::StepArgs<T> &a) 
   T *__restrict t80 = a.saved + 14240;                              // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t80, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 394 "lm_plastic_lstm.cpp"
+#line 431 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -404,7 +441,7 @@ template <class T> static void forward_saved_x2o_15(const dopa::StepArgs<T> &a) 
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t86, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
-#line 408 "lm_plastic_lstm.cpp"
+#line 445 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -417,7 +454,7 @@ template <class T> static void forward_saved_h2o_16(const dopa::StepArgs<T> &a) 
   T *__restrict t90 = a.saved + 16544;                              // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t90, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 421 "lm_plastic_lstm.cpp"
+#line 458 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -431,7 +468,7 @@ template <class T> static void forward_x2c_17(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t96, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
-#line 435 "lm_plastic_lstm.cpp"
+#line 472 "lm_plastic_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -470,26 +507,42 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
   T *__restrict saved_t110 = a.saved + 18848;                   // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v96 = t96[j];
+    const T v97 = l2_x2c_bias[j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v98 = t96[j] + l2_x2c_bias[j];
-    const T v103 = v98 + carried_1[j];
+    const T v98 = v96 + v97;
+    const T v102 = carried_1[j];
+    const T v103 = v98 + v102;
     const T v104 = simdTanh(v103);
     t104_l2_g[j] = v104;
+    const T v86 = t86[j];
+    const T v87 = l2_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v88 = t86[j] + l2_x2o_bias[j];
-    const T v92 = t90[j] + l2_h2o_bias[j];
+    const T v88 = v86 + v87;
+    const T v90 = t90[j];
+    const T v91 = l2_h2o_bias[j];
+    const T v92 = v90 + v91;
     const T v93 = v88 + v92;
     const T v94 = T(1) / (T(1) + simdExp(-v93));
+    const T v65 = t65[j];
+    const T v66 = l2_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v67 = t65[j] + l2_x2f_bias[j];
-    const T v72 = t70[j] + l2_h2f_bias[j];
+    const T v67 = v65 + v66;
+    const T v70 = t70[j];
+    const T v71 = l2_h2f_bias[j];
+    const T v72 = v70 + v71;
     const T v73 = v67 + v72;
     const T v74 = T(1) / (T(1) + simdExp(-v73));
+    const T v105 = l2_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v106 = v74 * l2_c[j];
+    const T v106 = v74 * v105;
+    const T v76 = t76[j];
+    const T v77 = l2_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v78 = t76[j] + l2_x2i_bias[j];
-    const T v82 = t80[j] + l2_h2i_bias[j];
+    const T v78 = v76 + v77;
+    const T v80 = t80[j];
+    const T v81 = l2_h2i_bias[j];
+    const T v82 = v80 + v81;
     const T v83 = v78 + v82;
     const T v84 = T(1) / (T(1) + simdExp(-v83));
 #line 53 "examples/lm/plastic_lstm.dopa"
@@ -499,34 +552,51 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     const T v109 = simdTanh(v108);
     const T v110 = v94 * v109;
     l2_h_next[j] = v110;
+    const T v116 = drop_h2[j];
 #line 28 "examples/lm/plastic_lstm.dopa"
-    const T v117 = v110 * drop_h2[j];
+    const T v117 = v110 * v116;
     t117_y2[j] = v117;
     l2_c_next[j] = v108;
     saved_t110[j] = v110;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v96 = t96[j];
+    const T v97 = l2_x2c_bias[j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v98 = t96[j] + l2_x2c_bias[j];
-    const T v103 = v98 + carried_1[j];
+    const T v98 = v96 + v97;
+    const T v102 = carried_1[j];
+    const T v103 = v98 + v102;
     const T v104 = simdTanh(v103);
     t104_l2_g[j] = v104;
+    const T v86 = t86[j];
+    const T v87 = l2_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v88 = t86[j] + l2_x2o_bias[j];
-    const T v92 = t90[j] + l2_h2o_bias[j];
+    const T v88 = v86 + v87;
+    const T v90 = t90[j];
+    const T v91 = l2_h2o_bias[j];
+    const T v92 = v90 + v91;
     const T v93 = v88 + v92;
     const T v94 = T(1) / (T(1) + simdExp(-v93));
+    const T v65 = t65[j];
+    const T v66 = l2_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v67 = t65[j] + l2_x2f_bias[j];
-    const T v72 = t70[j] + l2_h2f_bias[j];
+    const T v67 = v65 + v66;
+    const T v70 = t70[j];
+    const T v71 = l2_h2f_bias[j];
+    const T v72 = v70 + v71;
     const T v73 = v67 + v72;
     const T v74 = T(1) / (T(1) + simdExp(-v73));
+    const T v105 = l2_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v106 = v74 * l2_c[j];
+    const T v106 = v74 * v105;
+    const T v76 = t76[j];
+    const T v77 = l2_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v78 = t76[j] + l2_x2i_bias[j];
-    const T v82 = t80[j] + l2_h2i_bias[j];
+    const T v78 = v76 + v77;
+    const T v80 = t80[j];
+    const T v81 = l2_h2i_bias[j];
+    const T v82 = v80 + v81;
     const T v83 = v78 + v82;
     const T v84 = T(1) / (T(1) + simdExp(-v83));
 #line 53 "examples/lm/plastic_lstm.dopa"
@@ -536,13 +606,14 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     const T v109 = simdTanh(v108);
     const T v110 = v94 * v109;
     l2_h_next[j] = v110;
+    const T v116 = drop_h2[j];
 #line 28 "examples/lm/plastic_lstm.dopa"
-    const T v117 = v110 * drop_h2[j];
+    const T v117 = v110 * v116;
     t117_y2[j] = v117;
     l2_c_next[j] = v108;
     saved_t110[j] = v110;
   }
-#line 546 "lm_plastic_lstm.cpp"
+#line 617 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -556,7 +627,7 @@ template <class T> static void forward_saved_x2f_19(const dopa::StepArgs<T> &a) 
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t119, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
-#line 560 "lm_plastic_lstm.cpp"
+#line 631 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -569,7 +640,7 @@ template <class T> static void forward_saved_h2f_20(const dopa::StepArgs<T> &a) 
   T *__restrict t124 = a.saved + 21552;                             // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t124, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 573 "lm_plastic_lstm.cpp"
+#line 644 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -583,7 +654,7 @@ template <class T> static void forward_saved_x2i_21(const dopa::StepArgs<T> &a) 
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t130, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
-#line 587 "lm_plastic_lstm.cpp"
+#line 658 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -596,7 +667,7 @@ template <class T> static void forward_saved_h2i_22(const dopa::StepArgs<T> &a) 
   T *__restrict t134 = a.saved + 22352;                             // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t134, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 600 "lm_plastic_lstm.cpp"
+#line 671 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -610,7 +681,7 @@ template <class T> static void forward_saved_x2o_23(const dopa::StepArgs<T> &a) 
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t140, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
-#line 614 "lm_plastic_lstm.cpp"
+#line 685 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -623,7 +694,7 @@ template <class T> static void forward_saved_h2o_24(const dopa::StepArgs<T> &a) 
   T *__restrict t144 = a.saved + 23152;                             // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t144, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 627 "lm_plastic_lstm.cpp"
+#line 698 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -637,7 +708,7 @@ template <class T> static void forward_x2c_25(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t150, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
-#line 641 "lm_plastic_lstm.cpp"
+#line 712 "lm_plastic_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -680,26 +751,42 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
   T *__restrict saved_t164 = a.saved + 23952;                   // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v150 = t150[j];
+    const T v151 = l3_x2c_bias[j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v152 = t150[j] + l3_x2c_bias[j];
-    const T v157 = v152 + carried_2[j];
+    const T v152 = v150 + v151;
+    const T v156 = carried_2[j];
+    const T v157 = v152 + v156;
     const T v158 = simdTanh(v157);
     t158_l3_g[j] = v158;
+    const T v140 = t140[j];
+    const T v141 = l3_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v142 = t140[j] + l3_x2o_bias[j];
-    const T v146 = t144[j] + l3_h2o_bias[j];
+    const T v142 = v140 + v141;
+    const T v144 = t144[j];
+    const T v145 = l3_h2o_bias[j];
+    const T v146 = v144 + v145;
     const T v147 = v142 + v146;
     const T v148 = T(1) / (T(1) + simdExp(-v147));
+    const T v119 = t119[j];
+    const T v120 = l3_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v121 = t119[j] + l3_x2f_bias[j];
-    const T v126 = t124[j] + l3_h2f_bias[j];
+    const T v121 = v119 + v120;
+    const T v124 = t124[j];
+    const T v125 = l3_h2f_bias[j];
+    const T v126 = v124 + v125;
     const T v127 = v121 + v126;
     const T v128 = T(1) / (T(1) + simdExp(-v127));
+    const T v159 = l3_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v160 = v128 * l3_c[j];
+    const T v160 = v128 * v159;
+    const T v130 = t130[j];
+    const T v131 = l3_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v132 = t130[j] + l3_x2i_bias[j];
-    const T v136 = t134[j] + l3_h2i_bias[j];
+    const T v132 = v130 + v131;
+    const T v134 = t134[j];
+    const T v135 = l3_h2i_bias[j];
+    const T v136 = v134 + v135;
     const T v137 = v132 + v136;
     const T v138 = T(1) / (T(1) + simdExp(-v137));
 #line 53 "examples/lm/plastic_lstm.dopa"
@@ -710,14 +797,15 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
     const T v164 = v148 * v163;
     l3_h_next[j] = v164;
     l3_c_next[j] = v162;
+    const T v170 = drop_o[j];
 #line 30 "examples/lm/plastic_lstm.dopa"
-    const T v171 = v164 * drop_o[j];
+    const T v171 = v164 * v170;
     readout_in_logits[j] = v171;
     out_ar_h[j] = v171;
     out_tar_h[j] = v164;
     saved_t164[j] = v164;
   }
-#line 721 "lm_plastic_lstm.cpp"
+#line 809 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -751,56 +839,78 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   for (int i = 0; i < 1149; ++i) {
     T acc174 = T(0);
     T acc177 = T(0);
+    const T v44 = l1_alpha[i];
+    const T v55 = l1_eta[0];
+    const T v48 = t48_l1_g[i];
+    const T v100 = l2_alpha[i];
+    const T v111 = l2_eta[0];
+    const T v104 = t104_l2_g[i];
 #pragma omp simd reduction(+ : acc174, acc177)
     for (int j = 0; j < 1136; ++j) {
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v12 = l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v56 = t48_l1_g[i] * l1_h[j];
-      const T v57 = l1_eta[0] * v56;
-      const T v58 = l1_hebb[i * 1149 + j] + v57;
+      const T v56 = v48 * v12;
+      const T v57 = v55 * v56;
+      const T v58 = v45 + v57;
       const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v172 = l1_alpha[i] * v61;
-      const T v173 = l1_w[i * 1149 + j] + v172;
-      acc174 += v173 * l1_h_next[j];
+      const T v172 = v44 * v61;
+      const T v173 = v43 + v172;
+      const T v54 = l1_h_next[j];
+      acc174 += v173 * v54;
+      const T v99 = l2_w[i * 1149 + j];
+      const T v101 = l2_hebb[i * 1149 + j];
+      const T v68 = l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v112 = t104_l2_g[i] * l2_h[j];
-      const T v113 = l2_eta[0] * v112;
-      const T v114 = l2_hebb[i * 1149 + j] + v113;
+      const T v112 = v104 * v68;
+      const T v113 = v111 * v112;
+      const T v114 = v101 + v113;
       const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v175 = l2_alpha[i] * v115;
-      const T v176 = l2_w[i * 1149 + j] + v175;
-      acc177 += v176 * l2_h_next[j];
+      const T v175 = v100 * v115;
+      const T v176 = v99 + v175;
+      const T v110 = l2_h_next[j];
+      acc177 += v176 * v110;
       l1_hebb_next[i * 1149 + j] = v61;
       l2_hebb_next[i * 1149 + j] = v115;
     }
 #pragma omp simd reduction(+ : acc174, acc177)
     for (int j = 1136; j < 1149; ++j) {
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v12 = l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v56 = t48_l1_g[i] * l1_h[j];
-      const T v57 = l1_eta[0] * v56;
-      const T v58 = l1_hebb[i * 1149 + j] + v57;
+      const T v56 = v48 * v12;
+      const T v57 = v55 * v56;
+      const T v58 = v45 + v57;
       const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v172 = l1_alpha[i] * v61;
-      const T v173 = l1_w[i * 1149 + j] + v172;
-      acc174 += v173 * l1_h_next[j];
+      const T v172 = v44 * v61;
+      const T v173 = v43 + v172;
+      const T v54 = l1_h_next[j];
+      acc174 += v173 * v54;
+      const T v99 = l2_w[i * 1149 + j];
+      const T v101 = l2_hebb[i * 1149 + j];
+      const T v68 = l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v112 = t104_l2_g[i] * l2_h[j];
-      const T v113 = l2_eta[0] * v112;
-      const T v114 = l2_hebb[i * 1149 + j] + v113;
+      const T v112 = v104 * v68;
+      const T v113 = v111 * v112;
+      const T v114 = v101 + v113;
       const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v175 = l2_alpha[i] * v115;
-      const T v176 = l2_w[i * 1149 + j] + v175;
-      acc177 += v176 * l2_h_next[j];
+      const T v175 = v100 * v115;
+      const T v176 = v99 + v175;
+      const T v110 = l2_h_next[j];
+      acc177 += v176 * v110;
       l1_hebb_next[i * 1149 + j] = v61;
       l2_hebb_next[i * 1149 + j] = v115;
     }
     carried_0_next[i] = acc174;
     carried_1_next[i] = acc177;
   }
-#line 804 "lm_plastic_lstm.cpp"
+#line 914 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -821,22 +931,29 @@ template <class T> static void forward_carried_2_l3_hebb(const dopa::StepArgs<T>
   T *__restrict l3_hebb_next = a.next + kStateL3Hebb;      // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc180 = T(0);
+    const T v154 = l3_alpha[i];
+    const T v165 = l3_eta[0];
+    const T v158 = t158_l3_g[i];
 #pragma omp simd reduction(+ : acc180)
     for (int j = 0; j < 400; ++j) {
+      const T v153 = l3_w[i * 400 + j];
+      const T v155 = l3_hebb[i * 400 + j];
+      const T v122 = l3_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v166 = t158_l3_g[i] * l3_h[j];
-      const T v167 = l3_eta[0] * v166;
-      const T v168 = l3_hebb[i * 400 + j] + v167;
+      const T v166 = v158 * v122;
+      const T v167 = v165 * v166;
+      const T v168 = v155 + v167;
       const T v169 = v168 < T(-2.0) ? T(-2.0) : (v168 > T(2.0) ? T(2.0) : v168);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v178 = l3_alpha[i] * v169;
-      const T v179 = l3_w[i * 400 + j] + v178;
-      acc180 += v179 * l3_h_next[j];
+      const T v178 = v154 * v169;
+      const T v179 = v153 + v178;
+      const T v164 = l3_h_next[j];
+      acc180 += v179 * v164;
       l3_hebb_next[i * 400 + j] = v169;
     }
     carried_2_next[i] = acc180;
   }
-#line 840 "lm_plastic_lstm.cpp"
+#line 957 "lm_plastic_lstm.cpp"
 }
 
 /// One forward step of PlasticLSTMLM for one batch element.
@@ -906,37 +1023,46 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
   for (int i = 0; i < 400; ++i) {
     T acc202 = T(0);
     T acc229 = T(0);
+    const T v197 = d_carried_2_next[i];
+    const T v154 = l3_alpha[i];
+    const T v165 = l3_eta[0];
+    const T v158 = t158_l3_g[i];
 #pragma omp simd reduction(+ : acc202, acc229)
     for (int j = 0; j < 400; ++j) {
+      const T v153 = l3_w[i * 400 + j];
+      const T v155 = l3_hebb[i * 400 + j];
+      const T v122 = l3_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v166 = t158_l3_g[i] * l3_h[j];
-      const T v167 = l3_eta[0] * v166;
-      const T v168 = l3_hebb[i * 400 + j] + v167;
+      const T v166 = v158 * v122;
+      const T v167 = v165 * v166;
+      const T v168 = v155 + v167;
       const T v169 = v168 < T(-2.0) ? T(-2.0) : (v168 > T(2.0) ? T(2.0) : v168);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v178 = l3_alpha[i] * v169;
-      const T v179 = l3_w[i * 400 + j] + v178;
-      t199[j] += d_carried_2_next[i] * v179;
-      const T v198 = d_carried_2_next[i] * t164_l3_hn[j];
+      const T v178 = v154 * v169;
+      const T v179 = v153 + v178;
+      t199[j] += v197 * v179;
+      const T v164 = t164_l3_hn[j];
+      const T v198 = v197 * v164;
       const T v201 = v198 * v169;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc202 += v201;
+      const T v194 = d_l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v204 = v198 * l3_alpha[i];
+      const T v204 = v198 * v154;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v205 = d_l3_hebb[i * 400 + j] + v204;
+      const T v205 = v194 + v204;
       const T v227 = T(-2.0) <= v168 && v168 <= T(2.0) ? T(1) : T(0);
       const T v228 = v205 * v227;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc229 += v228 * l3_h[j];
+      acc229 += v228 * v122;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      t234[j] += t158_l3_g[i] * v228;
+      t234[j] += v158 * v228;
       d_l3_hebb[i * 400 + j] = v228;
     }
     t202[i] += acc202;
     t229[i] = acc229;
   }
-#line 940 "lm_plastic_lstm.cpp"
+#line 1066 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -999,105 +1125,133 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     T acc218 = T(0);
     T acc292 = T(0);
     T acc354 = T(0);
+    const T v196 = d_carried_1_next[i];
+    const T v100 = l2_alpha[i];
+    const T v111 = l2_eta[0];
+    const T v104 = t104_l2_g[i];
+    const T v195 = d_carried_0_next[i];
+    const T v44 = l1_alpha[i];
+    const T v55 = l1_eta[0];
+    const T v48 = t48_l1_g[i];
 #pragma omp simd reduction(+ : acc210, acc218, acc292, acc354)
     for (int j = 0; j < 1136; ++j) {
+      const T v99 = l2_w[i * 1149 + j];
+      const T v101 = l2_hebb[i * 1149 + j];
+      const T v68 = l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v112 = t104_l2_g[i] * l2_h[j];
-      const T v113 = l2_eta[0] * v112;
-      const T v114 = l2_hebb[i * 1149 + j] + v113;
+      const T v112 = v104 * v68;
+      const T v113 = v111 * v112;
+      const T v114 = v101 + v113;
       const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v175 = l2_alpha[i] * v115;
-      const T v176 = l2_w[i * 1149 + j] + v175;
-      t207[j] += d_carried_1_next[i] * v176;
-      const T v206 = d_carried_1_next[i] * t110_l2_hn[j];
+      const T v175 = v100 * v115;
+      const T v176 = v99 + v175;
+      t207[j] += v196 * v176;
+      const T v110 = t110_l2_hn[j];
+      const T v206 = v196 * v110;
       const T v209 = v206 * v115;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc210 += v209;
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v12 = l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v56 = t48_l1_g[i] * l1_h[j];
-      const T v57 = l1_eta[0] * v56;
-      const T v58 = l1_hebb[i * 1149 + j] + v57;
+      const T v56 = v48 * v12;
+      const T v57 = v55 * v56;
+      const T v58 = v45 + v57;
       const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v172 = l1_alpha[i] * v61;
-      const T v173 = l1_w[i * 1149 + j] + v172;
-      t215[j] += d_carried_0_next[i] * v173;
-      const T v214 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v172 = v44 * v61;
+      const T v173 = v43 + v172;
+      t215[j] += v195 * v173;
+      const T v54 = t54_l1_hn[j];
+      const T v214 = v195 * v54;
       const T v217 = v214 * v61;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc218 += v217;
+      const T v190 = d_l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v212 = v206 * l2_alpha[i];
+      const T v212 = v206 * v100;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v213 = d_l2_hebb[i * 1149 + j] + v212;
+      const T v213 = v190 + v212;
       const T v290 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
       const T v291 = v213 * v290;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc292 += v291 * l2_h[j];
+      acc292 += v291 * v68;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      t297[j] += t104_l2_g[i] * v291;
+      t297[j] += v104 * v291;
+      const T v187 = d_l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v220 = v214 * l1_alpha[i];
+      const T v220 = v214 * v44;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v221 = d_l1_hebb[i * 1149 + j] + v220;
+      const T v221 = v187 + v220;
       const T v352 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
       const T v353 = v221 * v352;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc354 += v353 * l1_h[j];
+      acc354 += v353 * v12;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      t359[j] += t48_l1_g[i] * v353;
+      t359[j] += v48 * v353;
       d_l1_hebb[i * 1149 + j] = v353;
       d_l2_hebb[i * 1149 + j] = v291;
     }
 #pragma omp simd reduction(+ : acc210, acc218, acc292, acc354)
     for (int j = 1136; j < 1149; ++j) {
+      const T v99 = l2_w[i * 1149 + j];
+      const T v101 = l2_hebb[i * 1149 + j];
+      const T v68 = l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v112 = t104_l2_g[i] * l2_h[j];
-      const T v113 = l2_eta[0] * v112;
-      const T v114 = l2_hebb[i * 1149 + j] + v113;
+      const T v112 = v104 * v68;
+      const T v113 = v111 * v112;
+      const T v114 = v101 + v113;
       const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v175 = l2_alpha[i] * v115;
-      const T v176 = l2_w[i * 1149 + j] + v175;
-      t207[j] += d_carried_1_next[i] * v176;
-      const T v206 = d_carried_1_next[i] * t110_l2_hn[j];
+      const T v175 = v100 * v115;
+      const T v176 = v99 + v175;
+      t207[j] += v196 * v176;
+      const T v110 = t110_l2_hn[j];
+      const T v206 = v196 * v110;
       const T v209 = v206 * v115;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc210 += v209;
+      const T v43 = l1_w[i * 1149 + j];
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v12 = l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v56 = t48_l1_g[i] * l1_h[j];
-      const T v57 = l1_eta[0] * v56;
-      const T v58 = l1_hebb[i * 1149 + j] + v57;
+      const T v56 = v48 * v12;
+      const T v57 = v55 * v56;
+      const T v58 = v45 + v57;
       const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v172 = l1_alpha[i] * v61;
-      const T v173 = l1_w[i * 1149 + j] + v172;
-      t215[j] += d_carried_0_next[i] * v173;
-      const T v214 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v172 = v44 * v61;
+      const T v173 = v43 + v172;
+      t215[j] += v195 * v173;
+      const T v54 = t54_l1_hn[j];
+      const T v214 = v195 * v54;
       const T v217 = v214 * v61;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc218 += v217;
+      const T v190 = d_l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v212 = v206 * l2_alpha[i];
+      const T v212 = v206 * v100;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v213 = d_l2_hebb[i * 1149 + j] + v212;
+      const T v213 = v190 + v212;
       const T v290 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
       const T v291 = v213 * v290;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc292 += v291 * l2_h[j];
+      acc292 += v291 * v68;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      t297[j] += t104_l2_g[i] * v291;
+      t297[j] += v104 * v291;
+      const T v187 = d_l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v220 = v214 * l1_alpha[i];
+      const T v220 = v214 * v44;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v221 = d_l1_hebb[i * 1149 + j] + v220;
+      const T v221 = v187 + v220;
       const T v352 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
       const T v353 = v221 * v352;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc354 += v353 * l1_h[j];
+      acc354 += v353 * v12;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      t359[j] += t48_l1_g[i] * v353;
+      t359[j] += v48 * v353;
       d_l1_hebb[i * 1149 + j] = v353;
       d_l2_hebb[i * 1149 + j] = v291;
     }
@@ -1106,7 +1260,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     t292[i] = acc292;
     t354[i] = acc354;
   }
-#line 1110 "lm_plastic_lstm.cpp"
+#line 1264 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1186,42 +1340,65 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   T *__restrict record23 = a.record + 21232;                          // [400]
   t231[0] = T(0);
   T acc231 = T(0);
+  const T v232 = l3_eta[0];
 #pragma omp simd reduction(+ : acc231)
   for (int j = 0; j < 400; ++j) {
+    const T v158 = t158_l3_g[j];
+    const T v229 = t229[j];
 #line 47 "examples/lm/plastic_lstm.dopa"
-    const T v230 = t158_l3_g[j] * t229[j];
+    const T v230 = v158 * v229;
     acc231 += v230;
 #line 57 "examples/lm/plastic_lstm.dopa"
-    const T v233 = t229[j] * l3_eta[0];
+    const T v233 = v229 * v232;
+    const T v193 = d_l3_c_next[j];
+    const T v184 = d_out_tar_h[j];
+    const T v191 = d_l3_h_next[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v192 = d_out_tar_h[j] + d_l3_h_next[j];
-    const T v200 = v192 + t199[j];
+    const T v192 = v184 + v191;
+    const T v199 = t199[j];
+    const T v200 = v192 + v199;
+    const T v181 = d_readout_in_logits[j];
+    const T v182 = d_out_ar_h[j];
 #line 30 "examples/lm/plastic_lstm.dopa"
-    const T v183 = d_readout_in_logits[j] + d_out_ar_h[j];
-    const T v223 = v183 * drop_o[j];
+    const T v183 = v181 + v182;
+    const T v222 = drop_o[j];
+    const T v223 = v183 * v222;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v224 = v200 + v223;
+    const T v140 = t140[j];
+    const T v141 = l3_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v142 = t140[j] + l3_x2o_bias[j];
-    const T v146 = t144[j] + l3_h2o_bias[j];
+    const T v142 = v140 + v141;
+    const T v144 = t144[j];
+    const T v145 = l3_h2o_bias[j];
+    const T v146 = v144 + v145;
     const T v147 = v142 + v146;
     const T v148 = T(1) / (T(1) + simdExp(-v147));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v237 = v224 * v148;
+    const T v119 = t119[j];
+    const T v120 = l3_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v121 = t119[j] + l3_x2f_bias[j];
-    const T v126 = t124[j] + l3_h2f_bias[j];
+    const T v121 = v119 + v120;
+    const T v124 = t124[j];
+    const T v125 = l3_h2f_bias[j];
+    const T v126 = v124 + v125;
     const T v127 = v121 + v126;
     const T v128 = T(1) / (T(1) + simdExp(-v127));
+    const T v159 = l3_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v160 = v128 * l3_c[j];
+    const T v160 = v128 * v159;
+    const T v130 = t130[j];
+    const T v131 = l3_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v132 = t130[j] + l3_x2i_bias[j];
-    const T v136 = t134[j] + l3_h2i_bias[j];
+    const T v132 = v130 + v131;
+    const T v134 = t134[j];
+    const T v135 = l3_h2i_bias[j];
+    const T v136 = v134 + v135;
     const T v137 = v132 + v136;
     const T v138 = T(1) / (T(1) + simdExp(-v137));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v161 = v138 * t158_l3_g[j];
+    const T v161 = v138 * v158;
     const T v162 = v160 + v161;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v163 = simdTanh(v162);
@@ -1229,11 +1406,11 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v240 = T(1.0) - v239;
     const T v241 = v237 * v240;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v242 = d_l3_c_next[j] + v241;
+    const T v242 = v193 + v241;
     const T v244 = v242 * v138;
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v245 = v233 + v244;
-    const T v248 = t158_l3_g[j] * t158_l3_g[j];
+    const T v248 = v158 * v158;
     const T v249 = T(1.0) - v248;
     const T v250 = v245 * v249;
     d_carried_2[j] = v250;
@@ -1245,14 +1422,14 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v256 = v236 * v255;
     t256[j] = v256;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v243 = v242 * t158_l3_g[j];
+    const T v243 = v242 * v158;
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v265 = T(1.0) - v138;
     const T v266 = v138 * v265;
     const T v267 = v243 * v266;
     t267[j] = v267;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v246 = v242 * l3_c[j];
+    const T v246 = v242 * v159;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v276 = T(1.0) - v128;
     const T v277 = v128 * v276;
@@ -1261,10 +1438,12 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v247 = v242 * v128;
     d_l3_c[j] = v247;
-    record1[j] = t7_x[j];
+    const T v7 = t7_x[j];
+    record1[j] = v7;
 #line 49 "examples/lm/plastic_lstm.dopa"
     d_l3_x2f_bias[j] += v278;
-    record18[j] = l3_h[j];
+    const T v122 = l3_h[j];
+    record18[j] = v122;
     d_l3_h2f_bias[j] += v278;
 #line 50 "examples/lm/plastic_lstm.dopa"
     d_l3_x2i_bias[j] += v267;
@@ -1275,11 +1454,13 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     record21[j] = v250;
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l3_x2c_bias[j] += v250;
-    record22[j] = d_carried_2_next[j];
-    record23[j] = t164_l3_hn[j];
+    const T v197 = d_carried_2_next[j];
+    record22[j] = v197;
+    const T v164 = t164_l3_hn[j];
+    record23[j] = v164;
   }
   t231[0] += acc231;
-#line 1283 "lm_plastic_lstm.cpp"
+#line 1464 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1293,7 +1474,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t253, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1297 "lm_plastic_lstm.cpp"
+#line 1478 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1307,7 +1488,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t259, 400).noalias() =
       ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1311 "lm_plastic_lstm.cpp"
+#line 1492 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1321,7 +1502,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t263, 1149).noalias() =
       ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1325 "lm_plastic_lstm.cpp"
+#line 1506 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1335,7 +1516,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t270, 400).noalias() =
       ConstRowVec<T>(t267, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1339 "lm_plastic_lstm.cpp"
+#line 1520 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1349,7 +1530,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t274, 1149).noalias() =
       ConstRowVec<T>(t267, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1353 "lm_plastic_lstm.cpp"
+#line 1534 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1363,7 +1544,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t281, 400).noalias() =
       ConstRowVec<T>(t278, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1367 "lm_plastic_lstm.cpp"
+#line 1548 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1377,7 +1558,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t285, 1149).noalias() =
       ConstRowVec<T>(t278, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1381 "lm_plastic_lstm.cpp"
+#line 1562 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1477,43 +1658,67 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   t356[0] = T(0);
   T acc294 = T(0);
   T acc356 = T(0);
+  const T v295 = l2_eta[0];
 #pragma omp simd reduction(+ : acc294, acc356)
   for (int j = 0; j < 1136; ++j) {
+    const T v104 = t104_l2_g[j];
+    const T v292 = t292[j];
 #line 47 "examples/lm/plastic_lstm.dopa"
-    const T v293 = t104_l2_g[j] * t292[j];
+    const T v293 = v104 * v292;
     acc294 += v293;
 #line 57 "examples/lm/plastic_lstm.dopa"
-    const T v296 = t292[j] * l2_eta[0];
+    const T v296 = v292 * v295;
+    const T v189 = d_l2_c_next[j];
+    const T v188 = d_l2_h_next[j];
+    const T v207 = t207[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v208 = d_l2_h_next[j] + t207[j];
+    const T v208 = v188 + v207;
+    const T v253 = t253[j];
+    const T v263 = t263[j];
 #line 28 "examples/lm/plastic_lstm.dopa"
-    const T v264 = t253[j] + t263[j];
-    const T v275 = v264 + t274[j];
-    const T v286 = v275 + t285[j];
-    const T v288 = v286 * drop_h2[j];
+    const T v264 = v253 + v263;
+    const T v274 = t274[j];
+    const T v275 = v264 + v274;
+    const T v285 = t285[j];
+    const T v286 = v275 + v285;
+    const T v287 = drop_h2[j];
+    const T v288 = v286 * v287;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v289 = v208 + v288;
+    const T v86 = t86[j];
+    const T v87 = l2_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v88 = t86[j] + l2_x2o_bias[j];
-    const T v92 = t90[j] + l2_h2o_bias[j];
+    const T v88 = v86 + v87;
+    const T v90 = t90[j];
+    const T v91 = l2_h2o_bias[j];
+    const T v92 = v90 + v91;
     const T v93 = v88 + v92;
     const T v94 = T(1) / (T(1) + simdExp(-v93));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v300 = v289 * v94;
+    const T v65 = t65[j];
+    const T v66 = l2_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v67 = t65[j] + l2_x2f_bias[j];
-    const T v72 = t70[j] + l2_h2f_bias[j];
+    const T v67 = v65 + v66;
+    const T v70 = t70[j];
+    const T v71 = l2_h2f_bias[j];
+    const T v72 = v70 + v71;
     const T v73 = v67 + v72;
     const T v74 = T(1) / (T(1) + simdExp(-v73));
+    const T v105 = l2_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v106 = v74 * l2_c[j];
+    const T v106 = v74 * v105;
+    const T v76 = t76[j];
+    const T v77 = l2_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v78 = t76[j] + l2_x2i_bias[j];
-    const T v82 = t80[j] + l2_h2i_bias[j];
+    const T v78 = v76 + v77;
+    const T v80 = t80[j];
+    const T v81 = l2_h2i_bias[j];
+    const T v82 = v80 + v81;
     const T v83 = v78 + v82;
     const T v84 = T(1) / (T(1) + simdExp(-v83));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v107 = v84 * t104_l2_g[j];
+    const T v107 = v84 * v104;
     const T v108 = v106 + v107;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v109 = simdTanh(v108);
@@ -1521,11 +1726,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v302 = T(1.0) - v301;
     const T v303 = v300 * v302;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v304 = d_l2_c_next[j] + v303;
+    const T v304 = v189 + v303;
     const T v306 = v304 * v84;
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v307 = v296 + v306;
-    const T v310 = t104_l2_g[j] * t104_l2_g[j];
+    const T v310 = v104 * v104;
     const T v311 = T(1.0) - v310;
     const T v312 = v307 * v311;
     d_carried_1[j] = v312;
@@ -1537,32 +1742,39 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v318 = v299 * v317;
     t318[j] = v318;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v305 = v304 * t104_l2_g[j];
+    const T v305 = v304 * v104;
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v327 = T(1.0) - v84;
     const T v328 = v84 * v327;
     const T v329 = v305 * v328;
     t329[j] = v329;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v308 = v304 * l2_c[j];
+    const T v308 = v304 * v105;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v338 = T(1.0) - v74;
     const T v339 = v74 * v338;
     const T v340 = v308 * v339;
     t340[j] = v340;
+    const T v48 = t48_l1_g[j];
+    const T v354 = t354[j];
 #line 47 "examples/lm/plastic_lstm.dopa"
-    const T v355 = t48_l1_g[j] * t354[j];
+    const T v355 = v48 * v354;
     acc356 += v355;
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v309 = v304 * v74;
     d_l2_c[j] = v309;
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t54_l1_hn[j];
-    record9[j] = t63_y1[j];
+    const T v12 = l1_h[j];
+    record2[j] = v12;
+    const T v195 = d_carried_0_next[j];
+    record6[j] = v195;
+    const T v54 = t54_l1_hn[j];
+    record7[j] = v54;
+    const T v63 = t63_y1[j];
+    record9[j] = v63;
 #line 49 "examples/lm/plastic_lstm.dopa"
     d_l2_x2f_bias[j] += v340;
-    record10[j] = l2_h[j];
+    const T v68 = l2_h[j];
+    record10[j] = v68;
     d_l2_h2f_bias[j] += v340;
 #line 50 "examples/lm/plastic_lstm.dopa"
     d_l2_x2i_bias[j] += v329;
@@ -1573,47 +1785,73 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record13[j] = v312;
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l2_x2c_bias[j] += v312;
-    record14[j] = d_carried_1_next[j];
-    record15[j] = t110_l2_hn[j];
-    record17[j] = t117_y2[j];
+    const T v196 = d_carried_1_next[j];
+    record14[j] = v196;
+    const T v110 = t110_l2_hn[j];
+    record15[j] = v110;
+    const T v117 = t117_y2[j];
+    record17[j] = v117;
   }
 #pragma omp simd reduction(+ : acc294, acc356)
   for (int j = 1136; j < 1149; ++j) {
+    const T v104 = t104_l2_g[j];
+    const T v292 = t292[j];
 #line 47 "examples/lm/plastic_lstm.dopa"
-    const T v293 = t104_l2_g[j] * t292[j];
+    const T v293 = v104 * v292;
     acc294 += v293;
 #line 57 "examples/lm/plastic_lstm.dopa"
-    const T v296 = t292[j] * l2_eta[0];
+    const T v296 = v292 * v295;
+    const T v189 = d_l2_c_next[j];
+    const T v188 = d_l2_h_next[j];
+    const T v207 = t207[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v208 = d_l2_h_next[j] + t207[j];
+    const T v208 = v188 + v207;
+    const T v253 = t253[j];
+    const T v263 = t263[j];
 #line 28 "examples/lm/plastic_lstm.dopa"
-    const T v264 = t253[j] + t263[j];
-    const T v275 = v264 + t274[j];
-    const T v286 = v275 + t285[j];
-    const T v288 = v286 * drop_h2[j];
+    const T v264 = v253 + v263;
+    const T v274 = t274[j];
+    const T v275 = v264 + v274;
+    const T v285 = t285[j];
+    const T v286 = v275 + v285;
+    const T v287 = drop_h2[j];
+    const T v288 = v286 * v287;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v289 = v208 + v288;
+    const T v86 = t86[j];
+    const T v87 = l2_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v88 = t86[j] + l2_x2o_bias[j];
-    const T v92 = t90[j] + l2_h2o_bias[j];
+    const T v88 = v86 + v87;
+    const T v90 = t90[j];
+    const T v91 = l2_h2o_bias[j];
+    const T v92 = v90 + v91;
     const T v93 = v88 + v92;
     const T v94 = T(1) / (T(1) + simdExp(-v93));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v300 = v289 * v94;
+    const T v65 = t65[j];
+    const T v66 = l2_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v67 = t65[j] + l2_x2f_bias[j];
-    const T v72 = t70[j] + l2_h2f_bias[j];
+    const T v67 = v65 + v66;
+    const T v70 = t70[j];
+    const T v71 = l2_h2f_bias[j];
+    const T v72 = v70 + v71;
     const T v73 = v67 + v72;
     const T v74 = T(1) / (T(1) + simdExp(-v73));
+    const T v105 = l2_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v106 = v74 * l2_c[j];
+    const T v106 = v74 * v105;
+    const T v76 = t76[j];
+    const T v77 = l2_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v78 = t76[j] + l2_x2i_bias[j];
-    const T v82 = t80[j] + l2_h2i_bias[j];
+    const T v78 = v76 + v77;
+    const T v80 = t80[j];
+    const T v81 = l2_h2i_bias[j];
+    const T v82 = v80 + v81;
     const T v83 = v78 + v82;
     const T v84 = T(1) / (T(1) + simdExp(-v83));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v107 = v84 * t104_l2_g[j];
+    const T v107 = v84 * v104;
     const T v108 = v106 + v107;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v109 = simdTanh(v108);
@@ -1621,11 +1859,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v302 = T(1.0) - v301;
     const T v303 = v300 * v302;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v304 = d_l2_c_next[j] + v303;
+    const T v304 = v189 + v303;
     const T v306 = v304 * v84;
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v307 = v296 + v306;
-    const T v310 = t104_l2_g[j] * t104_l2_g[j];
+    const T v310 = v104 * v104;
     const T v311 = T(1.0) - v310;
     const T v312 = v307 * v311;
     d_carried_1[j] = v312;
@@ -1637,32 +1875,39 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v318 = v299 * v317;
     t318[j] = v318;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v305 = v304 * t104_l2_g[j];
+    const T v305 = v304 * v104;
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v327 = T(1.0) - v84;
     const T v328 = v84 * v327;
     const T v329 = v305 * v328;
     t329[j] = v329;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v308 = v304 * l2_c[j];
+    const T v308 = v304 * v105;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v338 = T(1.0) - v74;
     const T v339 = v74 * v338;
     const T v340 = v308 * v339;
     t340[j] = v340;
+    const T v48 = t48_l1_g[j];
+    const T v354 = t354[j];
 #line 47 "examples/lm/plastic_lstm.dopa"
-    const T v355 = t48_l1_g[j] * t354[j];
+    const T v355 = v48 * v354;
     acc356 += v355;
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v309 = v304 * v74;
     d_l2_c[j] = v309;
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t54_l1_hn[j];
-    record9[j] = t63_y1[j];
+    const T v12 = l1_h[j];
+    record2[j] = v12;
+    const T v195 = d_carried_0_next[j];
+    record6[j] = v195;
+    const T v54 = t54_l1_hn[j];
+    record7[j] = v54;
+    const T v63 = t63_y1[j];
+    record9[j] = v63;
 #line 49 "examples/lm/plastic_lstm.dopa"
     d_l2_x2f_bias[j] += v340;
-    record10[j] = l2_h[j];
+    const T v68 = l2_h[j];
+    record10[j] = v68;
     d_l2_h2f_bias[j] += v340;
 #line 50 "examples/lm/plastic_lstm.dopa"
     d_l2_x2i_bias[j] += v329;
@@ -1673,13 +1918,16 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record13[j] = v312;
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l2_x2c_bias[j] += v312;
-    record14[j] = d_carried_1_next[j];
-    record15[j] = t110_l2_hn[j];
-    record17[j] = t117_y2[j];
+    const T v196 = d_carried_1_next[j];
+    record14[j] = v196;
+    const T v110 = t110_l2_hn[j];
+    record15[j] = v110;
+    const T v117 = t117_y2[j];
+    record17[j] = v117;
   }
   t294[0] += acc294;
   t356[0] += acc356;
-#line 1683 "lm_plastic_lstm.cpp"
+#line 1931 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1693,7 +1941,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t315, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1697 "lm_plastic_lstm.cpp"
+#line 1945 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1707,7 +1955,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(t318, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1711 "lm_plastic_lstm.cpp"
+#line 1959 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1721,7 +1969,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t325, 1149).noalias() =
       ConstRowVec<T>(t318, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1725 "lm_plastic_lstm.cpp"
+#line 1973 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1735,7 +1983,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t332, 1149).noalias() =
       ConstRowVec<T>(t329, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1739 "lm_plastic_lstm.cpp"
+#line 1987 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1749,7 +1997,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t336, 1149).noalias() =
       ConstRowVec<T>(t329, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1753 "lm_plastic_lstm.cpp"
+#line 2001 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1763,7 +2011,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t343, 1149).noalias() =
       ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1767 "lm_plastic_lstm.cpp"
+#line 2015 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1777,7 +2025,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t347, 1149).noalias() =
       ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1781 "lm_plastic_lstm.cpp"
+#line 2029 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1847,40 +2095,65 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [1149]
   T *__restrict record5 = a.record + 5008;                      // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1149]
+  const T v357 = l1_eta[0];
+  const T v295 = l2_eta[0];
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v354 = t354[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-    const T v358 = t354[j] * l1_eta[0];
+    const T v358 = v354 * v357;
+    const T v186 = d_l1_c_next[j];
+    const T v185 = d_l1_h_next[j];
+    const T v215 = t215[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v216 = d_l1_h_next[j] + t215[j];
+    const T v216 = v185 + v215;
+    const T v315 = t315[j];
+    const T v325 = t325[j];
 #line 27 "examples/lm/plastic_lstm.dopa"
-    const T v326 = t315[j] + t325[j];
-    const T v337 = v326 + t336[j];
-    const T v348 = v337 + t347[j];
-    const T v350 = v348 * drop_h1[j];
+    const T v326 = v315 + v325;
+    const T v336 = t336[j];
+    const T v337 = v326 + v336;
+    const T v347 = t347[j];
+    const T v348 = v337 + v347;
+    const T v349 = drop_h1[j];
+    const T v350 = v348 * v349;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v351 = v216 + v350;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v362 = v351 * v38;
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
+    const T v48 = t48_l1_g[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v51 = v28 * t48_l1_g[j];
+    const T v51 = v28 * v48;
     const T v52 = v50 + v51;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v53 = simdTanh(v52);
@@ -1888,11 +2161,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v364 = T(1.0) - v363;
     const T v365 = v362 * v364;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v366 = d_l1_c_next[j] + v365;
+    const T v366 = v186 + v365;
     const T v368 = v366 * v28;
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v369 = v358 + v368;
-    const T v372 = t48_l1_g[j] * t48_l1_g[j];
+    const T v372 = v48 * v48;
     const T v373 = T(1.0) - v372;
     const T v374 = v369 * v373;
     d_carried_0[j] = v374;
@@ -1904,14 +2177,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v380 = v361 * v379;
     t380[j] = v380;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v367 = v366 * t48_l1_g[j];
+    const T v367 = v366 * v48;
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v389 = T(1.0) - v28;
     const T v390 = v28 * v389;
     const T v391 = v367 * v390;
     t391[j] = v391;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v370 = v366 * l1_c[j];
+    const T v370 = v366 * v49;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v400 = T(1.0) - v18;
     const T v401 = v18 * v400;
@@ -1920,12 +2193,16 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v371 = v366 * v18;
     d_l1_c[j] = v371;
+    const T v297 = t297[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-    const T v298 = t297[j] * l2_eta[0];
+    const T v298 = v297 * v295;
+    const T v321 = t321[j];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v322 = v298 + t321[j];
-    const T v333 = v322 + t332[j];
-    const T v344 = v333 + t343[j];
+    const T v322 = v298 + v321;
+    const T v332 = t332[j];
+    const T v333 = v322 + v332;
+    const T v343 = t343[j];
+    const T v344 = v333 + v343;
     d_l2_h[j] = v344;
 #line 49 "examples/lm/plastic_lstm.dopa"
     d_l1_x2f_bias[j] += v402;
@@ -1942,38 +2219,61 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v354 = t354[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-    const T v358 = t354[j] * l1_eta[0];
+    const T v358 = v354 * v357;
+    const T v186 = d_l1_c_next[j];
+    const T v185 = d_l1_h_next[j];
+    const T v215 = t215[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v216 = d_l1_h_next[j] + t215[j];
+    const T v216 = v185 + v215;
+    const T v315 = t315[j];
+    const T v325 = t325[j];
 #line 27 "examples/lm/plastic_lstm.dopa"
-    const T v326 = t315[j] + t325[j];
-    const T v337 = v326 + t336[j];
-    const T v348 = v337 + t347[j];
-    const T v350 = v348 * drop_h1[j];
+    const T v326 = v315 + v325;
+    const T v336 = t336[j];
+    const T v337 = v326 + v336;
+    const T v347 = t347[j];
+    const T v348 = v337 + v347;
+    const T v349 = drop_h1[j];
+    const T v350 = v348 * v349;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v351 = v216 + v350;
+    const T v30 = t30[j];
+    const T v31 = l1_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v32 = t30[j] + l1_x2o_bias[j];
-    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v32 = v30 + v31;
+    const T v34 = t34[j];
+    const T v35 = l1_h2o_bias[j];
+    const T v36 = v34 + v35;
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v362 = v351 * v38;
+    const T v9 = t9[j];
+    const T v10 = l1_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v11 = t9[j] + l1_x2f_bias[j];
-    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v11 = v9 + v10;
+    const T v14 = t14[j];
+    const T v15 = l1_h2f_bias[j];
+    const T v16 = v14 + v15;
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
+    const T v49 = l1_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v50 = v18 * l1_c[j];
+    const T v50 = v18 * v49;
+    const T v20 = t20[j];
+    const T v21 = l1_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v22 = t20[j] + l1_x2i_bias[j];
-    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v22 = v20 + v21;
+    const T v24 = t24[j];
+    const T v25 = l1_h2i_bias[j];
+    const T v26 = v24 + v25;
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
+    const T v48 = t48_l1_g[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v51 = v28 * t48_l1_g[j];
+    const T v51 = v28 * v48;
     const T v52 = v50 + v51;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v53 = simdTanh(v52);
@@ -1981,11 +2281,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v364 = T(1.0) - v363;
     const T v365 = v362 * v364;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v366 = d_l1_c_next[j] + v365;
+    const T v366 = v186 + v365;
     const T v368 = v366 * v28;
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v369 = v358 + v368;
-    const T v372 = t48_l1_g[j] * t48_l1_g[j];
+    const T v372 = v48 * v48;
     const T v373 = T(1.0) - v372;
     const T v374 = v369 * v373;
     d_carried_0[j] = v374;
@@ -1997,14 +2297,14 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v380 = v361 * v379;
     t380[j] = v380;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v367 = v366 * t48_l1_g[j];
+    const T v367 = v366 * v48;
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v389 = T(1.0) - v28;
     const T v390 = v28 * v389;
     const T v391 = v367 * v390;
     t391[j] = v391;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v370 = v366 * l1_c[j];
+    const T v370 = v366 * v49;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v400 = T(1.0) - v18;
     const T v401 = v18 * v400;
@@ -2013,12 +2313,16 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v371 = v366 * v18;
     d_l1_c[j] = v371;
+    const T v297 = t297[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-    const T v298 = t297[j] * l2_eta[0];
+    const T v298 = v297 * v295;
+    const T v321 = t321[j];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v322 = v298 + t321[j];
-    const T v333 = v322 + t332[j];
-    const T v344 = v333 + t343[j];
+    const T v322 = v298 + v321;
+    const T v332 = t332[j];
+    const T v333 = v322 + v332;
+    const T v343 = t343[j];
+    const T v344 = v333 + v343;
     d_l2_h[j] = v344;
 #line 49 "examples/lm/plastic_lstm.dopa"
     d_l1_x2f_bias[j] += v402;
@@ -2033,7 +2337,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v374;
   }
-#line 2037 "lm_plastic_lstm.cpp"
+#line 2341 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2047,7 +2351,7 @@ template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t377, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2051 "lm_plastic_lstm.cpp"
+#line 2355 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2061,7 +2365,7 @@ template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t383, 1149).noalias() =
       ConstRowVec<T>(t380, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2065 "lm_plastic_lstm.cpp"
+#line 2369 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2075,7 +2379,7 @@ template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t387, 400).noalias() =
       ConstRowVec<T>(t380, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2079 "lm_plastic_lstm.cpp"
+#line 2383 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2089,7 +2393,7 @@ template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t394, 1149).noalias() =
       ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2093 "lm_plastic_lstm.cpp"
+#line 2397 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2103,7 +2407,7 @@ template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t398, 400).noalias() =
       ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2107 "lm_plastic_lstm.cpp"
+#line 2411 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2117,7 +2421,7 @@ template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t405, 1149).noalias() =
       ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2121 "lm_plastic_lstm.cpp"
+#line 2425 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2131,7 +2435,7 @@ template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t409, 400).noalias() =
       ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2135 "lm_plastic_lstm.cpp"
+#line 2439 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2145,27 +2449,36 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
   T *__restrict t394 = a.scratch + 26688;              // [1149]
   T *__restrict t405 = a.scratch + 28240;              // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H;       // [1149]
+  const T v357 = l1_eta[0];
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v359 = t359[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-    const T v360 = t359[j] * l1_eta[0];
+    const T v360 = v359 * v357;
+    const T v383 = t383[j];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v384 = v360 + t383[j];
-    const T v395 = v384 + t394[j];
-    const T v406 = v395 + t405[j];
+    const T v384 = v360 + v383;
+    const T v394 = t394[j];
+    const T v395 = v384 + v394;
+    const T v405 = t405[j];
+    const T v406 = v395 + v405;
     d_l1_h[j] = v406;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v359 = t359[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-    const T v360 = t359[j] * l1_eta[0];
+    const T v360 = v359 * v357;
+    const T v383 = t383[j];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v384 = v360 + t383[j];
-    const T v395 = v384 + t394[j];
-    const T v406 = v395 + t405[j];
+    const T v384 = v360 + v383;
+    const T v394 = t394[j];
+    const T v395 = v384 + v394;
+    const T v405 = t405[j];
+    const T v406 = v395 + v405;
     d_l1_h[j] = v406;
   }
-#line 2169 "lm_plastic_lstm.cpp"
+#line 2482 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2189,24 +2502,35 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
+  const T v232 = l3_eta[0];
+  const T v4 = t4[0];
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v234 = t234[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-    const T v235 = t234[j] * l3_eta[0];
+    const T v235 = v234 * v232;
+    const T v259 = t259[j];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v260 = v235 + t259[j];
-    const T v271 = v260 + t270[j];
-    const T v282 = v271 + t281[j];
+    const T v260 = v235 + v259;
+    const T v270 = t270[j];
+    const T v271 = v260 + v270;
+    const T v281 = t281[j];
+    const T v282 = v271 + v281;
     d_l3_h[j] = v282;
+    const T v377 = t377[j];
+    const T v387 = t387[j];
 #line 26 "examples/lm/plastic_lstm.dopa"
-    const T v388 = t377[j] + t387[j];
-    const T v399 = v388 + t398[j];
-    const T v410 = v399 + t409[j];
-    const T v412 = v410 * drop_i[j];
-    const T v413 = v412 * t4[0];
+    const T v388 = v377 + v387;
+    const T v398 = t398[j];
+    const T v399 = v388 + v398;
+    const T v409 = t409[j];
+    const T v410 = v399 + v409;
+    const T v411 = drop_i[j];
+    const T v412 = v410 * v411;
+    const T v413 = v412 * v4;
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v413;
   }
-#line 2210 "lm_plastic_lstm.cpp"
+#line 2534 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2220,11 +2544,13 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
   T *__restrict t210 = a.scratch + 1952;              // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
+    const T v218 = t218[i];
+    const T v210 = t210[i];
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l1_alpha[i] += t218[i];
-    d_l2_alpha[i] += t210[i];
+    d_l1_alpha[i] += v218;
+    d_l2_alpha[i] += v210;
   }
-#line 2228 "lm_plastic_lstm.cpp"
+#line 2554 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
@@ -2240,11 +2566,14 @@ template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::St
   T *__restrict d_l2_eta = a.grads + kParamL2Eta; // []
   T *__restrict t231 = a.scratch + 5808;          // []
   T *__restrict d_l3_eta = a.grads + kParamL3Eta; // []
+  const T v356 = t356[0];
 #line 47 "examples/lm/plastic_lstm.dopa"
-  d_l1_eta[0] += t356[0];
-  d_l2_eta[0] += t294[0];
-  d_l3_eta[0] += t231[0];
-#line 2248 "lm_plastic_lstm.cpp"
+  d_l1_eta[0] += v356;
+  const T v294 = t294[0];
+  d_l2_eta[0] += v294;
+  const T v231 = t231[0];
+  d_l3_eta[0] += v231;
+#line 2577 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2255,10 +2584,11 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
   T *__restrict t202 = a.scratch + 400;               // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
+    const T v202 = t202[i];
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l3_alpha[i] += t202[i];
+    d_l3_alpha[i] += v202;
   }
-#line 2262 "lm_plastic_lstm.cpp"
+#line 2592 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.
@@ -2320,34 +2650,48 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
   for (int i = 0; i < 1149; ++i) {
     T acc13 = T(0);
     T acc18 = T(0);
+    const T v10 = l1_alpha[i];
+    const T v15 = l2_alpha[i];
 #pragma omp simd reduction(+ : acc13, acc18)
     for (int j = 0; j < 1136; ++j) {
+      const T v9 = l1_w[i * 1149 + j];
+      const T v2 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v12 = l1_w[i * 1149 + j] + v11;
-      acc13 += v12 * l1_h[j];
-      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v17 = l2_w[i * 1149 + j] + v16;
-      acc18 += v17 * l2_h[j];
-      l1_hebb_next[i * 1149 + j] = l1_hebb[i * 1149 + j];
-      l2_hebb_next[i * 1149 + j] = l2_hebb[i * 1149 + j];
+      const T v11 = v10 * v2;
+      const T v12 = v9 + v11;
+      const T v0 = l1_h[j];
+      acc13 += v12 * v0;
+      const T v14 = l2_w[i * 1149 + j];
+      const T v5 = l2_hebb[i * 1149 + j];
+      const T v16 = v15 * v5;
+      const T v17 = v14 + v16;
+      const T v3 = l2_h[j];
+      acc18 += v17 * v3;
+      l1_hebb_next[i * 1149 + j] = v2;
+      l2_hebb_next[i * 1149 + j] = v5;
     }
 #pragma omp simd reduction(+ : acc13, acc18)
     for (int j = 1136; j < 1149; ++j) {
+      const T v9 = l1_w[i * 1149 + j];
+      const T v2 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v12 = l1_w[i * 1149 + j] + v11;
-      acc13 += v12 * l1_h[j];
-      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v17 = l2_w[i * 1149 + j] + v16;
-      acc18 += v17 * l2_h[j];
-      l1_hebb_next[i * 1149 + j] = l1_hebb[i * 1149 + j];
-      l2_hebb_next[i * 1149 + j] = l2_hebb[i * 1149 + j];
+      const T v11 = v10 * v2;
+      const T v12 = v9 + v11;
+      const T v0 = l1_h[j];
+      acc13 += v12 * v0;
+      const T v14 = l2_w[i * 1149 + j];
+      const T v5 = l2_hebb[i * 1149 + j];
+      const T v16 = v15 * v5;
+      const T v17 = v14 + v16;
+      const T v3 = l2_h[j];
+      acc18 += v17 * v3;
+      l1_hebb_next[i * 1149 + j] = v2;
+      l2_hebb_next[i * 1149 + j] = v5;
     }
     carried_0_next[i] = acc13;
     carried_1_next[i] = acc18;
   }
-#line 2351 "lm_plastic_lstm.cpp"
+#line 2695 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2364,17 +2708,21 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
   T *__restrict l3_hebb_next = a.next + kStateL3Hebb;      // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc23 = T(0);
+    const T v20 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc23)
     for (int j = 0; j < 400; ++j) {
+      const T v19 = l3_w[i * 400 + j];
+      const T v8 = l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v21 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v22 = l3_w[i * 400 + j] + v21;
-      acc23 += v22 * l3_h[j];
-      l3_hebb_next[i * 400 + j] = l3_hebb[i * 400 + j];
+      const T v21 = v20 * v8;
+      const T v22 = v19 + v21;
+      const T v6 = l3_h[j];
+      acc23 += v22 * v6;
+      l3_hebb_next[i * 400 + j] = v8;
     }
     carried_2_next[i] = acc23;
   }
-#line 2378 "lm_plastic_lstm.cpp"
+#line 2726 "lm_plastic_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -2393,17 +2741,25 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   T *__restrict l2_c_next = a.next + kStateL2C;   // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v3 = l2_h[j];
+    l2_h_next[j] = v3;
+    const T v4 = l2_c[j];
+    l2_c_next[j] = v4;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
-    l1_h_next[j] = l1_h[j];
-    l1_c_next[j] = l1_c[j];
-    l2_h_next[j] = l2_h[j];
-    l2_c_next[j] = l2_c[j];
+    const T v0 = l1_h[j];
+    l1_h_next[j] = v0;
+    const T v1 = l1_c[j];
+    l1_c_next[j] = v1;
+    const T v3 = l2_h[j];
+    l2_h_next[j] = v3;
+    const T v4 = l2_c[j];
+    l2_c_next[j] = v4;
   }
 }
 
@@ -2417,8 +2773,10 @@ template <class T> static void prologue_forward_l3_h_l3_c(const dopa::StepArgs<T
   T *__restrict l3_c_next = a.next + kStateL3C;   // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
-    l3_h_next[j] = l3_h[j];
-    l3_c_next[j] = l3_c[j];
+    const T v6 = l3_h[j];
+    l3_h_next[j] = v6;
+    const T v7 = l3_c[j];
+    l3_c_next[j] = v7;
   }
 }
 
@@ -2453,25 +2811,31 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
     t40[e] = T(0);
   for (int i = 0; i < 400; ++i) {
     T acc40 = T(0);
+    const T v35 = d_carried_2_next[i];
+    const T v20 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc40)
     for (int j = 0; j < 400; ++j) {
+      const T v19 = l3_w[i * 400 + j];
+      const T v8 = l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v21 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v22 = l3_w[i * 400 + j] + v21;
-      t37[j] += d_carried_2_next[i] * v22;
-      const T v36 = d_carried_2_next[i] * l3_h[j];
-      const T v39 = v36 * l3_hebb[i * 400 + j];
+      const T v21 = v20 * v8;
+      const T v22 = v19 + v21;
+      t37[j] += v35 * v22;
+      const T v6 = l3_h[j];
+      const T v36 = v35 * v6;
+      const T v39 = v36 * v8;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc40 += v39;
+      const T v32 = d_l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v42 = v36 * l3_alpha[i];
+      const T v42 = v36 * v20;
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v43 = d_l3_hebb[i * 400 + j] + v42;
+      const T v43 = v32 + v42;
       d_l3_hebb[i * 400 + j] = v43;
     }
     t40[i] += acc40;
   }
-#line 2475 "lm_plastic_lstm.cpp"
+#line 2839 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -2513,68 +2877,88 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
   for (int i = 0; i < 1149; ++i) {
     T acc48 = T(0);
     T acc56 = T(0);
+    const T v34 = d_carried_1_next[i];
+    const T v15 = l2_alpha[i];
+    const T v33 = d_carried_0_next[i];
+    const T v10 = l1_alpha[i];
 #pragma omp simd reduction(+ : acc48, acc56)
     for (int j = 0; j < 1136; ++j) {
+      const T v14 = l2_w[i * 1149 + j];
+      const T v5 = l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v17 = l2_w[i * 1149 + j] + v16;
-      t45[j] += d_carried_1_next[i] * v17;
-      const T v44 = d_carried_1_next[i] * l2_h[j];
-      const T v47 = v44 * l2_hebb[i * 1149 + j];
+      const T v16 = v15 * v5;
+      const T v17 = v14 + v16;
+      t45[j] += v34 * v17;
+      const T v3 = l2_h[j];
+      const T v44 = v34 * v3;
+      const T v47 = v44 * v5;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc48 += v47;
+      const T v9 = l1_w[i * 1149 + j];
+      const T v2 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v12 = l1_w[i * 1149 + j] + v11;
-      t53[j] += d_carried_0_next[i] * v12;
-      const T v52 = d_carried_0_next[i] * l1_h[j];
-      const T v55 = v52 * l1_hebb[i * 1149 + j];
+      const T v11 = v10 * v2;
+      const T v12 = v9 + v11;
+      t53[j] += v33 * v12;
+      const T v0 = l1_h[j];
+      const T v52 = v33 * v0;
+      const T v55 = v52 * v2;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc56 += v55;
+      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v58 = v52 * l1_alpha[i];
+      const T v58 = v52 * v10;
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v59 = d_l1_hebb[i * 1149 + j] + v58;
+      const T v59 = v26 + v58;
       d_l1_hebb[i * 1149 + j] = v59;
+      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v50 = v44 * l2_alpha[i];
+      const T v50 = v44 * v15;
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v51 = d_l2_hebb[i * 1149 + j] + v50;
+      const T v51 = v29 + v50;
       d_l2_hebb[i * 1149 + j] = v51;
     }
 #pragma omp simd reduction(+ : acc48, acc56)
     for (int j = 1136; j < 1149; ++j) {
+      const T v14 = l2_w[i * 1149 + j];
+      const T v5 = l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v17 = l2_w[i * 1149 + j] + v16;
-      t45[j] += d_carried_1_next[i] * v17;
-      const T v44 = d_carried_1_next[i] * l2_h[j];
-      const T v47 = v44 * l2_hebb[i * 1149 + j];
+      const T v16 = v15 * v5;
+      const T v17 = v14 + v16;
+      t45[j] += v34 * v17;
+      const T v3 = l2_h[j];
+      const T v44 = v34 * v3;
+      const T v47 = v44 * v5;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc48 += v47;
+      const T v9 = l1_w[i * 1149 + j];
+      const T v2 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v12 = l1_w[i * 1149 + j] + v11;
-      t53[j] += d_carried_0_next[i] * v12;
-      const T v52 = d_carried_0_next[i] * l1_h[j];
-      const T v55 = v52 * l1_hebb[i * 1149 + j];
+      const T v11 = v10 * v2;
+      const T v12 = v9 + v11;
+      t53[j] += v33 * v12;
+      const T v0 = l1_h[j];
+      const T v52 = v33 * v0;
+      const T v55 = v52 * v2;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc56 += v55;
+      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v58 = v52 * l1_alpha[i];
+      const T v58 = v52 * v10;
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v59 = d_l1_hebb[i * 1149 + j] + v58;
+      const T v59 = v26 + v58;
       d_l1_hebb[i * 1149 + j] = v59;
+      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v50 = v44 * l2_alpha[i];
+      const T v50 = v44 * v15;
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v51 = d_l2_hebb[i * 1149 + j] + v50;
+      const T v51 = v29 + v50;
       d_l2_hebb[i * 1149 + j] = v51;
     }
     t48[i] += acc48;
     t56[i] += acc56;
   }
-#line 2578 "lm_plastic_lstm.cpp"
+#line 2962 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2609,33 +2993,53 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   T *__restrict record3 = a.record + 3456;                            // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+    const T v24 = d_l1_h_next[j];
+    const T v53 = t53[j];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v54 = d_l1_h_next[j] + t53[j];
+    const T v54 = v24 + v53;
     d_l1_h[j] = v54;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v46 = d_l2_h_next[j] + t45[j];
+    const T v25 = d_l1_c_next[j];
+    d_l1_c[j] = v25;
+    const T v27 = d_l2_h_next[j];
+    const T v45 = t45[j];
+    const T v46 = v27 + v45;
     d_l2_h[j] = v46;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v28 = d_l2_c_next[j];
+    d_l2_c[j] = v28;
+    const T v33 = d_carried_0_next[j];
+    record0[j] = v33;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v34 = d_carried_1_next[j];
+    record2[j] = v34;
+    const T v3 = l2_h[j];
+    record3[j] = v3;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+    const T v24 = d_l1_h_next[j];
+    const T v53 = t53[j];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v54 = d_l1_h_next[j] + t53[j];
+    const T v54 = v24 + v53;
     d_l1_h[j] = v54;
-    d_l1_c[j] = d_l1_c_next[j];
-    const T v46 = d_l2_h_next[j] + t45[j];
+    const T v25 = d_l1_c_next[j];
+    d_l1_c[j] = v25;
+    const T v27 = d_l2_h_next[j];
+    const T v45 = t45[j];
+    const T v46 = v27 + v45;
     d_l2_h[j] = v46;
-    d_l2_c[j] = d_l2_c_next[j];
-    record0[j] = d_carried_0_next[j];
-    record1[j] = l1_h[j];
-    record2[j] = d_carried_1_next[j];
-    record3[j] = l2_h[j];
+    const T v28 = d_l2_c_next[j];
+    d_l2_c[j] = v28;
+    const T v33 = d_carried_0_next[j];
+    record0[j] = v33;
+    const T v0 = l1_h[j];
+    record1[j] = v0;
+    const T v34 = d_carried_1_next[j];
+    record2[j] = v34;
+    const T v3 = l2_h[j];
+    record3[j] = v3;
   }
-#line 2639 "lm_plastic_lstm.cpp"
+#line 3043 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2657,14 +3061,19 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
   T *__restrict record5 = a.record + 5008;                            // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+    const T v30 = d_l3_h_next[j];
+    const T v37 = t37[j];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v38 = d_l3_h_next[j] + t37[j];
+    const T v38 = v30 + v37;
     d_l3_h[j] = v38;
-    d_l3_c[j] = d_l3_c_next[j];
-    record4[j] = d_carried_2_next[j];
-    record5[j] = l3_h[j];
+    const T v31 = d_l3_c_next[j];
+    d_l3_c[j] = v31;
+    const T v35 = d_carried_2_next[j];
+    record4[j] = v35;
+    const T v6 = l3_h[j];
+    record5[j] = v6;
   }
-#line 2668 "lm_plastic_lstm.cpp"
+#line 3077 "lm_plastic_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -2703,11 +3112,13 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
   T *__restrict t48 = a.scratch + 1952;               // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
+    const T v56 = t56[i];
+    const T v48 = t48[i];
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l1_alpha[i] += t56[i];
-    d_l2_alpha[i] += t48[i];
+    d_l1_alpha[i] += v56;
+    d_l2_alpha[i] += v48;
   }
-#line 2711 "lm_plastic_lstm.cpp"
+#line 3122 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2718,10 +3129,11 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
   T *__restrict t40 = a.scratch + 400;                // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
+    const T v40 = t40[i];
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l3_alpha[i] += t40[i];
+    d_l3_alpha[i] += v40;
   }
-#line 2725 "lm_plastic_lstm.cpp"
+#line 3137 "lm_plastic_lstm.cpp"
 }
 
 /// One prologue_backward step of PlasticLSTMLM for one batch element.

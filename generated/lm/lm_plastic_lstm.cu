@@ -143,13 +143,16 @@ template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArg
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v2 = t2[j];
+      const T v4 = t4[0];
 #line 26 "examples/lm/plastic_lstm.dopa"
-      const T v5 = t2[j] * t4[0];
-      const T v7 = v5 * drop_i[j];
+      const T v5 = v2 * v4;
+      const T v6 = drop_i[j];
+      const T v7 = v5 * v6;
       t7_x[j] = v7;
     }
   }
-#line 153 "lm_plastic_lstm.cu"
+#line 156 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -172,7 +175,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 176 "lm_plastic_lstm.cu"
+#line 179 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -195,7 +198,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
     if ((threadIdx.x & 31) == 0)
       t14[r] = acc;
   }
-#line 199 "lm_plastic_lstm.cu"
+#line 202 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -218,7 +221,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
     if ((threadIdx.x & 31) == 0)
       t20[r] = acc;
   }
-#line 222 "lm_plastic_lstm.cu"
+#line 225 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -241,7 +244,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
     if ((threadIdx.x & 31) == 0)
       t24[r] = acc;
   }
-#line 245 "lm_plastic_lstm.cu"
+#line 248 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -264,7 +267,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
     if ((threadIdx.x & 31) == 0)
       t30[r] = acc;
   }
-#line 268 "lm_plastic_lstm.cu"
+#line 271 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -287,7 +290,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
     if ((threadIdx.x & 31) == 0)
       t34[r] = acc;
   }
-#line 291 "lm_plastic_lstm.cu"
+#line 294 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -310,7 +313,7 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t40[r] = acc;
   }
-#line 314 "lm_plastic_lstm.cu"
+#line 317 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -336,13 +339,21 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc48 = T(0);
     T acc106 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v43 = l1_w[i * 1149 + j];
+      const T v44 = l1_alpha[i];
+      const T v45 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      acc48 += v47 * l1_h[j];
-      const T v104 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v105 = l2_w[i * 1149 + j] + v104;
-      acc106 += v105 * l2_h[j];
+      const T v46 = v44 * v45;
+      const T v47 = v43 + v46;
+      const T v12 = l1_h[j];
+      acc48 += v47 * v12;
+      const T v101 = l2_w[i * 1149 + j];
+      const T v102 = l2_alpha[i];
+      const T v103 = l2_hebb[i * 1149 + j];
+      const T v104 = v102 * v103;
+      const T v105 = v101 + v104;
+      const T v70 = l2_h[j];
+      acc106 += v105 * v70;
     }
     acc48 = dopa::warpSum(acc48);
     acc106 = dopa::warpSum(acc106);
@@ -351,7 +362,7 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
       t106[i] = acc106;
     }
   }
-#line 355 "lm_plastic_lstm.cu"
+#line 366 "lm_plastic_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -392,26 +403,42 @@ __device__ __forceinline__ void forward_l1_g_y1_l1_h_l1_c(const dopa::StepArgs<T
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v40 = t40[j];
+      const T v41 = l1_x2c_bias[j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v42 = t40[j] + l1_x2c_bias[j];
-      const T v49 = v42 + t48[j];
+      const T v42 = v40 + v41;
+      const T v48 = t48[j];
+      const T v49 = v42 + v48;
       const T v50 = tanh(v49);
       t50_l1_g[j] = v50;
+      const T v30 = t30[j];
+      const T v31 = l1_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v32 = t30[j] + l1_x2o_bias[j];
-      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v32 = v30 + v31;
+      const T v34 = t34[j];
+      const T v35 = l1_h2o_bias[j];
+      const T v36 = v34 + v35;
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
+      const T v9 = t9[j];
+      const T v10 = l1_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v11 = t9[j] + l1_x2f_bias[j];
-      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v11 = v9 + v10;
+      const T v14 = t14[j];
+      const T v15 = l1_h2f_bias[j];
+      const T v16 = v14 + v15;
       const T v17 = v11 + v16;
       const T v18 = T(1) / (T(1) + exp(-v17));
+      const T v51 = l1_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v52 = v18 * l1_c[j];
+      const T v52 = v18 * v51;
+      const T v20 = t20[j];
+      const T v21 = l1_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v22 = t20[j] + l1_x2i_bias[j];
-      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v22 = v20 + v21;
+      const T v24 = t24[j];
+      const T v25 = l1_h2i_bias[j];
+      const T v26 = v24 + v25;
       const T v27 = v22 + v26;
       const T v28 = T(1) / (T(1) + exp(-v27));
 #line 53 "examples/lm/plastic_lstm.dopa"
@@ -420,14 +447,15 @@ __device__ __forceinline__ void forward_l1_g_y1_l1_h_l1_c(const dopa::StepArgs<T
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v55 = tanh(v54);
       const T v56 = v38 * v55;
+      const T v64 = drop_h1[j];
 #line 27 "examples/lm/plastic_lstm.dopa"
-      const T v65 = v56 * drop_h1[j];
+      const T v65 = v56 * v64;
       t65_y1[j] = v65;
       l1_h_next[j] = v56;
       l1_c_next[j] = v54;
     }
   }
-#line 431 "lm_plastic_lstm.cu"
+#line 459 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -451,7 +479,7 @@ __device__ __forceinline__ void forward_saved_x2f_12(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t67[r] = acc;
   }
-#line 455 "lm_plastic_lstm.cu"
+#line 483 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -475,7 +503,7 @@ __device__ __forceinline__ void forward_saved_h2f_13(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t72[r] = acc;
   }
-#line 479 "lm_plastic_lstm.cu"
+#line 507 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -499,7 +527,7 @@ __device__ __forceinline__ void forward_saved_x2i_14(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t78[r] = acc;
   }
-#line 503 "lm_plastic_lstm.cu"
+#line 531 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -523,7 +551,7 @@ __device__ __forceinline__ void forward_saved_h2i_15(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t82[r] = acc;
   }
-#line 527 "lm_plastic_lstm.cu"
+#line 555 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -547,7 +575,7 @@ __device__ __forceinline__ void forward_saved_x2o_16(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t88[r] = acc;
   }
-#line 551 "lm_plastic_lstm.cu"
+#line 579 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -571,7 +599,7 @@ __device__ __forceinline__ void forward_saved_h2o_17(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t92[r] = acc;
   }
-#line 575 "lm_plastic_lstm.cu"
+#line 603 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -594,7 +622,7 @@ template <class T> __device__ __forceinline__ void forward_x2c_18(const dopa::St
     if ((threadIdx.x & 31) == 0)
       t98[r] = acc;
   }
-#line 598 "lm_plastic_lstm.cu"
+#line 626 "lm_plastic_lstm.cu"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -635,26 +663,42 @@ __device__ __forceinline__ void forward_l2_g_y2_l2_h_l2_c(const dopa::StepArgs<T
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v98 = t98[j];
+      const T v99 = l2_x2c_bias[j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v100 = t98[j] + l2_x2c_bias[j];
-      const T v107 = v100 + t106[j];
+      const T v100 = v98 + v99;
+      const T v106 = t106[j];
+      const T v107 = v100 + v106;
       const T v108 = tanh(v107);
       t108_l2_g[j] = v108;
+      const T v88 = t88[j];
+      const T v89 = l2_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v90 = t88[j] + l2_x2o_bias[j];
-      const T v94 = t92[j] + l2_h2o_bias[j];
+      const T v90 = v88 + v89;
+      const T v92 = t92[j];
+      const T v93 = l2_h2o_bias[j];
+      const T v94 = v92 + v93;
       const T v95 = v90 + v94;
       const T v96 = T(1) / (T(1) + exp(-v95));
+      const T v67 = t67[j];
+      const T v68 = l2_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v69 = t67[j] + l2_x2f_bias[j];
-      const T v74 = t72[j] + l2_h2f_bias[j];
+      const T v69 = v67 + v68;
+      const T v72 = t72[j];
+      const T v73 = l2_h2f_bias[j];
+      const T v74 = v72 + v73;
       const T v75 = v69 + v74;
       const T v76 = T(1) / (T(1) + exp(-v75));
+      const T v109 = l2_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v110 = v76 * l2_c[j];
+      const T v110 = v76 * v109;
+      const T v78 = t78[j];
+      const T v79 = l2_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v80 = t78[j] + l2_x2i_bias[j];
-      const T v84 = t82[j] + l2_h2i_bias[j];
+      const T v80 = v78 + v79;
+      const T v82 = t82[j];
+      const T v83 = l2_h2i_bias[j];
+      const T v84 = v82 + v83;
       const T v85 = v80 + v84;
       const T v86 = T(1) / (T(1) + exp(-v85));
 #line 53 "examples/lm/plastic_lstm.dopa"
@@ -663,14 +707,15 @@ __device__ __forceinline__ void forward_l2_g_y2_l2_h_l2_c(const dopa::StepArgs<T
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v113 = tanh(v112);
       const T v114 = v96 * v113;
+      const T v120 = drop_h2[j];
 #line 28 "examples/lm/plastic_lstm.dopa"
-      const T v121 = v114 * drop_h2[j];
+      const T v121 = v114 * v120;
       t121_y2[j] = v121;
       l2_h_next[j] = v114;
       l2_c_next[j] = v112;
     }
   }
-#line 674 "lm_plastic_lstm.cu"
+#line 719 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -694,7 +739,7 @@ __device__ __forceinline__ void forward_saved_x2f_20(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t123[r] = acc;
   }
-#line 698 "lm_plastic_lstm.cu"
+#line 743 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -718,7 +763,7 @@ __device__ __forceinline__ void forward_saved_h2f_21(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t128[r] = acc;
   }
-#line 722 "lm_plastic_lstm.cu"
+#line 767 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -742,7 +787,7 @@ __device__ __forceinline__ void forward_saved_x2i_22(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t134[r] = acc;
   }
-#line 746 "lm_plastic_lstm.cu"
+#line 791 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -766,7 +811,7 @@ __device__ __forceinline__ void forward_saved_h2i_23(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t138[r] = acc;
   }
-#line 770 "lm_plastic_lstm.cu"
+#line 815 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -790,7 +835,7 @@ __device__ __forceinline__ void forward_saved_x2o_24(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t144[r] = acc;
   }
-#line 794 "lm_plastic_lstm.cu"
+#line 839 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -814,7 +859,7 @@ __device__ __forceinline__ void forward_saved_h2o_25(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t148[r] = acc;
   }
-#line 818 "lm_plastic_lstm.cu"
+#line 863 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -837,7 +882,7 @@ template <class T> __device__ __forceinline__ void forward_x2c_26(const dopa::St
     if ((threadIdx.x & 31) == 0)
       t154[r] = acc;
   }
-#line 841 "lm_plastic_lstm.cu"
+#line 886 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -856,17 +901,21 @@ template <class T> __device__ __forceinline__ void forward_matmul_27(const dopa:
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc162 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v157 = l3_w[i * 400 + j];
+      const T v158 = l3_alpha[i];
+      const T v159 = l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v160 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v161 = l3_w[i * 400 + j] + v160;
-      acc162 += v161 * l3_h[j];
+      const T v160 = v158 * v159;
+      const T v161 = v157 + v160;
+      const T v126 = l3_h[j];
+      acc162 += v161 * v126;
     }
     acc162 = dopa::warpSum(acc162);
     if ((threadIdx.x & 31) == 0) {
       t162[i] = acc162;
     }
   }
-#line 870 "lm_plastic_lstm.cu"
+#line 919 "lm_plastic_lstm.cu"
 }
 
 // y3 = z3 * drop_o
@@ -911,26 +960,42 @@ __device__ __forceinline__ void forward_l3_g_y3_l3_h_l3_c(const dopa::StepArgs<T
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v154 = t154[j];
+      const T v155 = l3_x2c_bias[j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v156 = t154[j] + l3_x2c_bias[j];
-      const T v163 = v156 + t162[j];
+      const T v156 = v154 + v155;
+      const T v162 = t162[j];
+      const T v163 = v156 + v162;
       const T v164 = tanh(v163);
       t164_l3_g[j] = v164;
+      const T v144 = t144[j];
+      const T v145 = l3_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v146 = t144[j] + l3_x2o_bias[j];
-      const T v150 = t148[j] + l3_h2o_bias[j];
+      const T v146 = v144 + v145;
+      const T v148 = t148[j];
+      const T v149 = l3_h2o_bias[j];
+      const T v150 = v148 + v149;
       const T v151 = v146 + v150;
       const T v152 = T(1) / (T(1) + exp(-v151));
+      const T v123 = t123[j];
+      const T v124 = l3_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v125 = t123[j] + l3_x2f_bias[j];
-      const T v130 = t128[j] + l3_h2f_bias[j];
+      const T v125 = v123 + v124;
+      const T v128 = t128[j];
+      const T v129 = l3_h2f_bias[j];
+      const T v130 = v128 + v129;
       const T v131 = v125 + v130;
       const T v132 = T(1) / (T(1) + exp(-v131));
+      const T v165 = l3_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v166 = v132 * l3_c[j];
+      const T v166 = v132 * v165;
+      const T v134 = t134[j];
+      const T v135 = l3_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v136 = t134[j] + l3_x2i_bias[j];
-      const T v140 = t138[j] + l3_h2i_bias[j];
+      const T v136 = v134 + v135;
+      const T v138 = t138[j];
+      const T v139 = l3_h2i_bias[j];
+      const T v140 = v138 + v139;
       const T v141 = v136 + v140;
       const T v142 = T(1) / (T(1) + exp(-v141));
 #line 53 "examples/lm/plastic_lstm.dopa"
@@ -939,8 +1004,9 @@ __device__ __forceinline__ void forward_l3_g_y3_l3_h_l3_c(const dopa::StepArgs<T
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v169 = tanh(v168);
       const T v170 = v152 * v169;
+      const T v176 = drop_o[j];
 #line 30 "examples/lm/plastic_lstm.dopa"
-      const T v177 = v170 * drop_o[j];
+      const T v177 = v170 * v176;
       out_ar_h[j] = v177;
       l3_h_next[j] = v170;
       l3_c_next[j] = v168;
@@ -948,7 +1014,7 @@ __device__ __forceinline__ void forward_l3_g_y3_l3_h_l3_c(const dopa::StepArgs<T
       saved_t177[j] = v177;
     }
   }
-#line 952 "lm_plastic_lstm.cu"
+#line 1018 "lm_plastic_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -971,7 +1037,7 @@ template <class T> __device__ __forceinline__ void forward_matmul_29(const dopa:
     if ((threadIdx.x & 31) == 0)
       t178[r] = acc;
   }
-#line 975 "lm_plastic_lstm.cu"
+#line 1041 "lm_plastic_lstm.cu"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -996,20 +1062,28 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v57 = l1_eta[0];
+      const T v50 = t50_l1_g[i];
+      const T v12 = l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v58 = t50_l1_g[i] * l1_h[j];
-      const T v59 = l1_eta[0] * v58;
-      const T v60 = l1_hebb[i * 1149 + j] + v59;
+      const T v58 = v50 * v12;
+      const T v59 = v57 * v58;
+      const T v60 = v45 + v59;
       const T v63 = v60 < T(-2.0) ? T(-2.0) : (v60 > T(2.0) ? T(2.0) : v60);
       l1_hebb_next[i * 1149 + j] = v63;
-      const T v116 = t108_l2_g[i] * l2_h[j];
-      const T v117 = l2_eta[0] * v116;
-      const T v118 = l2_hebb[i * 1149 + j] + v117;
+      const T v103 = l2_hebb[i * 1149 + j];
+      const T v115 = l2_eta[0];
+      const T v108 = t108_l2_g[i];
+      const T v70 = l2_h[j];
+      const T v116 = v108 * v70;
+      const T v117 = v115 * v116;
+      const T v118 = v103 + v117;
       const T v119 = v118 < T(-2.0) ? T(-2.0) : (v118 > T(2.0) ? T(2.0) : v118);
       l2_hebb_next[i * 1149 + j] = v119;
     }
   }
-#line 1013 "lm_plastic_lstm.cu"
+#line 1087 "lm_plastic_lstm.cu"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -1027,15 +1101,19 @@ template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::S
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v159 = l3_hebb[i * 400 + j];
+      const T v171 = l3_eta[0];
+      const T v164 = t164_l3_g[i];
+      const T v126 = l3_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v172 = t164_l3_g[i] * l3_h[j];
-      const T v173 = l3_eta[0] * v172;
-      const T v174 = l3_hebb[i * 400 + j] + v173;
+      const T v172 = v164 * v126;
+      const T v173 = v171 * v172;
+      const T v174 = v159 + v173;
       const T v175 = v174 < T(-2.0) ? T(-2.0) : (v174 > T(2.0) ? T(2.0) : v174);
       l3_hebb_next[i * 400 + j] = v175;
     }
   }
-#line 1039 "lm_plastic_lstm.cu"
+#line 1117 "lm_plastic_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1051,12 +1129,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
+      const T v178 = t178[j];
+      const T v179 = dec_bias[j];
 #line 31 "examples/lm/plastic_lstm.dopa"
-      const T v180 = t178[j] + dec_bias[j];
+      const T v180 = v178 + v179;
       out_logits[j] = v180;
     }
   }
-#line 1060 "lm_plastic_lstm.cu"
+#line 1140 "lm_plastic_lstm.cu"
 }
 
 /// One forward step of PlasticLSTMLM for the whole batch: block b runs batch element b.
@@ -1176,7 +1256,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t196[c] = acc;
   }
-#line 1180 "lm_plastic_lstm.cu"
+#line 1260 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
@@ -1202,23 +1282,28 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc205 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v193 = d_l3_hebb_next[i * 400 + j];
+      const T v159 = l3_hebb[i * 400 + j];
+      const T v171 = l3_eta[0];
+      const T v164 = t164_l3_g[i];
+      const T v126 = l3_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v172 = t164_l3_g[i] * l3_h[j];
-      const T v173 = l3_eta[0] * v172;
-      const T v174 = l3_hebb[i * 400 + j] + v173;
+      const T v172 = v164 * v126;
+      const T v173 = v171 * v172;
+      const T v174 = v159 + v173;
       const T v203 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
-      const T v204 = d_l3_hebb_next[i * 400 + j] * v203;
+      const T v204 = v193 * v203;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc205 += v204 * l3_h[j];
+      acc205 += v204 * v126;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&t210[j], t164_l3_g[i] * v204);
+      atomicAdd(&t210[j], v164 * v204);
     }
     acc205 = dopa::warpSum(acc205);
     if ((threadIdx.x & 31) == 0) {
       t205[i] = acc205;
     }
   }
-#line 1222 "lm_plastic_lstm.cu"
+#line 1307 "lm_plastic_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1300,39 +1385,61 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   {
     T acc207 = T(0);
     for (int j = tid; j < 400; j += nthreads) {
+      const T v164 = t164_l3_g[j];
+      const T v205 = t205[j];
 #line 47 "examples/lm/plastic_lstm.dopa"
-      const T v206 = t164_l3_g[j] * t205[j];
+      const T v206 = v164 * v205;
       acc207 += v206;
+      const T v208 = l3_eta[0];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v209 = t205[j] * l3_eta[0];
+      const T v209 = v205 * v208;
+      const T v192 = d_l3_c_next[j];
+      const T v183 = d_out_tar_h[j];
+      const T v190 = d_l3_h_next[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v191 = d_out_tar_h[j] + d_l3_h_next[j];
+      const T v191 = v183 + v190;
+      const T v182 = d_out_ar_h[j];
+      const T v196 = t196[j];
 #line 30 "examples/lm/plastic_lstm.dopa"
-      const T v197 = d_out_ar_h[j] + t196[j];
-      const T v199 = v197 * drop_o[j];
+      const T v197 = v182 + v196;
+      const T v198 = drop_o[j];
+      const T v199 = v197 * v198;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v200 = v191 + v199;
+      const T v144 = t144[j];
+      const T v145 = l3_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v146 = t144[j] + l3_x2o_bias[j];
-      const T v150 = t148[j] + l3_h2o_bias[j];
+      const T v146 = v144 + v145;
+      const T v148 = t148[j];
+      const T v149 = l3_h2o_bias[j];
+      const T v150 = v148 + v149;
       const T v151 = v146 + v150;
       const T v152 = T(1) / (T(1) + exp(-v151));
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v213 = v200 * v152;
+      const T v123 = t123[j];
+      const T v124 = l3_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v125 = t123[j] + l3_x2f_bias[j];
-      const T v130 = t128[j] + l3_h2f_bias[j];
+      const T v125 = v123 + v124;
+      const T v128 = t128[j];
+      const T v129 = l3_h2f_bias[j];
+      const T v130 = v128 + v129;
       const T v131 = v125 + v130;
       const T v132 = T(1) / (T(1) + exp(-v131));
+      const T v165 = l3_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v166 = v132 * l3_c[j];
+      const T v166 = v132 * v165;
+      const T v134 = t134[j];
+      const T v135 = l3_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v136 = t134[j] + l3_x2i_bias[j];
-      const T v140 = t138[j] + l3_h2i_bias[j];
+      const T v136 = v134 + v135;
+      const T v138 = t138[j];
+      const T v139 = l3_h2i_bias[j];
+      const T v140 = v138 + v139;
       const T v141 = v136 + v140;
       const T v142 = T(1) / (T(1) + exp(-v141));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v167 = v142 * t164_l3_g[j];
+      const T v167 = v142 * v164;
       const T v168 = v166 + v167;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v169 = tanh(v168);
@@ -1340,11 +1447,11 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v216 = T(1.0) - v215;
       const T v217 = v213 * v216;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v218 = d_l3_c_next[j] + v217;
+      const T v218 = v192 + v217;
       const T v220 = v218 * v142;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v221 = v209 + v220;
-      const T v224 = t164_l3_g[j] * t164_l3_g[j];
+      const T v224 = v164 * v164;
       const T v225 = T(1.0) - v224;
       const T v226 = v221 * v225;
       t226[j] = v226;
@@ -1356,14 +1463,14 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v240 = v212 * v239;
       t240[j] = v240;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v219 = v218 * t164_l3_g[j];
+      const T v219 = v218 * v164;
 #line 50 "examples/lm/plastic_lstm.dopa"
       const T v249 = T(1.0) - v142;
       const T v250 = v142 * v249;
       const T v251 = v219 * v250;
       t251[j] = v251;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v222 = v218 * l3_c[j];
+      const T v222 = v218 * v165;
 #line 49 "examples/lm/plastic_lstm.dopa"
       const T v260 = T(1.0) - v132;
       const T v261 = v132 * v260;
@@ -1372,11 +1479,14 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v223 = v218 * v132;
       d_l3_c[j] = v223;
-      record1[j] = t177_y3[j];
-      record3[j] = t7_x[j];
+      const T v177 = t177_y3[j];
+      record1[j] = v177;
+      const T v7 = t7_x[j];
+      record3[j] = v7;
 #line 49 "examples/lm/plastic_lstm.dopa"
       atomicAdd(&d_l3_x2f_bias[j], v262);
-      record16[j] = l3_h[j];
+      const T v126 = l3_h[j];
+      record16[j] = v126;
       atomicAdd(&d_l3_h2f_bias[j], v262);
 #line 50 "examples/lm/plastic_lstm.dopa"
       atomicAdd(&d_l3_x2i_bias[j], v251);
@@ -1392,7 +1502,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&t207[0], acc207);
     }
   }
-#line 1396 "lm_plastic_lstm.cu"
+#line 1506 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1426,22 +1536,30 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc231 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
+      const T v226 = t226[i];
+      const T v157 = l3_w[i * 400 + j];
+      const T v158 = l3_alpha[i];
+      const T v159 = l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v160 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v161 = l3_w[i * 400 + j] + v160;
-      atomicAdd(&t228[j], t226[i] * v161);
-      const T v227 = t226[i] * l3_h[j];
-      const T v230 = v227 * l3_hebb[i * 400 + j];
+      const T v160 = v158 * v159;
+      const T v161 = v157 + v160;
+      atomicAdd(&t228[j], v226 * v161);
+      const T v126 = l3_h[j];
+      const T v227 = v226 * v126;
+      const T v230 = v227 * v159;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc231 += v230;
+      const T v193 = d_l3_hebb_next[i * 400 + j];
+      const T v171 = l3_eta[0];
+      const T v164 = t164_l3_g[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v172 = t164_l3_g[i] * l3_h[j];
-      const T v173 = l3_eta[0] * v172;
-      const T v174 = l3_hebb[i * 400 + j] + v173;
+      const T v172 = v164 * v126;
+      const T v173 = v171 * v172;
+      const T v174 = v159 + v173;
       const T v203 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
-      const T v204 = d_l3_hebb_next[i * 400 + j] * v203;
+      const T v204 = v193 * v203;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v233 = v227 * l3_alpha[i];
+      const T v233 = v227 * v158;
 #line 37 "examples/lm/plastic_lstm.dopa"
       const T v234 = v204 + v233;
       d_l3_hebb[i * 400 + j] = v234;
@@ -1451,7 +1569,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
       atomicAdd(&t231[i], acc231);
     }
   }
-#line 1455 "lm_plastic_lstm.cu"
+#line 1573 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1472,7 +1590,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t226[k] * l3_x2c_weight[k * 1149 + c];
     t237[c] = acc;
   }
-#line 1476 "lm_plastic_lstm.cu"
+#line 1594 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1493,7 +1611,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t240[k] * l3_h2o_weight[k * 400 + c];
     t243[c] = acc;
   }
-#line 1497 "lm_plastic_lstm.cu"
+#line 1615 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1514,7 +1632,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t240[k] * l3_x2o_weight[k * 1149 + c];
     t247[c] = acc;
   }
-#line 1518 "lm_plastic_lstm.cu"
+#line 1636 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1535,7 +1653,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t251[k] * l3_h2i_weight[k * 400 + c];
     t254[c] = acc;
   }
-#line 1539 "lm_plastic_lstm.cu"
+#line 1657 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1556,7 +1674,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t251[k] * l3_x2i_weight[k * 1149 + c];
     t258[c] = acc;
   }
-#line 1560 "lm_plastic_lstm.cu"
+#line 1678 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1577,7 +1695,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t262[k] * l3_h2f_weight[k * 400 + c];
     t265[c] = acc;
   }
-#line 1581 "lm_plastic_lstm.cu"
+#line 1699 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1598,7 +1716,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t262[k] * l3_x2f_weight[k * 1149 + c];
     t269[c] = acc;
   }
-#line 1602 "lm_plastic_lstm.cu"
+#line 1720 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
@@ -1637,25 +1755,35 @@ __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a
     T acc276 = T(0);
     T acc346 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v189 = d_l2_hebb_next[i * 1149 + j];
+      const T v103 = l2_hebb[i * 1149 + j];
+      const T v115 = l2_eta[0];
+      const T v108 = t108_l2_g[i];
+      const T v70 = l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v116 = t108_l2_g[i] * l2_h[j];
-      const T v117 = l2_eta[0] * v116;
-      const T v118 = l2_hebb[i * 1149 + j] + v117;
+      const T v116 = v108 * v70;
+      const T v117 = v115 * v116;
+      const T v118 = v103 + v117;
       const T v274 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
-      const T v275 = d_l2_hebb_next[i * 1149 + j] * v274;
+      const T v275 = v189 * v274;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc276 += v275 * l2_h[j];
+      acc276 += v275 * v70;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&t281[j], t108_l2_g[i] * v275);
-      const T v58 = t50_l1_g[i] * l1_h[j];
-      const T v59 = l1_eta[0] * v58;
-      const T v60 = l1_hebb[i * 1149 + j] + v59;
+      atomicAdd(&t281[j], v108 * v275);
+      const T v186 = d_l1_hebb_next[i * 1149 + j];
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v57 = l1_eta[0];
+      const T v50 = t50_l1_g[i];
+      const T v12 = l1_h[j];
+      const T v58 = v50 * v12;
+      const T v59 = v57 * v58;
+      const T v60 = v45 + v59;
       const T v344 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
-      const T v345 = d_l1_hebb_next[i * 1149 + j] * v344;
+      const T v345 = v186 * v344;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc346 += v345 * l1_h[j];
+      acc346 += v345 * v12;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&t351[j], t50_l1_g[i] * v345);
+      atomicAdd(&t351[j], v50 * v345);
     }
     acc276 = dopa::warpSum(acc276);
     acc346 = dopa::warpSum(acc346);
@@ -1664,7 +1792,7 @@ __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a
       t346[i] = acc346;
     }
   }
-#line 1668 "lm_plastic_lstm.cu"
+#line 1796 "lm_plastic_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1757,39 +1885,62 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
     T acc278 = T(0);
     T acc348 = T(0);
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v108 = t108_l2_g[j];
+      const T v276 = t276[j];
 #line 47 "examples/lm/plastic_lstm.dopa"
-      const T v277 = t108_l2_g[j] * t276[j];
+      const T v277 = v108 * v276;
       acc278 += v277;
+      const T v279 = l2_eta[0];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v280 = t276[j] * l2_eta[0];
+      const T v280 = v276 * v279;
+      const T v188 = d_l2_c_next[j];
+      const T v187 = d_l2_h_next[j];
+      const T v237 = t237[j];
+      const T v247 = t247[j];
 #line 28 "examples/lm/plastic_lstm.dopa"
-      const T v248 = t237[j] + t247[j];
-      const T v259 = v248 + t258[j];
-      const T v270 = v259 + t269[j];
-      const T v272 = v270 * drop_h2[j];
+      const T v248 = v237 + v247;
+      const T v258 = t258[j];
+      const T v259 = v248 + v258;
+      const T v269 = t269[j];
+      const T v270 = v259 + v269;
+      const T v271 = drop_h2[j];
+      const T v272 = v270 * v271;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v273 = d_l2_h_next[j] + v272;
+      const T v273 = v187 + v272;
+      const T v88 = t88[j];
+      const T v89 = l2_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v90 = t88[j] + l2_x2o_bias[j];
-      const T v94 = t92[j] + l2_h2o_bias[j];
+      const T v90 = v88 + v89;
+      const T v92 = t92[j];
+      const T v93 = l2_h2o_bias[j];
+      const T v94 = v92 + v93;
       const T v95 = v90 + v94;
       const T v96 = T(1) / (T(1) + exp(-v95));
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v284 = v273 * v96;
+      const T v67 = t67[j];
+      const T v68 = l2_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v69 = t67[j] + l2_x2f_bias[j];
-      const T v74 = t72[j] + l2_h2f_bias[j];
+      const T v69 = v67 + v68;
+      const T v72 = t72[j];
+      const T v73 = l2_h2f_bias[j];
+      const T v74 = v72 + v73;
       const T v75 = v69 + v74;
       const T v76 = T(1) / (T(1) + exp(-v75));
+      const T v109 = l2_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v110 = v76 * l2_c[j];
+      const T v110 = v76 * v109;
+      const T v78 = t78[j];
+      const T v79 = l2_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v80 = t78[j] + l2_x2i_bias[j];
-      const T v84 = t82[j] + l2_h2i_bias[j];
+      const T v80 = v78 + v79;
+      const T v82 = t82[j];
+      const T v83 = l2_h2i_bias[j];
+      const T v84 = v82 + v83;
       const T v85 = v80 + v84;
       const T v86 = T(1) / (T(1) + exp(-v85));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v111 = v86 * t108_l2_g[j];
+      const T v111 = v86 * v108;
       const T v112 = v110 + v111;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v113 = tanh(v112);
@@ -1797,11 +1948,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v286 = T(1.0) - v285;
       const T v287 = v284 * v286;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v288 = d_l2_c_next[j] + v287;
+      const T v288 = v188 + v287;
       const T v290 = v288 * v86;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v291 = v280 + v290;
-      const T v294 = t108_l2_g[j] * t108_l2_g[j];
+      const T v294 = v108 * v108;
       const T v295 = T(1.0) - v294;
       const T v296 = v291 * v295;
       t296[j] = v296;
@@ -1813,30 +1964,35 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v310 = v283 * v309;
       t310[j] = v310;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v289 = v288 * t108_l2_g[j];
+      const T v289 = v288 * v108;
 #line 50 "examples/lm/plastic_lstm.dopa"
       const T v319 = T(1.0) - v86;
       const T v320 = v86 * v319;
       const T v321 = v289 * v320;
       t321[j] = v321;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v292 = v288 * l2_c[j];
+      const T v292 = v288 * v109;
 #line 49 "examples/lm/plastic_lstm.dopa"
       const T v330 = T(1.0) - v76;
       const T v331 = v76 * v330;
       const T v332 = v292 * v331;
       t332[j] = v332;
+      const T v50 = t50_l1_g[j];
+      const T v346 = t346[j];
 #line 47 "examples/lm/plastic_lstm.dopa"
-      const T v347 = t50_l1_g[j] * t346[j];
+      const T v347 = v50 * v346;
       acc348 += v347;
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v293 = v288 * v76;
       d_l2_c[j] = v293;
-      record4[j] = l1_h[j];
-      record9[j] = t65_y1[j];
+      const T v12 = l1_h[j];
+      record4[j] = v12;
+      const T v65 = t65_y1[j];
+      record9[j] = v65;
 #line 49 "examples/lm/plastic_lstm.dopa"
       atomicAdd(&d_l2_x2f_bias[j], v332);
-      record10[j] = l2_h[j];
+      const T v70 = l2_h[j];
+      record10[j] = v70;
       atomicAdd(&d_l2_h2f_bias[j], v332);
 #line 50 "examples/lm/plastic_lstm.dopa"
       atomicAdd(&d_l2_x2i_bias[j], v321);
@@ -1846,7 +2002,8 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l2_h2o_bias[j], v310);
 #line 52 "examples/lm/plastic_lstm.dopa"
       atomicAdd(&d_l2_x2c_bias[j], v296);
-      record15[j] = t121_y2[j];
+      const T v121 = t121_y2[j];
+      record15[j] = v121;
     }
     acc278 = dopa::warpSum(acc278);
     acc348 = dopa::warpSum(acc348);
@@ -1855,7 +2012,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&t348[0], acc348);
     }
   }
-#line 1859 "lm_plastic_lstm.cu"
+#line 2016 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1889,22 +2046,30 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc301 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v296 = t296[i];
+      const T v101 = l2_w[i * 1149 + j];
+      const T v102 = l2_alpha[i];
+      const T v103 = l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v104 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v105 = l2_w[i * 1149 + j] + v104;
-      atomicAdd(&t298[j], t296[i] * v105);
-      const T v297 = t296[i] * l2_h[j];
-      const T v300 = v297 * l2_hebb[i * 1149 + j];
+      const T v104 = v102 * v103;
+      const T v105 = v101 + v104;
+      atomicAdd(&t298[j], v296 * v105);
+      const T v70 = l2_h[j];
+      const T v297 = v296 * v70;
+      const T v300 = v297 * v103;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc301 += v300;
+      const T v189 = d_l2_hebb_next[i * 1149 + j];
+      const T v115 = l2_eta[0];
+      const T v108 = t108_l2_g[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v116 = t108_l2_g[i] * l2_h[j];
-      const T v117 = l2_eta[0] * v116;
-      const T v118 = l2_hebb[i * 1149 + j] + v117;
+      const T v116 = v108 * v70;
+      const T v117 = v115 * v116;
+      const T v118 = v103 + v117;
       const T v274 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
-      const T v275 = d_l2_hebb_next[i * 1149 + j] * v274;
+      const T v275 = v189 * v274;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v303 = v297 * l2_alpha[i];
+      const T v303 = v297 * v102;
 #line 37 "examples/lm/plastic_lstm.dopa"
       const T v304 = v275 + v303;
       d_l2_hebb[i * 1149 + j] = v304;
@@ -1914,7 +2079,7 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
       atomicAdd(&t301[i], acc301);
     }
   }
-#line 1918 "lm_plastic_lstm.cu"
+#line 2083 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1935,7 +2100,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_14(const dopa::S
       acc += t296[k] * l2_x2c_weight[k * 1149 + c];
     t307[c] = acc;
   }
-#line 1939 "lm_plastic_lstm.cu"
+#line 2104 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1956,7 +2121,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_15(const dopa::S
       acc += t310[k] * l2_h2o_weight[k * 1149 + c];
     t313[c] = acc;
   }
-#line 1960 "lm_plastic_lstm.cu"
+#line 2125 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1977,7 +2142,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_16(const dopa::S
       acc += t310[k] * l2_x2o_weight[k * 1149 + c];
     t317[c] = acc;
   }
-#line 1981 "lm_plastic_lstm.cu"
+#line 2146 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1998,7 +2163,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_17(const dopa::S
       acc += t321[k] * l2_h2i_weight[k * 1149 + c];
     t324[c] = acc;
   }
-#line 2002 "lm_plastic_lstm.cu"
+#line 2167 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2019,7 +2184,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_18(const dopa::S
       acc += t321[k] * l2_x2i_weight[k * 1149 + c];
     t328[c] = acc;
   }
-#line 2023 "lm_plastic_lstm.cu"
+#line 2188 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2040,7 +2205,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_19(const dopa::S
       acc += t332[k] * l2_h2f_weight[k * 1149 + c];
     t335[c] = acc;
   }
-#line 2044 "lm_plastic_lstm.cu"
+#line 2209 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2061,7 +2226,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::S
       acc += t332[k] * l2_x2f_weight[k * 1149 + c];
     t339[c] = acc;
   }
-#line 2065 "lm_plastic_lstm.cu"
+#line 2230 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2135,36 +2300,59 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v346 = t346[j];
+      const T v349 = l1_eta[0];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v350 = t346[j] * l1_eta[0];
+      const T v350 = v346 * v349;
+      const T v185 = d_l1_c_next[j];
+      const T v184 = d_l1_h_next[j];
+      const T v307 = t307[j];
+      const T v317 = t317[j];
 #line 27 "examples/lm/plastic_lstm.dopa"
-      const T v318 = t307[j] + t317[j];
-      const T v329 = v318 + t328[j];
-      const T v340 = v329 + t339[j];
-      const T v342 = v340 * drop_h1[j];
+      const T v318 = v307 + v317;
+      const T v328 = t328[j];
+      const T v329 = v318 + v328;
+      const T v339 = t339[j];
+      const T v340 = v329 + v339;
+      const T v341 = drop_h1[j];
+      const T v342 = v340 * v341;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v343 = d_l1_h_next[j] + v342;
+      const T v343 = v184 + v342;
+      const T v30 = t30[j];
+      const T v31 = l1_x2o_bias[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v32 = t30[j] + l1_x2o_bias[j];
-      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v32 = v30 + v31;
+      const T v34 = t34[j];
+      const T v35 = l1_h2o_bias[j];
+      const T v36 = v34 + v35;
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v354 = v343 * v38;
+      const T v9 = t9[j];
+      const T v10 = l1_x2f_bias[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v11 = t9[j] + l1_x2f_bias[j];
-      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v11 = v9 + v10;
+      const T v14 = t14[j];
+      const T v15 = l1_h2f_bias[j];
+      const T v16 = v14 + v15;
       const T v17 = v11 + v16;
       const T v18 = T(1) / (T(1) + exp(-v17));
+      const T v51 = l1_c[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v52 = v18 * l1_c[j];
+      const T v52 = v18 * v51;
+      const T v20 = t20[j];
+      const T v21 = l1_x2i_bias[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v22 = t20[j] + l1_x2i_bias[j];
-      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v22 = v20 + v21;
+      const T v24 = t24[j];
+      const T v25 = l1_h2i_bias[j];
+      const T v26 = v24 + v25;
       const T v27 = v22 + v26;
       const T v28 = T(1) / (T(1) + exp(-v27));
+      const T v50 = t50_l1_g[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v53 = v28 * t50_l1_g[j];
+      const T v53 = v28 * v50;
       const T v54 = v52 + v53;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v55 = tanh(v54);
@@ -2172,11 +2360,11 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v356 = T(1.0) - v355;
       const T v357 = v354 * v356;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v358 = d_l1_c_next[j] + v357;
+      const T v358 = v185 + v357;
       const T v360 = v358 * v28;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v361 = v350 + v360;
-      const T v364 = t50_l1_g[j] * t50_l1_g[j];
+      const T v364 = v50 * v50;
       const T v365 = T(1.0) - v364;
       const T v366 = v361 * v365;
       t366[j] = v366;
@@ -2188,14 +2376,14 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v380 = v353 * v379;
       t380[j] = v380;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v359 = v358 * t50_l1_g[j];
+      const T v359 = v358 * v50;
 #line 50 "examples/lm/plastic_lstm.dopa"
       const T v389 = T(1.0) - v28;
       const T v390 = v28 * v389;
       const T v391 = v359 * v390;
       t391[j] = v391;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v362 = v358 * l1_c[j];
+      const T v362 = v358 * v51;
 #line 49 "examples/lm/plastic_lstm.dopa"
       const T v400 = T(1.0) - v18;
       const T v401 = v18 * v400;
@@ -2204,13 +2392,19 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v363 = v358 * v18;
       d_l1_c[j] = v363;
+      const T v281 = t281[j];
+      const T v279 = l2_eta[0];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v282 = t281[j] * l2_eta[0];
+      const T v282 = v281 * v279;
+      const T v298 = t298[j];
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v299 = v282 + t298[j];
-      const T v314 = v299 + t313[j];
-      const T v325 = v314 + t324[j];
-      const T v336 = v325 + t335[j];
+      const T v299 = v282 + v298;
+      const T v313 = t313[j];
+      const T v314 = v299 + v313;
+      const T v324 = t324[j];
+      const T v325 = v314 + v324;
+      const T v335 = t335[j];
+      const T v336 = v325 + v335;
       d_l2_h[j] = v336;
 #line 49 "examples/lm/plastic_lstm.dopa"
       atomicAdd(&d_l1_x2f_bias[j], v402);
@@ -2225,7 +2419,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v366);
     }
   }
-#line 2229 "lm_plastic_lstm.cu"
+#line 2423 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2259,22 +2453,30 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc371 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
+      const T v366 = t366[i];
+      const T v43 = l1_w[i * 1149 + j];
+      const T v44 = l1_alpha[i];
+      const T v45 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      atomicAdd(&t368[j], t366[i] * v47);
-      const T v367 = t366[i] * l1_h[j];
-      const T v370 = v367 * l1_hebb[i * 1149 + j];
+      const T v46 = v44 * v45;
+      const T v47 = v43 + v46;
+      atomicAdd(&t368[j], v366 * v47);
+      const T v12 = l1_h[j];
+      const T v367 = v366 * v12;
+      const T v370 = v367 * v45;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc371 += v370;
+      const T v186 = d_l1_hebb_next[i * 1149 + j];
+      const T v57 = l1_eta[0];
+      const T v50 = t50_l1_g[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v58 = t50_l1_g[i] * l1_h[j];
-      const T v59 = l1_eta[0] * v58;
-      const T v60 = l1_hebb[i * 1149 + j] + v59;
+      const T v58 = v50 * v12;
+      const T v59 = v57 * v58;
+      const T v60 = v45 + v59;
       const T v344 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
-      const T v345 = d_l1_hebb_next[i * 1149 + j] * v344;
+      const T v345 = v186 * v344;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v373 = v367 * l1_alpha[i];
+      const T v373 = v367 * v44;
 #line 37 "examples/lm/plastic_lstm.dopa"
       const T v374 = v345 + v373;
       d_l1_hebb[i * 1149 + j] = v374;
@@ -2284,7 +2486,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
       atomicAdd(&t371[i], acc371);
     }
   }
-#line 2288 "lm_plastic_lstm.cu"
+#line 2490 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2305,7 +2507,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_23(const dopa::S
       acc += t366[k] * l1_x2c_weight[k * 400 + c];
     t377[c] = acc;
   }
-#line 2309 "lm_plastic_lstm.cu"
+#line 2511 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2326,7 +2528,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_24(const dopa::S
       acc += t380[k] * l1_h2o_weight[k * 1149 + c];
     t383[c] = acc;
   }
-#line 2330 "lm_plastic_lstm.cu"
+#line 2532 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2347,7 +2549,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_25(const dopa::S
       acc += t380[k] * l1_x2o_weight[k * 400 + c];
     t387[c] = acc;
   }
-#line 2351 "lm_plastic_lstm.cu"
+#line 2553 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2368,7 +2570,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_26(const dopa::S
       acc += t391[k] * l1_h2i_weight[k * 1149 + c];
     t394[c] = acc;
   }
-#line 2372 "lm_plastic_lstm.cu"
+#line 2574 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2389,7 +2591,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_27(const dopa::S
       acc += t391[k] * l1_x2i_weight[k * 400 + c];
     t398[c] = acc;
   }
-#line 2393 "lm_plastic_lstm.cu"
+#line 2595 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2410,7 +2612,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_28(const dopa::S
       acc += t402[k] * l1_h2f_weight[k * 1149 + c];
     t405[c] = acc;
   }
-#line 2414 "lm_plastic_lstm.cu"
+#line 2616 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2431,7 +2633,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_29(const dopa::S
       acc += t402[k] * l1_x2f_weight[k * 400 + c];
     t409[c] = acc;
   }
-#line 2435 "lm_plastic_lstm.cu"
+#line 2637 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2451,17 +2653,23 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+      const T v351 = t351[j];
+      const T v349 = l1_eta[0];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v352 = t351[j] * l1_eta[0];
+      const T v352 = v351 * v349;
+      const T v368 = t368[j];
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v369 = v352 + t368[j];
-      const T v384 = v369 + t383[j];
-      const T v395 = v384 + t394[j];
-      const T v406 = v395 + t405[j];
+      const T v369 = v352 + v368;
+      const T v383 = t383[j];
+      const T v384 = v369 + v383;
+      const T v394 = t394[j];
+      const T v395 = v384 + v394;
+      const T v405 = t405[j];
+      const T v406 = v395 + v405;
       d_l1_h[j] = v406;
     }
   }
-#line 2465 "lm_plastic_lstm.cu"
+#line 2673 "lm_plastic_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2492,24 +2700,36 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+      const T v210 = t210[j];
+      const T v208 = l3_eta[0];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v211 = t210[j] * l3_eta[0];
+      const T v211 = v210 * v208;
+      const T v228 = t228[j];
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v229 = v211 + t228[j];
-      const T v244 = v229 + t243[j];
-      const T v255 = v244 + t254[j];
-      const T v266 = v255 + t265[j];
+      const T v229 = v211 + v228;
+      const T v243 = t243[j];
+      const T v244 = v229 + v243;
+      const T v254 = t254[j];
+      const T v255 = v244 + v254;
+      const T v265 = t265[j];
+      const T v266 = v255 + v265;
       d_l3_h[j] = v266;
+      const T v377 = t377[j];
+      const T v387 = t387[j];
 #line 26 "examples/lm/plastic_lstm.dopa"
-      const T v388 = t377[j] + t387[j];
-      const T v399 = v388 + t398[j];
-      const T v410 = v399 + t409[j];
-      const T v412 = v410 * drop_i[j];
-      const T v413 = v412 * t4[0];
+      const T v388 = v377 + v387;
+      const T v398 = t398[j];
+      const T v399 = v388 + v398;
+      const T v409 = t409[j];
+      const T v410 = v399 + v409;
+      const T v411 = drop_i[j];
+      const T v412 = v410 * v411;
+      const T v4 = t4[0];
+      const T v413 = v412 * v4;
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v413);
     }
   }
-#line 2513 "lm_plastic_lstm.cu"
+#line 2733 "lm_plastic_lstm.cu"
 }
 
 // backward stage 32: fused loop nest over [10000]
@@ -2525,8 +2745,9 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-      record0[j] = d_out_logits[j];
-      atomicAdd(&d_dec_bias[j], d_out_logits[j]);
+      const T v181 = d_out_logits[j];
+      record0[j] = v181;
+      atomicAdd(&d_dec_bias[j], v181);
     }
   }
 }
@@ -2547,12 +2768,14 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
+      const T v371 = t371[i];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_alpha[i], t371[i]);
-      atomicAdd(&d_l2_alpha[i], t301[i]);
+      atomicAdd(&d_l1_alpha[i], v371);
+      const T v301 = t301[i];
+      atomicAdd(&d_l2_alpha[i], v301);
     }
   }
-#line 2556 "lm_plastic_lstm.cu"
+#line 2779 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
@@ -2573,12 +2796,15 @@ __device__ __forceinline__ void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::S
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
+    const T v348 = t348[0];
 #line 47 "examples/lm/plastic_lstm.dopa"
-    atomicAdd(&d_l1_eta[0], t348[0]);
-    atomicAdd(&d_l2_eta[0], t278[0]);
-    atomicAdd(&d_l3_eta[0], t207[0]);
+    atomicAdd(&d_l1_eta[0], v348);
+    const T v278 = t278[0];
+    atomicAdd(&d_l2_eta[0], v278);
+    const T v207 = t207[0];
+    atomicAdd(&d_l3_eta[0], v207);
   }
-#line 2582 "lm_plastic_lstm.cu"
+#line 2808 "lm_plastic_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2594,11 +2820,12 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
+      const T v231 = t231[i];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_alpha[i], t231[i]);
+      atomicAdd(&d_l3_alpha[i], v231);
     }
   }
-#line 2602 "lm_plastic_lstm.cu"
+#line 2829 "lm_plastic_lstm.cu"
 }
 
 /// One backward step of PlasticLSTMLM for the whole batch: block b runs batch element b.

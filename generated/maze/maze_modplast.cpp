@@ -58,23 +58,29 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t11 = a.saved + 0;                    // [100]
 #pragma omp simd
   for (int j = 0; j < 96; ++j) {
+    const T v2 = t2[j];
+    const T v3 = i2h_bias[j];
 #line 14 "examples/maze/modplast.dopa"
-    const T v4 = t2[j] + i2h_bias[j];
-    const T v10 = v4 + carried_0[j];
+    const T v4 = v2 + v3;
+    const T v9 = carried_0[j];
+    const T v10 = v4 + v9;
     const T v11 = simdTanh(v10);
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
 #pragma omp simd
   for (int j = 96; j < 100; ++j) {
+    const T v2 = t2[j];
+    const T v3 = i2h_bias[j];
 #line 14 "examples/maze/modplast.dopa"
-    const T v4 = t2[j] + i2h_bias[j];
-    const T v10 = v4 + carried_0[j];
+    const T v4 = v2 + v3;
+    const T v9 = carried_0[j];
+    const T v10 = v4 + v9;
     const T v11 = simdTanh(v10);
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
-#line 78 "maze_modplast.cpp"
+#line 84 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -87,7 +93,7 @@ template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t13 = a.scratch + 112;                           // [1]
 #line 15 "examples/maze/modplast.dopa"
   Vec<T>(t13, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 91 "maze_modplast.cpp"
+#line 97 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -100,12 +106,14 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
   const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
   T *__restrict out_DAout = a.outputs[2];                    // [1] DA
   T *__restrict saved_t16 = a.saved + 112;                   // [1]
+  const T v13 = t13[0];
+  const T v14 = h2DA_bias[0];
 #line 15 "examples/maze/modplast.dopa"
-  const T v15 = t13[0] + h2DA_bias[0];
+  const T v15 = v13 + v14;
   const T v16 = simdTanh(v15);
   out_DAout[0] = v16;
   saved_t16[0] = v16;
-#line 109 "maze_modplast.cpp"
+#line 117 "maze_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -118,7 +126,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.scratch + 128;                         // [4]
 #line 18 "examples/maze/modplast.dopa"
   Vec<T>(t24, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 100) * ConstVec<T>(h_next, 100);
-#line 122 "maze_modplast.cpp"
+#line 130 "maze_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -131,7 +139,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t28 = a.scratch + 144;                         // [1]
 #line 19 "examples/maze/modplast.dopa"
   Vec<T>(t28, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 135 "maze_modplast.cpp"
+#line 143 "maze_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -151,35 +159,47 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
   T *__restrict hebb_next = a.next + kStateHebb;          // [100, 100]
   for (int i = 0; i < 100; ++i) {
     T acc33 = T(0);
+    const T v16 = out_DAout[0];
+    const T v11 = h_next[i];
 #pragma omp simd reduction(+ : acc33)
     for (int j = 0; j < 96; ++j) {
+      const T v5 = w[i * 100 + j];
+      const T v6 = alpha[i * 100 + j];
+      const T v7 = hebb[i * 100 + j];
+      const T v8 = h[j];
 #line 16 "examples/maze/modplast.dopa"
-      const T v17 = h_next[i] * h[j];
-      const T v18 = out_DAout[0] * v17;
-      const T v19 = hebb[i * 100 + j] + v18;
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 14 "examples/maze/modplast.dopa"
-      const T v31 = alpha[i * 100 + j] * v22;
-      const T v32 = w[i * 100 + j] + v31;
-      acc33 += v32 * h_next[j];
+      const T v31 = v6 * v22;
+      const T v32 = v5 + v31;
+      const T v11_2 = h_next[j];
+      acc33 += v32 * v11_2;
       hebb_next[i * 100 + j] = v22;
     }
 #pragma omp simd reduction(+ : acc33)
     for (int j = 96; j < 100; ++j) {
+      const T v5 = w[i * 100 + j];
+      const T v6 = alpha[i * 100 + j];
+      const T v7 = hebb[i * 100 + j];
+      const T v8 = h[j];
 #line 16 "examples/maze/modplast.dopa"
-      const T v17 = h_next[i] * h[j];
-      const T v18 = out_DAout[0] * v17;
-      const T v19 = hebb[i * 100 + j] + v18;
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 14 "examples/maze/modplast.dopa"
-      const T v31 = alpha[i * 100 + j] * v22;
-      const T v32 = w[i * 100 + j] + v31;
-      acc33 += v32 * h_next[j];
+      const T v31 = v6 * v22;
+      const T v32 = v5 + v31;
+      const T v11_2 = h_next[j];
+      acc33 += v32 * v11_2;
       hebb_next[i * 100 + j] = v22;
     }
     carried_0_next[i] = acc33;
   }
-#line 183 "maze_modplast.cpp"
+#line 203 "maze_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -191,11 +211,13 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
   const T *__restrict h2o_bias = a.params + kParamH2oBias; // [4]
   T *__restrict out_logits = a.outputs[0];                 // [4]
   for (int j = 0; j < 4; ++j) {
+    const T v24 = t24[j];
+    const T v25 = h2o_bias[j];
 #line 18 "examples/maze/modplast.dopa"
-    const T v26 = t24[j] + h2o_bias[j];
+    const T v26 = v24 + v25;
     out_logits[j] = v26;
   }
-#line 199 "maze_modplast.cpp"
+#line 221 "maze_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -206,10 +228,12 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
   T *__restrict t28 = a.scratch + 144;                     // [1]
   const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
   T *__restrict out_value = a.outputs[1];                  // [1]
+  const T v28 = t28[0];
+  const T v29 = h2v_bias[0];
 #line 19 "examples/maze/modplast.dopa"
-  const T v30 = t28[0] + h2v_bias[0];
+  const T v30 = v28 + v29;
   out_value[0] = v30;
-#line 213 "maze_modplast.cpp"
+#line 237 "maze_modplast.cpp"
 }
 
 /// One forward step of MazeModplast for one batch element.
@@ -254,27 +278,36 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     t65[e] = T(0);
   for (int i = 0; i < 100; ++i) {
     T acc59 = T(0);
+    const T v39 = d_carried_0_next[i];
+    const T v16 = t16_DA[0];
+    const T v11 = t11_hn[i];
 #pragma omp simd reduction(+ : acc59)
     for (int j = 0; j < 96; ++j) {
+      const T v5 = w[i * 100 + j];
+      const T v6 = alpha[i * 100 + j];
+      const T v7 = hebb[i * 100 + j];
+      const T v8 = h[j];
 #line 16 "examples/maze/modplast.dopa"
-      const T v17 = t11_hn[i] * h[j];
-      const T v18 = t16_DA[0] * v17;
-      const T v19 = hebb[i * 100 + j] + v18;
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 14 "examples/maze/modplast.dopa"
-      const T v31 = alpha[i * 100 + j] * v22;
-      const T v32 = w[i * 100 + j] + v31;
-      t41[j] += d_carried_0_next[i] * v32;
-      const T v40 = d_carried_0_next[i] * t11_hn[j];
-      const T v45 = v40 * alpha[i * 100 + j];
+      const T v31 = v6 * v22;
+      const T v32 = v5 + v31;
+      t41[j] += v39 * v32;
+      const T v38 = d_hebb[i * 100 + j];
+      const T v11_2 = t11_hn[j];
+      const T v40 = v39 * v11_2;
+      const T v45 = v40 * v6;
 #line 16 "examples/maze/modplast.dopa"
-      const T v46 = d_hebb[i * 100 + j] + v45;
+      const T v46 = v38 + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v58 = v46 * v57;
 #line 15 "examples/maze/modplast.dopa"
-      acc59 += v58 * h[j];
+      acc59 += v58 * v8;
 #line 16 "examples/maze/modplast.dopa"
-      t65[j] += t11_hn[i] * v58;
+      t65[j] += v11 * v58;
       d_hebb[i * 100 + j] = v58;
 #line 14 "examples/maze/modplast.dopa"
       const T v43 = v40 * v22;
@@ -282,25 +315,31 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
 #pragma omp simd reduction(+ : acc59)
     for (int j = 96; j < 100; ++j) {
+      const T v5 = w[i * 100 + j];
+      const T v6 = alpha[i * 100 + j];
+      const T v7 = hebb[i * 100 + j];
+      const T v8 = h[j];
 #line 16 "examples/maze/modplast.dopa"
-      const T v17 = t11_hn[i] * h[j];
-      const T v18 = t16_DA[0] * v17;
-      const T v19 = hebb[i * 100 + j] + v18;
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 14 "examples/maze/modplast.dopa"
-      const T v31 = alpha[i * 100 + j] * v22;
-      const T v32 = w[i * 100 + j] + v31;
-      t41[j] += d_carried_0_next[i] * v32;
-      const T v40 = d_carried_0_next[i] * t11_hn[j];
-      const T v45 = v40 * alpha[i * 100 + j];
+      const T v31 = v6 * v22;
+      const T v32 = v5 + v31;
+      t41[j] += v39 * v32;
+      const T v38 = d_hebb[i * 100 + j];
+      const T v11_2 = t11_hn[j];
+      const T v40 = v39 * v11_2;
+      const T v45 = v40 * v6;
 #line 16 "examples/maze/modplast.dopa"
-      const T v46 = d_hebb[i * 100 + j] + v45;
+      const T v46 = v38 + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v58 = v46 * v57;
 #line 15 "examples/maze/modplast.dopa"
-      acc59 += v58 * h[j];
+      acc59 += v58 * v8;
 #line 16 "examples/maze/modplast.dopa"
-      t65[j] += t11_hn[i] * v58;
+      t65[j] += v11 * v58;
       d_hebb[i * 100 + j] = v58;
 #line 14 "examples/maze/modplast.dopa"
       const T v43 = v40 * v22;
@@ -308,7 +347,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t59[i] = acc59;
   }
-#line 312 "maze_modplast.cpp"
+#line 351 "maze_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -322,7 +361,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/modplast.dopa"
   RowVec<T>(t49, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 326 "maze_modplast.cpp"
+#line 365 "maze_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -336,7 +375,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/maze/modplast.dopa"
   RowVec<T>(t53, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 340 "maze_modplast.cpp"
+#line 379 "maze_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -360,30 +399,39 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
   T *__restrict record3 = a.record + 256;                             // [100]
   t61[0] = T(0);
   T acc61 = T(0);
+  const T v16 = t16_DA[0];
 #pragma omp simd reduction(+ : acc61)
   for (int j = 0; j < 96; ++j) {
+    const T v11 = t11_hn[j];
+    const T v59 = t59[j];
 #line 15 "examples/maze/modplast.dopa"
-    const T v60 = t11_hn[j] * t59[j];
+    const T v60 = v11 * v59;
     acc61 += v60;
+    const T v65 = t65[j];
 #line 16 "examples/maze/modplast.dopa"
-    const T v66 = t65[j] * t16_DA[0];
+    const T v66 = v65 * v16;
     d_h[j] = v66;
-    record2[j] = d_carried_0_next[j];
-    record3[j] = t11_hn[j];
+    const T v39 = d_carried_0_next[j];
+    record2[j] = v39;
+    record3[j] = v11;
   }
 #pragma omp simd reduction(+ : acc61)
   for (int j = 96; j < 100; ++j) {
+    const T v11 = t11_hn[j];
+    const T v59 = t59[j];
 #line 15 "examples/maze/modplast.dopa"
-    const T v60 = t11_hn[j] * t59[j];
+    const T v60 = v11 * v59;
     acc61 += v60;
+    const T v65 = t65[j];
 #line 16 "examples/maze/modplast.dopa"
-    const T v66 = t65[j] * t16_DA[0];
+    const T v66 = v65 * v16;
     d_h[j] = v66;
-    record2[j] = d_carried_0_next[j];
-    record3[j] = t11_hn[j];
+    const T v39 = d_carried_0_next[j];
+    record2[j] = v39;
+    record3[j] = v11;
   }
   t61[0] += acc61;
-#line 387 "maze_modplast.cpp"
+#line 435 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -402,16 +450,20 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
   T *__restrict record6 = a.record + 400;               // [1]
   T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
+  const T v36 = d_out_DAout[0];
+  const T v61 = t61[0];
+  const T v16 = t16_DA[0];
+  const T v35 = d_out_value[0];
 #line 15 "examples/maze/modplast.dopa"
-  const T v62 = d_out_DAout[0] + t61[0];
-  const T v67 = t16_DA[0] * t16_DA[0];
+  const T v62 = v36 + v61;
+  const T v67 = v16 * v16;
   const T v68 = T(1.0) - v67;
   const T v69 = v62 * v68;
   t69[0] = v69;
   d_h2DA_bias[0] += v69;
-  record6[0] = d_out_value[0];
-  d_h2v_bias[0] += d_out_value[0];
-#line 415 "maze_modplast.cpp"
+  record6[0] = v35;
+  d_h2v_bias[0] += v35;
+#line 467 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -424,7 +476,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t72 = a.scratch + 576;                           // [100]
 #line 15 "examples/maze/modplast.dopa"
   RowVec<T>(t72, 100).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 428 "maze_modplast.cpp"
+#line 480 "maze_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -445,18 +497,26 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [100]
   T *__restrict record0 = a.record + 0;                    // [100]
   T *__restrict d_i2h_bias = a.grads + kParamI2hBias;      // [100]
+  const T v16 = t16_DA[0];
 #pragma omp simd
   for (int j = 0; j < 96; ++j) {
+    const T v37 = d_h_next[j];
+    const T v41 = t41[j];
 #line 14 "examples/maze/modplast.dopa"
-    const T v42 = d_h_next[j] + t41[j];
-    const T v50 = v42 + t49[j];
-    const T v54 = v50 + t53[j];
+    const T v42 = v37 + v41;
+    const T v49 = t49[j];
+    const T v50 = v42 + v49;
+    const T v53 = t53[j];
+    const T v54 = v50 + v53;
+    const T v59 = t59[j];
 #line 16 "examples/maze/modplast.dopa"
-    const T v63 = t59[j] * t16_DA[0];
+    const T v63 = v59 * v16;
 #line 14 "examples/maze/modplast.dopa"
     const T v64 = v54 + v63;
-    const T v73 = v64 + t72[j];
-    const T v74 = t11_hn[j] * t11_hn[j];
+    const T v72 = t72[j];
+    const T v73 = v64 + v72;
+    const T v11 = t11_hn[j];
+    const T v74 = v11 * v11;
     const T v75 = T(1.0) - v74;
     const T v76 = v73 * v75;
     d_carried_0[j] = v76;
@@ -465,23 +525,30 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
   }
 #pragma omp simd
   for (int j = 96; j < 100; ++j) {
+    const T v37 = d_h_next[j];
+    const T v41 = t41[j];
 #line 14 "examples/maze/modplast.dopa"
-    const T v42 = d_h_next[j] + t41[j];
-    const T v50 = v42 + t49[j];
-    const T v54 = v50 + t53[j];
+    const T v42 = v37 + v41;
+    const T v49 = t49[j];
+    const T v50 = v42 + v49;
+    const T v53 = t53[j];
+    const T v54 = v50 + v53;
+    const T v59 = t59[j];
 #line 16 "examples/maze/modplast.dopa"
-    const T v63 = t59[j] * t16_DA[0];
+    const T v63 = v59 * v16;
 #line 14 "examples/maze/modplast.dopa"
     const T v64 = v54 + v63;
-    const T v73 = v64 + t72[j];
-    const T v74 = t11_hn[j] * t11_hn[j];
+    const T v72 = t72[j];
+    const T v73 = v64 + v72;
+    const T v11 = t11_hn[j];
+    const T v74 = v11 * v11;
     const T v75 = T(1.0) - v74;
     const T v76 = v73 * v75;
     d_carried_0[j] = v76;
     record0[j] = v76;
     d_i2h_bias[j] += v76;
   }
-#line 485 "maze_modplast.cpp"
+#line 552 "maze_modplast.cpp"
 }
 
 // backward stage 7: fused loop nest over [17]
@@ -491,11 +558,13 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   T *__restrict record1 = a.record + 112; // [17]
 #pragma omp simd
   for (int j = 0; j < 16; ++j) {
-    record1[j] = x[j];
+    const T v77 = x[j];
+    record1[j] = v77;
   }
 #pragma omp simd
   for (int j = 16; j < 17; ++j) {
-    record1[j] = x[j];
+    const T v77 = x[j];
+    record1[j] = v77;
   }
 }
 
@@ -507,8 +576,9 @@ template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a
   T *__restrict record5 = a.record + 384;              // [4]
   T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [4]
   for (int j = 0; j < 4; ++j) {
-    record5[j] = d_out_logits[j];
-    d_h2o_bias[j] += d_out_logits[j];
+    const T v34 = d_out_logits[j];
+    record5[j] = v34;
+    d_h2o_bias[j] += v34;
   }
 }
 
@@ -541,23 +611,31 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     T acc6 = T(0);
 #pragma omp simd reduction(+ : acc6)
     for (int j = 0; j < 96; ++j) {
+      const T v2 = w[i * 100 + j];
+      const T v3 = alpha[i * 100 + j];
+      const T v1 = hebb[i * 100 + j];
 #line 14 "examples/maze/modplast.dopa"
-      const T v4 = alpha[i * 100 + j] * hebb[i * 100 + j];
-      const T v5 = w[i * 100 + j] + v4;
-      acc6 += v5 * h[j];
-      hebb_next[i * 100 + j] = hebb[i * 100 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      const T v0 = h[j];
+      acc6 += v5 * v0;
+      hebb_next[i * 100 + j] = v1;
     }
 #pragma omp simd reduction(+ : acc6)
     for (int j = 96; j < 100; ++j) {
+      const T v2 = w[i * 100 + j];
+      const T v3 = alpha[i * 100 + j];
+      const T v1 = hebb[i * 100 + j];
 #line 14 "examples/maze/modplast.dopa"
-      const T v4 = alpha[i * 100 + j] * hebb[i * 100 + j];
-      const T v5 = w[i * 100 + j] + v4;
-      acc6 += v5 * h[j];
-      hebb_next[i * 100 + j] = hebb[i * 100 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      const T v0 = h[j];
+      acc6 += v5 * v0;
+      hebb_next[i * 100 + j] = v1;
     }
     carried_0_next[i] = acc6;
   }
-#line 561 "maze_modplast.cpp"
+#line 639 "maze_modplast.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [100]
@@ -567,11 +645,13 @@ template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
   T *__restrict h_next = a.next + kStateH;   // [100]
 #pragma omp simd
   for (int j = 0; j < 96; ++j) {
-    h_next[j] = h[j];
+    const T v0 = h[j];
+    h_next[j] = v0;
   }
 #pragma omp simd
   for (int j = 96; j < 100; ++j) {
-    h_next[j] = h[j];
+    const T v0 = h[j];
+    h_next[j] = v0;
   }
 }
 
@@ -600,38 +680,49 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
   for (int e = 0; e < 100; ++e)
     t11[e] = T(0);
   for (int i = 0; i < 100; ++i) {
+    const T v9 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 96; ++j) {
+      const T v2 = w[i * 100 + j];
+      const T v3 = alpha[i * 100 + j];
+      const T v1 = hebb[i * 100 + j];
 #line 14 "examples/maze/modplast.dopa"
-      const T v4 = alpha[i * 100 + j] * hebb[i * 100 + j];
-      const T v5 = w[i * 100 + j] + v4;
-      t11[j] += d_carried_0_next[i] * v5;
-      const T v10 = d_carried_0_next[i] * h[j];
-      const T v15 = v10 * alpha[i * 100 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      t11[j] += v9 * v5;
+      const T v8 = d_hebb[i * 100 + j];
+      const T v0 = h[j];
+      const T v10 = v9 * v0;
+      const T v15 = v10 * v3;
 #line 7 "examples/maze/modplast.dopa"
-      const T v16 = d_hebb[i * 100 + j] + v15;
+      const T v16 = v8 + v15;
       d_hebb[i * 100 + j] = v16;
 #line 14 "examples/maze/modplast.dopa"
-      const T v13 = v10 * hebb[i * 100 + j];
+      const T v13 = v10 * v1;
       d_alpha[i * 100 + j] += v13;
     }
 #pragma omp simd
     for (int j = 96; j < 100; ++j) {
+      const T v2 = w[i * 100 + j];
+      const T v3 = alpha[i * 100 + j];
+      const T v1 = hebb[i * 100 + j];
 #line 14 "examples/maze/modplast.dopa"
-      const T v4 = alpha[i * 100 + j] * hebb[i * 100 + j];
-      const T v5 = w[i * 100 + j] + v4;
-      t11[j] += d_carried_0_next[i] * v5;
-      const T v10 = d_carried_0_next[i] * h[j];
-      const T v15 = v10 * alpha[i * 100 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      t11[j] += v9 * v5;
+      const T v8 = d_hebb[i * 100 + j];
+      const T v0 = h[j];
+      const T v10 = v9 * v0;
+      const T v15 = v10 * v3;
 #line 7 "examples/maze/modplast.dopa"
-      const T v16 = d_hebb[i * 100 + j] + v15;
+      const T v16 = v8 + v15;
       d_hebb[i * 100 + j] = v16;
 #line 14 "examples/maze/modplast.dopa"
-      const T v13 = v10 * hebb[i * 100 + j];
+      const T v13 = v10 * v1;
       d_alpha[i * 100 + j] += v13;
     }
   }
-#line 635 "maze_modplast.cpp"
+#line 726 "maze_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -650,21 +741,29 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
   T *__restrict record1 = a.record + 112;                             // [100]
 #pragma omp simd
   for (int j = 0; j < 96; ++j) {
+    const T v7 = d_h_next[j];
+    const T v11 = t11[j];
 #line 6 "examples/maze/modplast.dopa"
-    const T v12 = d_h_next[j] + t11[j];
+    const T v12 = v7 + v11;
     d_h[j] = v12;
-    record0[j] = d_carried_0_next[j];
-    record1[j] = h[j];
+    const T v9 = d_carried_0_next[j];
+    record0[j] = v9;
+    const T v0 = h[j];
+    record1[j] = v0;
   }
 #pragma omp simd
   for (int j = 96; j < 100; ++j) {
+    const T v7 = d_h_next[j];
+    const T v11 = t11[j];
 #line 6 "examples/maze/modplast.dopa"
-    const T v12 = d_h_next[j] + t11[j];
+    const T v12 = v7 + v11;
     d_h[j] = v12;
-    record0[j] = d_carried_0_next[j];
-    record1[j] = h[j];
+    const T v9 = d_carried_0_next[j];
+    record0[j] = v9;
+    const T v0 = h[j];
+    record1[j] = v0;
   }
-#line 668 "maze_modplast.cpp"
+#line 767 "maze_modplast.cpp"
 }
 
 // prologue_backward stage 2:

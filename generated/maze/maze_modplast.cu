@@ -76,17 +76,21 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
   for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     T acc11 = T(0);
     for (int j = threadIdx.x & 31; j < 100; j += 32) {
+      const T v5 = w[i * 100 + j];
+      const T v6 = alpha[i * 100 + j];
+      const T v7 = hebb[i * 100 + j];
 #line 14 "examples/maze/modplast.dopa"
-      const T v8 = alpha[i * 100 + j] * hebb[i * 100 + j];
-      const T v9 = w[i * 100 + j] + v8;
-      acc11 += v9 * h[j];
+      const T v8 = v6 * v7;
+      const T v9 = v5 + v8;
+      const T v10 = h[j];
+      acc11 += v9 * v10;
     }
     acc11 = dopa::warpSum(acc11);
     if ((threadIdx.x & 31) == 0) {
       t11[i] = acc11;
     }
   }
-#line 90 "maze_modplast.cu"
+#line 94 "maze_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -105,15 +109,18 @@ template <class T> __device__ __forceinline__ void forward_hn(const dopa::StepAr
   (void)nthreads;
   {
     for (int j = tid; j < 100; j += nthreads) {
+      const T v2 = t2[j];
+      const T v3 = i2h_bias[j];
 #line 14 "examples/maze/modplast.dopa"
-      const T v4 = t2[j] + i2h_bias[j];
-      const T v12 = v4 + t11[j];
+      const T v4 = v2 + v3;
+      const T v11 = t11[j];
+      const T v12 = v4 + v11;
       const T v13 = tanh(v12);
       h_next[j] = v13;
       saved_t13[j] = v13;
     }
   }
-#line 117 "maze_modplast.cu"
+#line 124 "maze_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -136,7 +143,7 @@ template <class T> __device__ __forceinline__ void forward_h2_da(const dopa::Ste
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 140 "maze_modplast.cu"
+#line 147 "maze_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -154,14 +161,16 @@ template <class T> __device__ __forceinline__ void forward_da(const dopa::StepAr
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v15 = t15[0];
+      const T v16 = h2DA_bias[0];
 #line 15 "examples/maze/modplast.dopa"
-      const T v17 = t15[0] + h2DA_bias[0];
+      const T v17 = v15 + v16;
       const T v18 = tanh(v17);
       out_DAout[0] = v18;
       saved_t18[0] = v18;
     }
   }
-#line 165 "maze_modplast.cu"
+#line 174 "maze_modplast.cu"
 }
 
 // output logits = h2o(hn)
@@ -184,7 +193,7 @@ template <class T> __device__ __forceinline__ void forward_h2o(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t26[r] = acc;
   }
-#line 188 "maze_modplast.cu"
+#line 197 "maze_modplast.cu"
 }
 
 // output value  = h2v(hn)
@@ -207,7 +216,7 @@ template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepA
     if ((threadIdx.x & 31) == 0)
       t30[r] = acc;
   }
-#line 211 "maze_modplast.cu"
+#line 220 "maze_modplast.cu"
 }
 
 // hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
@@ -225,15 +234,19 @@ template <class T> __device__ __forceinline__ void forward_hebb(const dopa::Step
   (void)nthreads;
   for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 100; j += 32) {
+      const T v7 = hebb[i * 100 + j];
+      const T v18 = out_DAout[0];
+      const T v13 = h_next[i];
+      const T v10 = h[j];
 #line 16 "examples/maze/modplast.dopa"
-      const T v19 = h_next[i] * h[j];
-      const T v20 = out_DAout[0] * v19;
-      const T v21 = hebb[i * 100 + j] + v20;
+      const T v19 = v13 * v10;
+      const T v20 = v18 * v19;
+      const T v21 = v7 + v20;
       const T v24 = v21 < T(-1.0) ? T(-1.0) : (v21 > T(1.0) ? T(1.0) : v21);
       hebb_next[i * 100 + j] = v24;
     }
   }
-#line 237 "maze_modplast.cu"
+#line 250 "maze_modplast.cu"
 }
 
 // output logits = h2o(hn)
@@ -249,12 +262,14 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 4; j += nthreads) {
+      const T v26 = t26[j];
+      const T v27 = h2o_bias[j];
 #line 18 "examples/maze/modplast.dopa"
-      const T v28 = t26[j] + h2o_bias[j];
+      const T v28 = v26 + v27;
       out_logits[j] = v28;
     }
   }
-#line 258 "maze_modplast.cu"
+#line 273 "maze_modplast.cu"
 }
 
 // output value  = h2v(hn)
@@ -270,12 +285,14 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v30 = t30[0];
+      const T v31 = h2v_bias[0];
 #line 19 "examples/maze/modplast.dopa"
-      const T v32 = t30[0] + h2v_bias[0];
+      const T v32 = v30 + v31;
       out_value[0] = v32;
     }
   }
-#line 279 "maze_modplast.cu"
+#line 296 "maze_modplast.cu"
 }
 
 /// One forward step of MazeModplast for the whole batch: block b runs batch element b.
@@ -348,7 +365,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t40[c] = acc;
   }
-#line 352 "maze_modplast.cu"
+#line 369 "maze_modplast.cu"
 }
 
 // output logits = h2o(hn)
@@ -369,7 +386,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 100 + c];
     t44[c] = acc;
   }
-#line 373 "maze_modplast.cu"
+#line 390 "maze_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -395,23 +412,28 @@ template <class T> __device__ __forceinline__ void backward_tanh_outer(const dop
   for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     T acc50 = T(0);
     for (int j = threadIdx.x & 31; j < 100; j += 32) {
+      const T v37 = d_hebb_next[i * 100 + j];
+      const T v7 = hebb[i * 100 + j];
+      const T v18 = t18_DA[0];
+      const T v13 = t13_hn[i];
+      const T v10 = h[j];
 #line 16 "examples/maze/modplast.dopa"
-      const T v19 = t13_hn[i] * h[j];
-      const T v20 = t18_DA[0] * v19;
-      const T v21 = hebb[i * 100 + j] + v20;
+      const T v19 = v13 * v10;
+      const T v20 = v18 * v19;
+      const T v21 = v7 + v20;
       const T v48 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
-      const T v49 = d_hebb_next[i * 100 + j] * v48;
+      const T v49 = v37 * v48;
 #line 15 "examples/maze/modplast.dopa"
-      acc50 += v49 * h[j];
+      acc50 += v49 * v10;
 #line 16 "examples/maze/modplast.dopa"
-      atomicAdd(&t56[j], t13_hn[i] * v49);
+      atomicAdd(&t56[j], v13 * v49);
     }
     acc50 = dopa::warpSum(acc50);
     if ((threadIdx.x & 31) == 0) {
       t50[i] = acc50;
     }
   }
-#line 415 "maze_modplast.cu"
+#line 437 "maze_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -437,18 +459,21 @@ template <class T> __device__ __forceinline__ void backward_tanh(const dopa::Ste
   {
     T acc52 = T(0);
     for (int j = tid; j < 100; j += nthreads) {
+      const T v13 = t13_hn[j];
+      const T v50 = t50[j];
 #line 15 "examples/maze/modplast.dopa"
-      const T v51 = t13_hn[j] * t50[j];
+      const T v51 = v13 * v50;
       acc52 += v51;
-      record2[j] = h[j];
-      record4[j] = t13_hn[j];
+      const T v10 = h[j];
+      record2[j] = v10;
+      record4[j] = v13;
     }
     acc52 = dopa::warpSum(acc52);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t52[0], acc52);
     }
   }
-#line 452 "maze_modplast.cu"
+#line 477 "maze_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -473,18 +498,22 @@ __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
+      const T v35 = d_out_DAout[0];
+      const T v52 = t52[0];
 #line 15 "examples/maze/modplast.dopa"
-      const T v53 = d_out_DAout[0] + t52[0];
-      const T v58 = t18_DA[0] * t18_DA[0];
+      const T v53 = v35 + v52;
+      const T v18 = t18_DA[0];
+      const T v58 = v18 * v18;
       const T v59 = T(1.0) - v58;
       const T v60 = v53 * v59;
       t60[0] = v60;
       atomicAdd(&d_h2DA_bias[0], v60);
-      record6[0] = d_out_value[0];
-      atomicAdd(&d_h2v_bias[0], d_out_value[0]);
+      const T v34 = d_out_value[0];
+      record6[0] = v34;
+      atomicAdd(&d_h2v_bias[0], v34);
     }
   }
-#line 488 "maze_modplast.cu"
+#line 517 "maze_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -504,7 +533,7 @@ template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::St
     acc += t60[0] * h2DA_weight[c];
     t63[c] = acc;
   }
-#line 508 "maze_modplast.cu"
+#line 537 "maze_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -528,22 +557,29 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 100; j += nthreads) {
+      const T v36 = d_h_next[j];
+      const T v40 = t40[j];
 #line 14 "examples/maze/modplast.dopa"
-      const T v41 = d_h_next[j] + t40[j];
-      const T v45 = v41 + t44[j];
+      const T v41 = v36 + v40;
+      const T v44 = t44[j];
+      const T v45 = v41 + v44;
+      const T v50 = t50[j];
+      const T v18 = t18_DA[0];
 #line 16 "examples/maze/modplast.dopa"
-      const T v54 = t50[j] * t18_DA[0];
+      const T v54 = v50 * v18;
 #line 14 "examples/maze/modplast.dopa"
       const T v55 = v45 + v54;
-      const T v64 = v55 + t63[j];
-      const T v65 = t13_hn[j] * t13_hn[j];
+      const T v63 = t63[j];
+      const T v64 = v55 + v63;
+      const T v13 = t13_hn[j];
+      const T v65 = v13 * v13;
       const T v66 = T(1.0) - v65;
       const T v67 = v64 * v66;
       t67[j] = v67;
       atomicAdd(&d_i2h_bias[j], v67);
     }
   }
-#line 547 "maze_modplast.cu"
+#line 583 "maze_modplast.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -574,28 +610,36 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
   dopa::gridSync();
   for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 100; j += 32) {
+      const T v67 = t67[i];
+      const T v5 = w[i * 100 + j];
+      const T v6 = alpha[i * 100 + j];
+      const T v7 = hebb[i * 100 + j];
 #line 14 "examples/maze/modplast.dopa"
-      const T v8 = alpha[i * 100 + j] * hebb[i * 100 + j];
-      const T v9 = w[i * 100 + j] + v8;
-      atomicAdd(&t69[j], t67[i] * v9);
+      const T v8 = v6 * v7;
+      const T v9 = v5 + v8;
+      atomicAdd(&t69[j], v67 * v9);
+      const T v37 = d_hebb_next[i * 100 + j];
+      const T v18 = t18_DA[0];
+      const T v13 = t13_hn[i];
+      const T v10 = h[j];
 #line 16 "examples/maze/modplast.dopa"
-      const T v19 = t13_hn[i] * h[j];
-      const T v20 = t18_DA[0] * v19;
-      const T v21 = hebb[i * 100 + j] + v20;
+      const T v19 = v13 * v10;
+      const T v20 = v18 * v19;
+      const T v21 = v7 + v20;
       const T v48 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
-      const T v49 = d_hebb_next[i * 100 + j] * v48;
+      const T v49 = v37 * v48;
 #line 14 "examples/maze/modplast.dopa"
-      const T v68 = t67[i] * h[j];
-      const T v73 = v68 * alpha[i * 100 + j];
+      const T v68 = v67 * v10;
+      const T v73 = v68 * v6;
 #line 7 "examples/maze/modplast.dopa"
       const T v74 = v49 + v73;
       d_hebb[i * 100 + j] = v74;
 #line 14 "examples/maze/modplast.dopa"
-      const T v71 = v68 * hebb[i * 100 + j];
+      const T v71 = v68 * v7;
       atomicAdd(&d_alpha[i * 100 + j], v71);
     }
   }
-#line 599 "maze_modplast.cu"
+#line 643 "maze_modplast.cu"
 }
 
 // state  h    : [H] = 0
@@ -612,14 +656,17 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 100; j += nthreads) {
+      const T v56 = t56[j];
+      const T v18 = t18_DA[0];
 #line 16 "examples/maze/modplast.dopa"
-      const T v57 = t56[j] * t18_DA[0];
+      const T v57 = v56 * v18;
+      const T v69 = t69[j];
 #line 6 "examples/maze/modplast.dopa"
-      const T v70 = v57 + t69[j];
+      const T v70 = v57 + v69;
       d_h[j] = v70;
     }
   }
-#line 623 "maze_modplast.cu"
+#line 670 "maze_modplast.cu"
 }
 
 // backward stage 9: fused loop nest over [17]
@@ -632,7 +679,8 @@ template <class T> __device__ __forceinline__ void backward_record_x(const dopa:
   (void)nthreads;
   {
     for (int j = tid; j < 17; j += nthreads) {
-      record1[j] = x[j];
+      const T v75 = x[j];
+      record1[j] = v75;
     }
   }
 }
@@ -650,8 +698,9 @@ __device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   {
     for (int j = tid; j < 4; j += nthreads) {
-      record5[j] = d_out_logits[j];
-      atomicAdd(&d_h2o_bias[j], d_out_logits[j]);
+      const T v33 = d_out_logits[j];
+      record5[j] = v33;
+      atomicAdd(&d_h2o_bias[j], v33);
     }
   }
 }

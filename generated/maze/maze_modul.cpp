@@ -60,23 +60,29 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t11 = a.saved + 0;                    // [100]
 #pragma omp simd
   for (int j = 0; j < 96; ++j) {
+    const T v2 = t2[j];
+    const T v3 = i2h_bias[j];
 #line 17 "examples/maze/modul.dopa"
-    const T v4 = t2[j] + i2h_bias[j];
-    const T v10 = v4 + carried_0[j];
+    const T v4 = v2 + v3;
+    const T v9 = carried_0[j];
+    const T v10 = v4 + v9;
     const T v11 = simdTanh(v10);
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
 #pragma omp simd
   for (int j = 96; j < 100; ++j) {
+    const T v2 = t2[j];
+    const T v3 = i2h_bias[j];
 #line 17 "examples/maze/modul.dopa"
-    const T v4 = t2[j] + i2h_bias[j];
-    const T v10 = v4 + carried_0[j];
+    const T v4 = v2 + v3;
+    const T v9 = carried_0[j];
+    const T v10 = v4 + v9;
     const T v11 = simdTanh(v10);
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
-#line 80 "maze_modul.cpp"
+#line 86 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -89,7 +95,7 @@ template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t13 = a.scratch + 112;                           // [1]
 #line 18 "examples/maze/modul.dopa"
   Vec<T>(t13, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 93 "maze_modul.cpp"
+#line 99 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -102,12 +108,14 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
   const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
   T *__restrict out_DAout = a.outputs[2];                    // [1] DA
   T *__restrict saved_t16 = a.saved + 112;                   // [1]
+  const T v13 = t13[0];
+  const T v14 = h2DA_bias[0];
 #line 18 "examples/maze/modul.dopa"
-  const T v15 = t13[0] + h2DA_bias[0];
+  const T v15 = v13 + v14;
   const T v16 = simdTanh(v15);
   out_DAout[0] = v16;
   saved_t16[0] = v16;
-#line 111 "maze_modul.cpp"
+#line 119 "maze_modul.cpp"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(hn, h)
@@ -117,10 +125,11 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
 template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
   const T *__restrict etaet = a.params + kParamEtaet; // []
   T *__restrict t24 = a.saved + 128;                  // []
+  const T v23 = etaet[0];
 #line 20 "examples/maze/modul.dopa"
-  const T v24 = T(1.0) - etaet[0];
+  const T v24 = T(1.0) - v23;
   t24[0] = v24;
-#line 124 "maze_modul.cpp"
+#line 133 "maze_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -133,7 +142,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.scratch + 128;                         // [4]
 #line 22 "examples/maze/modul.dopa"
   Vec<T>(t30, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 100) * ConstVec<T>(h_next, 100);
-#line 137 "maze_modul.cpp"
+#line 146 "maze_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -146,7 +155,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t34 = a.scratch + 144;                         // [1]
 #line 23 "examples/maze/modul.dopa"
   Vec<T>(t34, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 150 "maze_modul.cpp"
+#line 159 "maze_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -172,45 +181,61 @@ template <class T> static void forward_carried_0_pw_et(const dopa::StepArgs<T> &
   T *__restrict et_next = a.next + kStateEt;              // [100, 100]
   for (int i = 0; i < 100; ++i) {
     T acc39 = T(0);
+    const T v16 = out_DAout[0];
+    const T v24 = t24[0];
+    const T v23 = etaet[0];
+    const T v11_2 = h_next[i];
 #pragma omp simd reduction(+ : acc39)
     for (int j = 0; j < 96; ++j) {
+      const T v5 = w[i * 100 + j];
+      const T v6 = alpha[i * 100 + j];
+      const T v7 = pw[i * 100 + j];
+      const T v17 = et[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
-      const T v18 = out_DAout[0] * et[i * 100 + j];
-      const T v19 = pw[i * 100 + j] + v18;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 17 "examples/maze/modul.dopa"
-      const T v37 = alpha[i * 100 + j] * v22;
-      const T v38 = w[i * 100 + j] + v37;
-      acc39 += v38 * h_next[j];
+      const T v37 = v6 * v22;
+      const T v38 = v5 + v37;
+      const T v11 = h_next[j];
+      acc39 += v38 * v11;
       pw_next[i * 100 + j] = v22;
 #line 20 "examples/maze/modul.dopa"
-      const T v25 = t24[0] * et[i * 100 + j];
-      const T v26 = h_next[i] * h[j];
-      const T v27 = etaet[0] * v26;
+      const T v25 = v24 * v17;
+      const T v8 = h[j];
+      const T v26 = v11_2 * v8;
+      const T v27 = v23 * v26;
       const T v28 = v25 + v27;
       et_next[i * 100 + j] = v28;
     }
 #pragma omp simd reduction(+ : acc39)
     for (int j = 96; j < 100; ++j) {
+      const T v5 = w[i * 100 + j];
+      const T v6 = alpha[i * 100 + j];
+      const T v7 = pw[i * 100 + j];
+      const T v17 = et[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
-      const T v18 = out_DAout[0] * et[i * 100 + j];
-      const T v19 = pw[i * 100 + j] + v18;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 17 "examples/maze/modul.dopa"
-      const T v37 = alpha[i * 100 + j] * v22;
-      const T v38 = w[i * 100 + j] + v37;
-      acc39 += v38 * h_next[j];
+      const T v37 = v6 * v22;
+      const T v38 = v5 + v37;
+      const T v11 = h_next[j];
+      acc39 += v38 * v11;
       pw_next[i * 100 + j] = v22;
 #line 20 "examples/maze/modul.dopa"
-      const T v25 = t24[0] * et[i * 100 + j];
-      const T v26 = h_next[i] * h[j];
-      const T v27 = etaet[0] * v26;
+      const T v25 = v24 * v17;
+      const T v8 = h[j];
+      const T v26 = v11_2 * v8;
+      const T v27 = v23 * v26;
       const T v28 = v25 + v27;
       et_next[i * 100 + j] = v28;
     }
     carried_0_next[i] = acc39;
   }
-#line 214 "maze_modul.cpp"
+#line 239 "maze_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -222,11 +247,13 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
   const T *__restrict h2o_bias = a.params + kParamH2oBias; // [4]
   T *__restrict out_logits = a.outputs[0];                 // [4]
   for (int j = 0; j < 4; ++j) {
+    const T v30 = t30[j];
+    const T v31 = h2o_bias[j];
 #line 22 "examples/maze/modul.dopa"
-    const T v32 = t30[j] + h2o_bias[j];
+    const T v32 = v30 + v31;
     out_logits[j] = v32;
   }
-#line 230 "maze_modul.cpp"
+#line 257 "maze_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -237,10 +264,12 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
   T *__restrict t34 = a.scratch + 144;                     // [1]
   const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
   T *__restrict out_value = a.outputs[1];                  // [1]
+  const T v34 = t34[0];
+  const T v35 = h2v_bias[0];
 #line 23 "examples/maze/modul.dopa"
-  const T v36 = t34[0] + h2v_bias[0];
+  const T v36 = v34 + v35;
   out_value[0] = v36;
-#line 244 "maze_modul.cpp"
+#line 273 "maze_modul.cpp"
 }
 
 /// One forward step of MazeModul for one batch element.
@@ -301,37 +330,49 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
     T acc62 = T(0);
     T acc71 = T(0);
     T acc80 = T(0);
+    const T v46 = d_carried_0_next[i];
+    const T v16 = t16_DA[0];
+    const T v11 = t11_hn[i];
+    const T v24 = t24[0];
 #pragma omp simd reduction(+ : acc62, acc71, acc80)
     for (int j = 0; j < 96; ++j) {
+      const T v5 = w[i * 100 + j];
+      const T v6 = alpha[i * 100 + j];
+      const T v7 = pw[i * 100 + j];
+      const T v17 = et[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
-      const T v18 = t16_DA[0] * et[i * 100 + j];
-      const T v19 = pw[i * 100 + j] + v18;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 17 "examples/maze/modul.dopa"
-      const T v37 = alpha[i * 100 + j] * v22;
-      const T v38 = w[i * 100 + j] + v37;
-      t48[j] += d_carried_0_next[i] * v38;
+      const T v37 = v6 * v22;
+      const T v38 = v5 + v37;
+      t48[j] += v46 * v38;
+      const T v45 = d_et[i * 100 + j];
+      const T v8 = h[j];
 #line 11 "examples/maze/modul.dopa"
-      acc62 += d_et[i * 100 + j] * h[j];
+      acc62 += v45 * v8;
 #line 20 "examples/maze/modul.dopa"
-      t68[j] += t11_hn[i] * d_et[i * 100 + j];
-      const T v70 = d_et[i * 100 + j] * et[i * 100 + j];
+      t68[j] += v11 * v45;
+      const T v70 = v45 * v17;
       acc71 += v70;
+      const T v44 = d_pw[i * 100 + j];
+      const T v11_2 = t11_hn[j];
 #line 17 "examples/maze/modul.dopa"
-      const T v47 = d_carried_0_next[i] * t11_hn[j];
-      const T v52 = v47 * alpha[i * 100 + j];
+      const T v47 = v46 * v11_2;
+      const T v52 = v47 * v6;
 #line 19 "examples/maze/modul.dopa"
-      const T v53 = d_pw[i * 100 + j] + v52;
+      const T v53 = v44 + v52;
       const T v77 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v78 = v53 * v77;
-      const T v79 = v78 * et[i * 100 + j];
+      const T v79 = v78 * v17;
 #line 18 "examples/maze/modul.dopa"
       acc80 += v79;
       d_pw[i * 100 + j] = v78;
 #line 20 "examples/maze/modul.dopa"
-      const T v72 = d_et[i * 100 + j] * t24[0];
+      const T v72 = v45 * v24;
 #line 19 "examples/maze/modul.dopa"
-      const T v82 = v78 * t16_DA[0];
+      const T v82 = v78 * v16;
 #line 9 "examples/maze/modul.dopa"
       const T v83 = v72 + v82;
       d_et[i * 100 + j] = v83;
@@ -341,35 +382,43 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
     }
 #pragma omp simd reduction(+ : acc62, acc71, acc80)
     for (int j = 96; j < 100; ++j) {
+      const T v5 = w[i * 100 + j];
+      const T v6 = alpha[i * 100 + j];
+      const T v7 = pw[i * 100 + j];
+      const T v17 = et[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
-      const T v18 = t16_DA[0] * et[i * 100 + j];
-      const T v19 = pw[i * 100 + j] + v18;
+      const T v18 = v16 * v17;
+      const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
 #line 17 "examples/maze/modul.dopa"
-      const T v37 = alpha[i * 100 + j] * v22;
-      const T v38 = w[i * 100 + j] + v37;
-      t48[j] += d_carried_0_next[i] * v38;
+      const T v37 = v6 * v22;
+      const T v38 = v5 + v37;
+      t48[j] += v46 * v38;
+      const T v45 = d_et[i * 100 + j];
+      const T v8 = h[j];
 #line 11 "examples/maze/modul.dopa"
-      acc62 += d_et[i * 100 + j] * h[j];
+      acc62 += v45 * v8;
 #line 20 "examples/maze/modul.dopa"
-      t68[j] += t11_hn[i] * d_et[i * 100 + j];
-      const T v70 = d_et[i * 100 + j] * et[i * 100 + j];
+      t68[j] += v11 * v45;
+      const T v70 = v45 * v17;
       acc71 += v70;
+      const T v44 = d_pw[i * 100 + j];
+      const T v11_2 = t11_hn[j];
 #line 17 "examples/maze/modul.dopa"
-      const T v47 = d_carried_0_next[i] * t11_hn[j];
-      const T v52 = v47 * alpha[i * 100 + j];
+      const T v47 = v46 * v11_2;
+      const T v52 = v47 * v6;
 #line 19 "examples/maze/modul.dopa"
-      const T v53 = d_pw[i * 100 + j] + v52;
+      const T v53 = v44 + v52;
       const T v77 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v78 = v53 * v77;
-      const T v79 = v78 * et[i * 100 + j];
+      const T v79 = v78 * v17;
 #line 18 "examples/maze/modul.dopa"
       acc80 += v79;
       d_pw[i * 100 + j] = v78;
 #line 20 "examples/maze/modul.dopa"
-      const T v72 = d_et[i * 100 + j] * t24[0];
+      const T v72 = v45 * v24;
 #line 19 "examples/maze/modul.dopa"
-      const T v82 = v78 * t16_DA[0];
+      const T v82 = v78 * v16;
 #line 9 "examples/maze/modul.dopa"
       const T v83 = v72 + v82;
       d_et[i * 100 + j] = v83;
@@ -381,7 +430,7 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
     t71[0] += acc71;
     t80[0] += acc80;
   }
-#line 385 "maze_modul.cpp"
+#line 434 "maze_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -395,7 +444,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 23 "examples/maze/modul.dopa"
   RowVec<T>(t56, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 399 "maze_modul.cpp"
+#line 448 "maze_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -409,7 +458,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/maze/modul.dopa"
   RowVec<T>(t60, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 413 "maze_modul.cpp"
+#line 462 "maze_modul.cpp"
 }
 
 // param  etaet : [] = 0.01
@@ -433,30 +482,39 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
   T *__restrict record3 = a.record + 256;                             // [100]
   t64[0] = T(0);
   T acc64 = T(0);
+  const T v65 = etaet[0];
 #pragma omp simd reduction(+ : acc64)
   for (int j = 0; j < 96; ++j) {
+    const T v11 = t11_hn[j];
+    const T v62 = t62[j];
 #line 11 "examples/maze/modul.dopa"
-    const T v63 = t11_hn[j] * t62[j];
+    const T v63 = v11 * v62;
     acc64 += v63;
+    const T v68 = t68[j];
 #line 20 "examples/maze/modul.dopa"
-    const T v69 = t68[j] * etaet[0];
+    const T v69 = v68 * v65;
     d_h[j] = v69;
-    record2[j] = d_carried_0_next[j];
-    record3[j] = t11_hn[j];
+    const T v46 = d_carried_0_next[j];
+    record2[j] = v46;
+    record3[j] = v11;
   }
 #pragma omp simd reduction(+ : acc64)
   for (int j = 96; j < 100; ++j) {
+    const T v11 = t11_hn[j];
+    const T v62 = t62[j];
 #line 11 "examples/maze/modul.dopa"
-    const T v63 = t11_hn[j] * t62[j];
+    const T v63 = v11 * v62;
     acc64 += v63;
+    const T v68 = t68[j];
 #line 20 "examples/maze/modul.dopa"
-    const T v69 = t68[j] * etaet[0];
+    const T v69 = v68 * v65;
     d_h[j] = v69;
-    record2[j] = d_carried_0_next[j];
-    record3[j] = t11_hn[j];
+    const T v46 = d_carried_0_next[j];
+    record2[j] = v46;
+    record3[j] = v11;
   }
   t64[0] += acc64;
-#line 460 "maze_modul.cpp"
+#line 518 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -475,16 +533,20 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
   T *__restrict record6 = a.record + 400;               // [1]
   T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
+  const T v42 = d_out_DAout[0];
+  const T v80 = t80[0];
+  const T v16 = t16_DA[0];
+  const T v41 = d_out_value[0];
 #line 18 "examples/maze/modul.dopa"
-  const T v81 = d_out_DAout[0] + t80[0];
-  const T v84 = t16_DA[0] * t16_DA[0];
+  const T v81 = v42 + v80;
+  const T v84 = v16 * v16;
   const T v85 = T(1.0) - v84;
   const T v86 = v81 * v85;
   t86[0] = v86;
   d_h2DA_bias[0] += v86;
-  record6[0] = d_out_value[0];
-  d_h2v_bias[0] += d_out_value[0];
-#line 488 "maze_modul.cpp"
+  record6[0] = v41;
+  d_h2v_bias[0] += v41;
+#line 550 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -497,7 +559,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t89 = a.scratch + 608;                           // [100]
 #line 18 "examples/maze/modul.dopa"
   RowVec<T>(t89, 100).noalias() = ConstRowVec<T>(t86, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 501 "maze_modul.cpp"
+#line 563 "maze_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -518,18 +580,26 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [100]
   T *__restrict record0 = a.record + 0;                    // [100]
   T *__restrict d_i2h_bias = a.grads + kParamI2hBias;      // [100]
+  const T v65 = etaet[0];
 #pragma omp simd
   for (int j = 0; j < 96; ++j) {
+    const T v43 = d_h_next[j];
+    const T v48 = t48[j];
 #line 17 "examples/maze/modul.dopa"
-    const T v49 = d_h_next[j] + t48[j];
-    const T v57 = v49 + t56[j];
-    const T v61 = v57 + t60[j];
+    const T v49 = v43 + v48;
+    const T v56 = t56[j];
+    const T v57 = v49 + v56;
+    const T v60 = t60[j];
+    const T v61 = v57 + v60;
+    const T v62 = t62[j];
 #line 20 "examples/maze/modul.dopa"
-    const T v66 = t62[j] * etaet[0];
+    const T v66 = v62 * v65;
 #line 17 "examples/maze/modul.dopa"
     const T v67 = v61 + v66;
-    const T v90 = v67 + t89[j];
-    const T v91 = t11_hn[j] * t11_hn[j];
+    const T v89 = t89[j];
+    const T v90 = v67 + v89;
+    const T v11 = t11_hn[j];
+    const T v91 = v11 * v11;
     const T v92 = T(1.0) - v91;
     const T v93 = v90 * v92;
     d_carried_0[j] = v93;
@@ -538,23 +608,30 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
   }
 #pragma omp simd
   for (int j = 96; j < 100; ++j) {
+    const T v43 = d_h_next[j];
+    const T v48 = t48[j];
 #line 17 "examples/maze/modul.dopa"
-    const T v49 = d_h_next[j] + t48[j];
-    const T v57 = v49 + t56[j];
-    const T v61 = v57 + t60[j];
+    const T v49 = v43 + v48;
+    const T v56 = t56[j];
+    const T v57 = v49 + v56;
+    const T v60 = t60[j];
+    const T v61 = v57 + v60;
+    const T v62 = t62[j];
 #line 20 "examples/maze/modul.dopa"
-    const T v66 = t62[j] * etaet[0];
+    const T v66 = v62 * v65;
 #line 17 "examples/maze/modul.dopa"
     const T v67 = v61 + v66;
-    const T v90 = v67 + t89[j];
-    const T v91 = t11_hn[j] * t11_hn[j];
+    const T v89 = t89[j];
+    const T v90 = v67 + v89;
+    const T v11 = t11_hn[j];
+    const T v91 = v11 * v11;
     const T v92 = T(1.0) - v91;
     const T v93 = v90 * v92;
     d_carried_0[j] = v93;
     record0[j] = v93;
     d_i2h_bias[j] += v93;
   }
-#line 558 "maze_modul.cpp"
+#line 635 "maze_modul.cpp"
 }
 
 // backward stage 7: fused loop nest over [17]
@@ -564,11 +641,13 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   T *__restrict record1 = a.record + 112; // [17]
 #pragma omp simd
   for (int j = 0; j < 16; ++j) {
-    record1[j] = x[j];
+    const T v94 = x[j];
+    record1[j] = v94;
   }
 #pragma omp simd
   for (int j = 16; j < 17; ++j) {
-    record1[j] = x[j];
+    const T v94 = x[j];
+    record1[j] = v94;
   }
 }
 
@@ -580,12 +659,14 @@ template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
   T *__restrict t64 = a.scratch + 448;           // []
   T *__restrict t71 = a.scratch + 576;           // []
   T *__restrict d_etaet = a.grads + kParamEtaet; // []
+  const T v64 = t64[0];
+  const T v71 = t71[0];
 #line 20 "examples/maze/modul.dopa"
-  const T v73 = -t71[0];
+  const T v73 = -v71;
 #line 11 "examples/maze/modul.dopa"
-  const T v74 = t64[0] + v73;
+  const T v74 = v64 + v73;
   d_etaet[0] += v74;
-#line 589 "maze_modul.cpp"
+#line 670 "maze_modul.cpp"
 }
 
 // backward stage 9: fused loop nest over [4]
@@ -596,8 +677,9 @@ template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a
   T *__restrict record5 = a.record + 384;              // [4]
   T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [4]
   for (int j = 0; j < 4; ++j) {
-    record5[j] = d_out_logits[j];
-    d_h2o_bias[j] += d_out_logits[j];
+    const T v40 = d_out_logits[j];
+    record5[j] = v40;
+    d_h2o_bias[j] += v40;
   }
 }
 
@@ -634,25 +716,35 @@ template <class T> static void prologue_forward_carried_0_pw_et(const dopa::Step
     T acc7 = T(0);
 #pragma omp simd reduction(+ : acc7)
     for (int j = 0; j < 96; ++j) {
+      const T v3 = w[i * 100 + j];
+      const T v4 = alpha[i * 100 + j];
+      const T v1 = pw[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
-      const T v5 = alpha[i * 100 + j] * pw[i * 100 + j];
-      const T v6 = w[i * 100 + j] + v5;
-      acc7 += v6 * h[j];
-      pw_next[i * 100 + j] = pw[i * 100 + j];
-      et_next[i * 100 + j] = et[i * 100 + j];
+      const T v5 = v4 * v1;
+      const T v6 = v3 + v5;
+      const T v0 = h[j];
+      acc7 += v6 * v0;
+      pw_next[i * 100 + j] = v1;
+      const T v2 = et[i * 100 + j];
+      et_next[i * 100 + j] = v2;
     }
 #pragma omp simd reduction(+ : acc7)
     for (int j = 96; j < 100; ++j) {
+      const T v3 = w[i * 100 + j];
+      const T v4 = alpha[i * 100 + j];
+      const T v1 = pw[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
-      const T v5 = alpha[i * 100 + j] * pw[i * 100 + j];
-      const T v6 = w[i * 100 + j] + v5;
-      acc7 += v6 * h[j];
-      pw_next[i * 100 + j] = pw[i * 100 + j];
-      et_next[i * 100 + j] = et[i * 100 + j];
+      const T v5 = v4 * v1;
+      const T v6 = v3 + v5;
+      const T v0 = h[j];
+      acc7 += v6 * v0;
+      pw_next[i * 100 + j] = v1;
+      const T v2 = et[i * 100 + j];
+      et_next[i * 100 + j] = v2;
     }
     carried_0_next[i] = acc7;
   }
-#line 656 "maze_modul.cpp"
+#line 748 "maze_modul.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [100]
@@ -662,11 +754,13 @@ template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
   T *__restrict h_next = a.next + kStateH;   // [100]
 #pragma omp simd
   for (int j = 0; j < 96; ++j) {
-    h_next[j] = h[j];
+    const T v0 = h[j];
+    h_next[j] = v0;
   }
 #pragma omp simd
   for (int j = 96; j < 100; ++j) {
-    h_next[j] = h[j];
+    const T v0 = h[j];
+    h_next[j] = v0;
   }
 }
 
@@ -696,38 +790,49 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
   for (int e = 0; e < 100; ++e)
     t13[e] = T(0);
   for (int i = 0; i < 100; ++i) {
+    const T v11 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 96; ++j) {
+      const T v3 = w[i * 100 + j];
+      const T v4 = alpha[i * 100 + j];
+      const T v1 = pw[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
-      const T v5 = alpha[i * 100 + j] * pw[i * 100 + j];
-      const T v6 = w[i * 100 + j] + v5;
-      t13[j] += d_carried_0_next[i] * v6;
-      const T v12 = d_carried_0_next[i] * h[j];
-      const T v17 = v12 * alpha[i * 100 + j];
+      const T v5 = v4 * v1;
+      const T v6 = v3 + v5;
+      t13[j] += v11 * v6;
+      const T v9 = d_pw[i * 100 + j];
+      const T v0 = h[j];
+      const T v12 = v11 * v0;
+      const T v17 = v12 * v4;
 #line 8 "examples/maze/modul.dopa"
-      const T v18 = d_pw[i * 100 + j] + v17;
+      const T v18 = v9 + v17;
       d_pw[i * 100 + j] = v18;
 #line 17 "examples/maze/modul.dopa"
-      const T v15 = v12 * pw[i * 100 + j];
+      const T v15 = v12 * v1;
       d_alpha[i * 100 + j] += v15;
     }
 #pragma omp simd
     for (int j = 96; j < 100; ++j) {
+      const T v3 = w[i * 100 + j];
+      const T v4 = alpha[i * 100 + j];
+      const T v1 = pw[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
-      const T v5 = alpha[i * 100 + j] * pw[i * 100 + j];
-      const T v6 = w[i * 100 + j] + v5;
-      t13[j] += d_carried_0_next[i] * v6;
-      const T v12 = d_carried_0_next[i] * h[j];
-      const T v17 = v12 * alpha[i * 100 + j];
+      const T v5 = v4 * v1;
+      const T v6 = v3 + v5;
+      t13[j] += v11 * v6;
+      const T v9 = d_pw[i * 100 + j];
+      const T v0 = h[j];
+      const T v12 = v11 * v0;
+      const T v17 = v12 * v4;
 #line 8 "examples/maze/modul.dopa"
-      const T v18 = d_pw[i * 100 + j] + v17;
+      const T v18 = v9 + v17;
       d_pw[i * 100 + j] = v18;
 #line 17 "examples/maze/modul.dopa"
-      const T v15 = v12 * pw[i * 100 + j];
+      const T v15 = v12 * v1;
       d_alpha[i * 100 + j] += v15;
     }
   }
-#line 731 "maze_modul.cpp"
+#line 836 "maze_modul.cpp"
 }
 
 // state  h  : [H] = 0
@@ -746,21 +851,29 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
   T *__restrict record1 = a.record + 112;                             // [100]
 #pragma omp simd
   for (int j = 0; j < 96; ++j) {
+    const T v8 = d_h_next[j];
+    const T v13 = t13[j];
 #line 7 "examples/maze/modul.dopa"
-    const T v14 = d_h_next[j] + t13[j];
+    const T v14 = v8 + v13;
     d_h[j] = v14;
-    record0[j] = d_carried_0_next[j];
-    record1[j] = h[j];
+    const T v11 = d_carried_0_next[j];
+    record0[j] = v11;
+    const T v0 = h[j];
+    record1[j] = v0;
   }
 #pragma omp simd
   for (int j = 96; j < 100; ++j) {
+    const T v8 = d_h_next[j];
+    const T v13 = t13[j];
 #line 7 "examples/maze/modul.dopa"
-    const T v14 = d_h_next[j] + t13[j];
+    const T v14 = v8 + v13;
     d_h[j] = v14;
-    record0[j] = d_carried_0_next[j];
-    record1[j] = h[j];
+    const T v11 = d_carried_0_next[j];
+    record0[j] = v11;
+    const T v0 = h[j];
+    record1[j] = v0;
   }
-#line 764 "maze_modul.cpp"
+#line 877 "maze_modul.cpp"
 }
 
 // prologue_backward stage 2:

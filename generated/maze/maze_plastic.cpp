@@ -57,23 +57,29 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t11 = a.saved + 0;                    // [101]
 #pragma omp simd
   for (int j = 0; j < 96; ++j) {
+    const T v2 = t2[j];
+    const T v3 = i2h_bias[j];
 #line 15 "examples/maze/plastic.dopa"
-    const T v4 = t2[j] + i2h_bias[j];
-    const T v10 = v4 + carried_0[j];
+    const T v4 = v2 + v3;
+    const T v9 = carried_0[j];
+    const T v10 = v4 + v9;
     const T v11 = simdTanh(v10);
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
 #pragma omp simd
   for (int j = 96; j < 101; ++j) {
+    const T v2 = t2[j];
+    const T v3 = i2h_bias[j];
 #line 15 "examples/maze/plastic.dopa"
-    const T v4 = t2[j] + i2h_bias[j];
-    const T v10 = v4 + carried_0[j];
+    const T v4 = v2 + v3;
+    const T v9 = carried_0[j];
+    const T v10 = v4 + v9;
     const T v11 = simdTanh(v10);
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
-#line 77 "maze_plastic.cpp"
+#line 83 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -86,7 +92,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t20 = a.scratch + 112;                         // [4]
 #line 18 "examples/maze/plastic.dopa"
   Vec<T>(t20, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 101) * ConstVec<T>(h_next, 101);
-#line 90 "maze_plastic.cpp"
+#line 96 "maze_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -99,7 +105,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.scratch + 128;                         // [1]
 #line 19 "examples/maze/plastic.dopa"
   Vec<T>(t24, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 101) * ConstVec<T>(h_next, 101);
-#line 103 "maze_plastic.cpp"
+#line 109 "maze_plastic.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -119,35 +125,47 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
   T *__restrict hebb_next = a.next + kStateHebb;          // [101, 101]
   for (int i = 0; i < 101; ++i) {
     T acc29 = T(0);
+    const T v12 = eta[0];
+    const T v11 = h_next[i];
 #pragma omp simd reduction(+ : acc29)
     for (int j = 0; j < 96; ++j) {
+      const T v5 = w[i * 101 + j];
+      const T v6 = alpha[i * 101 + j];
+      const T v7 = hebb[i * 101 + j];
+      const T v8 = h[j];
 #line 16 "examples/maze/plastic.dopa"
-      const T v13 = h_next[i] * h[j];
-      const T v14 = eta[0] * v13;
-      const T v15 = hebb[i * 101 + j] + v14;
+      const T v13 = v11 * v8;
+      const T v14 = v12 * v13;
+      const T v15 = v7 + v14;
       const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
 #line 15 "examples/maze/plastic.dopa"
-      const T v27 = alpha[i * 101 + j] * v18;
-      const T v28 = w[i * 101 + j] + v27;
-      acc29 += v28 * h_next[j];
+      const T v27 = v6 * v18;
+      const T v28 = v5 + v27;
+      const T v11_2 = h_next[j];
+      acc29 += v28 * v11_2;
       hebb_next[i * 101 + j] = v18;
     }
 #pragma omp simd reduction(+ : acc29)
     for (int j = 96; j < 101; ++j) {
+      const T v5 = w[i * 101 + j];
+      const T v6 = alpha[i * 101 + j];
+      const T v7 = hebb[i * 101 + j];
+      const T v8 = h[j];
 #line 16 "examples/maze/plastic.dopa"
-      const T v13 = h_next[i] * h[j];
-      const T v14 = eta[0] * v13;
-      const T v15 = hebb[i * 101 + j] + v14;
+      const T v13 = v11 * v8;
+      const T v14 = v12 * v13;
+      const T v15 = v7 + v14;
       const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
 #line 15 "examples/maze/plastic.dopa"
-      const T v27 = alpha[i * 101 + j] * v18;
-      const T v28 = w[i * 101 + j] + v27;
-      acc29 += v28 * h_next[j];
+      const T v27 = v6 * v18;
+      const T v28 = v5 + v27;
+      const T v11_2 = h_next[j];
+      acc29 += v28 * v11_2;
       hebb_next[i * 101 + j] = v18;
     }
     carried_0_next[i] = acc29;
   }
-#line 151 "maze_plastic.cpp"
+#line 169 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -159,11 +177,13 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
   const T *__restrict h2o_bias = a.params + kParamH2oBias; // [4]
   T *__restrict out_logits = a.outputs[0];                 // [4]
   for (int j = 0; j < 4; ++j) {
+    const T v20 = t20[j];
+    const T v21 = h2o_bias[j];
 #line 18 "examples/maze/plastic.dopa"
-    const T v22 = t20[j] + h2o_bias[j];
+    const T v22 = v20 + v21;
     out_logits[j] = v22;
   }
-#line 167 "maze_plastic.cpp"
+#line 187 "maze_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -174,10 +194,12 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.scratch + 128;                     // [1]
   const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
   T *__restrict out_value = a.outputs[1];                  // [1]
+  const T v24 = t24[0];
+  const T v25 = h2v_bias[0];
 #line 19 "examples/maze/plastic.dopa"
-  const T v26 = t24[0] + h2v_bias[0];
+  const T v26 = v24 + v25;
   out_value[0] = v26;
-#line 181 "maze_plastic.cpp"
+#line 203 "maze_plastic.cpp"
 }
 
 /// One forward step of MazePlastic for one batch element.
@@ -220,27 +242,36 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     t60[e] = T(0);
   for (int i = 0; i < 101; ++i) {
     T acc54 = T(0);
+    const T v34 = d_carried_0_next[i];
+    const T v12 = eta[0];
+    const T v11 = t11_hn[i];
 #pragma omp simd reduction(+ : acc54)
     for (int j = 0; j < 96; ++j) {
+      const T v5 = w[i * 101 + j];
+      const T v6 = alpha[i * 101 + j];
+      const T v7 = hebb[i * 101 + j];
+      const T v8 = h[j];
 #line 16 "examples/maze/plastic.dopa"
-      const T v13 = t11_hn[i] * h[j];
-      const T v14 = eta[0] * v13;
-      const T v15 = hebb[i * 101 + j] + v14;
+      const T v13 = v11 * v8;
+      const T v14 = v12 * v13;
+      const T v15 = v7 + v14;
       const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
 #line 15 "examples/maze/plastic.dopa"
-      const T v27 = alpha[i * 101 + j] * v18;
-      const T v28 = w[i * 101 + j] + v27;
-      t36[j] += d_carried_0_next[i] * v28;
-      const T v35 = d_carried_0_next[i] * t11_hn[j];
-      const T v40 = v35 * alpha[i * 101 + j];
+      const T v27 = v6 * v18;
+      const T v28 = v5 + v27;
+      t36[j] += v34 * v28;
+      const T v33 = d_hebb[i * 101 + j];
+      const T v11_2 = t11_hn[j];
+      const T v35 = v34 * v11_2;
+      const T v40 = v35 * v6;
 #line 16 "examples/maze/plastic.dopa"
-      const T v41 = d_hebb[i * 101 + j] + v40;
+      const T v41 = v33 + v40;
       const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
       const T v53 = v41 * v52;
 #line 10 "examples/maze/plastic.dopa"
-      acc54 += v53 * h[j];
+      acc54 += v53 * v8;
 #line 16 "examples/maze/plastic.dopa"
-      t60[j] += t11_hn[i] * v53;
+      t60[j] += v11 * v53;
       d_hebb[i * 101 + j] = v53;
 #line 15 "examples/maze/plastic.dopa"
       const T v38 = v35 * v18;
@@ -248,25 +279,31 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
 #pragma omp simd reduction(+ : acc54)
     for (int j = 96; j < 101; ++j) {
+      const T v5 = w[i * 101 + j];
+      const T v6 = alpha[i * 101 + j];
+      const T v7 = hebb[i * 101 + j];
+      const T v8 = h[j];
 #line 16 "examples/maze/plastic.dopa"
-      const T v13 = t11_hn[i] * h[j];
-      const T v14 = eta[0] * v13;
-      const T v15 = hebb[i * 101 + j] + v14;
+      const T v13 = v11 * v8;
+      const T v14 = v12 * v13;
+      const T v15 = v7 + v14;
       const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
 #line 15 "examples/maze/plastic.dopa"
-      const T v27 = alpha[i * 101 + j] * v18;
-      const T v28 = w[i * 101 + j] + v27;
-      t36[j] += d_carried_0_next[i] * v28;
-      const T v35 = d_carried_0_next[i] * t11_hn[j];
-      const T v40 = v35 * alpha[i * 101 + j];
+      const T v27 = v6 * v18;
+      const T v28 = v5 + v27;
+      t36[j] += v34 * v28;
+      const T v33 = d_hebb[i * 101 + j];
+      const T v11_2 = t11_hn[j];
+      const T v35 = v34 * v11_2;
+      const T v40 = v35 * v6;
 #line 16 "examples/maze/plastic.dopa"
-      const T v41 = d_hebb[i * 101 + j] + v40;
+      const T v41 = v33 + v40;
       const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
       const T v53 = v41 * v52;
 #line 10 "examples/maze/plastic.dopa"
-      acc54 += v53 * h[j];
+      acc54 += v53 * v8;
 #line 16 "examples/maze/plastic.dopa"
-      t60[j] += t11_hn[i] * v53;
+      t60[j] += v11 * v53;
       d_hebb[i * 101 + j] = v53;
 #line 15 "examples/maze/plastic.dopa"
       const T v38 = v35 * v18;
@@ -274,7 +311,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t54[i] = acc54;
   }
-#line 278 "maze_plastic.cpp"
+#line 315 "maze_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -288,7 +325,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/plastic.dopa"
   RowVec<T>(t44, 101).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 101);
-#line 292 "maze_plastic.cpp"
+#line 329 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -302,7 +339,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/maze/plastic.dopa"
   RowVec<T>(t48, 101).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 101);
-#line 306 "maze_plastic.cpp"
+#line 343 "maze_plastic.cpp"
 }
 
 // param  eta : [] = 0.01
@@ -336,58 +373,75 @@ template <class T> static void backward_d_h_carried_0_grad_i2h_bias(const dopa::
   T *__restrict record3 = a.record + 256;                             // [101]
   t56[0] = T(0);
   T acc56 = T(0);
+  const T v57 = eta[0];
 #pragma omp simd reduction(+ : acc56)
   for (int j = 0; j < 96; ++j) {
+    const T v11 = t11_hn[j];
+    const T v54 = t54[j];
 #line 10 "examples/maze/plastic.dopa"
-    const T v55 = t11_hn[j] * t54[j];
+    const T v55 = v11 * v54;
     acc56 += v55;
+    const T v60 = t60[j];
 #line 16 "examples/maze/plastic.dopa"
-    const T v61 = t60[j] * eta[0];
+    const T v61 = v60 * v57;
     d_h[j] = v61;
+    const T v32 = d_h_next[j];
+    const T v36 = t36[j];
 #line 15 "examples/maze/plastic.dopa"
-    const T v37 = d_h_next[j] + t36[j];
-    const T v45 = v37 + t44[j];
-    const T v49 = v45 + t48[j];
+    const T v37 = v32 + v36;
+    const T v44 = t44[j];
+    const T v45 = v37 + v44;
+    const T v48 = t48[j];
+    const T v49 = v45 + v48;
 #line 16 "examples/maze/plastic.dopa"
-    const T v58 = t54[j] * eta[0];
+    const T v58 = v54 * v57;
 #line 15 "examples/maze/plastic.dopa"
     const T v59 = v49 + v58;
-    const T v62 = t11_hn[j] * t11_hn[j];
+    const T v62 = v11 * v11;
     const T v63 = T(1.0) - v62;
     const T v64 = v59 * v63;
     d_carried_0[j] = v64;
     record0[j] = v64;
     d_i2h_bias[j] += v64;
-    record2[j] = d_carried_0_next[j];
-    record3[j] = t11_hn[j];
+    const T v34 = d_carried_0_next[j];
+    record2[j] = v34;
+    record3[j] = v11;
   }
 #pragma omp simd reduction(+ : acc56)
   for (int j = 96; j < 101; ++j) {
+    const T v11 = t11_hn[j];
+    const T v54 = t54[j];
 #line 10 "examples/maze/plastic.dopa"
-    const T v55 = t11_hn[j] * t54[j];
+    const T v55 = v11 * v54;
     acc56 += v55;
+    const T v60 = t60[j];
 #line 16 "examples/maze/plastic.dopa"
-    const T v61 = t60[j] * eta[0];
+    const T v61 = v60 * v57;
     d_h[j] = v61;
+    const T v32 = d_h_next[j];
+    const T v36 = t36[j];
 #line 15 "examples/maze/plastic.dopa"
-    const T v37 = d_h_next[j] + t36[j];
-    const T v45 = v37 + t44[j];
-    const T v49 = v45 + t48[j];
+    const T v37 = v32 + v36;
+    const T v44 = t44[j];
+    const T v45 = v37 + v44;
+    const T v48 = t48[j];
+    const T v49 = v45 + v48;
 #line 16 "examples/maze/plastic.dopa"
-    const T v58 = t54[j] * eta[0];
+    const T v58 = v54 * v57;
 #line 15 "examples/maze/plastic.dopa"
     const T v59 = v49 + v58;
-    const T v62 = t11_hn[j] * t11_hn[j];
+    const T v62 = v11 * v11;
     const T v63 = T(1.0) - v62;
     const T v64 = v59 * v63;
     d_carried_0[j] = v64;
     record0[j] = v64;
     d_i2h_bias[j] += v64;
-    record2[j] = d_carried_0_next[j];
-    record3[j] = t11_hn[j];
+    const T v34 = d_carried_0_next[j];
+    record2[j] = v34;
+    record3[j] = v11;
   }
   t56[0] += acc56;
-#line 391 "maze_plastic.cpp"
+#line 445 "maze_plastic.cpp"
 }
 
 // backward stage 4: fused loop nest over [17]
@@ -397,11 +451,13 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   T *__restrict record1 = a.record + 112; // [17]
 #pragma omp simd
   for (int j = 0; j < 16; ++j) {
-    record1[j] = x[j];
+    const T v65 = x[j];
+    record1[j] = v65;
   }
 #pragma omp simd
   for (int j = 16; j < 17; ++j) {
-    record1[j] = x[j];
+    const T v65 = x[j];
+    record1[j] = v65;
   }
 }
 
@@ -412,9 +468,10 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
 template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   T *__restrict t56 = a.scratch + 448;       // []
   T *__restrict d_eta = a.grads + kParamEta; // []
+  const T v56 = t56[0];
 #line 10 "examples/maze/plastic.dopa"
-  d_eta[0] += t56[0];
-#line 418 "maze_plastic.cpp"
+  d_eta[0] += v56;
+#line 475 "maze_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [4]
@@ -425,8 +482,9 @@ template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a
   T *__restrict record4 = a.record + 368;              // [4]
   T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [4]
   for (int j = 0; j < 4; ++j) {
-    record4[j] = d_out_logits[j];
-    d_h2o_bias[j] += d_out_logits[j];
+    const T v30 = d_out_logits[j];
+    record4[j] = v30;
+    d_h2o_bias[j] += v30;
   }
 }
 
@@ -437,8 +495,9 @@ template <class T> static void backward_grad_h2v_bias(const dopa::StepArgs<T> &a
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 384;             // [1]
   T *__restrict d_h2v_bias = a.grads + kParamH2vBias; // [1]
-  record5[0] = d_out_value[0];
-  d_h2v_bias[0] += d_out_value[0];
+  const T v31 = d_out_value[0];
+  record5[0] = v31;
+  d_h2v_bias[0] += v31;
 }
 
 /// One backward step of MazePlastic for one batch element.
@@ -469,23 +528,31 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     T acc6 = T(0);
 #pragma omp simd reduction(+ : acc6)
     for (int j = 0; j < 96; ++j) {
+      const T v2 = w[i * 101 + j];
+      const T v3 = alpha[i * 101 + j];
+      const T v1 = hebb[i * 101 + j];
 #line 15 "examples/maze/plastic.dopa"
-      const T v4 = alpha[i * 101 + j] * hebb[i * 101 + j];
-      const T v5 = w[i * 101 + j] + v4;
-      acc6 += v5 * h[j];
-      hebb_next[i * 101 + j] = hebb[i * 101 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      const T v0 = h[j];
+      acc6 += v5 * v0;
+      hebb_next[i * 101 + j] = v1;
     }
 #pragma omp simd reduction(+ : acc6)
     for (int j = 96; j < 101; ++j) {
+      const T v2 = w[i * 101 + j];
+      const T v3 = alpha[i * 101 + j];
+      const T v1 = hebb[i * 101 + j];
 #line 15 "examples/maze/plastic.dopa"
-      const T v4 = alpha[i * 101 + j] * hebb[i * 101 + j];
-      const T v5 = w[i * 101 + j] + v4;
-      acc6 += v5 * h[j];
-      hebb_next[i * 101 + j] = hebb[i * 101 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      const T v0 = h[j];
+      acc6 += v5 * v0;
+      hebb_next[i * 101 + j] = v1;
     }
     carried_0_next[i] = acc6;
   }
-#line 489 "maze_plastic.cpp"
+#line 556 "maze_plastic.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [101]
@@ -495,11 +562,13 @@ template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
   T *__restrict h_next = a.next + kStateH;   // [101]
 #pragma omp simd
   for (int j = 0; j < 96; ++j) {
-    h_next[j] = h[j];
+    const T v0 = h[j];
+    h_next[j] = v0;
   }
 #pragma omp simd
   for (int j = 96; j < 101; ++j) {
-    h_next[j] = h[j];
+    const T v0 = h[j];
+    h_next[j] = v0;
   }
 }
 
@@ -528,38 +597,49 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
   for (int e = 0; e < 101; ++e)
     t11[e] = T(0);
   for (int i = 0; i < 101; ++i) {
+    const T v9 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 96; ++j) {
+      const T v2 = w[i * 101 + j];
+      const T v3 = alpha[i * 101 + j];
+      const T v1 = hebb[i * 101 + j];
 #line 15 "examples/maze/plastic.dopa"
-      const T v4 = alpha[i * 101 + j] * hebb[i * 101 + j];
-      const T v5 = w[i * 101 + j] + v4;
-      t11[j] += d_carried_0_next[i] * v5;
-      const T v10 = d_carried_0_next[i] * h[j];
-      const T v15 = v10 * alpha[i * 101 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      t11[j] += v9 * v5;
+      const T v8 = d_hebb[i * 101 + j];
+      const T v0 = h[j];
+      const T v10 = v9 * v0;
+      const T v15 = v10 * v3;
 #line 8 "examples/maze/plastic.dopa"
-      const T v16 = d_hebb[i * 101 + j] + v15;
+      const T v16 = v8 + v15;
       d_hebb[i * 101 + j] = v16;
 #line 15 "examples/maze/plastic.dopa"
-      const T v13 = v10 * hebb[i * 101 + j];
+      const T v13 = v10 * v1;
       d_alpha[i * 101 + j] += v13;
     }
 #pragma omp simd
     for (int j = 96; j < 101; ++j) {
+      const T v2 = w[i * 101 + j];
+      const T v3 = alpha[i * 101 + j];
+      const T v1 = hebb[i * 101 + j];
 #line 15 "examples/maze/plastic.dopa"
-      const T v4 = alpha[i * 101 + j] * hebb[i * 101 + j];
-      const T v5 = w[i * 101 + j] + v4;
-      t11[j] += d_carried_0_next[i] * v5;
-      const T v10 = d_carried_0_next[i] * h[j];
-      const T v15 = v10 * alpha[i * 101 + j];
+      const T v4 = v3 * v1;
+      const T v5 = v2 + v4;
+      t11[j] += v9 * v5;
+      const T v8 = d_hebb[i * 101 + j];
+      const T v0 = h[j];
+      const T v10 = v9 * v0;
+      const T v15 = v10 * v3;
 #line 8 "examples/maze/plastic.dopa"
-      const T v16 = d_hebb[i * 101 + j] + v15;
+      const T v16 = v8 + v15;
       d_hebb[i * 101 + j] = v16;
 #line 15 "examples/maze/plastic.dopa"
-      const T v13 = v10 * hebb[i * 101 + j];
+      const T v13 = v10 * v1;
       d_alpha[i * 101 + j] += v13;
     }
   }
-#line 563 "maze_plastic.cpp"
+#line 643 "maze_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -578,21 +658,29 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
   T *__restrict record1 = a.record + 112;                             // [101]
 #pragma omp simd
   for (int j = 0; j < 96; ++j) {
+    const T v7 = d_h_next[j];
+    const T v11 = t11[j];
 #line 7 "examples/maze/plastic.dopa"
-    const T v12 = d_h_next[j] + t11[j];
+    const T v12 = v7 + v11;
     d_h[j] = v12;
-    record0[j] = d_carried_0_next[j];
-    record1[j] = h[j];
+    const T v9 = d_carried_0_next[j];
+    record0[j] = v9;
+    const T v0 = h[j];
+    record1[j] = v0;
   }
 #pragma omp simd
   for (int j = 96; j < 101; ++j) {
+    const T v7 = d_h_next[j];
+    const T v11 = t11[j];
 #line 7 "examples/maze/plastic.dopa"
-    const T v12 = d_h_next[j] + t11[j];
+    const T v12 = v7 + v11;
     d_h[j] = v12;
-    record0[j] = d_carried_0_next[j];
-    record1[j] = h[j];
+    const T v9 = d_carried_0_next[j];
+    record0[j] = v9;
+    const T v0 = h[j];
+    record1[j] = v0;
   }
-#line 596 "maze_plastic.cpp"
+#line 684 "maze_plastic.cpp"
 }
 
 // prologue_backward stage 2:

@@ -66,23 +66,29 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t9 = a.saved + 0;                    // [139]
 #pragma omp simd
   for (int j = 0; j < 128; ++j) {
+    const T v2 = t2[j];
+    const T v3 = i2h_bias[j];
 #line 13 "examples/maze/rnn.dopa"
-    const T v4 = t2[j] + i2h_bias[j];
-    const T v8 = v4 + t7[j];
+    const T v4 = v2 + v3;
+    const T v7 = t7[j];
+    const T v8 = v4 + v7;
     const T v9 = simdTanh(v8);
     h_next[j] = v9;
     saved_t9[j] = v9;
   }
 #pragma omp simd
   for (int j = 128; j < 139; ++j) {
+    const T v2 = t2[j];
+    const T v3 = i2h_bias[j];
 #line 13 "examples/maze/rnn.dopa"
-    const T v4 = t2[j] + i2h_bias[j];
-    const T v8 = v4 + t7[j];
+    const T v4 = v2 + v3;
+    const T v7 = t7[j];
+    const T v8 = v4 + v7;
     const T v9 = simdTanh(v8);
     h_next[j] = v9;
     saved_t9[j] = v9;
   }
-#line 86 "maze_rnn.cpp"
+#line 92 "maze_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -95,7 +101,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 288;                         // [4]
 #line 15 "examples/maze/rnn.dopa"
   Vec<T>(t11, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 139) * ConstVec<T>(h_next, 139);
-#line 99 "maze_rnn.cpp"
+#line 105 "maze_rnn.cpp"
 }
 
 // output value  = h2v(hn)
@@ -108,7 +114,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 304;                         // [1]
 #line 16 "examples/maze/rnn.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 139) * ConstVec<T>(h_next, 139);
-#line 112 "maze_rnn.cpp"
+#line 118 "maze_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -120,11 +126,13 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
   const T *__restrict h2o_bias = a.params + kParamH2oBias; // [4]
   T *__restrict out_logits = a.outputs[0];                 // [4]
   for (int j = 0; j < 4; ++j) {
+    const T v11 = t11[j];
+    const T v12 = h2o_bias[j];
 #line 15 "examples/maze/rnn.dopa"
-    const T v13 = t11[j] + h2o_bias[j];
+    const T v13 = v11 + v12;
     out_logits[j] = v13;
   }
-#line 128 "maze_rnn.cpp"
+#line 136 "maze_rnn.cpp"
 }
 
 // output value  = h2v(hn)
@@ -135,10 +143,12 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 304;                     // [1]
   const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
   T *__restrict out_value = a.outputs[1];                  // [1]
+  const T v15 = t15[0];
+  const T v16 = h2v_bias[0];
 #line 16 "examples/maze/rnn.dopa"
-  const T v17 = t15[0] + h2v_bias[0];
+  const T v17 = v15 + v16;
   out_value[0] = v17;
-#line 142 "maze_rnn.cpp"
+#line 152 "maze_rnn.cpp"
 }
 
 /// One forward step of MazeRNN for one batch element.
@@ -163,7 +173,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 16 "examples/maze/rnn.dopa"
   RowVec<T>(t23, 139).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 139);
-#line 167 "maze_rnn.cpp"
+#line 177 "maze_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -177,7 +187,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 15 "examples/maze/rnn.dopa"
   RowVec<T>(t27, 139).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 139);
-#line 181 "maze_rnn.cpp"
+#line 191 "maze_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -199,31 +209,41 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
   T *__restrict record4 = a.record + 336;              // [139]
 #pragma omp simd
   for (int j = 0; j < 128; ++j) {
+    const T v20 = d_h_next[j];
+    const T v23 = t23[j];
 #line 13 "examples/maze/rnn.dopa"
-    const T v24 = d_h_next[j] + t23[j];
-    const T v28 = v24 + t27[j];
-    const T v30 = t9_hn[j] * t9_hn[j];
+    const T v24 = v20 + v23;
+    const T v27 = t27[j];
+    const T v28 = v24 + v27;
+    const T v9 = t9_hn[j];
+    const T v30 = v9 * v9;
     const T v31 = T(1.0) - v30;
     const T v32 = v28 * v31;
     t32[j] = v32;
     d_i2h_bias[j] += v32;
-    record2[j] = h[j];
-    record4[j] = t9_hn[j];
+    const T v6 = h[j];
+    record2[j] = v6;
+    record4[j] = v9;
   }
 #pragma omp simd
   for (int j = 128; j < 139; ++j) {
+    const T v20 = d_h_next[j];
+    const T v23 = t23[j];
 #line 13 "examples/maze/rnn.dopa"
-    const T v24 = d_h_next[j] + t23[j];
-    const T v28 = v24 + t27[j];
-    const T v30 = t9_hn[j] * t9_hn[j];
+    const T v24 = v20 + v23;
+    const T v27 = t27[j];
+    const T v28 = v24 + v27;
+    const T v9 = t9_hn[j];
+    const T v30 = v9 * v9;
     const T v31 = T(1.0) - v30;
     const T v32 = v28 * v31;
     t32[j] = v32;
     d_i2h_bias[j] += v32;
-    record2[j] = h[j];
-    record4[j] = t9_hn[j];
+    const T v6 = h[j];
+    record2[j] = v6;
+    record4[j] = v9;
   }
-#line 227 "maze_rnn.cpp"
+#line 247 "maze_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -236,7 +256,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
   T *__restrict d_h = a.gradPrev + kStateH;   // [139]
 #line 13 "examples/maze/rnn.dopa"
   RowVec<T>(d_h, 139).noalias() = ConstRowVec<T>(t32, 139) * ConstRowMat<T>(w, 139, 139);
-#line 240 "maze_rnn.cpp"
+#line 260 "maze_rnn.cpp"
 }
 
 // backward stage 4: fused loop nest over [17]
@@ -246,11 +266,13 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   T *__restrict record1 = a.record + 144; // [17]
 #pragma omp simd
   for (int j = 0; j < 16; ++j) {
-    record1[j] = x[j];
+    const T v36 = x[j];
+    record1[j] = v36;
   }
 #pragma omp simd
   for (int j = 16; j < 17; ++j) {
-    record1[j] = x[j];
+    const T v36 = x[j];
+    record1[j] = v36;
   }
 }
 
@@ -262,8 +284,9 @@ template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a
   T *__restrict record3 = a.record + 320;              // [4]
   T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [4]
   for (int j = 0; j < 4; ++j) {
-    record3[j] = d_out_logits[j];
-    d_h2o_bias[j] += d_out_logits[j];
+    const T v18 = d_out_logits[j];
+    record3[j] = v18;
+    d_h2o_bias[j] += v18;
   }
 }
 
@@ -274,8 +297,9 @@ template <class T> static void backward_grad_h2v_bias(const dopa::StepArgs<T> &a
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 480;             // [1]
   T *__restrict d_h2v_bias = a.grads + kParamH2vBias; // [1]
-  record5[0] = d_out_value[0];
-  d_h2v_bias[0] += d_out_value[0];
+  const T v19 = d_out_value[0];
+  record5[0] = v19;
+  d_h2v_bias[0] += v19;
 }
 
 /// One backward step of MazeRNN for one batch element.
