@@ -591,9 +591,9 @@ std::string NetworkEmitter::readBuffer(int id, const ir::Shape &view) {
   bool rowInvariant = hoistRowLoads() && !space.empty() &&
                       (strides.back() == 0 || loopVar(space.size() - 1) == "0") &&
                       !nestWrites.count(buffer);
-  (rowInvariant ? rowLoads : body) << "const T " << name << " = "
-                                   << (isTraceNode(id) ? "traceLoad(" + element + ")" : element)
-                                   << ";\n";
+  (rowInvariant ? rowLoads : body)
+      << "const T " << name << " = " << (isTraceNode(id) ? "traceLoad(" + element + ")" : element)
+      << ";\n";
   return name;
 }
 
