@@ -9,8 +9,6 @@
 //===----------------------------------------------------------------------===//
 #include "EmitCommon.h"
 
-#include "clang/Format/Format.h"
-#include "clang/Tooling/Core/Replacement.h"
 #include "llvm/Support/MemoryBuffer.h"
 
 #include <algorithm>
@@ -48,20 +46,6 @@ std::string dopa::snakeCase(const std::string &name) {
 
 std::string dopa::cppNamespaceOf(const std::string &name, const EmitOptions &o) {
   return o.cppNamespace.empty() ? snakeCase(name) : o.cppNamespace;
-}
-
-std::string dopa::formatCpp(const std::string &code) {
-  clang::format::FormatStyle style = clang::format::getLLVMStyle();
-  style.ColumnLimit = 100;
-  style.SortIncludes = clang::format::FormatStyle::SI_Never;
-  clang::tooling::Range all(0, unsigned(code.size()));
-  clang::tooling::Replacements repl = clang::format::reformat(style, code, {all}, "generated.cpp");
-  auto result = clang::tooling::applyAllReplacements(code, repl);
-  if (!result) {
-    llvm::consumeError(result.takeError());
-    return code;
-  }
-  return *result;
 }
 
 //===----------------------------------------------------------------------===//

@@ -378,8 +378,8 @@ std::string dopa::emitCppFile(const std::vector<std::string> &bodies, const Emit
   code += "#include \"dopa/runtime/GeneratedSupport.h\"\n\n";
   for (const std::string &b : bodies)
     code += b + "\n";
-  if (o.format)
-    code = formatCpp(code);
+  if (o.formatter)
+    code = o.formatter(code);
   return restoreLines(code, o.outputName.empty() ? "generated.cpp" : o.outputName);
 }
 
@@ -396,5 +396,5 @@ std::string dopa::emitCppHeader(const std::vector<std::string> &names, const Emi
     code += "const dopa::CudaSpec &cuda_spec();\n";
     code += "} // namespace dopa::generated::" + ns + "\n\n";
   }
-  return o.format ? formatCpp(code) : code;
+  return o.formatter ? o.formatter(code) : code;
 }

@@ -234,7 +234,7 @@ std::string dopa::emitCudaFile(const std::vector<std::string> &bodies, const Emi
   code += "#include \"dopa/cuda/DeviceSupport.cuh\"\n\n#include <cstdint>\n\n";
   for (const std::string &b : bodies)
     code += b + "\n";
-  if (o.format)
-    code = formatCpp(code);
+  if (o.formatter)
+    code = o.formatter(code);
   return restoreLines(code, o.outputName.empty() ? "generated.cu" : o.outputName);
 }

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/compiler/Emit.h"
+#include "dopa/compiler/Format.h"
 #include "dopa/compiler/Kernel.h"
 #include "dopa/compiler/Passes.h"
 #include "dopa/compiler/Pipeline.h"
@@ -350,6 +351,7 @@ EmitOptions emitOptions() {
   options.checkpointEvery = checkpointEvery;
   options.memoryBudget = memoryBudget;
   options.cppNamespace = cppNamespace;
+  options.formatter = formatCpp;
   return options;
 }
 

@@ -7,9 +7,9 @@
 // dopa::GeneratedSpec, which the runtime's GeneratedNetwork runs with its checkpointing plan. The
 // CUDA emitter prints the same stages as device functions, a kernel per step and a dopa::CudaSpec.
 // Generated files include one runtime header each (dopa/runtime/GeneratedSupport.h,
-// dopa/cuda/DeviceSupport.cuh) and hold only network code. Output is deterministic and formatted
-// with Clang's libFormat. (Implementation: lib/EmitCommon.h, the shared core; lib/EmitCpp.cpp and
-// lib/EmitCuda.cpp, the backends.)
+// dopa/cuda/DeviceSupport.cuh) and hold only network code. Output is deterministic; dopac formats
+// it (EmitOptions::formatter, Format.h). (Implementation: lib/EmitCommon.h, the shared core;
+// lib/EmitCpp.cpp and lib/EmitCuda.cpp, the backends.)
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -26,7 +26,9 @@ struct EmitOptions {
   std::string specPath;   // as the #line directives and the banner name it
   std::string outputName; // the generated file's name (for #line directives back to it)
   bool lineDirectives = true;
-  bool format = true;         // run libFormat over the result
+  /// Applied to a whole file (dopac: formatCpp, Format.h); none: the code as emitted, one
+  /// statement per line (the on-demand compiler's: it compiles to the same instructions).
+  std::string (*formatter)(const std::string &) = nullptr;
   int checkpointEvery = 0;    // 0: the runtime's plan chooses
   long long memoryBudget = 0; // bytes; 0: the runtime's default
   std::string cppNamespace;   // overrides snakeCase(network name)
@@ -45,10 +47,10 @@ std::string emitCppNetwork(const CompiledNetwork &net, const kern::FusedNetwork 
 std::string emitCudaNetwork(const CompiledNetwork &net, const kern::FusedNetwork &fused,
                             const llvm::SourceMgr &sources, const EmitOptions &options);
 
-/// The CUDA translation unit for several networks; formatted.
+/// The CUDA translation unit for several networks.
 std::string emitCudaFile(const std::vector<std::string> &networkBodies, const EmitOptions &options);
 
-/// The translation unit for several networks (banner, includes, each network); formatted.
+/// The translation unit for several networks (banner, includes, each network).
 std::string emitCppFile(const std::vector<std::string> &networkBodies, const EmitOptions &options);
 
 /// The header declaring each network's accessor.
@@ -56,8 +58,5 @@ std::string emitCppHeader(const std::vector<std::string> &networkNames, const Em
 
 /// The namespace a network's code goes in (dopa::generated::<this>).
 std::string cppNamespaceOf(const std::string &networkName, const EmitOptions &options);
-
-/// Format C++ with the fixed generated-code style. Returns the input unchanged on failure.
-std::string formatCpp(const std::string &code);
 
 } // namespace dopa
