@@ -160,6 +160,9 @@ protected:
   std::ostringstream rowLoads;
   /// Whether loads that do not depend on the inner index go to rowLoads instead of the body.
   virtual bool hoistRowLoads() const { return false; }
+  /// Whether the backend's runtime may run the forward with the states of
+  /// kern::Kernel::inPlaceStates updated in place (StepArgs::inPlace): the C++ one does.
+  virtual bool statesInPlace() const { return false; }
 
   const ir::Graph &g() const { return k->graph; }
 
@@ -208,8 +211,8 @@ private:
   /// The locals holding elements read from buffers ("et[i * 200 + j]" -> "v17"): each element
   /// a nest reads is loaded once per iteration (readBuffer), until the nest writes its buffer.
   std::map<std::string, std::string> loads;
-  std::map<int, int> loadViews;     // node -> how many views of it the nest has loaded
-  std::set<std::string> nestWrites; // the buffers the current nest writes
+  std::map<int, int> loadViews;                // node -> how many views of it the nest has loaded
+  std::set<std::string> nestWrites;            // the buffers the current nest writes
   std::map<std::string, std::string> pointers; // name -> declaration
   std::vector<std::string> pointerOrder;
   unsigned lastLine = 0;
@@ -243,6 +246,16 @@ private:
   /// as the gradient, for both).
   bool isInPlaceGrad(int s) const {
     return gradsInPlace() && size_t(s) < k->inPlaceGrads.size() && k->inPlaceGrads[size_t(s)];
+  }
+  /// Whether the current (forward) kernel may write state `s`'s next value over the state: its
+  /// pointers then come without __restrict, and s' goes to StepArgs::inPlace when it is set.
+  bool isInPlaceState(int s) const {
+    return statesInPlace() && !k->isBackward && size_t(s) < k->inPlaceStates.size() &&
+           k->inPlaceStates[size_t(s)];
+  }
+  /// The block state `s`'s next value is written to.
+  std::string nextBlock(int s) const {
+    return isInPlaceState(s) ? "(a.inPlace ? a.inPlace : a.next)" : "a.next";
   }
   /// `buffer[index] = v;`, through traceStore for a trace.
   std::string storeTo(const std::string &buffer, bool trace, const std::string &index,

@@ -46,6 +46,7 @@ private:
   bool sharedDotOutputs() const override { return false; }
   bool gradsInPlace() const override { return true; }
   bool hoistRowLoads() const override { return true; }
+  bool statesInPlace() const override { return true; }
 
   std::string forEachElement(int64_t count, const ElementStmt &stmt) const override {
     return serialLoop("e", 0, count, [&](const std::string &e) { return stmt(e) + "\n"; });
@@ -231,9 +232,10 @@ void CppEmitter::emitPrologue() {
   emitSiblingKernels(sibling);
 }
 
-/// With state gradients written in place (kern::Kernel::inPlaceGrads): the table `name` of the
-/// other states' slots, [offset, numel] pairs, which the executor copies from gradPrev to gradNext
-/// after each step. Returns their number, or -1 (no table) when nothing is in place.
+/// With state gradients written in place (kern::Kernel::inPlaceGrads) or states updated in place
+/// (inPlaceStates): the table `name` of the other states' slots, [offset, numel] pairs, which the
+/// executor copies after each step (from gradPrev to gradNext; from next to the state block).
+/// Returns their number, or -1 (no table) when nothing is in place.
 int CppEmitter::emitGradCopies(const char *name, const std::vector<char> &inPlace) {
   const Graph &fwd = net.forward;
   bool any = false;
@@ -271,6 +273,7 @@ void CppEmitter::emitSpec() {
     os << "};\n";
   }
   int copies = emitGradCopies("gradCopies", f.backward.inPlaceGrads);
+  int forwardCopies = emitGradCopies("forwardCopies", f.forward.inPlaceStates);
   int proCopies = f.prologue.empty() ? -1
                                      : emitGradCopies("prologueGradCopies",
                                                       f.prologue.front().backward.inPlaceGrads);
@@ -363,6 +366,8 @@ void CppEmitter::emitSpec() {
   if (proCopies >= 0)
     os << ".numPrologueGradCopies = " << proCopies
        << ",\n.prologueGradCopies = prologueGradCopies,\n";
+  if (forwardCopies >= 0)
+    os << ".numForwardCopies = " << forwardCopies << ",\n.forwardCopies = forwardCopies,\n";
   os << "};\nreturn s;\n}\n\n";
 }
 

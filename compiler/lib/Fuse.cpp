@@ -401,11 +401,16 @@ void assignScratch(Kernel &k) {
     }
 }
 
-/// Kernel::inPlaceGrads of a built backward kernel. The emitters compute an inlined value once
-/// per loop body and keep it (NetworkEmitter::locals), and load a stored value at each use; so
-/// after the store of d s, a later item of its nest may use values computed from d s' before the
-/// store, but must not load d s' again, and no later stage may read it.
-std::vector<char> inPlaceGradients(const Kernel &k, const std::vector<ir::Variable> &states) {
+/// Per matrix-shaped state s, whether the kernel may write its `target` block (GradPrev: d s;
+/// NextState: s') over the block `reader` reads (GradState: d s'; State: s): one loop nest over s's
+/// shape stores it element by element (a Store item, or with `homed` also a value computed into
+/// that block), and nothing after the store loads the old block. The emitters compute an inlined
+/// value once per loop body and keep it (NetworkEmitter::locals), and load a stored element at
+/// its first use in the body (readBuffer); so after the store, a later item of its nest may use
+/// values computed from the old block before the store, but must not load it again, and no later
+/// stage may read it. (The nest's loads all index [i, j] of its space, the store's own element.)
+std::vector<char> inPlaceStores(const Kernel &k, const std::vector<ir::Variable> &states,
+                                Buf target, Op reader, bool homed) {
   const Graph &g = k.graph;
   auto inlined = [&](int id) { return k.home[size_t(id)] == Buf::Inline; };
   // The values item `it` computes or reads: its node for a store or accumulate, else its operands.
@@ -427,8 +432,11 @@ std::vector<char> inPlaceGradients(const Kernel &k, const std::vector<ir::Variab
     for (size_t t = 0; t < k.stages.size(); ++t)
       for (size_t i = 0; i < k.stages[t].items.size(); ++i) {
         const Item &it = k.stages[t].items[i];
-        if ((it.kind == Item::Store || it.kind == Item::Zero) && it.target == Buf::GradPrev &&
-            it.targetIndex == int(s)) {
+        bool stores = (it.kind == Item::Store || it.kind == Item::Zero) && it.target == target &&
+                      it.targetIndex == int(s);
+        bool computes = homed && it.kind == Item::Pointwise && k.home[size_t(it.node)] == target &&
+                        k.homeIndex[size_t(it.node)] == int(s);
+        if (stores || computes) {
           storeStage = int(t);
           storeItem = int(i);
         }
@@ -452,7 +460,7 @@ std::vector<char> inPlaceGradients(const Kernel &k, const std::vector<ir::Variab
     std::function<bool(int, const std::set<int> &)> loads = [&](int id,
                                                                 const std::set<int> &known) {
       const Node &n = g.node(id);
-      if (n.op == Op::GradState)
+      if (n.op == reader)
         return n.index == int(s);
       if (!inlined(id) || known.count(id))
         return false;
@@ -575,7 +583,10 @@ FusedNetwork kern::fuse(const CompiledNetwork &net) {
   fb.build();
   assignScratch(f.forward);
   assignScratch(f.backward);
-  f.backward.inPlaceGrads = inPlaceGradients(f.backward, fwd.states);
+  f.backward.inPlaceGrads =
+      inPlaceStores(f.backward, fwd.states, Buf::GradPrev, Op::GradState, /*homed=*/false);
+  f.forward.inPlaceStates =
+      inPlaceStores(f.forward, fwd.states, Buf::NextState, Op::State, /*homed=*/true);
   if (net.hasPrologue()) { // the same state layout: the prologue's states are the step's
     CompiledNetwork pro;
     pro.forward = net.prologue;

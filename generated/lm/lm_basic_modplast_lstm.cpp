@@ -612,26 +612,26 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
 //   %120 clip -> next_state l2.hebb
 template <class T>
 static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0;          // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;            // [200, 200]
-  const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  T *__restrict t54_l1_M = a.saved + 1872;                         // [1] l1.M
-  T *__restrict t43_l1_g = a.saved + 1456;                         // [200] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict l1_h_next = a.next + kStateL1H;                    // [200] l1.hn
-  T *__restrict carried_1_next = a.next + kStateCarried1;          // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
-  const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  T *__restrict t114_l2_M = a.saved + 3552;                        // [1] l2.M
-  T *__restrict t103_l2_g = a.saved + 3136;                        // [200] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                    // [200] l2.hn
-  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;              // [200, 200]
-  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;              // [200, 200]
+  T *__restrict carried_0_next = a.next + kStateCarried0;            // [200]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [200, 200]
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [200, 200]
+  const T *__restrict l1_modfanout = a.params + kParamL1Modfanout;   // [200, 200]
+  T *__restrict t54_l1_M = a.saved + 1872;                           // [1] l1.M
+  T *__restrict t43_l1_g = a.saved + 1456;                           // [200] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                    // [200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                      // [200] l1.hn
+  T *__restrict carried_1_next = a.next + kStateCarried1;            // [200]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [200, 200]
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [200, 200]
+  const T *__restrict l2_modfanout = a.params + kParamL2Modfanout;   // [200, 200]
+  T *__restrict t114_l2_M = a.saved + 3552;                          // [1] l2.M
+  T *__restrict t103_l2_g = a.saved + 3136;                          // [200] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                    // [200]
+  T *__restrict l2_h_next = a.next + kStateL2H;                      // [200] l2.hn
+  T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [200, 200]
+  T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc123 = T(0);
     T acc126 = T(0);
@@ -1942,18 +1942,18 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 //   %5 state -> next_state l2.hebb
 template <class T>
 static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0;  // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [200, 200]
-  const T *__restrict l1_h = a.state + kStateL1H;          // [200]
-  T *__restrict carried_1_next = a.next + kStateCarried1;  // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [200, 200]
-  const T *__restrict l2_h = a.state + kStateL2H;          // [200]
-  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [200, 200]
-  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [200, 200]
+  T *__restrict carried_0_next = a.next + kStateCarried0;            // [200]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [200, 200]
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [200, 200]
+  const T *__restrict l1_h = a.state + kStateL1H;                    // [200]
+  T *__restrict carried_1_next = a.next + kStateCarried1;            // [200]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [200, 200]
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [200, 200]
+  const T *__restrict l2_h = a.state + kStateL2H;                    // [200]
+  T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [200, 200]
+  T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc10 = T(0);
     T acc15 = T(0);
@@ -2374,6 +2374,8 @@ static const int64_t stateOffsets[] = {kStateL1H, kStateL1C,    kStateL1Hebb,   
                                        kStateL2C, kStateL2Hebb, kStateCarried0, kStateCarried1};
 static const int64_t gradCopies[] = {kStateL1H, 200, kStateL1C,      200, kStateL2H,      200,
                                      kStateL2C, 200, kStateCarried0, 200, kStateCarried1, 200};
+static const int64_t forwardCopies[] = {kStateL1H, 200, kStateL1C,      200, kStateL2H,      200,
+                                        kStateL2C, 200, kStateCarried0, 200, kStateCarried1, 200};
 static const int64_t prologueGradCopies[] = {kStateL1H,      200, kStateL1C,      200,
                                              kStateL2H,      200, kStateL2C,      200,
                                              kStateCarried0, 200, kStateCarried1, 200};
@@ -2874,6 +2876,8 @@ const dopa::GeneratedSpec &spec() {
       .gradCopies = gradCopies,
       .numPrologueGradCopies = 6,
       .prologueGradCopies = prologueGradCopies,
+      .numForwardCopies = 6,
+      .forwardCopies = forwardCopies,
   };
   return s;
 }

@@ -653,31 +653,31 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
   T *__restrict carried_0_next = a.next + kStateCarried0;          // [200]
   const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
-  const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
+  const T *l1_pw = a.state + kStateL1Pw;                           // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
   T *__restrict t56_l1_M = a.saved + 1888;                         // [1] l1.M
-  const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
+  const T *l1_et = a.state + kStateL1Et;                           // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                    // [200] l1.hn
   T *__restrict carried_1_next = a.next + kStateCarried1;          // [200]
   const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
+  const T *l2_pw = a.state + kStateL2Pw;                           // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
   T *__restrict t124_l2_M = a.saved + 3600;                        // [1] l2.M
-  const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
+  const T *l2_et = a.state + kStateL2Et;                           // [200, 200]
   T *__restrict l2_h_next = a.next + kStateL2H;                    // [200] l2.hn
-  T *__restrict l1_pw_next = a.next + kStateL1Pw;                  // [200, 200]
+  T *l1_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Pw;   // [200, 200]
   T *__restrict t66 = a.saved + 1904;                              // []
   T *__restrict t4_l1_etaet = a.saved + 208;                       // [] l1.etaet
   T *__restrict t45_l1_g = a.saved + 1472;                         // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict l1_et_next = a.next + kStateL1Et;                  // [200, 200]
-  T *__restrict l2_pw_next = a.next + kStateL2Pw;                  // [200, 200]
+  T *l1_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Et;   // [200, 200]
+  T *l2_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Pw;   // [200, 200]
   T *__restrict t131 = a.saved + 3616;                             // []
   T *__restrict t72_l2_etaet = a.saved + 1920;                     // [] l2.etaet
   T *__restrict t113_l2_g = a.saved + 3184;                        // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
-  T *__restrict l2_et_next = a.next + kStateL2Et;                  // [200, 200]
+  T *l2_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Et;   // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc138 = T(0);
     T acc141 = T(0);
@@ -2179,22 +2179,22 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 //   %7 state -> next_state l2.et
 template <class T>
 static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0;  // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
-  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [200, 200]
-  const T *__restrict l1_h = a.state + kStateL1H;          // [200]
-  T *__restrict carried_1_next = a.next + kStateCarried1;  // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [200, 200]
-  const T *__restrict l2_h = a.state + kStateL2H;          // [200]
-  T *__restrict l1_pw_next = a.next + kStateL1Pw;          // [200, 200]
-  const T *__restrict l1_et = a.state + kStateL1Et;        // [200, 200]
-  T *__restrict l1_et_next = a.next + kStateL1Et;          // [200, 200]
-  T *__restrict l2_pw_next = a.next + kStateL2Pw;          // [200, 200]
-  const T *__restrict l2_et = a.state + kStateL2Et;        // [200, 200]
-  T *__restrict l2_et_next = a.next + kStateL2Et;          // [200, 200]
+  T *__restrict carried_0_next = a.next + kStateCarried0;        // [200]
+  const T *__restrict l1_w = a.params + kParamL1W;               // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;       // [200, 200]
+  const T *l1_pw = a.state + kStateL1Pw;                         // [200, 200]
+  const T *__restrict l1_h = a.state + kStateL1H;                // [200]
+  T *__restrict carried_1_next = a.next + kStateCarried1;        // [200]
+  const T *__restrict l2_w = a.params + kParamL2W;               // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;       // [200, 200]
+  const T *l2_pw = a.state + kStateL2Pw;                         // [200, 200]
+  const T *__restrict l2_h = a.state + kStateL2H;                // [200]
+  T *l1_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Pw; // [200, 200]
+  const T *l1_et = a.state + kStateL1Et;                         // [200, 200]
+  T *l1_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Et; // [200, 200]
+  T *l2_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Pw; // [200, 200]
+  const T *l2_et = a.state + kStateL2Et;                         // [200, 200]
+  T *l2_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Et; // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc12 = T(0);
     T acc17 = T(0);
@@ -2630,6 +2630,8 @@ static const int64_t stateOffsets[] = {kStateL1H,      kStateL1C,     kStateL1Pw
                                        kStateCarried0, kStateCarried1};
 static const int64_t gradCopies[] = {kStateL1H, 200, kStateL1C,      200, kStateL2H,      200,
                                      kStateL2C, 200, kStateCarried0, 200, kStateCarried1, 200};
+static const int64_t forwardCopies[] = {kStateL1H, 200, kStateL1C,      200, kStateL2H,      200,
+                                        kStateL2C, 200, kStateCarried0, 200, kStateCarried1, 200};
 static const int64_t prologueGradCopies[] = {kStateL1H,      200, kStateL1C,      200,
                                              kStateL2H,      200, kStateL2C,      200,
                                              kStateCarried0, 200, kStateCarried1, 200};
@@ -3132,6 +3134,8 @@ const dopa::GeneratedSpec &spec() {
       .gradCopies = gradCopies,
       .numPrologueGradCopies = 6,
       .prologueGradCopies = prologueGradCopies,
+      .numForwardCopies = 6,
+      .forwardCopies = forwardCopies,
   };
   return s;
 }

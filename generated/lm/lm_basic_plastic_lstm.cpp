@@ -548,24 +548,24 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
 //   %108 clip -> next_state l2.hebb
 template <class T>
 static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0;  // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [200, 200]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;     // [200, 200]
-  T *__restrict t43_l1_g = a.saved + 1456;                 // [200] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;          // [200]
-  T *__restrict l1_h_next = a.next + kStateL1H;            // [200] l1.hn
-  T *__restrict carried_1_next = a.next + kStateCarried1;  // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [200, 200]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;     // [200, 200]
-  T *__restrict t97_l2_g = a.saved + 3120;                 // [200] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;          // [200]
-  T *__restrict l2_h_next = a.next + kStateL2H;            // [200] l2.hn
-  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [200, 200]
-  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [200, 200]
+  T *__restrict carried_0_next = a.next + kStateCarried0;            // [200]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [200, 200]
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [200, 200]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;               // [200, 200]
+  T *__restrict t43_l1_g = a.saved + 1456;                           // [200] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                    // [200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                      // [200] l1.hn
+  T *__restrict carried_1_next = a.next + kStateCarried1;            // [200]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [200, 200]
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [200, 200]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;               // [200, 200]
+  T *__restrict t97_l2_g = a.saved + 3120;                           // [200] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                    // [200]
+  T *__restrict l2_h_next = a.next + kStateL2H;                      // [200] l2.hn
+  T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [200, 200]
+  T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc111 = T(0);
     T acc114 = T(0);
@@ -1755,18 +1755,18 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 //   %5 state -> next_state l2.hebb
 template <class T>
 static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0;  // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [200, 200]
-  const T *__restrict l1_h = a.state + kStateL1H;          // [200]
-  T *__restrict carried_1_next = a.next + kStateCarried1;  // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [200, 200]
-  const T *__restrict l2_h = a.state + kStateL2H;          // [200]
-  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [200, 200]
-  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [200, 200]
+  T *__restrict carried_0_next = a.next + kStateCarried0;            // [200]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [200, 200]
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [200, 200]
+  const T *__restrict l1_h = a.state + kStateL1H;                    // [200]
+  T *__restrict carried_1_next = a.next + kStateCarried1;            // [200]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [200, 200]
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [200, 200]
+  const T *__restrict l2_h = a.state + kStateL2H;                    // [200]
+  T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [200, 200]
+  T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc10 = T(0);
     T acc15 = T(0);
@@ -2177,6 +2177,8 @@ static const int64_t stateOffsets[] = {kStateL1H, kStateL1C,    kStateL1Hebb,   
                                        kStateL2C, kStateL2Hebb, kStateCarried0, kStateCarried1};
 static const int64_t gradCopies[] = {kStateL1H, 200, kStateL1C,      200, kStateL2H,      200,
                                      kStateL2C, 200, kStateCarried0, 200, kStateCarried1, 200};
+static const int64_t forwardCopies[] = {kStateL1H, 200, kStateL1C,      200, kStateL2H,      200,
+                                        kStateL2C, 200, kStateCarried0, 200, kStateCarried1, 200};
 static const int64_t prologueGradCopies[] = {kStateL1H,      200, kStateL1C,      200,
                                              kStateL2H,      200, kStateL2C,      200,
                                              kStateCarried0, 200, kStateCarried1, 200};
@@ -2624,6 +2626,8 @@ const dopa::GeneratedSpec &spec() {
       .gradCopies = gradCopies,
       .numPrologueGradCopies = 6,
       .prologueGradCopies = prologueGradCopies,
+      .numForwardCopies = 6,
+      .forwardCopies = forwardCopies,
   };
   return s;
 }

@@ -1073,24 +1073,24 @@ template <class T> static void forward_saved_col_41(const dopa::StepArgs<T> &a) 
 //   %133 clip -> next_state l2.hebb
 template <class T>
 static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0;  // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
-  T *__restrict t64 = a.saved + 9648;                      // [1149, 1]
-  T *__restrict t48_l1_g = a.saved + 7328;                 // [1149] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;            // [1149] l1.hn
-  T *__restrict carried_1_next = a.next + kStateCarried1;  // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
-  T *__restrict t129 = a.saved + 21184;                    // [1149, 1]
-  T *__restrict t113_l2_g = a.saved + 18864;               // [1149] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;            // [1149] l2.hn
-  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [1149, 1149]
-  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [1149, 1149]
+  T *__restrict carried_0_next = a.next + kStateCarried0;            // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [1149, 1]
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [1149, 1149]
+  T *__restrict t64 = a.saved + 9648;                                // [1149, 1]
+  T *__restrict t48_l1_g = a.saved + 7328;                           // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                    // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                      // [1149] l1.hn
+  T *__restrict carried_1_next = a.next + kStateCarried1;            // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [1149, 1]
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [1149, 1149]
+  T *__restrict t129 = a.saved + 21184;                              // [1149, 1]
+  T *__restrict t113_l2_g = a.saved + 18864;                         // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                    // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                      // [1149] l2.hn
+  T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [1149, 1149]
+  T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
     T acc201 = T(0);
     T acc204 = T(0);
@@ -1175,15 +1175,15 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
 //   %207 matmul
 //   %196 clip -> next_state l3.hebb
 template <class T> static void forward_carried_2_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_2_next = a.next + kStateCarried2;  // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
-  T *__restrict t192 = a.saved + 26704;                    // [400, 1]
-  T *__restrict t176_l3_g = a.saved + 25888;               // [400] l3.g
-  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
-  T *__restrict l3_h_next = a.next + kStateL3H;            // [400] l3.hn
-  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;      // [400, 400]
+  T *__restrict carried_2_next = a.next + kStateCarried2;            // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;                   // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;           // [400, 1]
+  const T *l3_hebb = a.state + kStateL3Hebb;                         // [400, 400]
+  T *__restrict t192 = a.saved + 26704;                              // [400, 1]
+  T *__restrict t176_l3_g = a.saved + 25888;                         // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                    // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                      // [400] l3.hn
+  T *l3_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Hebb; // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc207 = T(0);
     const T v172 = l3_alpha[i];
@@ -3083,18 +3083,18 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 //   %5 state -> next_state l2.hebb
 template <class T>
 static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0;  // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
-  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict carried_1_next = a.next + kStateCarried1;  // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
-  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [1149, 1149]
-  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [1149, 1149]
+  T *__restrict carried_0_next = a.next + kStateCarried0;            // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [1149, 1]
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                    // [1149]
+  T *__restrict carried_1_next = a.next + kStateCarried1;            // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [1149, 1]
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                    // [1149]
+  T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [1149, 1149]
+  T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
     T acc13 = T(0);
     T acc18 = T(0);
@@ -3148,12 +3148,12 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
 //   %23 matmul
 //   %8 state -> next_state l3.hebb
 template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_2_next = a.next + kStateCarried2;  // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
-  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;      // [400, 400]
+  T *__restrict carried_2_next = a.next + kStateCarried2;            // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;                   // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;           // [400, 1]
+  const T *l3_hebb = a.state + kStateL3Hebb;                         // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                    // [400]
+  T *l3_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Hebb; // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc23 = T(0);
     const T v20 = l3_alpha[i];
@@ -3787,6 +3787,10 @@ static const int64_t stateOffsets[] = {
     kStateL1H, kStateL1C, kStateL1Hebb, kStateL2H,      kStateL2C,      kStateL2Hebb,
     kStateL3H, kStateL3C, kStateL3Hebb, kStateCarried0, kStateCarried1, kStateCarried2};
 static const int64_t gradCopies[] = {
+    kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
+    kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
+    kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
+static const int64_t forwardCopies[] = {
     kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
     kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
     kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
@@ -4673,6 +4677,8 @@ const dopa::GeneratedSpec &spec() {
       .gradCopies = gradCopies,
       .numPrologueGradCopies = 9,
       .prologueGradCopies = prologueGradCopies,
+      .numForwardCopies = 9,
+      .forwardCopies = forwardCopies,
   };
   return s;
 }

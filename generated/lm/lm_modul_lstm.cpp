@@ -1108,32 +1108,32 @@ template <class T> static void forward_saved_col_42(const dopa::StepArgs<T> &a) 
 //   %140 clip -> next_state l2.pw
 //   %146 add -> next_state l2.et
 template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0;  // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
-  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
-  T *__restrict t64 = a.saved + 9648;                      // [1149, 1]
-  const T *__restrict l1_et = a.state + kStateL1Et;        // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;            // [1149] l1.hn
-  T *__restrict carried_1_next = a.next + kStateCarried1;  // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
-  T *__restrict t136 = a.saved + 21200;                    // [1149, 1]
-  const T *__restrict l2_et = a.state + kStateL2Et;        // [1149, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;            // [1149] l2.hn
-  T *__restrict l1_pw_next = a.next + kStateL1Pw;          // [1149, 1149]
-  T *__restrict t73 = a.saved + 10800;                     // []
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
-  T *__restrict t48_l1_g = a.saved + 7328;                 // [1149] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict l1_et_next = a.next + kStateL1Et;          // [1149, 1149]
-  T *__restrict l2_pw_next = a.next + kStateL2Pw;          // [1149, 1149]
-  T *__restrict t142 = a.saved + 22352;                    // []
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
-  T *__restrict t120_l2_g = a.saved + 18880;               // [1149] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
-  T *__restrict l2_et_next = a.next + kStateL2Et;          // [1149, 1149]
+  T *__restrict carried_0_next = a.next + kStateCarried0;        // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;               // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;       // [1149, 1]
+  const T *l1_pw = a.state + kStateL1Pw;                         // [1149, 1149]
+  T *__restrict t64 = a.saved + 9648;                            // [1149, 1]
+  const T *l1_et = a.state + kStateL1Et;                         // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                  // [1149] l1.hn
+  T *__restrict carried_1_next = a.next + kStateCarried1;        // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;               // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;       // [1149, 1]
+  const T *l2_pw = a.state + kStateL2Pw;                         // [1149, 1149]
+  T *__restrict t136 = a.saved + 21200;                          // [1149, 1]
+  const T *l2_et = a.state + kStateL2Et;                         // [1149, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                  // [1149] l2.hn
+  T *l1_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Pw; // [1149, 1149]
+  T *__restrict t73 = a.saved + 10800;                           // []
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet;       // []
+  T *__restrict t48_l1_g = a.saved + 7328;                       // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                // [1149]
+  T *l1_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Et; // [1149, 1149]
+  T *l2_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Pw; // [1149, 1149]
+  T *__restrict t142 = a.saved + 22352;                          // []
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet;       // []
+  T *__restrict t120_l2_g = a.saved + 18880;                     // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                // [1149]
+  T *l2_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Et; // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
     T acc220 = T(0);
     T acc223 = T(0);
@@ -1246,19 +1246,19 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
 //   %209 clip -> next_state l3.pw
 //   %215 add -> next_state l3.et
 template <class T> static void forward_carried_2_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_2_next = a.next + kStateCarried2;  // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
-  const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
-  T *__restrict t205 = a.saved + 26736;                    // [400, 1]
-  const T *__restrict l3_et = a.state + kStateL3Et;        // [400, 400]
-  T *__restrict l3_h_next = a.next + kStateL3H;            // [400] l3.hn
-  T *__restrict l3_pw_next = a.next + kStateL3Pw;          // [400, 400]
-  T *__restrict t211 = a.saved + 27136;                    // []
-  const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
-  T *__restrict t189_l3_g = a.saved + 25920;               // [400] l3.g
-  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
-  T *__restrict l3_et_next = a.next + kStateL3Et;          // [400, 400]
+  T *__restrict carried_2_next = a.next + kStateCarried2;        // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;               // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;       // [400, 1]
+  const T *l3_pw = a.state + kStateL3Pw;                         // [400, 400]
+  T *__restrict t205 = a.saved + 26736;                          // [400, 1]
+  const T *l3_et = a.state + kStateL3Et;                         // [400, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                  // [400] l3.hn
+  T *l3_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Pw; // [400, 400]
+  T *__restrict t211 = a.saved + 27136;                          // []
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet;       // []
+  T *__restrict t189_l3_g = a.saved + 25920;                     // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                // [400]
+  T *l3_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Et; // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc226 = T(0);
     const T v185 = l3_alpha[i];
@@ -3403,22 +3403,22 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 //   %7 state -> next_state l2.et
 template <class T>
 static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0;  // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
-  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
-  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict carried_1_next = a.next + kStateCarried1;  // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
-  T *__restrict l1_pw_next = a.next + kStateL1Pw;          // [1149, 1149]
-  const T *__restrict l1_et = a.state + kStateL1Et;        // [1149, 1149]
-  T *__restrict l1_et_next = a.next + kStateL1Et;          // [1149, 1149]
-  T *__restrict l2_pw_next = a.next + kStateL2Pw;          // [1149, 1149]
-  const T *__restrict l2_et = a.state + kStateL2Et;        // [1149, 1149]
-  T *__restrict l2_et_next = a.next + kStateL2Et;          // [1149, 1149]
+  T *__restrict carried_0_next = a.next + kStateCarried0;        // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;               // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;       // [1149, 1]
+  const T *l1_pw = a.state + kStateL1Pw;                         // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                // [1149]
+  T *__restrict carried_1_next = a.next + kStateCarried1;        // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;               // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;       // [1149, 1]
+  const T *l2_pw = a.state + kStateL2Pw;                         // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                // [1149]
+  T *l1_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Pw; // [1149, 1149]
+  const T *l1_et = a.state + kStateL1Et;                         // [1149, 1149]
+  T *l1_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Et; // [1149, 1149]
+  T *l2_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Pw; // [1149, 1149]
+  const T *l2_et = a.state + kStateL2Et;                         // [1149, 1149]
+  T *l2_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Et; // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
     T acc16 = T(0);
     T acc21 = T(0);
@@ -3481,14 +3481,14 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
 //   %10 state -> next_state l3.pw
 //   %11 state -> next_state l3.et
 template <class T> static void prologue_forward_carried_2_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_2_next = a.next + kStateCarried2;  // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
-  const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
-  T *__restrict l3_pw_next = a.next + kStateL3Pw;          // [400, 400]
-  const T *__restrict l3_et = a.state + kStateL3Et;        // [400, 400]
-  T *__restrict l3_et_next = a.next + kStateL3Et;          // [400, 400]
+  T *__restrict carried_2_next = a.next + kStateCarried2;        // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;               // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;       // [400, 1]
+  const T *l3_pw = a.state + kStateL3Pw;                         // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                // [400]
+  T *l3_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Pw; // [400, 400]
+  const T *l3_et = a.state + kStateL3Et;                         // [400, 400]
+  T *l3_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Et; // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc26 = T(0);
     const T v23 = l3_alpha[i];
@@ -4135,6 +4135,10 @@ static const int64_t stateOffsets[] = {kStateL1H,      kStateL1C,      kStateL1P
                                        kStateL3H,      kStateL3C,      kStateL3Pw,    kStateL3Et,
                                        kStateCarried0, kStateCarried1, kStateCarried2};
 static const int64_t gradCopies[] = {
+    kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
+    kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
+    kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
+static const int64_t forwardCopies[] = {
     kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
     kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
     kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
@@ -5025,6 +5029,8 @@ const dopa::GeneratedSpec &spec() {
       .gradCopies = gradCopies,
       .numPrologueGradCopies = 9,
       .prologueGradCopies = prologueGradCopies,
+      .numForwardCopies = 9,
+      .forwardCopies = forwardCopies,
   };
   return s;
 }

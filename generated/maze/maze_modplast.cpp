@@ -149,14 +149,14 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
 //   %33 matmul
 //   %22 clip -> next_state hebb
 template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0; // [100]
-  const T *__restrict w = a.params + kParamW;             // [100, 100]
-  const T *__restrict alpha = a.params + kParamAlpha;     // [100, 100]
-  const T *__restrict hebb = a.state + kStateHebb;        // [100, 100]
-  T *__restrict out_DAout = a.outputs[2];                 // [1] DA
-  T *__restrict h_next = a.next + kStateH;                // [100] hn
-  const T *__restrict h = a.state + kStateH;              // [100]
-  T *__restrict hebb_next = a.next + kStateHebb;          // [100, 100]
+  T *__restrict carried_0_next = a.next + kStateCarried0;       // [100]
+  const T *__restrict w = a.params + kParamW;                   // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha;           // [100, 100]
+  const T *hebb = a.state + kStateHebb;                         // [100, 100]
+  T *__restrict out_DAout = a.outputs[2];                       // [1] DA
+  T *__restrict h_next = a.next + kStateH;                      // [100] hn
+  const T *__restrict h = a.state + kStateH;                    // [100]
+  T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [100, 100]
   for (int i = 0; i < 100; ++i) {
     T acc33 = T(0);
     const T v16 = out_DAout[0];
@@ -601,12 +601,12 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 //   %6 matmul
 //   %1 state -> next_state hebb
 template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0; // [100]
-  const T *__restrict w = a.params + kParamW;             // [100, 100]
-  const T *__restrict alpha = a.params + kParamAlpha;     // [100, 100]
-  const T *__restrict hebb = a.state + kStateHebb;        // [100, 100]
-  const T *__restrict h = a.state + kStateH;              // [100]
-  T *__restrict hebb_next = a.next + kStateHebb;          // [100, 100]
+  T *__restrict carried_0_next = a.next + kStateCarried0;       // [100]
+  const T *__restrict w = a.params + kParamW;                   // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha;           // [100, 100]
+  const T *hebb = a.state + kStateHebb;                         // [100, 100]
+  const T *__restrict h = a.state + kStateH;                    // [100]
+  T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [100, 100]
   for (int i = 0; i < 100; ++i) {
     T acc6 = T(0);
 #pragma omp simd reduction(+ : acc6)
@@ -812,6 +812,7 @@ static dopa::NetworkInfo info() {
 
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
 static const int64_t gradCopies[] = {kStateH, 100, kStateCarried0, 100};
+static const int64_t forwardCopies[] = {kStateH, 100, kStateCarried0, 100};
 static const int64_t prologueGradCopies[] = {kStateH, 100, kStateCarried0, 100};
 static const int64_t inputRows[] = {0};
 
@@ -979,6 +980,8 @@ const dopa::GeneratedSpec &spec() {
       .gradCopies = gradCopies,
       .numPrologueGradCopies = 2,
       .prologueGradCopies = prologueGradCopies,
+      .numForwardCopies = 2,
+      .forwardCopies = forwardCopies,
   };
   return s;
 }

@@ -167,18 +167,18 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
 //   %22 clip -> next_state pw
 //   %28 add -> next_state et
 template <class T> static void forward_carried_0_pw_et(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0; // [100]
-  const T *__restrict w = a.params + kParamW;             // [100, 100]
-  const T *__restrict alpha = a.params + kParamAlpha;     // [100, 100]
-  const T *__restrict pw = a.state + kStatePw;            // [100, 100]
-  T *__restrict out_DAout = a.outputs[2];                 // [1] DA
-  const T *__restrict et = a.state + kStateEt;            // [100, 100]
-  T *__restrict h_next = a.next + kStateH;                // [100] hn
-  T *__restrict pw_next = a.next + kStatePw;              // [100, 100]
-  T *__restrict t24 = a.saved + 128;                      // []
-  const T *__restrict etaet = a.params + kParamEtaet;     // []
-  const T *__restrict h = a.state + kStateH;              // [100]
-  T *__restrict et_next = a.next + kStateEt;              // [100, 100]
+  T *__restrict carried_0_next = a.next + kStateCarried0;   // [100]
+  const T *__restrict w = a.params + kParamW;               // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha;       // [100, 100]
+  const T *pw = a.state + kStatePw;                         // [100, 100]
+  T *__restrict out_DAout = a.outputs[2];                   // [1] DA
+  const T *et = a.state + kStateEt;                         // [100, 100]
+  T *__restrict h_next = a.next + kStateH;                  // [100] hn
+  T *pw_next = (a.inPlace ? a.inPlace : a.next) + kStatePw; // [100, 100]
+  T *__restrict t24 = a.saved + 128;                        // []
+  const T *__restrict etaet = a.params + kParamEtaet;       // []
+  const T *__restrict h = a.state + kStateH;                // [100]
+  T *et_next = (a.inPlace ? a.inPlace : a.next) + kStateEt; // [100, 100]
   for (int i = 0; i < 100; ++i) {
     T acc39 = T(0);
     const T v16 = out_DAout[0];
@@ -704,14 +704,14 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 //   %1 state -> next_state pw
 //   %2 state -> next_state et
 template <class T> static void prologue_forward_carried_0_pw_et(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0; // [100]
-  const T *__restrict w = a.params + kParamW;             // [100, 100]
-  const T *__restrict alpha = a.params + kParamAlpha;     // [100, 100]
-  const T *__restrict pw = a.state + kStatePw;            // [100, 100]
-  const T *__restrict h = a.state + kStateH;              // [100]
-  T *__restrict pw_next = a.next + kStatePw;              // [100, 100]
-  const T *__restrict et = a.state + kStateEt;            // [100, 100]
-  T *__restrict et_next = a.next + kStateEt;              // [100, 100]
+  T *__restrict carried_0_next = a.next + kStateCarried0;   // [100]
+  const T *__restrict w = a.params + kParamW;               // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha;       // [100, 100]
+  const T *pw = a.state + kStatePw;                         // [100, 100]
+  const T *__restrict h = a.state + kStateH;                // [100]
+  T *pw_next = (a.inPlace ? a.inPlace : a.next) + kStatePw; // [100, 100]
+  const T *et = a.state + kStateEt;                         // [100, 100]
+  T *et_next = (a.inPlace ? a.inPlace : a.next) + kStateEt; // [100, 100]
   for (int i = 0; i < 100; ++i) {
     T acc7 = T(0);
 #pragma omp simd reduction(+ : acc7)
@@ -924,6 +924,7 @@ static dopa::NetworkInfo info() {
 
 static const int64_t stateOffsets[] = {kStateH, kStatePw, kStateEt, kStateCarried0};
 static const int64_t gradCopies[] = {kStateH, 100, kStateCarried0, 100};
+static const int64_t forwardCopies[] = {kStateH, 100, kStateCarried0, 100};
 static const int64_t prologueGradCopies[] = {kStateH, 100, kStateCarried0, 100};
 static const int64_t inputRows[] = {0};
 
@@ -1092,6 +1093,8 @@ const dopa::GeneratedSpec &spec() {
       .gradCopies = gradCopies,
       .numPrologueGradCopies = 2,
       .prologueGradCopies = prologueGradCopies,
+      .numForwardCopies = 2,
+      .forwardCopies = forwardCopies,
   };
   return s;
 }

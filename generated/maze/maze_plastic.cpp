@@ -115,14 +115,14 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
 //   %29 matmul
 //   %18 clip -> next_state hebb
 template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0; // [101]
-  const T *__restrict w = a.params + kParamW;             // [101, 101]
-  const T *__restrict alpha = a.params + kParamAlpha;     // [101, 101]
-  const T *__restrict hebb = a.state + kStateHebb;        // [101, 101]
-  const T *__restrict eta = a.params + kParamEta;         // []
-  T *__restrict h_next = a.next + kStateH;                // [101] hn
-  const T *__restrict h = a.state + kStateH;              // [101]
-  T *__restrict hebb_next = a.next + kStateHebb;          // [101, 101]
+  T *__restrict carried_0_next = a.next + kStateCarried0;       // [101]
+  const T *__restrict w = a.params + kParamW;                   // [101, 101]
+  const T *__restrict alpha = a.params + kParamAlpha;           // [101, 101]
+  const T *hebb = a.state + kStateHebb;                         // [101, 101]
+  const T *__restrict eta = a.params + kParamEta;               // []
+  T *__restrict h_next = a.next + kStateH;                      // [101] hn
+  const T *__restrict h = a.state + kStateH;                    // [101]
+  T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [101, 101]
   for (int i = 0; i < 101; ++i) {
     T acc29 = T(0);
     const T v12 = eta[0];
@@ -518,12 +518,12 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 //   %6 matmul
 //   %1 state -> next_state hebb
 template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict carried_0_next = a.next + kStateCarried0; // [101]
-  const T *__restrict w = a.params + kParamW;             // [101, 101]
-  const T *__restrict alpha = a.params + kParamAlpha;     // [101, 101]
-  const T *__restrict hebb = a.state + kStateHebb;        // [101, 101]
-  const T *__restrict h = a.state + kStateH;              // [101]
-  T *__restrict hebb_next = a.next + kStateHebb;          // [101, 101]
+  T *__restrict carried_0_next = a.next + kStateCarried0;       // [101]
+  const T *__restrict w = a.params + kParamW;                   // [101, 101]
+  const T *__restrict alpha = a.params + kParamAlpha;           // [101, 101]
+  const T *hebb = a.state + kStateHebb;                         // [101, 101]
+  const T *__restrict h = a.state + kStateH;                    // [101]
+  T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [101, 101]
   for (int i = 0; i < 101; ++i) {
     T acc6 = T(0);
 #pragma omp simd reduction(+ : acc6)
@@ -739,6 +739,7 @@ static dopa::NetworkInfo info() {
 
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
 static const int64_t gradCopies[] = {kStateH, 101, kStateCarried0, 101};
+static const int64_t forwardCopies[] = {kStateH, 101, kStateCarried0, 101};
 static const int64_t prologueGradCopies[] = {kStateH, 101, kStateCarried0, 101};
 static const int64_t inputRows[] = {0};
 
@@ -881,6 +882,8 @@ const dopa::GeneratedSpec &spec() {
       .gradCopies = gradCopies,
       .numPrologueGradCopies = 2,
       .prologueGradCopies = prologueGradCopies,
+      .numForwardCopies = 2,
+      .forwardCopies = forwardCopies,
   };
   return s;
 }

@@ -129,8 +129,9 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   int64_t proNumel = 0; // its saved and record blocks, one after the other
 
   /// The carried states of elements [0, batch) of `block` (B * S values) from their other states:
-  /// the prologue, before the first recorded step, its next block in `spare` (B * S values).
-  void runPrologue(T *block, T *spare, const T *params, int batch) {
+  /// the prologue, before the first recorded step, its next block in `next` (stage-major) or the
+  /// thread's spare state.
+  void runPrologue(T *block, const T *params, int batch) {
     if (stageMajor)
       prepareElements(batch);
     else
@@ -138,11 +139,16 @@ template <class T> struct GeneratedExecutor<T>::Impl {
 #pragma omp parallel for schedule(static) if (batch > 1)
     for (int b = 0; b < batch; ++b) {
       Thread &t = stageMajor ? elements[size_t(b)] : thread();
-      proFwd(forwardArgs<T>(params, nullptr, block + b * S, spare + b * S, nullptr,
-                            t.prologue.data(), t.scratch.data()));
-      std::copy(spare + b * S, spare + (b + 1) * S, block + b * S);
+      T *spare = stageMajor ? next.data() + b * S : t.tmp.data();
+      proFwd(forwardArgs<T>(params, nullptr, block + b * S, spare, nullptr, t.prologue.data(),
+                            t.scratch.data()));
+      std::copy(spare, spare + S, block + b * S);
     }
   }
+  /// Element-major with states updated in place (GeneratedSpec::forwardCopies): the forward
+  /// writes the traces over `cur` and the other states into the thread's spare state (tmp), from
+  /// which they are copied back; `next` is not allocated.
+  bool inPlace = false;
   std::vector<Thread> threads;
   // Stage-major order (StageOrder): the step functions' stages, per stage its batched product
   // or -1, this episode's order, every element's buffers (the gradient accumulators stay per
@@ -256,6 +262,7 @@ template <class T> struct GeneratedExecutor<T>::Impl {
       t.saved.resize(size_t(std::max<int64_t>(saved, 1)));
       t.outputs.resize(size_t(std::max<int64_t>(outputTotal, 1)));
       t.prologue.resize(size_t(proNumel));
+      t.tmp.resize(size_t(S)); // the spare state (runPrologue, an in-place forward)
     }
   }
   Thread &thread() { return threads[size_t(threadId())]; }
@@ -272,7 +279,8 @@ template <class T> struct GeneratedExecutor<T>::Impl {
                        .productXNumel = productXNumel,
                        .productYNumel = productYNumel,
                        .paramNumel = numParams,
-                       .prologueNumel = proNumel};
+                       .prologueNumel = proNumel,
+                       .forwardInPlace = spec.numForwardCopies >= 0};
     return dopa::planInputs(layout, int64_t(sizeof(T)), batch, steps, maxThreads(), budget, 0,
                             stageMajor);
   }
@@ -337,8 +345,10 @@ template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
     throw std::invalid_argument("batch size must be at least 1");
   Impl &m = *impl;
   B = 0; // no episode until its buffers exist (a failed allocation leaves none)
+  m.stageMajor = runsStageMajor(genSpec, netInfo, stageOrder);
+  m.inPlace = !m.stageMajor && genSpec.numForwardCopies >= 0;
   m.cur.resize(size_t(batch * m.S));
-  m.next.resize(size_t(batch * m.S));
+  m.next.resize(m.inPlace ? 0 : size_t(batch * m.S));
   B = batch;
   std::fill(m.cur.data(), m.cur.data() + B * m.S, T(0));
   for (size_t s = 0; s < netInfo.states.size(); ++s) {
@@ -348,7 +358,6 @@ template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
   }
   if (int(m.threads.size()) < maxThreads())
     m.threads.resize(size_t(maxThreads()));
-  m.stageMajor = runsStageMajor(genSpec, netInfo, stageOrder);
   m.groups = std::max(1, std::min(batch, maxThreads()));
   // Stage-major: every element's buffers, the batched products' operands for this batch (the
   // plan counts exactly these), the threads keep only their gradient accumulators.
@@ -557,7 +566,7 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
   // Integer inputs index tables: check them here, outside the parallel region.
   checkIndexInputs(netInfo, genSpec.inputRows, inputs, B);
   if (numSteps == 0 && m.proFwd) { // the carried states of the start, kept with it
-    m.runPrologue(m.cur.data(), m.next.data(), paramBuf.data(), B);
+    m.runPrologue(m.cur.data(), paramBuf.data(), B);
     std::copy(m.cur.data(), m.cur.data() + B * m.S, m.checkpoints[0].data());
   }
   if (numSteps > 0 && m.outer != INT_MAX && numSteps % m.outer == 0) {
@@ -634,11 +643,21 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
       std::vector<const T *> in(nIn);
       std::vector<T *> out(nOut);
       pointers(b, in.data(), out.data());
-      m.fwd(forwardArgs<T>(paramBuf.data(), in.data(), m.cur.data() + b * m.S,
-                           m.next.data() + b * m.S, out.data(), t.saved.data(), t.scratch.data()));
+      T *state = m.cur.data() + b * m.S;
+      StepArgs<T> a = forwardArgs<T>(paramBuf.data(), in.data(), state,
+                                     m.inPlace ? t.tmp.data() : m.next.data() + b * m.S, out.data(),
+                                     t.saved.data(), t.scratch.data());
+      if (m.inPlace)
+        a.inPlace = state;
+      m.fwd(a);
+      for (int c = 0; m.inPlace && c < genSpec.numForwardCopies; ++c) {
+        int64_t at = genSpec.forwardCopies[2 * c], n = genSpec.forwardCopies[2 * c + 1];
+        std::copy(t.tmp.data() + at, t.tmp.data() + at + n, state + at);
+      }
     }
   }
-  std::swap(m.cur, m.next);
+  if (!m.inPlace)
+    std::swap(m.cur, m.next);
   ++numSteps;
 }
 

@@ -45,7 +45,7 @@ CheckpointPlan dopa::detail::evaluatePlan(const PlanInputs &in, int outer, int i
     p.perThreadBytes = lane + round64(in.paramBytes);
   // Batched readouts: their inputs for every step (the forward), their gradients (the backward).
   // (One block per readout in fact; the plan counts one for all.)
-  p.totalBytes = 2 * in.batch * in.stateBytes + p.checkpointBytes +
+  p.totalBytes = (in.forwardInPlace ? 1 : 2) * in.batch * in.stateBytes + p.checkpointBytes +
                  T * round64(in.batch * in.inputBytes) + in.threads * p.perThreadBytes + elements +
                  (in.readoutBytes ? 2 * round64(T * in.batch * in.readoutBytes) : 0);
   return p;
@@ -67,6 +67,7 @@ PlanInputs dopa::planInputs(const BlockLayout &layout, int64_t elementBytes, int
   in.productXBytes = layout.productXNumel * elementBytes;
   in.productYBytes = layout.productYNumel * elementBytes;
   in.stageMajor = stageMajor;
+  in.forwardInPlace = layout.forwardInPlace && !stageMajor;
   in.batch = batch;
   in.steps = steps;
   in.threads = threads;
@@ -83,7 +84,8 @@ BlockLayout dopa::layoutOf(const GeneratedSpec &spec, const NetworkInfo &info) {
                      .paramNumel = int64_t(info.numParams),
                      .prologueNumel = spec.prologueForwardFloat
                                           ? spec.prologueSavedNumel + spec.prologueRecordNumel
-                                          : 0};
+                                          : 0,
+                     .forwardInPlace = spec.numForwardCopies >= 0};
   for (const TensorInfo &in : info.inputs)
     layout.inputNumel += in.numel();
   for (const TensorInfo &o : info.outputs)
@@ -108,7 +110,7 @@ CheckpointPlan dopa::planCheckpoints(const PlanInputs &in) {
   if (in.checkpointEvery > 0)
     return evaluatePlan(in, in.checkpointEvery, in.checkpointEvery);
   long long budget = in.memoryBudget > 0 ? in.memoryBudget : kDefaultMemoryBudget;
-  int64_t fixed = 2 * int64_t(in.batch) * in.stateBytes +
+  int64_t fixed = (in.forwardInPlace ? 1 : 2) * int64_t(in.batch) * in.stateBytes +
                   int64_t(T) * round64(in.batch * in.inputBytes) +
                   (in.readoutBytes ? 2 * round64(int64_t(T) * in.batch * in.readoutBytes) : 0);
   // Stage-major, the replay buffers are per element: when every step fits, the forward fills

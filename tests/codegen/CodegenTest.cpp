@@ -436,6 +436,7 @@ TEST_CASE("the memory plan predicts the executor's allocations") {
       in.paramBytes = int64_t(info.numParams) * 4;
       in.recordBytes = s.recordNumel * 4;
       in.stageMajor = gen.stageMajor(); // then the replay buffers are per element
+      in.forwardInPlace = !gen.stageMajor() && s.numForwardCopies >= 0; // one state block
       in.productXBytes = layoutOf(s, info).productXNumel * 4;
       in.productYBytes = layoutOf(s, info).productYNumel * 4;
       in.prologueBytes = layoutOf(s, info).prologueNumel * 4; // carried products

@@ -223,6 +223,8 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
     layout.readoutNumel += net.forward.params[size_t(r.weight)].shape[1];
   for (const ir::Variable &v : net.forward.params)
     layout.paramNumel += ir::numElements(v.shape);
+  layout.forwardInPlace = std::any_of(f.forward.inPlaceStates.begin(),
+                                      f.forward.inPlaceStates.end(), [](char c) { return c; });
   // The batched products' largest operands, and the order the executor picks by default.
   bool products = false;
   for (const kern::Kernel *k : {&f.forward, &f.backward})

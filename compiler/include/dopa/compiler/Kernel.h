@@ -90,6 +90,11 @@ struct Kernel {
   /// nest stores element by element, after every read of dLoss/d state' in the step. Saves the
   /// read-for-ownership of the written block and a block of working set per element.
   std::vector<char> inPlaceGrads;
+  /// Forward: per state, whether its next value may be written over the state itself (the C++
+  /// target's element-major forward does: GeneratedSpec::forwardCopies): a matrix-shaped state
+  /// one loop nest updates element by element, after every read of the state in the step. Saves
+  /// the read-for-ownership of a second block and the batch's second state block.
+  std::vector<char> inPlaceStates;
 };
 
 /// A parameter gradient that is a sum of outer products over steps, dW += sum_t a_t b_t^T: the

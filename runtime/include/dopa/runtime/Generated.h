@@ -31,7 +31,7 @@ namespace dopa {
 /// The version of GeneratedSpec's layout and of the step functions' calling convention (StepArgs):
 /// a library compiled on demand (jit::NetworkCache) is refused when it was built for another.
 /// Bump it whenever either changes.
-constexpr int kGeneratedAbi = 8;
+constexpr int kGeneratedAbi = 9;
 
 /// An output the executor computes for the whole batch instead of the step kernels (dopac's
 /// batched readouts, compiler/lib/Readouts.cpp): Y[b] = W X[b] (+ bias) with W [rows, cols] in
@@ -103,6 +103,13 @@ struct GeneratedSpec {
   const int64_t *gradCopies = nullptr;
   int numPrologueGradCopies = -1;
   const int64_t *prologueGradCopies = nullptr;
+  // The forward step may update some states in place (kern::Kernel::inPlaceStates: the traces):
+  // given StepArgs::inPlace (the state block, writable), it writes their next values there and
+  // every other state's into next; the executor then copies those slots, numForwardCopies pairs
+  // [offset, numel] in forwardCopies, from next into the state block. The element-major forward
+  // does (one state block per element instead of two). numForwardCopies < 0: nothing in place.
+  int numForwardCopies = -1;
+  const int64_t *forwardCopies = nullptr;
 };
 
 /// How GeneratedExecutor orders a step's work over the batch.
@@ -164,6 +171,8 @@ struct PlanInputs {
   // Per element: the largest operand and result of a batched product (stage-major order).
   int64_t productXBytes = 0, productYBytes = 0;
   bool stageMajor = false;
+  bool forwardInPlace = false; // element-major with states updated in place: one state block
+                               // per element, not two (the spare is a thread's)
   int batch = 1, steps = 1, threads = 1;
   long long memoryBudget = 0; // 0: kDefaultMemoryBudget
   int checkpointEvery = 0;    // > 0 forces outer = inner = it
@@ -183,7 +192,8 @@ struct BlockLayout {
   int64_t readoutNumel = 0; // per element and step: the inputs of batched readouts (kept)
   int64_t productXNumel = 0, productYNumel = 0; // per element: largest batched-product operands
   int64_t paramNumel = 0;
-  int64_t prologueNumel = 0; // per thread or element: the prologue's saved and record blocks
+  int64_t prologueNumel = 0;   // per thread or element: the prologue's saved and record blocks
+  bool forwardInPlace = false; // some states updated in place (GeneratedSpec::numForwardCopies)
 };
 
 /// The planner's inputs for a layout whose elements take `elementBytes` bytes (4 float, 8 double).
@@ -298,7 +308,8 @@ inline uint64_t layoutSignature() {
         uint64_t(offsetof(GeneratedSpec, backwardProducts)),
         uint64_t(offsetof(GeneratedSpec, prologueDeferred)),
         uint64_t(offsetof(GeneratedSpec, bf16States)),
-        uint64_t(offsetof(GeneratedSpec, prologueGradCopies)), uint64_t(sizeof(BatchedProduct)),
+        uint64_t(offsetof(GeneratedSpec, prologueGradCopies)),
+        uint64_t(offsetof(GeneratedSpec, forwardCopies)), uint64_t(sizeof(BatchedProduct)),
         uint64_t(sizeof(BatchedReadout)), uint64_t(sizeof(NetworkInfo)),
         uint64_t(sizeof(TensorInfo)), uint64_t(sizeof(InitSpec)), uint64_t(sizeof(StepArgs<float>)),
         uint64_t(offsetof(StepArgs<float>, gradInputs)), uint64_t(sizeof(DeferredOuter)),

@@ -28,6 +28,9 @@ template <class T> struct StepArgs {
   T *record = nullptr;                   // backward: factors of deferred outer products
   T *const *gradInputs = nullptr;        // backward: per input, dLoss/d input (written; only for
                                          // networks compiled with input gradients)
+  T *inPlace = nullptr;                  // forward: the state block (== state), when the states
+                                         // GeneratedSpec::forwardCopies leaves out are updated
+                                         // there in place; null: every next value goes to next
   int split = 0, splits = 1;             // CUDA: this block's share of the element's work
 };
 
