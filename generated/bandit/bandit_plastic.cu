@@ -65,9 +65,9 @@ template <class T> __device__ __forceinline__ void forward_i2h(const dopa::StepA
 //   %11 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 32;                 // [32]
-  const T *__restrict w = a.params + kParamW;         // [32, 32]
   const T *__restrict alpha = a.params + kParamAlpha; // [32, 32]
   const T *__restrict hebb = a.state + kStateHebb;    // [32, 32]
+  const T *__restrict w = a.params + kParamW;         // [32, 32]
   const T *__restrict h = a.state + kStateH;          // [32]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -75,11 +75,11 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
   for (int i = tid >> 5; i < 32; i += nthreads >> 5) {
     T acc11 = T(0);
     for (int j = threadIdx.x & 31; j < 32; j += 32) {
-      const T v5 = w[i * 32 + j];
       const T v6 = alpha[i * 32 + j];
       const T v7 = hebb[i * 32 + j];
 #line 15 "examples/bandit/plastic.dopa"
       const T v8 = v6 * v7;
+      const T v5 = w[i * 32 + j];
       const T v9 = v5 + v8;
       const T v10 = h[j];
       acc11 += v9 * v10;
@@ -173,23 +173,23 @@ template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepA
 // forward stage 5: fused loop nest over [32, 32]
 //   %20 clip -> next_state hebb
 template <class T> __device__ __forceinline__ void forward_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + kStateHebb; // [32, 32]
-  const T *__restrict eta = a.params + kParamEta;  // []
   T *__restrict h_next = a.next + kStateH;         // [32] hn
   const T *__restrict h = a.state + kStateH;       // [32]
+  const T *__restrict eta = a.params + kParamEta;  // []
+  const T *__restrict hebb = a.state + kStateHebb; // [32, 32]
   T *__restrict hebb_next = a.next + kStateHebb;   // [32, 32]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 32; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 32; j += 32) {
-      const T v7 = hebb[i * 32 + j];
-      const T v14 = eta[0];
       const T v13 = h_next[i];
       const T v10 = h[j];
 #line 16 "examples/bandit/plastic.dopa"
       const T v15 = v13 * v10;
+      const T v14 = eta[0];
       const T v16 = v14 * v15;
+      const T v7 = hebb[i * 32 + j];
       const T v17 = v7 + v16;
       const T v20 = v17 < T(-1.0) ? T(-1.0) : (v17 > T(1.0) ? T(1.0) : v17);
       hebb_next[i * 32 + j] = v20;
@@ -342,11 +342,11 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
 //   %51 matmul
 template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa::StepArgs<T> &a) {
   T *__restrict t45 = a.scratch + 64;                        // [32]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [32, 32] d hebb'
-  const T *__restrict hebb = a.state + kStateHebb;           // [32, 32]
-  const T *__restrict eta = a.params + kParamEta;            // []
   const T *__restrict t13_hn = a.saved + 0;                  // [32] hn
   const T *__restrict h = a.state + kStateH;                 // [32]
+  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict hebb = a.state + kStateHebb;           // [32, 32]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [32, 32] d hebb'
   T *__restrict t51 = a.scratch + 112;                       // [32]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -357,16 +357,16 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
   for (int i = tid >> 5; i < 32; i += nthreads >> 5) {
     T acc45 = T(0);
     for (int j = threadIdx.x & 31; j < 32; j += 32) {
-      const T v32 = d_hebb_next[i * 32 + j];
-      const T v7 = hebb[i * 32 + j];
-      const T v14 = eta[0];
       const T v13 = t13_hn[i];
       const T v10 = h[j];
 #line 16 "examples/bandit/plastic.dopa"
       const T v15 = v13 * v10;
+      const T v14 = eta[0];
       const T v16 = v14 * v15;
+      const T v7 = hebb[i * 32 + j];
       const T v17 = v7 + v16;
       const T v43 = T(-1.0) <= v17 && v17 <= T(1.0) ? T(1) : T(0);
+      const T v32 = d_hebb_next[i * 32 + j];
       const T v44 = v32 * v43;
 #line 10 "examples/bandit/plastic.dopa"
       acc45 += v44 * v10;
@@ -457,13 +457,13 @@ template <class T>
 __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t57 = a.scratch + 144;                       // [32]
   T *__restrict t55 = a.record + 0;                          // [32]
-  const T *__restrict w = a.params + kParamW;                // [32, 32]
   const T *__restrict alpha = a.params + kParamAlpha;        // [32, 32]
   const T *__restrict hebb = a.state + kStateHebb;           // [32, 32]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [32, 32] d hebb'
-  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict w = a.params + kParamW;                // [32, 32]
   const T *__restrict t13_hn = a.saved + 0;                  // [32] hn
   const T *__restrict h = a.state + kStateH;                 // [32]
+  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [32, 32] d hebb'
   T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [32, 32]
   T *__restrict d_alpha = a.grads + kParamAlpha;             // [32, 32]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -475,22 +475,22 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
   for (int i = tid >> 5; i < 32; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 32; j += 32) {
       const T v55 = t55[i];
-      const T v5 = w[i * 32 + j];
       const T v6 = alpha[i * 32 + j];
       const T v7 = hebb[i * 32 + j];
 #line 15 "examples/bandit/plastic.dopa"
       const T v8 = v6 * v7;
+      const T v5 = w[i * 32 + j];
       const T v9 = v5 + v8;
       atomicAdd(&t57[j], v55 * v9);
-      const T v32 = d_hebb_next[i * 32 + j];
-      const T v14 = eta[0];
       const T v13 = t13_hn[i];
       const T v10 = h[j];
 #line 16 "examples/bandit/plastic.dopa"
       const T v15 = v13 * v10;
+      const T v14 = eta[0];
       const T v16 = v14 * v15;
       const T v17 = v7 + v16;
       const T v43 = T(-1.0) <= v17 && v17 <= T(1.0) ? T(1) : T(0);
+      const T v32 = d_hebb_next[i * 32 + j];
       const T v44 = v32 * v43;
 #line 15 "examples/bandit/plastic.dopa"
       const T v56 = v55 * v10;

@@ -151,30 +151,30 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
 //   %22 clip -> next_state hebb
 template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;       // [200]
-  const T *__restrict w = a.params + kParamW;                   // [200, 200]
-  const T *__restrict alpha = a.params + kParamAlpha;           // [200, 200]
-  const T *hebb = a.state + kStateHebb;                         // [200, 200]
-  T *__restrict out_DAout = a.outputs[2];                       // [1] DA
   T *__restrict h_next = a.next + kStateH;                      // [200] hn
   const T *__restrict h = a.state + kStateH;                    // [200]
+  T *__restrict out_DAout = a.outputs[2];                       // [1] DA
+  const T *hebb = a.state + kStateHebb;                         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;           // [200, 200]
+  const T *__restrict w = a.params + kParamW;                   // [200, 200]
   T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc33 = T(0);
-    const T v16 = out_DAout[0];
     const T v11 = h_next[i];
+    const T v16 = out_DAout[0];
 #pragma omp simd reduction(+ : acc33)
     for (int j = 0; j < 192; ++j) {
-      const T v5 = w[i * 200 + j];
-      const T v6 = alpha[i * 200 + j];
-      const T v7 = hebb[i * 200 + j];
       const T v8 = h[j];
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v17 = v11 * v8;
       const T v18 = v16 * v17;
+      const T v7 = hebb[i * 200 + j];
       const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      const T v6 = alpha[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v31 = v6 * v22;
+      const T v5 = w[i * 200 + j];
       const T v32 = v5 + v31;
       const T v11_2 = h_next[j];
       acc33 += v32 * v11_2;
@@ -182,17 +182,17 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
     }
 #pragma omp simd reduction(+ : acc33)
     for (int j = 192; j < 200; ++j) {
-      const T v5 = w[i * 200 + j];
-      const T v6 = alpha[i * 200 + j];
-      const T v7 = hebb[i * 200 + j];
       const T v8 = h[j];
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v17 = v11 * v8;
       const T v18 = v16 * v17;
+      const T v7 = hebb[i * 200 + j];
       const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      const T v6 = alpha[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v31 = v6 * v22;
+      const T v5 = w[i * 200 + j];
       const T v32 = v5 + v31;
       const T v11_2 = h_next[j];
       acc33 += v32 * v11_2;
@@ -263,12 +263,12 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t41 = a.scratch + 0;                                  // [200]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
-  const T *__restrict w = a.params + kParamW;                         // [200, 200]
-  const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
-  const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
-  const T *__restrict t16_DA = a.saved + 208;                         // [1] DA
   const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
   const T *__restrict h = a.state + kStateH;                          // [200]
+  const T *__restrict t16_DA = a.saved + 208;                         // [1] DA
+  const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
+  const T *__restrict w = a.params + kParamW;                         // [200, 200]
   T *__restrict t59 = a.scratch + 624;                                // [200]
   T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [200, 200] d hebb'
   T *__restrict t65 = a.scratch + 848;                                // [200]
@@ -280,27 +280,27 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
   for (int i = 0; i < 200; ++i) {
     T acc59 = T(0);
     const T v39 = d_carried_0_next[i];
-    const T v16 = t16_DA[0];
     const T v11 = t11_hn[i];
+    const T v16 = t16_DA[0];
 #pragma omp simd reduction(+ : acc59)
     for (int j = 0; j < 192; ++j) {
-      const T v5 = w[i * 200 + j];
-      const T v6 = alpha[i * 200 + j];
-      const T v7 = hebb[i * 200 + j];
       const T v8 = h[j];
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v17 = v11 * v8;
       const T v18 = v16 * v17;
+      const T v7 = hebb[i * 200 + j];
       const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      const T v6 = alpha[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v31 = v6 * v22;
+      const T v5 = w[i * 200 + j];
       const T v32 = v5 + v31;
       t41[j] += v39 * v32;
-      const T v38 = d_hebb[i * 200 + j];
       const T v11_2 = t11_hn[j];
       const T v40 = v39 * v11_2;
       const T v45 = v40 * v6;
+      const T v38 = d_hebb[i * 200 + j];
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v46 = v38 + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
@@ -316,23 +316,23 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
 #pragma omp simd reduction(+ : acc59)
     for (int j = 192; j < 200; ++j) {
-      const T v5 = w[i * 200 + j];
-      const T v6 = alpha[i * 200 + j];
-      const T v7 = hebb[i * 200 + j];
       const T v8 = h[j];
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v17 = v11 * v8;
       const T v18 = v16 * v17;
+      const T v7 = hebb[i * 200 + j];
       const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      const T v6 = alpha[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v31 = v6 * v22;
+      const T v5 = w[i * 200 + j];
       const T v32 = v5 + v31;
       t41[j] += v39 * v32;
-      const T v38 = d_hebb[i * 200 + j];
       const T v11_2 = t11_hn[j];
       const T v40 = v39 * v11_2;
       const T v45 = v40 * v6;
+      const T v38 = d_hebb[i * 200 + j];
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v46 = v38 + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
@@ -603,20 +603,20 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 //   %1 state -> next_state hebb
 template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;       // [200]
-  const T *__restrict w = a.params + kParamW;                   // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha;           // [200, 200]
   const T *hebb = a.state + kStateHebb;                         // [200, 200]
+  const T *__restrict w = a.params + kParamW;                   // [200, 200]
   const T *__restrict h = a.state + kStateH;                    // [200]
   T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc6 = T(0);
 #pragma omp simd reduction(+ : acc6)
     for (int j = 0; j < 192; ++j) {
-      const T v2 = w[i * 200 + j];
       const T v3 = alpha[i * 200 + j];
       const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v4 = v3 * v1;
+      const T v2 = w[i * 200 + j];
       const T v5 = v2 + v4;
       const T v0 = h[j];
       acc6 += v5 * v0;
@@ -624,11 +624,11 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
 #pragma omp simd reduction(+ : acc6)
     for (int j = 192; j < 200; ++j) {
-      const T v2 = w[i * 200 + j];
       const T v3 = alpha[i * 200 + j];
       const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v4 = v3 * v1;
+      const T v2 = w[i * 200 + j];
       const T v5 = v2 + v4;
       const T v0 = h[j];
       acc6 += v5 * v0;
@@ -672,11 +672,11 @@ template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 0;                                  // [200]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
-  const T *__restrict w = a.params + kParamW;                         // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
   const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
-  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [200, 200] d hebb'
+  const T *__restrict w = a.params + kParamW;                         // [200, 200]
   const T *__restrict h = a.state + kStateH;                          // [200]
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [200, 200] d hebb'
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
   for (int e = 0; e < 200; ++e)
     t11[e] = T(0);
@@ -684,17 +684,17 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
     const T v9 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 192; ++j) {
-      const T v2 = w[i * 200 + j];
       const T v3 = alpha[i * 200 + j];
       const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v4 = v3 * v1;
+      const T v2 = w[i * 200 + j];
       const T v5 = v2 + v4;
       t11[j] += v9 * v5;
-      const T v8 = d_hebb[i * 200 + j];
       const T v0 = h[j];
       const T v10 = v9 * v0;
       const T v15 = v10 * v3;
+      const T v8 = d_hebb[i * 200 + j];
 #line 7 "examples/cue_reward/modplast.dopa"
       const T v16 = v8 + v15;
       d_hebb[i * 200 + j] = v16;
@@ -704,17 +704,17 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
     }
 #pragma omp simd
     for (int j = 192; j < 200; ++j) {
-      const T v2 = w[i * 200 + j];
       const T v3 = alpha[i * 200 + j];
       const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v4 = v3 * v1;
+      const T v2 = w[i * 200 + j];
       const T v5 = v2 + v4;
       t11[j] += v9 * v5;
-      const T v8 = d_hebb[i * 200 + j];
       const T v0 = h[j];
       const T v10 = v9 * v0;
       const T v15 = v10 * v3;
+      const T v8 = d_hebb[i * 200 + j];
 #line 7 "examples/cue_reward/modplast.dopa"
       const T v16 = v8 + v15;
       d_hebb[i * 200 + j] = v16;

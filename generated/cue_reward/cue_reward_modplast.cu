@@ -67,9 +67,9 @@ template <class T> __device__ __forceinline__ void forward_i2h(const dopa::StepA
 //   %11 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 208;                // [200]
-  const T *__restrict w = a.params + kParamW;         // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha; // [200, 200]
   const T *__restrict hebb = a.state + kStateHebb;    // [200, 200]
+  const T *__restrict w = a.params + kParamW;         // [200, 200]
   const T *__restrict h = a.state + kStateH;          // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -77,11 +77,11 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc11 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v5 = w[i * 200 + j];
       const T v6 = alpha[i * 200 + j];
       const T v7 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v8 = v6 * v7;
+      const T v5 = w[i * 200 + j];
       const T v9 = v5 + v8;
       const T v10 = h[j];
       acc11 += v9 * v10;
@@ -225,23 +225,23 @@ template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepA
 // forward stage 7: fused loop nest over [200, 200]
 //   %24 clip -> next_state hebb
 template <class T> __device__ __forceinline__ void forward_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + kStateHebb; // [200, 200]
-  T *__restrict out_DAout = a.outputs[2];          // [1] DA
   T *__restrict h_next = a.next + kStateH;         // [200] hn
   const T *__restrict h = a.state + kStateH;       // [200]
+  T *__restrict out_DAout = a.outputs[2];          // [1] DA
+  const T *__restrict hebb = a.state + kStateHebb; // [200, 200]
   T *__restrict hebb_next = a.next + kStateHebb;   // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v7 = hebb[i * 200 + j];
-      const T v18 = out_DAout[0];
       const T v13 = h_next[i];
       const T v10 = h[j];
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v19 = v13 * v10;
+      const T v18 = out_DAout[0];
       const T v20 = v18 * v19;
+      const T v7 = hebb[i * 200 + j];
       const T v21 = v7 + v20;
       const T v24 = v21 < T(-1.0) ? T(-1.0) : (v21 > T(1.0) ? T(1.0) : v21);
       hebb_next[i * 200 + j] = v24;
@@ -398,11 +398,11 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
 //   %56 matmul
 template <class T> __device__ __forceinline__ void backward_tanh_outer(const dopa::StepArgs<T> &a) {
   T *__restrict t50 = a.scratch + 416;                       // [200]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
-  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
-  const T *__restrict t18_DA = a.saved + 208;                // [1] DA
   const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
   const T *__restrict h = a.state + kStateH;                 // [200]
+  const T *__restrict t18_DA = a.saved + 208;                // [1] DA
+  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
   T *__restrict t56 = a.scratch + 640;                       // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -413,16 +413,16 @@ template <class T> __device__ __forceinline__ void backward_tanh_outer(const dop
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc50 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v37 = d_hebb_next[i * 200 + j];
-      const T v7 = hebb[i * 200 + j];
-      const T v18 = t18_DA[0];
       const T v13 = t13_hn[i];
       const T v10 = h[j];
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v19 = v13 * v10;
+      const T v18 = t18_DA[0];
       const T v20 = v18 * v19;
+      const T v7 = hebb[i * 200 + j];
       const T v21 = v7 + v20;
       const T v48 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
+      const T v37 = d_hebb_next[i * 200 + j];
       const T v49 = v37 * v48;
 #line 15 "examples/cue_reward/modplast.dopa"
       acc50 += v49 * v10;
@@ -594,13 +594,13 @@ template <class T>
 __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t69 = a.scratch + 1056;                      // [200]
   T *__restrict t67 = a.record + 0;                          // [200]
-  const T *__restrict w = a.params + kParamW;                // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha;        // [200, 200]
   const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
-  const T *__restrict t18_DA = a.saved + 208;                // [1] DA
+  const T *__restrict w = a.params + kParamW;                // [200, 200]
   const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
   const T *__restrict h = a.state + kStateH;                 // [200]
+  const T *__restrict t18_DA = a.saved + 208;                // [1] DA
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
   T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [200, 200]
   T *__restrict d_alpha = a.grads + kParamAlpha;             // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -612,22 +612,22 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v67 = t67[i];
-      const T v5 = w[i * 200 + j];
       const T v6 = alpha[i * 200 + j];
       const T v7 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v8 = v6 * v7;
+      const T v5 = w[i * 200 + j];
       const T v9 = v5 + v8;
       atomicAdd(&t69[j], v67 * v9);
-      const T v37 = d_hebb_next[i * 200 + j];
-      const T v18 = t18_DA[0];
       const T v13 = t13_hn[i];
       const T v10 = h[j];
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v19 = v13 * v10;
+      const T v18 = t18_DA[0];
       const T v20 = v18 * v19;
       const T v21 = v7 + v20;
       const T v48 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
+      const T v37 = d_hebb_next[i * 200 + j];
       const T v49 = v37 * v48;
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v68 = v67 * v10;

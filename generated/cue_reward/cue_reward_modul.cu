@@ -68,9 +68,9 @@ template <class T> __device__ __forceinline__ void forward_i2h(const dopa::StepA
 //   %11 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 208;                // [200]
-  const T *__restrict w = a.params + kParamW;         // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha; // [200, 200]
   const T *__restrict pw = a.state + kStatePw;        // [200, 200]
+  const T *__restrict w = a.params + kParamW;         // [200, 200]
   const T *__restrict h = a.state + kStateH;          // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -78,11 +78,11 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc11 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v5 = w[i * 200 + j];
       const T v6 = alpha[i * 200 + j];
       const T v7 = pw[i * 200 + j];
 #line 17 "examples/cue_reward/modul.dopa"
       const T v8 = v6 * v7;
+      const T v5 = w[i * 200 + j];
       const T v9 = v5 + v8;
       const T v10 = h[j];
       acc11 += v9 * v10;
@@ -247,35 +247,35 @@ template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepA
 //   %24 clip -> next_state pw
 //   %30 add -> next_state et
 template <class T> __device__ __forceinline__ void forward_pw_et(const dopa::StepArgs<T> &a) {
-  const T *__restrict pw = a.state + kStatePw;        // [200, 200]
   T *__restrict out_DAout = a.outputs[2];             // [1] DA
   const T *__restrict et = a.state + kStateEt;        // [200, 200]
+  const T *__restrict pw = a.state + kStatePw;        // [200, 200]
   T *__restrict pw_next = a.next + kStatePw;          // [200, 200]
   T *__restrict t26 = a.saved + 224;                  // []
-  const T *__restrict etaet = a.params + kParamEtaet; // []
   T *__restrict h_next = a.next + kStateH;            // [200] hn
   const T *__restrict h = a.state + kStateH;          // [200]
+  const T *__restrict etaet = a.params + kParamEtaet; // []
   T *__restrict et_next = a.next + kStateEt;          // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v7 = pw[i * 200 + j];
       const T v18 = out_DAout[0];
       const T v19 = et[i * 200 + j];
 #line 19 "examples/cue_reward/modul.dopa"
       const T v20 = v18 * v19;
+      const T v7 = pw[i * 200 + j];
       const T v21 = v7 + v20;
       const T v24 = v21 < T(-1.0) ? T(-1.0) : (v21 > T(1.0) ? T(1.0) : v21);
       pw_next[i * 200 + j] = v24;
       const T v26 = t26[0];
 #line 20 "examples/cue_reward/modul.dopa"
       const T v27 = v26 * v19;
-      const T v25 = etaet[0];
       const T v13 = h_next[i];
       const T v10 = h[j];
       const T v28 = v13 * v10;
+      const T v25 = etaet[0];
       const T v29 = v25 * v28;
       const T v30 = v27 + v29;
       et_next[i * 200 + j] = v30;
@@ -445,9 +445,9 @@ template <class T> __device__ __forceinline__ void backward_d_et(const dopa::Ste
   const T *__restrict t13_hn = a.saved + 0;              // [200] hn
   const T *__restrict et = a.state + kStateEt;           // [200, 200]
   T *__restrict t62 = a.scratch + 848;                   // []
-  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [200, 200] d pw'
-  const T *__restrict pw = a.state + kStatePw;           // [200, 200]
   const T *__restrict t18_DA = a.saved + 208;            // [1] DA
+  const T *__restrict pw = a.state + kStatePw;           // [200, 200]
+  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [200, 200] d pw'
   T *__restrict t71 = a.scratch + 864;                   // [1]
   const T *__restrict t26 = a.saved + 224;               // []
   T *__restrict d_et = a.gradPrev + kStateEt;            // [200, 200]
@@ -476,13 +476,13 @@ template <class T> __device__ __forceinline__ void backward_d_et(const dopa::Ste
       const T v19 = et[i * 200 + j];
       const T v61 = v44 * v19;
       acc62 += v61;
-      const T v43 = d_pw_next[i * 200 + j];
-      const T v7 = pw[i * 200 + j];
       const T v18 = t18_DA[0];
 #line 19 "examples/cue_reward/modul.dopa"
       const T v20 = v18 * v19;
+      const T v7 = pw[i * 200 + j];
       const T v21 = v7 + v20;
       const T v68 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
+      const T v43 = d_pw_next[i * 200 + j];
       const T v69 = v43 * v68;
       const T v70 = v69 * v19;
 #line 18 "examples/cue_reward/modul.dopa"
@@ -665,12 +665,12 @@ template <class T>
 __device__ __forceinline__ void backward_d_pw_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t86 = a.scratch + 1088;                  // [200]
   T *__restrict t84 = a.record + 0;                      // [200]
-  const T *__restrict w = a.params + kParamW;            // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha;    // [200, 200]
   const T *__restrict pw = a.state + kStatePw;           // [200, 200]
-  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [200, 200] d pw'
+  const T *__restrict w = a.params + kParamW;            // [200, 200]
   const T *__restrict t18_DA = a.saved + 208;            // [1] DA
   const T *__restrict et = a.state + kStateEt;           // [200, 200]
+  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [200, 200] d pw'
   const T *__restrict h = a.state + kStateH;             // [200]
   T *__restrict d_pw = a.gradPrev + kStatePw;            // [200, 200]
   T *__restrict d_alpha = a.grads + kParamAlpha;         // [200, 200]
@@ -683,20 +683,20 @@ __device__ __forceinline__ void backward_d_pw_grad_alpha(const dopa::StepArgs<T>
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v84 = t84[i];
-      const T v5 = w[i * 200 + j];
       const T v6 = alpha[i * 200 + j];
       const T v7 = pw[i * 200 + j];
 #line 17 "examples/cue_reward/modul.dopa"
       const T v8 = v6 * v7;
+      const T v5 = w[i * 200 + j];
       const T v9 = v5 + v8;
       atomicAdd(&t86[j], v84 * v9);
-      const T v43 = d_pw_next[i * 200 + j];
       const T v18 = t18_DA[0];
       const T v19 = et[i * 200 + j];
 #line 19 "examples/cue_reward/modul.dopa"
       const T v20 = v18 * v19;
       const T v21 = v7 + v20;
       const T v68 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
+      const T v43 = d_pw_next[i * 200 + j];
       const T v69 = v43 * v68;
       const T v10 = h[j];
 #line 17 "examples/cue_reward/modul.dopa"
@@ -761,17 +761,17 @@ template <class T> __device__ __forceinline__ void backward_record_x(const dopa:
 // backward stage 10: fused loop nest over []
 //   %65 add += grad etaet
 template <class T> __device__ __forceinline__ void backward_grad_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t55 = a.scratch + 624;           // []
   T *__restrict t62 = a.scratch + 848;           // []
+  T *__restrict t55 = a.scratch + 624;           // []
   T *__restrict d_etaet = a.grads + kParamEtaet; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
-    const T v55 = t55[0];
     const T v62 = t62[0];
 #line 20 "examples/cue_reward/modul.dopa"
     const T v64 = -v62;
+    const T v55 = t55[0];
 #line 11 "examples/cue_reward/modul.dopa"
     const T v65 = v55 + v64;
     atomicAdd(&d_etaet[0], v65);

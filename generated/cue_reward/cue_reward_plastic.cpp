@@ -117,30 +117,30 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
 //   %18 clip -> next_state hebb
 template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;       // [200]
-  const T *__restrict w = a.params + kParamW;                   // [200, 200]
-  const T *__restrict alpha = a.params + kParamAlpha;           // [200, 200]
-  const T *hebb = a.state + kStateHebb;                         // [200, 200]
-  const T *__restrict eta = a.params + kParamEta;               // []
   T *__restrict h_next = a.next + kStateH;                      // [200] hn
   const T *__restrict h = a.state + kStateH;                    // [200]
+  const T *__restrict eta = a.params + kParamEta;               // []
+  const T *hebb = a.state + kStateHebb;                         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;           // [200, 200]
+  const T *__restrict w = a.params + kParamW;                   // [200, 200]
   T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc29 = T(0);
-    const T v12 = eta[0];
     const T v11 = h_next[i];
+    const T v12 = eta[0];
 #pragma omp simd reduction(+ : acc29)
     for (int j = 0; j < 192; ++j) {
-      const T v5 = w[i * 200 + j];
-      const T v6 = alpha[i * 200 + j];
-      const T v7 = hebb[i * 200 + j];
       const T v8 = h[j];
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v13 = v11 * v8;
       const T v14 = v12 * v13;
+      const T v7 = hebb[i * 200 + j];
       const T v15 = v7 + v14;
       const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+      const T v6 = alpha[i * 200 + j];
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v27 = v6 * v18;
+      const T v5 = w[i * 200 + j];
       const T v28 = v5 + v27;
       const T v11_2 = h_next[j];
       acc29 += v28 * v11_2;
@@ -148,17 +148,17 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
     }
 #pragma omp simd reduction(+ : acc29)
     for (int j = 192; j < 200; ++j) {
-      const T v5 = w[i * 200 + j];
-      const T v6 = alpha[i * 200 + j];
-      const T v7 = hebb[i * 200 + j];
       const T v8 = h[j];
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v13 = v11 * v8;
       const T v14 = v12 * v13;
+      const T v7 = hebb[i * 200 + j];
       const T v15 = v7 + v14;
       const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+      const T v6 = alpha[i * 200 + j];
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v27 = v6 * v18;
+      const T v5 = w[i * 200 + j];
       const T v28 = v5 + v27;
       const T v11_2 = h_next[j];
       acc29 += v28 * v11_2;
@@ -227,12 +227,12 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t36 = a.scratch + 0;                                  // [200]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
-  const T *__restrict w = a.params + kParamW;                         // [200, 200]
-  const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
-  const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
-  const T *__restrict eta = a.params + kParamEta;                     // []
   const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
   const T *__restrict h = a.state + kStateH;                          // [200]
+  const T *__restrict eta = a.params + kParamEta;                     // []
+  const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
+  const T *__restrict w = a.params + kParamW;                         // [200, 200]
   T *__restrict t54 = a.scratch + 624;                                // [200]
   T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [200, 200] d hebb'
   T *__restrict t60 = a.scratch + 848;                                // [200]
@@ -244,27 +244,27 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
   for (int i = 0; i < 200; ++i) {
     T acc54 = T(0);
     const T v34 = d_carried_0_next[i];
-    const T v12 = eta[0];
     const T v11 = t11_hn[i];
+    const T v12 = eta[0];
 #pragma omp simd reduction(+ : acc54)
     for (int j = 0; j < 192; ++j) {
-      const T v5 = w[i * 200 + j];
-      const T v6 = alpha[i * 200 + j];
-      const T v7 = hebb[i * 200 + j];
       const T v8 = h[j];
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v13 = v11 * v8;
       const T v14 = v12 * v13;
+      const T v7 = hebb[i * 200 + j];
       const T v15 = v7 + v14;
       const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+      const T v6 = alpha[i * 200 + j];
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v27 = v6 * v18;
+      const T v5 = w[i * 200 + j];
       const T v28 = v5 + v27;
       t36[j] += v34 * v28;
-      const T v33 = d_hebb[i * 200 + j];
       const T v11_2 = t11_hn[j];
       const T v35 = v34 * v11_2;
       const T v40 = v35 * v6;
+      const T v33 = d_hebb[i * 200 + j];
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v41 = v33 + v40;
       const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
@@ -280,23 +280,23 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
 #pragma omp simd reduction(+ : acc54)
     for (int j = 192; j < 200; ++j) {
-      const T v5 = w[i * 200 + j];
-      const T v6 = alpha[i * 200 + j];
-      const T v7 = hebb[i * 200 + j];
       const T v8 = h[j];
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v13 = v11 * v8;
       const T v14 = v12 * v13;
+      const T v7 = hebb[i * 200 + j];
       const T v15 = v7 + v14;
       const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+      const T v6 = alpha[i * 200 + j];
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v27 = v6 * v18;
+      const T v5 = w[i * 200 + j];
       const T v28 = v5 + v27;
       t36[j] += v34 * v28;
-      const T v33 = d_hebb[i * 200 + j];
       const T v11_2 = t11_hn[j];
       const T v35 = v34 * v11_2;
       const T v40 = v35 * v6;
+      const T v33 = d_hebb[i * 200 + j];
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v41 = v33 + v40;
       const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
@@ -520,20 +520,20 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 //   %1 state -> next_state hebb
 template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;       // [200]
-  const T *__restrict w = a.params + kParamW;                   // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha;           // [200, 200]
   const T *hebb = a.state + kStateHebb;                         // [200, 200]
+  const T *__restrict w = a.params + kParamW;                   // [200, 200]
   const T *__restrict h = a.state + kStateH;                    // [200]
   T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc6 = T(0);
 #pragma omp simd reduction(+ : acc6)
     for (int j = 0; j < 192; ++j) {
-      const T v2 = w[i * 200 + j];
       const T v3 = alpha[i * 200 + j];
       const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v4 = v3 * v1;
+      const T v2 = w[i * 200 + j];
       const T v5 = v2 + v4;
       const T v0 = h[j];
       acc6 += v5 * v0;
@@ -541,11 +541,11 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
 #pragma omp simd reduction(+ : acc6)
     for (int j = 192; j < 200; ++j) {
-      const T v2 = w[i * 200 + j];
       const T v3 = alpha[i * 200 + j];
       const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v4 = v3 * v1;
+      const T v2 = w[i * 200 + j];
       const T v5 = v2 + v4;
       const T v0 = h[j];
       acc6 += v5 * v0;
@@ -589,11 +589,11 @@ template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 0;                                  // [200]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
-  const T *__restrict w = a.params + kParamW;                         // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
   const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
-  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [200, 200] d hebb'
+  const T *__restrict w = a.params + kParamW;                         // [200, 200]
   const T *__restrict h = a.state + kStateH;                          // [200]
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [200, 200] d hebb'
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
   for (int e = 0; e < 200; ++e)
     t11[e] = T(0);
@@ -601,17 +601,17 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
     const T v9 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 192; ++j) {
-      const T v2 = w[i * 200 + j];
       const T v3 = alpha[i * 200 + j];
       const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v4 = v3 * v1;
+      const T v2 = w[i * 200 + j];
       const T v5 = v2 + v4;
       t11[j] += v9 * v5;
-      const T v8 = d_hebb[i * 200 + j];
       const T v0 = h[j];
       const T v10 = v9 * v0;
       const T v15 = v10 * v3;
+      const T v8 = d_hebb[i * 200 + j];
 #line 7 "examples/cue_reward/plastic.dopa"
       const T v16 = v8 + v15;
       d_hebb[i * 200 + j] = v16;
@@ -621,17 +621,17 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
     }
 #pragma omp simd
     for (int j = 192; j < 200; ++j) {
-      const T v2 = w[i * 200 + j];
       const T v3 = alpha[i * 200 + j];
       const T v1 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v4 = v3 * v1;
+      const T v2 = w[i * 200 + j];
       const T v5 = v2 + v4;
       t11[j] += v9 * v5;
-      const T v8 = d_hebb[i * 200 + j];
       const T v0 = h[j];
       const T v10 = v9 * v0;
       const T v15 = v10 * v3;
+      const T v8 = d_hebb[i * 200 + j];
 #line 7 "examples/cue_reward/plastic.dopa"
       const T v16 = v8 + v15;
       d_hebb[i * 200 + j] = v16;

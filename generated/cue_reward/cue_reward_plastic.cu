@@ -66,9 +66,9 @@ template <class T> __device__ __forceinline__ void forward_i2h(const dopa::StepA
 //   %11 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 208;                // [200]
-  const T *__restrict w = a.params + kParamW;         // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha; // [200, 200]
   const T *__restrict hebb = a.state + kStateHebb;    // [200, 200]
+  const T *__restrict w = a.params + kParamW;         // [200, 200]
   const T *__restrict h = a.state + kStateH;          // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -76,11 +76,11 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc11 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v5 = w[i * 200 + j];
       const T v6 = alpha[i * 200 + j];
       const T v7 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v8 = v6 * v7;
+      const T v5 = w[i * 200 + j];
       const T v9 = v5 + v8;
       const T v10 = h[j];
       acc11 += v9 * v10;
@@ -174,23 +174,23 @@ template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepA
 // forward stage 5: fused loop nest over [200, 200]
 //   %20 clip -> next_state hebb
 template <class T> __device__ __forceinline__ void forward_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + kStateHebb; // [200, 200]
-  const T *__restrict eta = a.params + kParamEta;  // []
   T *__restrict h_next = a.next + kStateH;         // [200] hn
   const T *__restrict h = a.state + kStateH;       // [200]
+  const T *__restrict eta = a.params + kParamEta;  // []
+  const T *__restrict hebb = a.state + kStateHebb; // [200, 200]
   T *__restrict hebb_next = a.next + kStateHebb;   // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v7 = hebb[i * 200 + j];
-      const T v14 = eta[0];
       const T v13 = h_next[i];
       const T v10 = h[j];
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v15 = v13 * v10;
+      const T v14 = eta[0];
       const T v16 = v14 * v15;
+      const T v7 = hebb[i * 200 + j];
       const T v17 = v7 + v16;
       const T v20 = v17 < T(-1.0) ? T(-1.0) : (v17 > T(1.0) ? T(1.0) : v17);
       hebb_next[i * 200 + j] = v20;
@@ -343,11 +343,11 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
 //   %51 matmul
 template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa::StepArgs<T> &a) {
   T *__restrict t45 = a.scratch + 416;                       // [200]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
-  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
-  const T *__restrict eta = a.params + kParamEta;            // []
   const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
   const T *__restrict h = a.state + kStateH;                 // [200]
+  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
   T *__restrict t51 = a.scratch + 640;                       // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -358,16 +358,16 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc45 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v32 = d_hebb_next[i * 200 + j];
-      const T v7 = hebb[i * 200 + j];
-      const T v14 = eta[0];
       const T v13 = t13_hn[i];
       const T v10 = h[j];
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v15 = v13 * v10;
+      const T v14 = eta[0];
       const T v16 = v14 * v15;
+      const T v7 = hebb[i * 200 + j];
       const T v17 = v7 + v16;
       const T v43 = T(-1.0) <= v17 && v17 <= T(1.0) ? T(1) : T(0);
+      const T v32 = d_hebb_next[i * 200 + j];
       const T v44 = v32 * v43;
 #line 9 "examples/cue_reward/plastic.dopa"
       acc45 += v44 * v10;
@@ -458,13 +458,13 @@ template <class T>
 __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t57 = a.scratch + 848;                       // [200]
   T *__restrict t55 = a.record + 0;                          // [200]
-  const T *__restrict w = a.params + kParamW;                // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha;        // [200, 200]
   const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
-  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict w = a.params + kParamW;                // [200, 200]
   const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
   const T *__restrict h = a.state + kStateH;                 // [200]
+  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
   T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [200, 200]
   T *__restrict d_alpha = a.grads + kParamAlpha;             // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -476,22 +476,22 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v55 = t55[i];
-      const T v5 = w[i * 200 + j];
       const T v6 = alpha[i * 200 + j];
       const T v7 = hebb[i * 200 + j];
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v8 = v6 * v7;
+      const T v5 = w[i * 200 + j];
       const T v9 = v5 + v8;
       atomicAdd(&t57[j], v55 * v9);
-      const T v32 = d_hebb_next[i * 200 + j];
-      const T v14 = eta[0];
       const T v13 = t13_hn[i];
       const T v10 = h[j];
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v15 = v13 * v10;
+      const T v14 = eta[0];
       const T v16 = v14 * v15;
       const T v17 = v7 + v16;
       const T v43 = T(-1.0) <= v17 && v17 <= T(1.0) ? T(1) : T(0);
+      const T v32 = d_hebb_next[i * 200 + j];
       const T v44 = v32 * v43;
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v56 = v55 * v10;

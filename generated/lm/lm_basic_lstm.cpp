@@ -604,7 +604,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 //   %116 mul += grad l2.h2c.bias
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [206] d l2.c'
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [206] d logits
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [206] d l2.h'
   const T *__restrict t72 = a.saved + 2912;                     // [206]
@@ -624,6 +623,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [206]
   const T *__restrict t86 = a.saved + 3536;                     // [206]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [206]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [206] d l2.c'
   T *__restrict t116 = a.record + 2288;                         // [206]
   T *__restrict t126 = a.record + 2080;                         // [206]
   T *__restrict t137 = a.record + 1872;                         // [206]
@@ -647,7 +647,6 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_h2c_bias = a.grads + kParamL2H2cBias;      // [206]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
-    const T v102 = d_l2_c_next[j];
     const T v97 = d_readout_in_logits[j];
     const T v100 = d_l2_h_next[j];
 #line 49 "examples/lm/basic_lstm.dopa"
@@ -701,6 +700,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v106 = v95 * v95;
     const T v107 = T(1.0) - v106;
     const T v108 = v104 * v107;
+    const T v102 = d_l2_c_next[j];
 #line 48 "examples/lm/basic_lstm.dopa"
     const T v109 = v102 + v108;
     const T v111 = v109 * v70;
@@ -756,7 +756,6 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   }
 #pragma omp simd
   for (int j = 192; j < 206; ++j) {
-    const T v102 = d_l2_c_next[j];
     const T v97 = d_readout_in_logits[j];
     const T v100 = d_l2_h_next[j];
 #line 49 "examples/lm/basic_lstm.dopa"
@@ -810,6 +809,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v106 = v95 * v95;
     const T v107 = T(1.0) - v106;
     const T v108 = v104 * v107;
+    const T v102 = d_l2_c_next[j];
 #line 48 "examples/lm/basic_lstm.dopa"
     const T v109 = v102 + v108;
     const T v111 = v109 * v70;
@@ -1002,7 +1002,6 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 //   %169 mul += grad l1.h2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [206] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [206] d l1.h'
   T *__restrict t122 = a.scratch + 208;                         // [206]
   T *__restrict t133 = a.scratch + 624;                         // [206]
@@ -1025,6 +1024,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [206]
   const T *__restrict t39 = a.saved + 1664;                     // [206]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [206]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [206] d l1.c'
   T *__restrict t169 = a.record + 1040;                         // [206]
   T *__restrict t178 = a.record + 832;                          // [206]
   T *__restrict t189 = a.record + 624;                          // [206]
@@ -1045,7 +1045,6 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [206]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
-    const T v99 = d_l1_c_next[j];
     const T v98 = d_l1_h_next[j];
     const T v122 = t122[j];
 #line 49 "examples/lm/basic_lstm.dopa"
@@ -1105,6 +1104,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v159 = v48 * v48;
     const T v160 = T(1.0) - v159;
     const T v161 = v158 * v160;
+    const T v99 = d_l1_c_next[j];
 #line 48 "examples/lm/basic_lstm.dopa"
     const T v162 = v99 + v161;
     const T v164 = v162 * v23;
@@ -1161,7 +1161,6 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   }
 #pragma omp simd
   for (int j = 192; j < 206; ++j) {
-    const T v99 = d_l1_c_next[j];
     const T v98 = d_l1_h_next[j];
     const T v122 = t122[j];
 #line 49 "examples/lm/basic_lstm.dopa"
@@ -1221,6 +1220,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v159 = v48 * v48;
     const T v160 = T(1.0) - v159;
     const T v161 = v158 * v160;
+    const T v99 = d_l1_c_next[j];
 #line 48 "examples/lm/basic_lstm.dopa"
     const T v162 = v99 + v161;
     const T v164 = v162 * v23;

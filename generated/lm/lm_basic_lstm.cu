@@ -804,7 +804,6 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [206] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [206] d l2.h'
   T *__restrict t108 = a.scratch + 0;                           // [206]
   const T *__restrict t72 = a.saved + 2912;                     // [206]
@@ -824,6 +823,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [206]
   const T *__restrict t86 = a.saved + 3536;                     // [206]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [206]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [206] d l2.c'
   T *__restrict t123 = a.record + 2288;                         // [206]
   T *__restrict t133 = a.record + 2080;                         // [206]
   T *__restrict t144 = a.record + 1872;                         // [206]
@@ -852,7 +852,6 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
-      const T v105 = d_l2_c_next[j];
       const T v104 = d_l2_h_next[j];
       const T v108 = t108[j];
 #line 49 "examples/lm/basic_lstm.dopa"
@@ -906,6 +905,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v113 = v95 * v95;
       const T v114 = T(1.0) - v113;
       const T v115 = v111 * v114;
+      const T v105 = d_l2_c_next[j];
 #line 48 "examples/lm/basic_lstm.dopa"
       const T v116 = v105 + v115;
       const T v118 = v116 * v70;
@@ -1158,7 +1158,6 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [206] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [206] d l1.h'
   T *__restrict t129 = a.scratch + 416;                         // [206]
   T *__restrict t140 = a.scratch + 832;                         // [206]
@@ -1181,6 +1180,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [206]
   const T *__restrict t39 = a.saved + 1664;                     // [206]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [206]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [206] d l1.c'
   T *__restrict t176 = a.record + 1040;                         // [206]
   T *__restrict t185 = a.record + 832;                          // [206]
   T *__restrict t196 = a.record + 624;                          // [206]
@@ -1204,7 +1204,6 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
-      const T v103 = d_l1_c_next[j];
       const T v102 = d_l1_h_next[j];
       const T v129 = t129[j];
 #line 49 "examples/lm/basic_lstm.dopa"
@@ -1264,6 +1263,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v166 = v48 * v48;
       const T v167 = T(1.0) - v166;
       const T v168 = v165 * v167;
+      const T v103 = d_l1_c_next[j];
 #line 48 "examples/lm/basic_lstm.dopa"
       const T v169 = v103 + v168;
       const T v171 = v169 * v23;

@@ -613,22 +613,22 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
 template <class T>
 static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;            // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [200, 200]
-  const T *l1_hebb = a.state + kStateL1Hebb;                         // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout;   // [200, 200]
   T *__restrict t54_l1_M = a.saved + 1872;                           // [1] l1.M
   T *__restrict t43_l1_g = a.saved + 1456;                           // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                    // [200]
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                      // [200] l1.hn
   T *__restrict carried_1_next = a.next + kStateCarried1;            // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [200, 200]
-  const T *l2_hebb = a.state + kStateL2Hebb;                         // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout;   // [200, 200]
   T *__restrict t114_l2_M = a.saved + 3552;                          // [1] l2.M
   T *__restrict t103_l2_g = a.saved + 3136;                          // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                    // [200]
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
   T *__restrict l2_h_next = a.next + kStateL2H;                      // [200] l2.hn
   T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [200, 200]
   T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [200, 200]
@@ -641,35 +641,35 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     const T v103 = t103_l2_g[i];
 #pragma omp simd reduction(+ : acc123, acc126)
     for (int j = 0; j < 192; ++j) {
-      const T v38 = l1_w[i * 200 + j];
-      const T v39 = l1_alpha[i * 200 + j];
-      const T v40 = l1_hebb[i * 200 + j];
       const T v55 = l1_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v56 = v55 * v54;
       const T v7 = l1_h[j];
       const T v57 = v43 * v7;
       const T v58 = v56 * v57;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v59 = v40 + v58;
       const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
+      const T v39 = l1_alpha[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v121 = v39 * v62;
+      const T v38 = l1_w[i * 200 + j];
       const T v122 = v38 + v121;
       const T v49 = l1_h_next[j];
       acc123 += v122 * v49;
-      const T v98 = l2_w[i * 200 + j];
-      const T v99 = l2_alpha[i * 200 + j];
-      const T v100 = l2_hebb[i * 200 + j];
       const T v115 = l2_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v116 = v115 * v114;
       const T v67 = l2_h[j];
       const T v117 = v103 * v67;
       const T v118 = v116 * v117;
+      const T v100 = l2_hebb[i * 200 + j];
       const T v119 = v100 + v118;
       const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
+      const T v99 = l2_alpha[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v124 = v99 * v120;
+      const T v98 = l2_w[i * 200 + j];
       const T v125 = v98 + v124;
       const T v109 = l2_h_next[j];
       acc126 += v125 * v109;
@@ -678,35 +678,35 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     }
 #pragma omp simd reduction(+ : acc123, acc126)
     for (int j = 192; j < 200; ++j) {
-      const T v38 = l1_w[i * 200 + j];
-      const T v39 = l1_alpha[i * 200 + j];
-      const T v40 = l1_hebb[i * 200 + j];
       const T v55 = l1_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v56 = v55 * v54;
       const T v7 = l1_h[j];
       const T v57 = v43 * v7;
       const T v58 = v56 * v57;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v59 = v40 + v58;
       const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
+      const T v39 = l1_alpha[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v121 = v39 * v62;
+      const T v38 = l1_w[i * 200 + j];
       const T v122 = v38 + v121;
       const T v49 = l1_h_next[j];
       acc123 += v122 * v49;
-      const T v98 = l2_w[i * 200 + j];
-      const T v99 = l2_alpha[i * 200 + j];
-      const T v100 = l2_hebb[i * 200 + j];
       const T v115 = l2_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v116 = v115 * v114;
       const T v67 = l2_h[j];
       const T v117 = v103 * v67;
       const T v118 = v116 * v117;
+      const T v100 = l2_hebb[i * 200 + j];
       const T v119 = v100 + v118;
       const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
+      const T v99 = l2_alpha[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v124 = v99 * v120;
+      const T v98 = l2_w[i * 200 + j];
       const T v125 = v98 + v124;
       const T v109 = l2_h_next[j];
       acc126 += v125 * v109;
@@ -768,30 +768,30 @@ template <class T>
 static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::StepArgs<T> &a) {
   T *__restrict t138 = a.scratch + 0;                                 // [200]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout;    // [200, 200]
   const T *__restrict t114_l2_M = a.saved + 3552;                     // [1] l2.M
   const T *__restrict t103_l2_g = a.saved + 3136;                     // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
   T *__restrict t145 = a.scratch + 208;                               // [200]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout;    // [200, 200]
   const T *__restrict t54_l1_M = a.saved + 1872;                      // [1] l1.M
   const T *__restrict t43_l1_g = a.saved + 1456;                      // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   T *__restrict t157 = a.scratch + 416;                               // [200]
-  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
   const T *__restrict t109_l2_hn = a.saved + 3344;                    // [200] l2.hn
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
   T *__restrict t158 = a.scratch + 624;                               // [200]
   T *__restrict t162 = a.scratch + 832;                               // [1]
   T *__restrict t226 = a.scratch + 2512;                              // [200]
-  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
   const T *__restrict t49_l1_hn = a.saved + 1664;                     // [200] l1.hn
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
   T *__restrict t227 = a.scratch + 2720;                              // [200]
   T *__restrict t231 = a.scratch + 2928;                              // [1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
@@ -821,40 +821,40 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
     const T v43 = t43_l1_g[i];
 #pragma omp simd reduction(+ : acc157, acc162, acc226, acc231)
     for (int j = 0; j < 192; ++j) {
-      const T v98 = l2_w[i * 200 + j];
-      const T v99 = l2_alpha[i * 200 + j];
-      const T v100 = l2_hebb[i * 200 + j];
       const T v115 = l2_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v116 = v115 * v114;
       const T v67 = l2_h[j];
       const T v117 = v103 * v67;
       const T v118 = v116 * v117;
+      const T v100 = l2_hebb[i * 200 + j];
       const T v119 = v100 + v118;
       const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
+      const T v99 = l2_alpha[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v124 = v99 * v120;
+      const T v98 = l2_w[i * 200 + j];
       const T v125 = v98 + v124;
       t138[j] += v136 * v125;
-      const T v38 = l1_w[i * 200 + j];
-      const T v39 = l1_alpha[i * 200 + j];
-      const T v40 = l1_hebb[i * 200 + j];
       const T v55 = l1_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v56 = v55 * v54;
       const T v7 = l1_h[j];
       const T v57 = v43 * v7;
       const T v58 = v56 * v57;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v59 = v40 + v58;
       const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
+      const T v39 = l1_alpha[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v121 = v39 * v62;
+      const T v38 = l1_w[i * 200 + j];
       const T v122 = v38 + v121;
       t145[j] += v135 * v122;
-      const T v134 = d_l2_hebb[i * 200 + j];
       const T v109 = t109_l2_hn[j];
       const T v137 = v136 * v109;
       const T v142 = v137 * v99;
+      const T v134 = d_l2_hebb[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v143 = v134 + v142;
       const T v153 = T(-2.0) <= v119 && v119 <= T(2.0) ? T(1) : T(0);
@@ -866,11 +866,11 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
       const T v161 = v155 * v115;
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc162 += v161;
-      const T v130 = d_l1_hebb[i * 200 + j];
       const T v49 = t49_l1_hn[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v144 = v135 * v49;
       const T v149 = v144 * v39;
+      const T v130 = d_l1_hebb[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v150 = v130 + v149;
       const T v222 = T(-2.0) <= v59 && v59 <= T(2.0) ? T(1) : T(0);
@@ -899,40 +899,40 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
     }
 #pragma omp simd reduction(+ : acc157, acc162, acc226, acc231)
     for (int j = 192; j < 200; ++j) {
-      const T v98 = l2_w[i * 200 + j];
-      const T v99 = l2_alpha[i * 200 + j];
-      const T v100 = l2_hebb[i * 200 + j];
       const T v115 = l2_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v116 = v115 * v114;
       const T v67 = l2_h[j];
       const T v117 = v103 * v67;
       const T v118 = v116 * v117;
+      const T v100 = l2_hebb[i * 200 + j];
       const T v119 = v100 + v118;
       const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
+      const T v99 = l2_alpha[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v124 = v99 * v120;
+      const T v98 = l2_w[i * 200 + j];
       const T v125 = v98 + v124;
       t138[j] += v136 * v125;
-      const T v38 = l1_w[i * 200 + j];
-      const T v39 = l1_alpha[i * 200 + j];
-      const T v40 = l1_hebb[i * 200 + j];
       const T v55 = l1_modfanout[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v56 = v55 * v54;
       const T v7 = l1_h[j];
       const T v57 = v43 * v7;
       const T v58 = v56 * v57;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v59 = v40 + v58;
       const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
+      const T v39 = l1_alpha[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v121 = v39 * v62;
+      const T v38 = l1_w[i * 200 + j];
       const T v122 = v38 + v121;
       t145[j] += v135 * v122;
-      const T v134 = d_l2_hebb[i * 200 + j];
       const T v109 = t109_l2_hn[j];
       const T v137 = v136 * v109;
       const T v142 = v137 * v99;
+      const T v134 = d_l2_hebb[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v143 = v134 + v142;
       const T v153 = T(-2.0) <= v119 && v119 <= T(2.0) ? T(1) : T(0);
@@ -944,11 +944,11 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
       const T v161 = v155 * v115;
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc162 += v161;
-      const T v130 = d_l1_hebb[i * 200 + j];
       const T v49 = t49_l1_hn[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v144 = v135 * v49;
       const T v149 = v144 * v39;
+      const T v130 = d_l1_hebb[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v150 = v130 + v149;
       const T v222 = T(-2.0) <= v59 && v59 <= T(2.0) ? T(1) : T(0);
@@ -992,18 +992,18 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
 //   %166 mul += grad l2.h2mod.bias
 template <class T>
 static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t162 = a.scratch + 832;                        // [1]
   const T *__restrict t114_l2_M = a.saved + 3552;              // [1] l2.M
+  T *__restrict t162 = a.scratch + 832;                        // [1]
   T *__restrict t166 = a.record + 3136;                        // [1]
-  T *__restrict t231 = a.scratch + 2928;                       // [1]
   const T *__restrict t54_l1_M = a.saved + 1872;               // [1] l1.M
+  T *__restrict t231 = a.scratch + 2928;                       // [1]
   T *__restrict t234 = a.record + 1664;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
-  const T v162 = t162[0];
   const T v114 = t114_l2_M[0];
-  const T v231 = t231[0];
+  const T v162 = t162[0];
   const T v54 = t54_l1_M[0];
+  const T v231 = t231[0];
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   const T v164 = v114 * v114;
   const T v165 = T(1.0) - v164;
@@ -1063,8 +1063,6 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 //   %109 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t157 = a.scratch + 416;                               // [200]
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];         // [200] d logits
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [200] d l2.h'
   T *__restrict t138 = a.scratch + 0;                                 // [200]
@@ -1082,6 +1080,8 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict t79 = a.saved + 2512;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;       // [200]
   const T *__restrict t103_l2_g = a.saved + 3136;                     // [200] l2.g
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
+  T *__restrict t157 = a.scratch + 416;                               // [200]
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;            // [200]
   T *__restrict t191 = a.record + 2304;                               // [200]
   T *__restrict t202 = a.record + 2096;                               // [200]
@@ -1111,8 +1111,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict record15 = a.record + 2928;                           // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
-    const T v157 = t157[j];
-    const T v133 = d_l2_c_next[j];
     const T v127 = d_readout_in_logits[j];
     const T v131 = d_l2_h_next[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
@@ -1160,9 +1158,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v173 = v108 * v108;
     const T v174 = T(1.0) - v173;
     const T v175 = v172 * v174;
+    const T v133 = d_l2_c_next[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v176 = v133 + v175;
     const T v178 = v176 * v83;
+    const T v157 = t157[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     const T v179 = v157 + v178;
     const T v182 = v103 * v103;
@@ -1222,8 +1222,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
-    const T v157 = t157[j];
-    const T v133 = d_l2_c_next[j];
     const T v127 = d_readout_in_logits[j];
     const T v131 = d_l2_h_next[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
@@ -1271,9 +1269,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v173 = v108 * v108;
     const T v174 = T(1.0) - v173;
     const T v175 = v172 * v174;
+    const T v133 = d_l2_c_next[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v176 = v133 + v175;
     const T v178 = v176 * v83;
+    const T v157 = t157[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     const T v179 = v157 + v178;
     const T v182 = v103 * v103;
@@ -1470,8 +1470,6 @@ template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
 //   %252 mul += grad l1.x2c.bias
 template <class T>
 static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t226 = a.scratch + 2512;                        // [200]
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
   T *__restrict t145 = a.scratch + 208;                         // [200]
   T *__restrict t187 = a.scratch + 1056;                        // [200]
@@ -1492,6 +1490,8 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   const T *__restrict t19 = a.saved + 832;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   const T *__restrict t43_l1_g = a.saved + 1456;                // [200] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
+  T *__restrict t226 = a.scratch + 2512;                        // [200]
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;      // [200]
   T *__restrict t258 = a.record + 832;                          // [200]
   T *__restrict t269 = a.record + 624;                          // [200]
@@ -1513,8 +1513,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
-    const T v226 = t226[j];
-    const T v129 = d_l1_c_next[j];
     const T v128 = d_l1_h_next[j];
     const T v145 = t145[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
@@ -1568,9 +1566,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v241 = v48 * v48;
     const T v242 = T(1.0) - v241;
     const T v243 = v240 * v242;
+    const T v129 = d_l1_c_next[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v244 = v129 + v243;
     const T v246 = v244 * v23;
+    const T v226 = t226[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     const T v247 = v226 + v246;
     const T v250 = v43 * v43;
@@ -1627,8 +1627,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
-    const T v226 = t226[j];
-    const T v129 = d_l1_c_next[j];
     const T v128 = d_l1_h_next[j];
     const T v145 = t145[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
@@ -1682,9 +1680,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v241 = v48 * v48;
     const T v242 = T(1.0) - v241;
     const T v243 = v240 * v242;
+    const T v129 = d_l1_c_next[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v244 = v129 + v243;
     const T v246 = v244 * v23;
+    const T v226 = t226[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     const T v247 = v226 + v246;
     const T v250 = v43 * v43;
@@ -1943,14 +1943,14 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 template <class T>
 static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;            // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [200, 200]
   const T *l1_hebb = a.state + kStateL1Hebb;                         // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                    // [200]
   T *__restrict carried_1_next = a.next + kStateCarried1;            // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [200, 200]
   const T *l2_hebb = a.state + kStateL2Hebb;                         // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                    // [200]
   T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [200, 200]
   T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [200, 200]
@@ -1959,18 +1959,18 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     T acc15 = T(0);
 #pragma omp simd reduction(+ : acc10, acc15)
     for (int j = 0; j < 192; ++j) {
-      const T v6 = l1_w[i * 200 + j];
       const T v7 = l1_alpha[i * 200 + j];
       const T v2 = l1_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v8 = v7 * v2;
+      const T v6 = l1_w[i * 200 + j];
       const T v9 = v6 + v8;
       const T v0 = l1_h[j];
       acc10 += v9 * v0;
-      const T v11 = l2_w[i * 200 + j];
       const T v12 = l2_alpha[i * 200 + j];
       const T v5 = l2_hebb[i * 200 + j];
       const T v13 = v12 * v5;
+      const T v11 = l2_w[i * 200 + j];
       const T v14 = v11 + v13;
       const T v3 = l2_h[j];
       acc15 += v14 * v3;
@@ -1979,18 +1979,18 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     }
 #pragma omp simd reduction(+ : acc10, acc15)
     for (int j = 192; j < 200; ++j) {
-      const T v6 = l1_w[i * 200 + j];
       const T v7 = l1_alpha[i * 200 + j];
       const T v2 = l1_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v8 = v7 * v2;
+      const T v6 = l1_w[i * 200 + j];
       const T v9 = v6 + v8;
       const T v0 = l1_h[j];
       acc10 += v9 * v0;
-      const T v11 = l2_w[i * 200 + j];
       const T v12 = l2_alpha[i * 200 + j];
       const T v5 = l2_hebb[i * 200 + j];
       const T v13 = v12 * v5;
+      const T v11 = l2_w[i * 200 + j];
       const T v14 = v11 + v13;
       const T v3 = l2_h[j];
       acc15 += v14 * v3;
@@ -2061,18 +2061,18 @@ template <class T>
 static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t25 = a.scratch + 0;                                  // [200]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
   T *__restrict t32 = a.scratch + 208;                                // [200]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
-  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
-  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
   for (int e = 0; e < 200; ++e)
@@ -2084,31 +2084,31 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
     const T v22 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 192; ++j) {
-      const T v11 = l2_w[i * 200 + j];
       const T v12 = l2_alpha[i * 200 + j];
       const T v5 = l2_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v13 = v12 * v5;
+      const T v11 = l2_w[i * 200 + j];
       const T v14 = v11 + v13;
       t25[j] += v23 * v14;
-      const T v6 = l1_w[i * 200 + j];
       const T v7 = l1_alpha[i * 200 + j];
       const T v2 = l1_hebb[i * 200 + j];
       const T v8 = v7 * v2;
+      const T v6 = l1_w[i * 200 + j];
       const T v9 = v6 + v8;
       t32[j] += v22 * v9;
-      const T v18 = d_l1_hebb[i * 200 + j];
       const T v0 = l1_h[j];
       const T v31 = v22 * v0;
       const T v36 = v31 * v7;
+      const T v18 = d_l1_hebb[i * 200 + j];
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
       const T v37 = v18 + v36;
       d_l1_hebb[i * 200 + j] = v37;
-      const T v21 = d_l2_hebb[i * 200 + j];
       const T v3 = l2_h[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v24 = v23 * v3;
       const T v29 = v24 * v12;
+      const T v21 = d_l2_hebb[i * 200 + j];
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
       const T v30 = v21 + v29;
       d_l2_hebb[i * 200 + j] = v30;
@@ -2120,31 +2120,31 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
     }
 #pragma omp simd
     for (int j = 192; j < 200; ++j) {
-      const T v11 = l2_w[i * 200 + j];
       const T v12 = l2_alpha[i * 200 + j];
       const T v5 = l2_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v13 = v12 * v5;
+      const T v11 = l2_w[i * 200 + j];
       const T v14 = v11 + v13;
       t25[j] += v23 * v14;
-      const T v6 = l1_w[i * 200 + j];
       const T v7 = l1_alpha[i * 200 + j];
       const T v2 = l1_hebb[i * 200 + j];
       const T v8 = v7 * v2;
+      const T v6 = l1_w[i * 200 + j];
       const T v9 = v6 + v8;
       t32[j] += v22 * v9;
-      const T v18 = d_l1_hebb[i * 200 + j];
       const T v0 = l1_h[j];
       const T v31 = v22 * v0;
       const T v36 = v31 * v7;
+      const T v18 = d_l1_hebb[i * 200 + j];
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
       const T v37 = v18 + v36;
       d_l1_hebb[i * 200 + j] = v37;
-      const T v21 = d_l2_hebb[i * 200 + j];
       const T v3 = l2_h[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v24 = v23 * v3;
       const T v29 = v24 * v12;
+      const T v21 = d_l2_hebb[i * 200 + j];
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
       const T v30 = v21 + v29;
       d_l2_hebb[i * 200 + j] = v30;

@@ -261,14 +261,14 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
 //   %105 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   T *__restrict t43 = a.scratch + 208;                     // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;          // [200]
   T *__restrict t105 = a.scratch + 640;                    // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;          // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -277,18 +277,18 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc43 = T(0);
     T acc105 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v38 = l1_w[i * 200 + j];
       const T v39 = l1_alpha[i * 200 + j];
       const T v40 = l1_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v41 = v39 * v40;
+      const T v38 = l1_w[i * 200 + j];
       const T v42 = v38 + v41;
       const T v7 = l1_h[j];
       acc43 += v42 * v7;
-      const T v100 = l2_w[i * 200 + j];
       const T v101 = l2_alpha[i * 200 + j];
       const T v102 = l2_hebb[i * 200 + j];
       const T v103 = v101 * v102;
+      const T v100 = l2_w[i * 200 + j];
       const T v104 = v100 + v103;
       const T v69 = l2_h[j];
       acc105 += v104 * v69;
@@ -770,24 +770,23 @@ template <class T> __device__ __forceinline__ void forward_dec(const dopa::StepA
 //   %124 clip -> next_state l2.hebb
 template <class T>
 __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;            // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
   T *__restrict t56_l1_M = a.saved + 1872;                         // [1] l1.M
   T *__restrict t45_l1_g = a.saved + 1456;                         // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;            // [200, 200]
   T *__restrict l1_hebb_next = a.next + kStateL1Hebb;              // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
   T *__restrict t118_l2_M = a.saved + 3552;                        // [1] l2.M
   T *__restrict t107_l2_g = a.saved + 3136;                        // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
   T *__restrict l2_hebb_next = a.next + kStateL2Hebb;              // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v40 = l1_hebb[i * 200 + j];
       const T v57 = l1_modfanout[i * 200 + j];
       const T v56 = t56_l1_M[0];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
@@ -796,10 +795,10 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
       const T v7 = l1_h[j];
       const T v59 = v45 * v7;
       const T v60 = v58 * v59;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v61 = v40 + v60;
       const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
       l1_hebb_next[i * 200 + j] = v64;
-      const T v102 = l2_hebb[i * 200 + j];
       const T v119 = l2_modfanout[i * 200 + j];
       const T v118 = t118_l2_M[0];
       const T v120 = v119 * v118;
@@ -807,6 +806,7 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
       const T v69 = l2_h[j];
       const T v121 = v107 * v69;
       const T v122 = v120 * v121;
+      const T v102 = l2_hebb[i * 200 + j];
       const T v123 = v102 + v122;
       const T v124 = v123 < T(-2.0) ? T(-2.0) : (v123 > T(2.0) ? T(2.0) : v123);
       l2_hebb_next[i * 200 + j] = v124;
@@ -958,21 +958,21 @@ template <class T>
 __device__ __forceinline__ void
 backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
   T *__restrict t146 = a.scratch + 208;                            // [200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;  // [200, 200] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
   const T *__restrict t118_l2_M = a.saved + 3552;                  // [1] l2.M
   const T *__restrict t107_l2_g = a.saved + 3136;                  // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;  // [200, 200] d l2.hebb'
   T *__restrict t147 = a.scratch + 416;                            // [200]
   T *__restrict t151 = a.scratch + 624;                            // [1]
   T *__restrict t222 = a.scratch + 2512;                           // [200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;  // [200, 200] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;            // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
   const T *__restrict t56_l1_M = a.saved + 1872;                   // [1] l1.M
   const T *__restrict t45_l1_g = a.saved + 1456;                   // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;            // [200, 200]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;  // [200, 200] d l1.hebb'
   T *__restrict t223 = a.scratch + 2720;                           // [200]
   T *__restrict t227 = a.scratch + 2928;                           // [1]
   T *__restrict d_l1_modfanout = a.grads + kParamL1Modfanout;      // [200, 200]
@@ -995,8 +995,6 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
     T acc222 = T(0);
     T acc227 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v135 = d_l2_hebb_next[i * 200 + j];
-      const T v102 = l2_hebb[i * 200 + j];
       const T v119 = l2_modfanout[i * 200 + j];
       const T v118 = t118_l2_M[0];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
@@ -1005,8 +1003,10 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
       const T v69 = l2_h[j];
       const T v121 = v107 * v69;
       const T v122 = v120 * v121;
+      const T v102 = l2_hebb[i * 200 + j];
       const T v123 = v102 + v122;
       const T v142 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
+      const T v135 = d_l2_hebb_next[i * 200 + j];
       const T v143 = v135 * v142;
       const T v145 = v143 * v120;
       acc146 += v145 * v69;
@@ -1015,8 +1015,6 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
       const T v150 = v144 * v119;
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc151 += v150;
-      const T v132 = d_l1_hebb_next[i * 200 + j];
-      const T v40 = l1_hebb[i * 200 + j];
       const T v57 = l1_modfanout[i * 200 + j];
       const T v56 = t56_l1_M[0];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
@@ -1025,8 +1023,10 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
       const T v7 = l1_h[j];
       const T v59 = v45 * v7;
       const T v60 = v58 * v59;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v61 = v40 + v60;
       const T v218 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
+      const T v132 = d_l1_hebb_next[i * 200 + j];
       const T v219 = v132 * v218;
       const T v221 = v219 * v58;
       acc222 += v221 * v7;
@@ -1065,11 +1065,11 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
 template <class T>
 __device__ __forceinline__ void
 backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t151 = a.scratch + 624;                        // [1]
   const T *__restrict t118_l2_M = a.saved + 3552;              // [1] l2.M
+  T *__restrict t151 = a.scratch + 624;                        // [1]
   T *__restrict t155 = a.record + 2512;                        // [1]
-  T *__restrict t227 = a.scratch + 2928;                       // [1]
   const T *__restrict t56_l1_M = a.saved + 1872;               // [1] l1.M
+  T *__restrict t227 = a.scratch + 2928;                       // [1]
   T *__restrict t230 = a.record + 1248;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
@@ -1078,17 +1078,17 @@ backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-      const T v151 = t151[0];
       const T v118 = t118_l2_M[0];
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
       const T v153 = v118 * v118;
       const T v154 = T(1.0) - v153;
+      const T v151 = t151[0];
       const T v155 = v151 * v154;
       t155[0] = v155;
-      const T v227 = t227[0];
       const T v56 = t56_l1_M[0];
       const T v228 = v56 * v56;
       const T v229 = T(1.0) - v228;
+      const T v227 = t227[0];
       const T v230 = v227 * v229;
       t230[0] = v230;
       atomicAdd(&d_l1_h2mod_bias[0], v230);
@@ -1147,8 +1147,6 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t146 = a.scratch + 208;                         // [200]
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
   T *__restrict t138 = a.scratch + 0;                           // [200]
   const T *__restrict t87 = a.saved + 2720;                     // [200]
@@ -1165,6 +1163,8 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t81 = a.saved + 2512;                     // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
   const T *__restrict t107_l2_g = a.saved + 3136;               // [200] l2.g
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
+  T *__restrict t146 = a.scratch + 208;                         // [200]
   T *__restrict t173 = a.record + 2304;                         // [200]
   T *__restrict t187 = a.record + 2096;                         // [200]
   T *__restrict t198 = a.record + 1888;                         // [200]
@@ -1192,8 +1192,6 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-      const T v146 = t146[j];
-      const T v134 = d_l2_c_next[j];
       const T v133 = d_l2_h_next[j];
       const T v138 = t138[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
@@ -1239,9 +1237,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v162 = v112 * v112;
       const T v163 = T(1.0) - v162;
       const T v164 = v161 * v163;
+      const T v134 = d_l2_c_next[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v165 = v134 + v164;
       const T v167 = v165 * v85;
+      const T v146 = t146[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v168 = v146 + v167;
       const T v171 = v107 * v107;
@@ -1309,14 +1309,14 @@ template <class T>
 __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t175 = a.scratch + 848;                            // [200]
   T *__restrict t173 = a.record + 2304;                            // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;  // [200, 200] d l2.hebb'
+  const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
   const T *__restrict t118_l2_M = a.saved + 3552;                  // [1] l2.M
   const T *__restrict t107_l2_g = a.saved + 3136;                  // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;  // [200, 200] d l2.hebb'
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;             // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;              // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1328,14 +1328,13 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v173 = t173[i];
-      const T v100 = l2_w[i * 200 + j];
       const T v101 = l2_alpha[i * 200 + j];
       const T v102 = l2_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v103 = v101 * v102;
+      const T v100 = l2_w[i * 200 + j];
       const T v104 = v100 + v103;
       atomicAdd(&t175[j], v173 * v104);
-      const T v135 = d_l2_hebb_next[i * 200 + j];
       const T v119 = l2_modfanout[i * 200 + j];
       const T v118 = t118_l2_M[0];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
@@ -1346,6 +1345,7 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
       const T v122 = v120 * v121;
       const T v123 = v102 + v122;
       const T v142 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
+      const T v135 = d_l2_hebb_next[i * 200 + j];
       const T v143 = v135 * v142;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v174 = v173 * v69;
@@ -1552,8 +1552,6 @@ template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa:
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t222 = a.scratch + 2512;                        // [200]
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
   T *__restrict t183 = a.scratch + 1056;                        // [200]
   T *__restrict t194 = a.scratch + 1472;                        // [200]
@@ -1573,6 +1571,8 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t19 = a.saved + 832;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   const T *__restrict t45_l1_g = a.saved + 1456;                // [200] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
+  T *__restrict t222 = a.scratch + 2512;                        // [200]
   T *__restrict t248 = a.record + 1040;                         // [200]
   T *__restrict t261 = a.record + 832;                          // [200]
   T *__restrict t272 = a.record + 624;                          // [200]
@@ -1597,8 +1597,6 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-      const T v222 = t222[j];
-      const T v131 = d_l1_c_next[j];
       const T v130 = d_l1_h_next[j];
       const T v183 = t183[j];
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
@@ -1650,9 +1648,11 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v237 = v50 * v50;
       const T v238 = T(1.0) - v237;
       const T v239 = v236 * v238;
+      const T v131 = d_l1_c_next[j];
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v240 = v131 + v239;
       const T v242 = v240 * v23;
+      const T v222 = t222[j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v243 = v222 + v242;
       const T v246 = v45 * v45;
@@ -1723,14 +1723,14 @@ template <class T>
 __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t250 = a.scratch + 3152;                           // [200]
   T *__restrict t248 = a.record + 1040;                            // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;            // [200, 200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;  // [200, 200] d l1.hebb'
+  const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
   const T *__restrict t56_l1_M = a.saved + 1872;                   // [1] l1.M
   const T *__restrict t45_l1_g = a.saved + 1456;                   // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;  // [200, 200] d l1.hebb'
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;             // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;              // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1742,14 +1742,13 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v248 = t248[i];
-      const T v38 = l1_w[i * 200 + j];
       const T v39 = l1_alpha[i * 200 + j];
       const T v40 = l1_hebb[i * 200 + j];
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v41 = v39 * v40;
+      const T v38 = l1_w[i * 200 + j];
       const T v42 = v38 + v41;
       atomicAdd(&t250[j], v248 * v42);
-      const T v132 = d_l1_hebb_next[i * 200 + j];
       const T v57 = l1_modfanout[i * 200 + j];
       const T v56 = t56_l1_M[0];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
@@ -1760,6 +1759,7 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
       const T v60 = v58 * v59;
       const T v61 = v40 + v60;
       const T v218 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
+      const T v132 = d_l1_hebb_next[i * 200 + j];
       const T v219 = v132 * v218;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v249 = v248 * v7;

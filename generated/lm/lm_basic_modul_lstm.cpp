@@ -651,32 +651,32 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
 //   %135 add -> next_state l2.et
 template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;          // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
-  const T *l1_pw = a.state + kStateL1Pw;                           // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
   T *__restrict t56_l1_M = a.saved + 1888;                         // [1] l1.M
   const T *l1_et = a.state + kStateL1Et;                           // [200, 200]
+  const T *l1_pw = a.state + kStateL1Pw;                           // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                    // [200] l1.hn
   T *__restrict carried_1_next = a.next + kStateCarried1;          // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
-  const T *l2_pw = a.state + kStateL2Pw;                           // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
   T *__restrict t124_l2_M = a.saved + 3600;                        // [1] l2.M
   const T *l2_et = a.state + kStateL2Et;                           // [200, 200]
+  const T *l2_pw = a.state + kStateL2Pw;                           // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
   T *__restrict l2_h_next = a.next + kStateL2H;                    // [200] l2.hn
   T *l1_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Pw;   // [200, 200]
   T *__restrict t66 = a.saved + 1904;                              // []
-  T *__restrict t4_l1_etaet = a.saved + 208;                       // [] l1.etaet
   T *__restrict t45_l1_g = a.saved + 1472;                         // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
+  T *__restrict t4_l1_etaet = a.saved + 208;                       // [] l1.etaet
   T *l1_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Et;   // [200, 200]
   T *l2_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Pw;   // [200, 200]
   T *__restrict t131 = a.saved + 3616;                             // []
-  T *__restrict t72_l2_etaet = a.saved + 1920;                     // [] l2.etaet
   T *__restrict t113_l2_g = a.saved + 3184;                        // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
+  T *__restrict t72_l2_etaet = a.saved + 1920;                     // [] l2.etaet
   T *l2_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Et;   // [200, 200]
   for (int i = 0; i < 200; ++i) {
     T acc138 = T(0);
@@ -684,40 +684,40 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
     const T v56 = t56_l1_M[0];
     const T v124 = t124_l2_M[0];
     const T v66 = t66[0];
-    const T v4 = t4_l1_etaet[0];
     const T v45 = t45_l1_g[i];
+    const T v4 = t4_l1_etaet[0];
     const T v131 = t131[0];
-    const T v72 = t72_l2_etaet[0];
     const T v113 = t113_l2_g[i];
+    const T v72 = t72_l2_etaet[0];
 #pragma omp simd reduction(+ : acc138, acc141)
     for (int j = 0; j < 192; ++j) {
-      const T v40 = l1_w[i * 200 + j];
-      const T v41 = l1_alpha[i * 200 + j];
-      const T v42 = l1_pw[i * 200 + j];
       const T v57 = l1_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v58 = v57 * v56;
       const T v59 = l1_et[i * 200 + j];
       const T v60 = v58 * v59;
+      const T v42 = l1_pw[i * 200 + j];
       const T v61 = v42 + v60;
       const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
+      const T v41 = l1_alpha[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v136 = v41 * v64;
+      const T v40 = l1_w[i * 200 + j];
       const T v137 = v40 + v136;
       const T v51 = l1_h_next[j];
       acc138 += v137 * v51;
-      const T v108 = l2_w[i * 200 + j];
-      const T v109 = l2_alpha[i * 200 + j];
-      const T v110 = l2_pw[i * 200 + j];
       const T v125 = l2_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v126 = v125 * v124;
       const T v127 = l2_et[i * 200 + j];
       const T v128 = v126 * v127;
+      const T v110 = l2_pw[i * 200 + j];
       const T v129 = v110 + v128;
       const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
+      const T v109 = l2_alpha[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v139 = v109 * v130;
+      const T v108 = l2_w[i * 200 + j];
       const T v140 = v108 + v139;
       const T v119 = l2_h_next[j];
       acc141 += v140 * v119;
@@ -739,33 +739,33 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
     }
 #pragma omp simd reduction(+ : acc138, acc141)
     for (int j = 192; j < 200; ++j) {
-      const T v40 = l1_w[i * 200 + j];
-      const T v41 = l1_alpha[i * 200 + j];
-      const T v42 = l1_pw[i * 200 + j];
       const T v57 = l1_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v58 = v57 * v56;
       const T v59 = l1_et[i * 200 + j];
       const T v60 = v58 * v59;
+      const T v42 = l1_pw[i * 200 + j];
       const T v61 = v42 + v60;
       const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
+      const T v41 = l1_alpha[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v136 = v41 * v64;
+      const T v40 = l1_w[i * 200 + j];
       const T v137 = v40 + v136;
       const T v51 = l1_h_next[j];
       acc138 += v137 * v51;
-      const T v108 = l2_w[i * 200 + j];
-      const T v109 = l2_alpha[i * 200 + j];
-      const T v110 = l2_pw[i * 200 + j];
       const T v125 = l2_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v126 = v125 * v124;
       const T v127 = l2_et[i * 200 + j];
       const T v128 = v126 * v127;
+      const T v110 = l2_pw[i * 200 + j];
       const T v129 = v110 + v128;
       const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
+      const T v109 = l2_alpha[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v139 = v109 * v130;
+      const T v108 = l2_w[i * 200 + j];
       const T v140 = v108 + v139;
       const T v119 = l2_h_next[j];
       acc141 += v140 * v119;
@@ -847,28 +847,28 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
   T *__restrict t155 = a.scratch + 0;                                 // [200]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;                   // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout;    // [200, 200]
   const T *__restrict t124_l2_M = a.saved + 3600;                     // [1] l2.M
   const T *__restrict l2_et = a.state + kStateL2Et;                   // [200, 200]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;                   // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
   T *__restrict t162 = a.scratch + 208;                               // [200]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
-  const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout;    // [200, 200]
   const T *__restrict t56_l1_M = a.saved + 1888;                      // [1] l1.M
   const T *__restrict l1_et = a.state + kStateL1Et;                   // [200, 200]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   T *__restrict t168 = a.scratch + 416;                               // [200]
   T *__restrict d_l2_et = a.gradNext + kStateL2Et;                    // [200, 200] d l2.et'
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
   T *__restrict t172 = a.scratch + 640;                               // [200]
   const T *__restrict t113_l2_g = a.saved + 3184;                     // [200] l2.g
   T *__restrict t175 = a.scratch + 848;                               // []
-  T *__restrict d_l2_pw = a.gradNext + kStateL2Pw;                    // [200, 200] d l2.pw'
   const T *__restrict t119_l2_hn = a.saved + 3392;                    // [200] l2.hn
+  T *__restrict d_l2_pw = a.gradNext + kStateL2Pw;                    // [200, 200] d l2.pw'
   T *__restrict t189 = a.scratch + 864;                               // [1]
   T *__restrict t252 = a.scratch + 2544;                              // [200]
   T *__restrict d_l1_et = a.gradNext + kStateL1Et;                    // [200, 200] d l1.et'
@@ -876,8 +876,8 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
   T *__restrict t256 = a.scratch + 2768;                              // [200]
   const T *__restrict t45_l1_g = a.saved + 1472;                      // [200] l1.g
   T *__restrict t259 = a.scratch + 2976;                              // []
-  T *__restrict d_l1_pw = a.gradNext + kStateL1Pw;                    // [200, 200] d l1.pw'
   const T *__restrict t51_l1_hn = a.saved + 1680;                     // [200] l1.hn
+  T *__restrict d_l1_pw = a.gradNext + kStateL1Pw;                    // [200, 200] d l1.pw'
   T *__restrict t271 = a.scratch + 2992;                              // [1]
   const T *__restrict t66 = a.saved + 1904;                           // []
   const T *__restrict t131 = a.saved + 3616;                          // []
@@ -914,32 +914,32 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     const T v131 = t131[0];
 #pragma omp simd reduction(+ : acc168, acc175, acc189, acc252, acc259, acc271)
     for (int j = 0; j < 192; ++j) {
-      const T v108 = l2_w[i * 200 + j];
-      const T v109 = l2_alpha[i * 200 + j];
-      const T v110 = l2_pw[i * 200 + j];
       const T v125 = l2_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v126 = v125 * v124;
       const T v127 = l2_et[i * 200 + j];
       const T v128 = v126 * v127;
+      const T v110 = l2_pw[i * 200 + j];
       const T v129 = v110 + v128;
       const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
+      const T v109 = l2_alpha[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v139 = v109 * v130;
+      const T v108 = l2_w[i * 200 + j];
       const T v140 = v108 + v139;
       t155[j] += v153 * v140;
-      const T v40 = l1_w[i * 200 + j];
-      const T v41 = l1_alpha[i * 200 + j];
-      const T v42 = l1_pw[i * 200 + j];
       const T v57 = l1_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v58 = v57 * v56;
       const T v59 = l1_et[i * 200 + j];
       const T v60 = v58 * v59;
+      const T v42 = l1_pw[i * 200 + j];
       const T v61 = v42 + v60;
       const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
+      const T v41 = l1_alpha[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v136 = v41 * v64;
+      const T v40 = l1_w[i * 200 + j];
       const T v137 = v40 + v136;
       t162[j] += v152 * v137;
       const T v151 = d_l2_et[i * 200 + j];
@@ -950,11 +950,11 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       t172[j] += v113 * v151;
       const T v174 = v151 * v127;
       acc175 += v174;
-      const T v150 = d_l2_pw[i * 200 + j];
       const T v119 = t119_l2_hn[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v154 = v153 * v119;
       const T v159 = v154 * v109;
+      const T v150 = d_l2_pw[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v160 = v150 + v159;
       const T v181 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
@@ -971,11 +971,11 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       t256[j] += v45 * v146;
       const T v258 = v146 * v59;
       acc259 += v258;
-      const T v145 = d_l1_pw[i * 200 + j];
       const T v51 = t51_l1_hn[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v161 = v152 * v51;
       const T v166 = v161 * v41;
+      const T v145 = d_l1_pw[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v167 = v145 + v166;
       const T v263 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
@@ -1015,32 +1015,32 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     }
 #pragma omp simd reduction(+ : acc168, acc175, acc189, acc252, acc259, acc271)
     for (int j = 192; j < 200; ++j) {
-      const T v108 = l2_w[i * 200 + j];
-      const T v109 = l2_alpha[i * 200 + j];
-      const T v110 = l2_pw[i * 200 + j];
       const T v125 = l2_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v126 = v125 * v124;
       const T v127 = l2_et[i * 200 + j];
       const T v128 = v126 * v127;
+      const T v110 = l2_pw[i * 200 + j];
       const T v129 = v110 + v128;
       const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
+      const T v109 = l2_alpha[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v139 = v109 * v130;
+      const T v108 = l2_w[i * 200 + j];
       const T v140 = v108 + v139;
       t155[j] += v153 * v140;
-      const T v40 = l1_w[i * 200 + j];
-      const T v41 = l1_alpha[i * 200 + j];
-      const T v42 = l1_pw[i * 200 + j];
       const T v57 = l1_modfanout[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v58 = v57 * v56;
       const T v59 = l1_et[i * 200 + j];
       const T v60 = v58 * v59;
+      const T v42 = l1_pw[i * 200 + j];
       const T v61 = v42 + v60;
       const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
+      const T v41 = l1_alpha[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v136 = v41 * v64;
+      const T v40 = l1_w[i * 200 + j];
       const T v137 = v40 + v136;
       t162[j] += v152 * v137;
       const T v151 = d_l2_et[i * 200 + j];
@@ -1051,11 +1051,11 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       t172[j] += v113 * v151;
       const T v174 = v151 * v127;
       acc175 += v174;
-      const T v150 = d_l2_pw[i * 200 + j];
       const T v119 = t119_l2_hn[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v154 = v153 * v119;
       const T v159 = v154 * v109;
+      const T v150 = d_l2_pw[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v160 = v150 + v159;
       const T v181 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
@@ -1072,11 +1072,11 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       t256[j] += v45 * v146;
       const T v258 = v146 * v59;
       acc259 += v258;
-      const T v145 = d_l1_pw[i * 200 + j];
       const T v51 = t51_l1_hn[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v161 = v152 * v51;
       const T v166 = v161 * v41;
+      const T v145 = d_l1_pw[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v167 = v145 + v166;
       const T v263 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
@@ -1162,7 +1162,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict t168 = a.scratch + 416;                               // [200]
   T *__restrict t170 = a.scratch + 624;                               // []
   const T *__restrict t72_l2_etaet = a.saved + 1920;                  // [] l2.etaet
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];         // [200] d logits
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [200] d l2.h'
   T *__restrict t155 = a.scratch + 0;                                 // [200]
@@ -1179,6 +1178,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;       // [200]
   const T *__restrict t89 = a.saved + 2560;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;       // [200]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;            // [200]
   T *__restrict t218 = a.record + 2304;                               // [200]
   T *__restrict t229 = a.record + 2096;                               // [200]
@@ -1223,7 +1223,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     acc170 += v169;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
     const T v171 = v168 * v72;
-    const T v149 = d_l2_c_next[j];
     const T v142 = d_readout_in_logits[j];
     const T v147 = d_l2_h_next[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
@@ -1270,6 +1269,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v200 = v118 * v118;
     const T v201 = T(1.0) - v200;
     const T v202 = v199 * v201;
+    const T v149 = d_l2_c_next[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
     const T v203 = v149 + v202;
     const T v205 = v203 * v93;
@@ -1344,7 +1344,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     acc170 += v169;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
     const T v171 = v168 * v72;
-    const T v149 = d_l2_c_next[j];
     const T v142 = d_readout_in_logits[j];
     const T v147 = d_l2_h_next[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
@@ -1391,6 +1390,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v200 = v118 * v118;
     const T v201 = T(1.0) - v200;
     const T v202 = v199 * v201;
+    const T v149 = d_l2_c_next[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
     const T v203 = v149 + v202;
     const T v205 = v203 * v93;
@@ -1470,18 +1470,18 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
 //   %193 mul += grad l2.h2mod.bias
 template <class T>
 static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t189 = a.scratch + 864;                        // [1]
   const T *__restrict t124_l2_M = a.saved + 3600;              // [1] l2.M
+  T *__restrict t189 = a.scratch + 864;                        // [1]
   T *__restrict t193 = a.record + 3136;                        // [1]
-  T *__restrict t271 = a.scratch + 2992;                       // [1]
   const T *__restrict t56_l1_M = a.saved + 1888;               // [1] l1.M
+  T *__restrict t271 = a.scratch + 2992;                       // [1]
   T *__restrict t274 = a.record + 1664;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
-  const T v189 = t189[0];
   const T v124 = t124_l2_M[0];
-  const T v271 = t271[0];
+  const T v189 = t189[0];
   const T v56 = t56_l1_M[0];
+  const T v271 = t271[0];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   const T v191 = v124 * v124;
   const T v192 = T(1.0) - v191;
@@ -1648,7 +1648,6 @@ template <class T>
 static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict t252 = a.scratch + 2544;                        // [200]
   const T *__restrict t4_l1_etaet = a.saved + 208;              // [] l1.etaet
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
   T *__restrict t162 = a.scratch + 208;                         // [200]
   T *__restrict t214 = a.scratch + 1088;                        // [200]
@@ -1669,6 +1668,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   const T *__restrict t21 = a.saved + 848;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   const T *__restrict t45_l1_g = a.saved + 1472;                // [200] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;      // [200]
   T *__restrict t298 = a.record + 832;                          // [200]
   T *__restrict t309 = a.record + 624;                          // [200]
@@ -1696,7 +1696,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v252 = t252[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
     const T v255 = v252 * v4;
-    const T v144 = d_l1_c_next[j];
     const T v143 = d_l1_h_next[j];
     const T v162 = t162[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
@@ -1750,6 +1749,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v281 = v50 * v50;
     const T v282 = T(1.0) - v281;
     const T v283 = v280 * v282;
+    const T v144 = d_l1_c_next[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
     const T v284 = v144 + v283;
     const T v286 = v284 * v25;
@@ -1814,7 +1814,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v252 = t252[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
     const T v255 = v252 * v4;
-    const T v144 = d_l1_c_next[j];
     const T v143 = d_l1_h_next[j];
     const T v162 = t162[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
@@ -1868,6 +1867,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v281 = v50 * v50;
     const T v282 = T(1.0) - v281;
     const T v283 = v280 * v282;
+    const T v144 = d_l1_c_next[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
     const T v284 = v144 + v283;
     const T v286 = v284 * v25;
@@ -2109,18 +2109,18 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
 //   %251 mul += grad l2.etaet_logit
 template <class T>
 static void backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
-  T *__restrict t254 = a.scratch + 2752;                         // []
   T *__restrict t259 = a.scratch + 2976;                         // []
+  T *__restrict t254 = a.scratch + 2752;                         // []
   const T *__restrict t4_l1_etaet = a.saved + 208;               // [] l1.etaet
   T *__restrict d_l1_etaet_logit = a.grads + kParamL1EtaetLogit; // []
-  T *__restrict t170 = a.scratch + 624;                          // []
   T *__restrict t175 = a.scratch + 848;                          // []
+  T *__restrict t170 = a.scratch + 624;                          // []
   const T *__restrict t72_l2_etaet = a.saved + 1920;             // [] l2.etaet
   T *__restrict d_l2_etaet_logit = a.grads + kParamL2EtaetLogit; // []
-  const T v254 = t254[0];
   const T v259 = t259[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
   const T v261 = -v259;
+  const T v254 = t254[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
   const T v262 = v254 + v261;
   const T v4 = t4_l1_etaet[0];
@@ -2128,10 +2128,10 @@ static void backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> 
   const T v330 = v4 * v329;
   const T v331 = v262 * v330;
   d_l1_etaet_logit[0] += v331;
-  const T v170 = t170[0];
   const T v175 = t175[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
   const T v177 = -v175;
+  const T v170 = t170[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
   const T v178 = v170 + v177;
   const T v72 = t72_l2_etaet[0];
@@ -2180,14 +2180,14 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 template <class T>
 static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;        // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;               // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;       // [200, 200]
   const T *l1_pw = a.state + kStateL1Pw;                         // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;               // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                // [200]
   T *__restrict carried_1_next = a.next + kStateCarried1;        // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;               // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;       // [200, 200]
   const T *l2_pw = a.state + kStateL2Pw;                         // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;               // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                // [200]
   T *l1_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Pw; // [200, 200]
   const T *l1_et = a.state + kStateL1Et;                         // [200, 200]
@@ -2200,18 +2200,18 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     T acc17 = T(0);
 #pragma omp simd reduction(+ : acc12, acc17)
     for (int j = 0; j < 192; ++j) {
-      const T v8 = l1_w[i * 200 + j];
       const T v9 = l1_alpha[i * 200 + j];
       const T v2 = l1_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v10 = v9 * v2;
+      const T v8 = l1_w[i * 200 + j];
       const T v11 = v8 + v10;
       const T v0 = l1_h[j];
       acc12 += v11 * v0;
-      const T v13 = l2_w[i * 200 + j];
       const T v14 = l2_alpha[i * 200 + j];
       const T v6 = l2_pw[i * 200 + j];
       const T v15 = v14 * v6;
+      const T v13 = l2_w[i * 200 + j];
       const T v16 = v13 + v15;
       const T v4 = l2_h[j];
       acc17 += v16 * v4;
@@ -2224,18 +2224,18 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     }
 #pragma omp simd reduction(+ : acc12, acc17)
     for (int j = 192; j < 200; ++j) {
-      const T v8 = l1_w[i * 200 + j];
       const T v9 = l1_alpha[i * 200 + j];
       const T v2 = l1_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v10 = v9 * v2;
+      const T v8 = l1_w[i * 200 + j];
       const T v11 = v8 + v10;
       const T v0 = l1_h[j];
       acc12 += v11 * v0;
-      const T v13 = l2_w[i * 200 + j];
       const T v14 = l2_alpha[i * 200 + j];
       const T v6 = l2_pw[i * 200 + j];
       const T v15 = v14 * v6;
+      const T v13 = l2_w[i * 200 + j];
       const T v16 = v13 + v15;
       const T v4 = l2_h[j];
       acc17 += v16 * v4;
@@ -2312,18 +2312,18 @@ template <class T>
 static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
   T *__restrict t29 = a.scratch + 0;                                  // [200]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;                   // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
   T *__restrict t36 = a.scratch + 208;                                // [200]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
   const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [200, 200]
-  T *__restrict d_l1_pw = a.gradNext + kStateL1Pw;                    // [200, 200] d l1.pw'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
-  T *__restrict d_l2_pw = a.gradNext + kStateL2Pw;                    // [200, 200] d l2.pw'
+  T *__restrict d_l1_pw = a.gradNext + kStateL1Pw;                    // [200, 200] d l1.pw'
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict d_l2_pw = a.gradNext + kStateL2Pw;                    // [200, 200] d l2.pw'
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
   for (int e = 0; e < 200; ++e)
@@ -2335,31 +2335,31 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
     const T v26 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 192; ++j) {
-      const T v13 = l2_w[i * 200 + j];
       const T v14 = l2_alpha[i * 200 + j];
       const T v6 = l2_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v15 = v14 * v6;
+      const T v13 = l2_w[i * 200 + j];
       const T v16 = v13 + v15;
       t29[j] += v27 * v16;
-      const T v8 = l1_w[i * 200 + j];
       const T v9 = l1_alpha[i * 200 + j];
       const T v2 = l1_pw[i * 200 + j];
       const T v10 = v9 * v2;
+      const T v8 = l1_w[i * 200 + j];
       const T v11 = v8 + v10;
       t36[j] += v26 * v11;
-      const T v20 = d_l1_pw[i * 200 + j];
       const T v0 = l1_h[j];
       const T v35 = v26 * v0;
       const T v40 = v35 * v9;
+      const T v20 = d_l1_pw[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
       const T v41 = v20 + v40;
       d_l1_pw[i * 200 + j] = v41;
-      const T v24 = d_l2_pw[i * 200 + j];
       const T v4 = l2_h[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v28 = v27 * v4;
       const T v33 = v28 * v14;
+      const T v24 = d_l2_pw[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
       const T v34 = v24 + v33;
       d_l2_pw[i * 200 + j] = v34;
@@ -2371,31 +2371,31 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
     }
 #pragma omp simd
     for (int j = 192; j < 200; ++j) {
-      const T v13 = l2_w[i * 200 + j];
       const T v14 = l2_alpha[i * 200 + j];
       const T v6 = l2_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v15 = v14 * v6;
+      const T v13 = l2_w[i * 200 + j];
       const T v16 = v13 + v15;
       t29[j] += v27 * v16;
-      const T v8 = l1_w[i * 200 + j];
       const T v9 = l1_alpha[i * 200 + j];
       const T v2 = l1_pw[i * 200 + j];
       const T v10 = v9 * v2;
+      const T v8 = l1_w[i * 200 + j];
       const T v11 = v8 + v10;
       t36[j] += v26 * v11;
-      const T v20 = d_l1_pw[i * 200 + j];
       const T v0 = l1_h[j];
       const T v35 = v26 * v0;
       const T v40 = v35 * v9;
+      const T v20 = d_l1_pw[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
       const T v41 = v20 + v40;
       d_l1_pw[i * 200 + j] = v41;
-      const T v24 = d_l2_pw[i * 200 + j];
       const T v4 = l2_h[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v28 = v27 * v4;
       const T v33 = v28 * v14;
+      const T v24 = d_l2_pw[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
       const T v34 = v24 + v33;
       d_l2_pw[i * 200 + j] = v34;

@@ -303,14 +303,14 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
 //   %115 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   T *__restrict t45 = a.scratch + 208;                     // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
   const T *__restrict l1_pw = a.state + kStateL1Pw;        // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;          // [200]
   T *__restrict t115 = a.scratch + 640;                    // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;        // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;          // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -319,18 +319,18 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc45 = T(0);
     T acc115 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v40 = l1_w[i * 200 + j];
       const T v41 = l1_alpha[i * 200 + j];
       const T v42 = l1_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v43 = v41 * v42;
+      const T v40 = l1_w[i * 200 + j];
       const T v44 = v40 + v43;
       const T v9 = l1_h[j];
       acc45 += v44 * v9;
-      const T v110 = l2_w[i * 200 + j];
       const T v111 = l2_alpha[i * 200 + j];
       const T v112 = l2_pw[i * 200 + j];
       const T v113 = v111 * v112;
+      const T v110 = l2_w[i * 200 + j];
       const T v114 = v110 + v113;
       const T v79 = l2_h[j];
       acc115 += v114 * v79;
@@ -815,68 +815,68 @@ template <class T> __device__ __forceinline__ void forward_dec(const dopa::StepA
 //   %139 add -> next_state l2.et
 template <class T>
 __device__ __forceinline__ void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
   T *__restrict t58_l1_M = a.saved + 1888;                         // [1] l1.M
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   T *__restrict l1_pw_next = a.next + kStateL1Pw;                  // [200, 200]
   T *__restrict t68 = a.saved + 1904;                              // []
-  T *__restrict t4_l1_etaet = a.saved + 208;                       // [] l1.etaet
   T *__restrict t47_l1_g = a.saved + 1472;                         // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
+  T *__restrict t4_l1_etaet = a.saved + 208;                       // [] l1.etaet
   T *__restrict l1_et_next = a.next + kStateL1Et;                  // [200, 200]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
   T *__restrict t128_l2_M = a.saved + 3600;                        // [1] l2.M
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   T *__restrict l2_pw_next = a.next + kStateL2Pw;                  // [200, 200]
   T *__restrict t135 = a.saved + 3616;                             // []
-  T *__restrict t74_l2_etaet = a.saved + 1920;                     // [] l2.etaet
   T *__restrict t117_l2_g = a.saved + 3184;                        // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
+  T *__restrict t74_l2_etaet = a.saved + 1920;                     // [] l2.etaet
   T *__restrict l2_et_next = a.next + kStateL2Et;                  // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v42 = l1_pw[i * 200 + j];
       const T v59 = l1_modfanout[i * 200 + j];
       const T v58 = t58_l1_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v60 = v59 * v58;
       const T v61 = l1_et[i * 200 + j];
       const T v62 = v60 * v61;
+      const T v42 = l1_pw[i * 200 + j];
       const T v63 = v42 + v62;
       const T v66 = v63 < T(-2.0) ? T(-2.0) : (v63 > T(2.0) ? T(2.0) : v63);
       l1_pw_next[i * 200 + j] = v66;
       const T v68 = t68[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
       const T v69 = v68 * v61;
-      const T v4 = t4_l1_etaet[0];
       const T v47 = t47_l1_g[i];
       const T v9 = l1_h[j];
       const T v70 = v47 * v9;
+      const T v4 = t4_l1_etaet[0];
       const T v71 = v4 * v70;
       const T v72 = v69 + v71;
       l1_et_next[i * 200 + j] = v72;
-      const T v112 = l2_pw[i * 200 + j];
       const T v129 = l2_modfanout[i * 200 + j];
       const T v128 = t128_l2_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v130 = v129 * v128;
       const T v131 = l2_et[i * 200 + j];
       const T v132 = v130 * v131;
+      const T v112 = l2_pw[i * 200 + j];
       const T v133 = v112 + v132;
       const T v134 = v133 < T(-2.0) ? T(-2.0) : (v133 > T(2.0) ? T(2.0) : v133);
       l2_pw_next[i * 200 + j] = v134;
       const T v135 = t135[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
       const T v136 = v135 * v131;
-      const T v74 = t74_l2_etaet[0];
       const T v117 = t117_l2_g[i];
       const T v79 = l2_h[j];
       const T v137 = v117 * v79;
+      const T v74 = t74_l2_etaet[0];
       const T v138 = v74 * v137;
       const T v139 = v136 + v138;
       l2_et_next[i * 200 + j] = v139;
@@ -1043,10 +1043,10 @@ backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a
   const T *__restrict t117_l2_g = a.saved + 3184;                  // [200] l2.g
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
   T *__restrict t164 = a.scratch + 640;                            // []
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
-  const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
   const T *__restrict t128_l2_M = a.saved + 3600;                  // [1] l2.M
+  const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
   T *__restrict t178 = a.scratch + 656;                            // [1]
   T *__restrict t248 = a.scratch + 2544;                           // [200]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;      // [200, 200] d l1.et'
@@ -1055,10 +1055,10 @@ backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a
   const T *__restrict t47_l1_g = a.saved + 1472;                   // [200] l1.g
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
   T *__restrict t255 = a.scratch + 2976;                           // []
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
-  const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
   const T *__restrict t58_l1_M = a.saved + 1888;                   // [1] l1.M
+  const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
   T *__restrict t267 = a.scratch + 2992;                           // [1]
   const T *__restrict t68 = a.saved + 1904;                        // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                 // [200, 200]
@@ -1100,15 +1100,15 @@ backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a
       const T v131 = l2_et[i * 200 + j];
       const T v163 = v152 * v131;
       acc164 += v163;
-      const T v151 = d_l2_pw_next[i * 200 + j];
-      const T v112 = l2_pw[i * 200 + j];
       const T v129 = l2_modfanout[i * 200 + j];
       const T v128 = t128_l2_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v130 = v129 * v128;
       const T v132 = v130 * v131;
+      const T v112 = l2_pw[i * 200 + j];
       const T v133 = v112 + v132;
       const T v170 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
+      const T v151 = d_l2_pw_next[i * 200 + j];
       const T v171 = v151 * v170;
       const T v172 = v171 * v131;
       const T v177 = v172 * v129;
@@ -1124,15 +1124,15 @@ backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a
       const T v61 = l1_et[i * 200 + j];
       const T v254 = v148 * v61;
       acc255 += v254;
-      const T v147 = d_l1_pw_next[i * 200 + j];
-      const T v42 = l1_pw[i * 200 + j];
       const T v59 = l1_modfanout[i * 200 + j];
       const T v58 = t58_l1_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v60 = v59 * v58;
       const T v62 = v60 * v61;
+      const T v42 = l1_pw[i * 200 + j];
       const T v63 = v42 + v62;
       const T v259 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
+      const T v147 = d_l1_pw_next[i * 200 + j];
       const T v260 = v147 * v259;
       const T v261 = v260 * v61;
       const T v266 = v261 * v59;
@@ -1214,7 +1214,6 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   T *__restrict t157 = a.scratch + 208;                         // [200]
   T *__restrict t159 = a.scratch + 416;                         // []
   const T *__restrict t74_l2_etaet = a.saved + 1920;            // [] l2.etaet
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
   T *__restrict t155 = a.scratch + 0;                           // [200]
   const T *__restrict t97 = a.saved + 2768;                     // [200]
@@ -1230,6 +1229,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
   const T *__restrict t91 = a.saved + 2560;                     // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
   T *__restrict t200 = a.record + 2304;                         // [200]
   T *__restrict t214 = a.record + 2096;                         // [200]
   T *__restrict t225 = a.record + 1888;                         // [200]
@@ -1275,7 +1275,6 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v74 = t74_l2_etaet[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
       const T v160 = v157 * v74;
-      const T v150 = d_l2_c_next[j];
       const T v149 = d_l2_h_next[j];
       const T v155 = t155[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
@@ -1320,6 +1319,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v189 = v122 * v122;
       const T v190 = T(1.0) - v189;
       const T v191 = v188 * v190;
+      const T v150 = d_l2_c_next[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
       const T v192 = v150 + v191;
       const T v194 = v192 * v95;
@@ -1400,11 +1400,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 template <class T>
 __device__ __forceinline__ void
 backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t178 = a.scratch + 656;                        // [1]
   const T *__restrict t128_l2_M = a.saved + 3600;              // [1] l2.M
+  T *__restrict t178 = a.scratch + 656;                        // [1]
   T *__restrict t182 = a.record + 2512;                        // [1]
-  T *__restrict t267 = a.scratch + 2992;                       // [1]
   const T *__restrict t58_l1_M = a.saved + 1888;               // [1] l1.M
+  T *__restrict t267 = a.scratch + 2992;                       // [1]
   T *__restrict t270 = a.record + 1248;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
@@ -1413,17 +1413,17 @@ backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-      const T v178 = t178[0];
       const T v128 = t128_l2_M[0];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
       const T v180 = v128 * v128;
       const T v181 = T(1.0) - v180;
+      const T v178 = t178[0];
       const T v182 = v178 * v181;
       t182[0] = v182;
-      const T v267 = t267[0];
       const T v58 = t58_l1_M[0];
       const T v268 = v58 * v58;
       const T v269 = T(1.0) - v268;
+      const T v267 = t267[0];
       const T v270 = v267 * v269;
       t270[0] = v270;
       atomicAdd(&d_l1_h2mod_bias[0], v270);
@@ -1464,13 +1464,13 @@ template <class T>
 __device__ __forceinline__ void backward_d_l2_pw_grad_l2_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t202 = a.scratch + 880;                            // [200]
   T *__restrict t200 = a.record + 2304;                            // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
+  const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
   const T *__restrict t128_l2_M = a.saved + 3600;                  // [1] l2.M
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
   T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                 // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;              // [200, 200]
@@ -1483,14 +1483,13 @@ __device__ __forceinline__ void backward_d_l2_pw_grad_l2_alpha(const dopa::StepA
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v200 = t200[i];
-      const T v110 = l2_w[i * 200 + j];
       const T v111 = l2_alpha[i * 200 + j];
       const T v112 = l2_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v113 = v111 * v112;
+      const T v110 = l2_w[i * 200 + j];
       const T v114 = v110 + v113;
       atomicAdd(&t202[j], v200 * v114);
-      const T v151 = d_l2_pw_next[i * 200 + j];
       const T v129 = l2_modfanout[i * 200 + j];
       const T v128 = t128_l2_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
@@ -1499,6 +1498,7 @@ __device__ __forceinline__ void backward_d_l2_pw_grad_l2_alpha(const dopa::StepA
       const T v132 = v130 * v131;
       const T v133 = v112 + v132;
       const T v170 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
+      const T v151 = d_l2_pw_next[i * 200 + j];
       const T v171 = v151 * v170;
       const T v79 = l2_h[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
@@ -1708,7 +1708,6 @@ __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict t248 = a.scratch + 2544;                        // [200]
   const T *__restrict t4_l1_etaet = a.saved + 208;              // [] l1.etaet
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
   T *__restrict t210 = a.scratch + 1088;                        // [200]
   T *__restrict t221 = a.scratch + 1504;                        // [200]
@@ -1728,6 +1727,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t21 = a.saved + 848;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   const T *__restrict t47_l1_g = a.saved + 1472;                // [200] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   T *__restrict t288 = a.record + 1040;                         // [200]
   T *__restrict t301 = a.record + 832;                          // [200]
   T *__restrict t312 = a.record + 624;                          // [200]
@@ -1757,7 +1757,6 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v4 = t4_l1_etaet[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
       const T v251 = v248 * v4;
-      const T v146 = d_l1_c_next[j];
       const T v145 = d_l1_h_next[j];
       const T v210 = t210[j];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
@@ -1809,6 +1808,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v277 = v52 * v52;
       const T v278 = T(1.0) - v277;
       const T v279 = v276 * v278;
+      const T v146 = d_l1_c_next[j];
 #line 146 "examples/lm/basic_modul_lstm.dopa"
       const T v280 = v146 + v279;
       const T v282 = v280 * v25;
@@ -1885,13 +1885,13 @@ template <class T>
 __device__ __forceinline__ void backward_d_l1_pw_grad_l1_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t290 = a.scratch + 3216;                           // [200]
   T *__restrict t288 = a.record + 1040;                            // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
+  const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
   const T *__restrict t58_l1_M = a.saved + 1888;                   // [1] l1.M
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
   T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                 // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;              // [200, 200]
@@ -1904,14 +1904,13 @@ __device__ __forceinline__ void backward_d_l1_pw_grad_l1_alpha(const dopa::StepA
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v288 = t288[i];
-      const T v40 = l1_w[i * 200 + j];
       const T v41 = l1_alpha[i * 200 + j];
       const T v42 = l1_pw[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v43 = v41 * v42;
+      const T v40 = l1_w[i * 200 + j];
       const T v44 = v40 + v43;
       atomicAdd(&t290[j], v288 * v44);
-      const T v147 = d_l1_pw_next[i * 200 + j];
       const T v59 = l1_modfanout[i * 200 + j];
       const T v58 = t58_l1_M[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
@@ -1920,6 +1919,7 @@ __device__ __forceinline__ void backward_d_l1_pw_grad_l1_alpha(const dopa::StepA
       const T v62 = v60 * v61;
       const T v63 = v42 + v62;
       const T v259 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
+      const T v147 = d_l1_pw_next[i * 200 + j];
       const T v260 = v147 * v259;
       const T v9 = l1_h[j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
@@ -2148,22 +2148,22 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
 template <class T>
 __device__ __forceinline__ void
 backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.scratch + 2752;                         // []
   T *__restrict t255 = a.scratch + 2976;                         // []
+  T *__restrict t250 = a.scratch + 2752;                         // []
   const T *__restrict t4_l1_etaet = a.saved + 208;               // [] l1.etaet
   T *__restrict d_l1_etaet_logit = a.grads + kParamL1EtaetLogit; // []
-  T *__restrict t159 = a.scratch + 416;                          // []
   T *__restrict t164 = a.scratch + 640;                          // []
+  T *__restrict t159 = a.scratch + 416;                          // []
   const T *__restrict t74_l2_etaet = a.saved + 1920;             // [] l2.etaet
   T *__restrict d_l2_etaet_logit = a.grads + kParamL2EtaetLogit; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
-    const T v250 = t250[0];
     const T v255 = t255[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
     const T v257 = -v255;
+    const T v250 = t250[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
     const T v258 = v250 + v257;
     const T v4 = t4_l1_etaet[0];
@@ -2171,10 +2171,10 @@ backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
     const T v333 = v4 * v332;
     const T v334 = v258 * v333;
     atomicAdd(&d_l1_etaet_logit[0], v334);
-    const T v159 = t159[0];
     const T v164 = t164[0];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
     const T v166 = -v164;
+    const T v159 = t159[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
     const T v167 = v159 + v166;
     const T v74 = t74_l2_etaet[0];

@@ -549,20 +549,20 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
 template <class T>
 static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;            // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [200, 200]
-  const T *l1_hebb = a.state + kStateL1Hebb;                         // [200, 200]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;               // [200, 200]
   T *__restrict t43_l1_g = a.saved + 1456;                           // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                    // [200]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;               // [200, 200]
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                      // [200] l1.hn
   T *__restrict carried_1_next = a.next + kStateCarried1;            // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [200, 200]
-  const T *l2_hebb = a.state + kStateL2Hebb;                         // [200, 200]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;               // [200, 200]
   T *__restrict t97_l2_g = a.saved + 3120;                           // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                    // [200]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;               // [200, 200]
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
   T *__restrict l2_h_next = a.next + kStateL2H;                      // [200] l2.hn
   T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [200, 200]
   T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [200, 200]
@@ -573,33 +573,33 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     const T v97 = t97_l2_g[i];
 #pragma omp simd reduction(+ : acc111, acc114)
     for (int j = 0; j < 192; ++j) {
-      const T v38 = l1_w[i * 200 + j];
-      const T v39 = l1_alpha[i * 200 + j];
-      const T v40 = l1_hebb[i * 200 + j];
-      const T v50 = l1_eta[i * 200 + j];
       const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v51 = v43 * v7;
+      const T v50 = l1_eta[i * 200 + j];
       const T v52 = v50 * v51;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v53 = v40 + v52;
       const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
+      const T v39 = l1_alpha[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = v39 * v56;
+      const T v38 = l1_w[i * 200 + j];
       const T v110 = v38 + v109;
       const T v49 = l1_h_next[j];
       acc111 += v110 * v49;
-      const T v92 = l2_w[i * 200 + j];
-      const T v93 = l2_alpha[i * 200 + j];
-      const T v94 = l2_hebb[i * 200 + j];
-      const T v104 = l2_eta[i * 200 + j];
       const T v61 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v105 = v97 * v61;
+      const T v104 = l2_eta[i * 200 + j];
       const T v106 = v104 * v105;
+      const T v94 = l2_hebb[i * 200 + j];
       const T v107 = v94 + v106;
       const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
+      const T v93 = l2_alpha[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v112 = v93 * v108;
+      const T v92 = l2_w[i * 200 + j];
       const T v113 = v92 + v112;
       const T v103 = l2_h_next[j];
       acc114 += v113 * v103;
@@ -608,33 +608,33 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     }
 #pragma omp simd reduction(+ : acc111, acc114)
     for (int j = 192; j < 200; ++j) {
-      const T v38 = l1_w[i * 200 + j];
-      const T v39 = l1_alpha[i * 200 + j];
-      const T v40 = l1_hebb[i * 200 + j];
-      const T v50 = l1_eta[i * 200 + j];
       const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v51 = v43 * v7;
+      const T v50 = l1_eta[i * 200 + j];
       const T v52 = v50 * v51;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v53 = v40 + v52;
       const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
+      const T v39 = l1_alpha[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = v39 * v56;
+      const T v38 = l1_w[i * 200 + j];
       const T v110 = v38 + v109;
       const T v49 = l1_h_next[j];
       acc111 += v110 * v49;
-      const T v92 = l2_w[i * 200 + j];
-      const T v93 = l2_alpha[i * 200 + j];
-      const T v94 = l2_hebb[i * 200 + j];
-      const T v104 = l2_eta[i * 200 + j];
       const T v61 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v105 = v97 * v61;
+      const T v104 = l2_eta[i * 200 + j];
       const T v106 = v104 * v105;
+      const T v94 = l2_hebb[i * 200 + j];
       const T v107 = v94 + v106;
       const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
+      const T v93 = l2_alpha[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v112 = v93 * v108;
+      const T v92 = l2_w[i * 200 + j];
       const T v113 = v92 + v112;
       const T v103 = l2_h_next[j];
       acc114 += v113 * v103;
@@ -689,27 +689,27 @@ template <class T>
 static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs<T> &a) {
   T *__restrict t126 = a.scratch + 0;                                 // [200]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [200, 200]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;                // [200, 200]
   const T *__restrict t97_l2_g = a.saved + 3120;                      // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;                // [200, 200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
   T *__restrict t133 = a.scratch + 208;                               // [200]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;                // [200, 200]
   const T *__restrict t43_l1_g = a.saved + 1456;                      // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;                // [200, 200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   T *__restrict t146 = a.scratch + 416;                               // [200]
-  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
   const T *__restrict t103_l2_hn = a.saved + 3328;                    // [200] l2.hn
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
   T *__restrict t147 = a.scratch + 624;                               // [200]
   T *__restrict t205 = a.scratch + 2288;                              // [200]
-  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
   const T *__restrict t49_l1_hn = a.saved + 1664;                     // [200] l1.hn
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
   T *__restrict t206 = a.scratch + 2496;                              // [200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
   T *__restrict d_l1_eta = a.grads + kParamL1Eta;                     // [200, 200]
@@ -732,38 +732,38 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
     const T v43 = t43_l1_g[i];
 #pragma omp simd reduction(+ : acc146, acc205)
     for (int j = 0; j < 192; ++j) {
-      const T v92 = l2_w[i * 200 + j];
-      const T v93 = l2_alpha[i * 200 + j];
-      const T v94 = l2_hebb[i * 200 + j];
-      const T v104 = l2_eta[i * 200 + j];
       const T v61 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v105 = v97 * v61;
+      const T v104 = l2_eta[i * 200 + j];
       const T v106 = v104 * v105;
+      const T v94 = l2_hebb[i * 200 + j];
       const T v107 = v94 + v106;
       const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
+      const T v93 = l2_alpha[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v112 = v93 * v108;
+      const T v92 = l2_w[i * 200 + j];
       const T v113 = v92 + v112;
       t126[j] += v124 * v113;
-      const T v38 = l1_w[i * 200 + j];
-      const T v39 = l1_alpha[i * 200 + j];
-      const T v40 = l1_hebb[i * 200 + j];
-      const T v50 = l1_eta[i * 200 + j];
       const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v51 = v43 * v7;
+      const T v50 = l1_eta[i * 200 + j];
       const T v52 = v50 * v51;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v53 = v40 + v52;
       const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
+      const T v39 = l1_alpha[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = v39 * v56;
+      const T v38 = l1_w[i * 200 + j];
       const T v110 = v38 + v109;
       t133[j] += v123 * v110;
-      const T v122 = d_l2_hebb[i * 200 + j];
       const T v103 = t103_l2_hn[j];
       const T v125 = v124 * v103;
       const T v130 = v125 * v93;
+      const T v122 = d_l2_hebb[i * 200 + j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v131 = v122 + v130;
       const T v141 = T(-2.0) <= v107 && v107 <= T(2.0) ? T(1) : T(0);
@@ -771,11 +771,11 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
       const T v145 = v142 * v104;
       acc146 += v145 * v61;
       t147[j] += v97 * v145;
-      const T v118 = d_l1_hebb[i * 200 + j];
       const T v49 = t49_l1_hn[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v132 = v123 * v49;
       const T v137 = v132 * v39;
+      const T v118 = d_l1_hebb[i * 200 + j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v138 = v118 + v137;
       const T v200 = T(-2.0) <= v53 && v53 <= T(2.0) ? T(1) : T(0);
@@ -800,38 +800,38 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
     }
 #pragma omp simd reduction(+ : acc146, acc205)
     for (int j = 192; j < 200; ++j) {
-      const T v92 = l2_w[i * 200 + j];
-      const T v93 = l2_alpha[i * 200 + j];
-      const T v94 = l2_hebb[i * 200 + j];
-      const T v104 = l2_eta[i * 200 + j];
       const T v61 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v105 = v97 * v61;
+      const T v104 = l2_eta[i * 200 + j];
       const T v106 = v104 * v105;
+      const T v94 = l2_hebb[i * 200 + j];
       const T v107 = v94 + v106;
       const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
+      const T v93 = l2_alpha[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v112 = v93 * v108;
+      const T v92 = l2_w[i * 200 + j];
       const T v113 = v92 + v112;
       t126[j] += v124 * v113;
-      const T v38 = l1_w[i * 200 + j];
-      const T v39 = l1_alpha[i * 200 + j];
-      const T v40 = l1_hebb[i * 200 + j];
-      const T v50 = l1_eta[i * 200 + j];
       const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v51 = v43 * v7;
+      const T v50 = l1_eta[i * 200 + j];
       const T v52 = v50 * v51;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v53 = v40 + v52;
       const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
+      const T v39 = l1_alpha[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = v39 * v56;
+      const T v38 = l1_w[i * 200 + j];
       const T v110 = v38 + v109;
       t133[j] += v123 * v110;
-      const T v122 = d_l2_hebb[i * 200 + j];
       const T v103 = t103_l2_hn[j];
       const T v125 = v124 * v103;
       const T v130 = v125 * v93;
+      const T v122 = d_l2_hebb[i * 200 + j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v131 = v122 + v130;
       const T v141 = T(-2.0) <= v107 && v107 <= T(2.0) ? T(1) : T(0);
@@ -839,11 +839,11 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
       const T v145 = v142 * v104;
       acc146 += v145 * v61;
       t147[j] += v97 * v145;
-      const T v118 = d_l1_hebb[i * 200 + j];
       const T v49 = t49_l1_hn[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v132 = v123 * v49;
       const T v137 = v132 * v39;
+      const T v118 = d_l1_hebb[i * 200 + j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v138 = v118 + v137;
       const T v200 = T(-2.0) <= v53 && v53 <= T(2.0) ? T(1) : T(0);
@@ -903,8 +903,6 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
 //   %103 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t146 = a.scratch + 416;                               // [200]
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];         // [200] d logits
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [200] d l2.h'
   T *__restrict t126 = a.scratch + 0;                                 // [200]
@@ -922,6 +920,8 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict t73 = a.saved + 2496;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;       // [200]
   const T *__restrict t97_l2_g = a.saved + 3120;                      // [200] l2.g
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
+  T *__restrict t146 = a.scratch + 416;                               // [200]
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;            // [200]
   T *__restrict t169 = a.record + 2288;                               // [200]
   T *__restrict t180 = a.record + 2080;                               // [200]
@@ -951,8 +951,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict record14 = a.record + 2912;                           // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
-    const T v146 = t146[j];
-    const T v121 = d_l2_c_next[j];
     const T v115 = d_readout_in_logits[j];
     const T v119 = d_l2_h_next[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
@@ -1000,9 +998,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v151 = v102 * v102;
     const T v152 = T(1.0) - v151;
     const T v153 = v149 * v152;
+    const T v121 = d_l2_c_next[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v154 = v121 + v153;
     const T v156 = v154 * v77;
+    const T v146 = t146[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     const T v157 = v146 + v156;
     const T v160 = v97 * v97;
@@ -1062,8 +1062,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
-    const T v146 = t146[j];
-    const T v121 = d_l2_c_next[j];
     const T v115 = d_readout_in_logits[j];
     const T v119 = d_l2_h_next[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
@@ -1111,9 +1109,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v151 = v102 * v102;
     const T v152 = T(1.0) - v151;
     const T v153 = v149 * v152;
+    const T v121 = d_l2_c_next[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v154 = v121 + v153;
     const T v156 = v154 * v77;
+    const T v146 = t146[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     const T v157 = v146 + v156;
     const T v160 = v97 * v97;
@@ -1296,8 +1296,6 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 //   %220 mul += grad l1.x2c.bias
 template <class T>
 static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t205 = a.scratch + 2288;                        // [200]
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
   T *__restrict t133 = a.scratch + 208;                         // [200]
   T *__restrict t165 = a.scratch + 832;                         // [200]
@@ -1318,6 +1316,8 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   const T *__restrict t19 = a.saved + 832;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   const T *__restrict t43_l1_g = a.saved + 1456;                // [200] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
+  T *__restrict t205 = a.scratch + 2288;                        // [200]
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;      // [200]
   T *__restrict t226 = a.record + 832;                          // [200]
   T *__restrict t237 = a.record + 624;                          // [200]
@@ -1338,8 +1338,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
-    const T v205 = t205[j];
-    const T v117 = d_l1_c_next[j];
     const T v116 = d_l1_h_next[j];
     const T v133 = t133[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
@@ -1393,9 +1391,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v209 = v48 * v48;
     const T v210 = T(1.0) - v209;
     const T v211 = v208 * v210;
+    const T v117 = d_l1_c_next[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v212 = v117 + v211;
     const T v214 = v212 * v23;
+    const T v205 = t205[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     const T v215 = v205 + v214;
     const T v218 = v43 * v43;
@@ -1450,8 +1450,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
-    const T v205 = t205[j];
-    const T v117 = d_l1_c_next[j];
     const T v116 = d_l1_h_next[j];
     const T v133 = t133[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
@@ -1505,9 +1503,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v209 = v48 * v48;
     const T v210 = T(1.0) - v209;
     const T v211 = v208 * v210;
+    const T v117 = d_l1_c_next[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v212 = v117 + v211;
     const T v214 = v212 * v23;
+    const T v205 = t205[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     const T v215 = v205 + v214;
     const T v218 = v43 * v43;
@@ -1756,14 +1756,14 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 template <class T>
 static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;            // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [200, 200]
   const T *l1_hebb = a.state + kStateL1Hebb;                         // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                    // [200]
   T *__restrict carried_1_next = a.next + kStateCarried1;            // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [200, 200]
   const T *l2_hebb = a.state + kStateL2Hebb;                         // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                    // [200]
   T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [200, 200]
   T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [200, 200]
@@ -1772,18 +1772,18 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     T acc15 = T(0);
 #pragma omp simd reduction(+ : acc10, acc15)
     for (int j = 0; j < 192; ++j) {
-      const T v6 = l1_w[i * 200 + j];
       const T v7 = l1_alpha[i * 200 + j];
       const T v2 = l1_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v8 = v7 * v2;
+      const T v6 = l1_w[i * 200 + j];
       const T v9 = v6 + v8;
       const T v0 = l1_h[j];
       acc10 += v9 * v0;
-      const T v11 = l2_w[i * 200 + j];
       const T v12 = l2_alpha[i * 200 + j];
       const T v5 = l2_hebb[i * 200 + j];
       const T v13 = v12 * v5;
+      const T v11 = l2_w[i * 200 + j];
       const T v14 = v11 + v13;
       const T v3 = l2_h[j];
       acc15 += v14 * v3;
@@ -1792,18 +1792,18 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     }
 #pragma omp simd reduction(+ : acc10, acc15)
     for (int j = 192; j < 200; ++j) {
-      const T v6 = l1_w[i * 200 + j];
       const T v7 = l1_alpha[i * 200 + j];
       const T v2 = l1_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v8 = v7 * v2;
+      const T v6 = l1_w[i * 200 + j];
       const T v9 = v6 + v8;
       const T v0 = l1_h[j];
       acc10 += v9 * v0;
-      const T v11 = l2_w[i * 200 + j];
       const T v12 = l2_alpha[i * 200 + j];
       const T v5 = l2_hebb[i * 200 + j];
       const T v13 = v12 * v5;
+      const T v11 = l2_w[i * 200 + j];
       const T v14 = v11 + v13;
       const T v3 = l2_h[j];
       acc15 += v14 * v3;
@@ -1874,18 +1874,18 @@ template <class T>
 static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t25 = a.scratch + 0;                                  // [200]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
   T *__restrict t32 = a.scratch + 208;                                // [200]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
-  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
-  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
   for (int e = 0; e < 200; ++e)
@@ -1897,31 +1897,31 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
     const T v22 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 192; ++j) {
-      const T v11 = l2_w[i * 200 + j];
       const T v12 = l2_alpha[i * 200 + j];
       const T v5 = l2_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v13 = v12 * v5;
+      const T v11 = l2_w[i * 200 + j];
       const T v14 = v11 + v13;
       t25[j] += v23 * v14;
-      const T v6 = l1_w[i * 200 + j];
       const T v7 = l1_alpha[i * 200 + j];
       const T v2 = l1_hebb[i * 200 + j];
       const T v8 = v7 * v2;
+      const T v6 = l1_w[i * 200 + j];
       const T v9 = v6 + v8;
       t32[j] += v22 * v9;
-      const T v18 = d_l1_hebb[i * 200 + j];
       const T v0 = l1_h[j];
       const T v31 = v22 * v0;
       const T v36 = v31 * v7;
+      const T v18 = d_l1_hebb[i * 200 + j];
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
       const T v37 = v18 + v36;
       d_l1_hebb[i * 200 + j] = v37;
-      const T v21 = d_l2_hebb[i * 200 + j];
       const T v3 = l2_h[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v24 = v23 * v3;
       const T v29 = v24 * v12;
+      const T v21 = d_l2_hebb[i * 200 + j];
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
       const T v30 = v21 + v29;
       d_l2_hebb[i * 200 + j] = v30;
@@ -1933,31 +1933,31 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
     }
 #pragma omp simd
     for (int j = 192; j < 200; ++j) {
-      const T v11 = l2_w[i * 200 + j];
       const T v12 = l2_alpha[i * 200 + j];
       const T v5 = l2_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v13 = v12 * v5;
+      const T v11 = l2_w[i * 200 + j];
       const T v14 = v11 + v13;
       t25[j] += v23 * v14;
-      const T v6 = l1_w[i * 200 + j];
       const T v7 = l1_alpha[i * 200 + j];
       const T v2 = l1_hebb[i * 200 + j];
       const T v8 = v7 * v2;
+      const T v6 = l1_w[i * 200 + j];
       const T v9 = v6 + v8;
       t32[j] += v22 * v9;
-      const T v18 = d_l1_hebb[i * 200 + j];
       const T v0 = l1_h[j];
       const T v31 = v22 * v0;
       const T v36 = v31 * v7;
+      const T v18 = d_l1_hebb[i * 200 + j];
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
       const T v37 = v18 + v36;
       d_l1_hebb[i * 200 + j] = v37;
-      const T v21 = d_l2_hebb[i * 200 + j];
       const T v3 = l2_h[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v24 = v23 * v3;
       const T v29 = v24 * v12;
+      const T v21 = d_l2_hebb[i * 200 + j];
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
       const T v30 = v21 + v29;
       d_l2_hebb[i * 200 + j] = v30;

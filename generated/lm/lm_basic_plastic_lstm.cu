@@ -257,14 +257,14 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
 //   %99 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   T *__restrict t43 = a.scratch + 208;                     // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;          // [200]
   T *__restrict t99 = a.scratch + 624;                     // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;          // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -273,18 +273,18 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc43 = T(0);
     T acc99 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v38 = l1_w[i * 200 + j];
       const T v39 = l1_alpha[i * 200 + j];
       const T v40 = l1_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v41 = v39 * v40;
+      const T v38 = l1_w[i * 200 + j];
       const T v42 = v38 + v41;
       const T v7 = l1_h[j];
       acc43 += v42 * v7;
-      const T v94 = l2_w[i * 200 + j];
       const T v95 = l2_alpha[i * 200 + j];
       const T v96 = l2_hebb[i * 200 + j];
       const T v97 = v95 * v96;
+      const T v94 = l2_w[i * 200 + j];
       const T v98 = v94 + v97;
       const T v63 = l2_h[j];
       acc99 += v98 * v63;
@@ -672,37 +672,37 @@ template <class T> __device__ __forceinline__ void forward_dec(const dopa::StepA
 //   %112 clip -> next_state l2.hebb
 template <class T>
 __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [200, 200]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;  // [200, 200]
   T *__restrict t45_l1_g = a.saved + 1456;              // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;       // [200]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;  // [200, 200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [200, 200]
   T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [200, 200]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;  // [200, 200]
   T *__restrict t101_l2_g = a.saved + 3120;             // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;       // [200]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;  // [200, 200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [200, 200]
   T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v40 = l1_hebb[i * 200 + j];
-      const T v52 = l1_eta[i * 200 + j];
       const T v45 = t45_l1_g[i];
       const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v53 = v45 * v7;
+      const T v52 = l1_eta[i * 200 + j];
       const T v54 = v52 * v53;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v55 = v40 + v54;
       const T v58 = v55 < T(-2.0) ? T(-2.0) : (v55 > T(2.0) ? T(2.0) : v55);
       l1_hebb_next[i * 200 + j] = v58;
-      const T v96 = l2_hebb[i * 200 + j];
-      const T v108 = l2_eta[i * 200 + j];
       const T v101 = t101_l2_g[i];
       const T v63 = l2_h[j];
       const T v109 = v101 * v63;
+      const T v108 = l2_eta[i * 200 + j];
       const T v110 = v108 * v109;
+      const T v96 = l2_hebb[i * 200 + j];
       const T v111 = v96 + v110;
       const T v112 = v111 < T(-2.0) ? T(-2.0) : (v111 > T(2.0) ? T(2.0) : v111);
       l2_hebb_next[i * 200 + j] = v112;
@@ -842,18 +842,18 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_eta_l2_eta(const dopa::StepArgs<T> &a) {
   T *__restrict t135 = a.scratch + 208;                           // [200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [200, 200] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [200, 200]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;            // [200, 200]
   const T *__restrict t101_l2_g = a.saved + 3120;                 // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [200]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;            // [200, 200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [200, 200]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [200, 200] d l2.hebb'
   T *__restrict t136 = a.scratch + 416;                           // [200]
   T *__restrict t201 = a.scratch + 2288;                          // [200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [200, 200] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [200, 200]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;            // [200, 200]
   const T *__restrict t45_l1_g = a.saved + 1456;                  // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [200]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;            // [200, 200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [200, 200]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [200, 200] d l1.hebb'
   T *__restrict t202 = a.scratch + 2496;                          // [200]
   T *__restrict d_l1_eta = a.grads + kParamL1Eta;                 // [200, 200]
   T *__restrict d_l2_eta = a.grads + kParamL2Eta;                 // [200, 200]
@@ -869,29 +869,29 @@ __device__ __forceinline__ void backward_grad_l1_eta_l2_eta(const dopa::StepArgs
     T acc135 = T(0);
     T acc201 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-      const T v123 = d_l2_hebb_next[i * 200 + j];
-      const T v96 = l2_hebb[i * 200 + j];
-      const T v108 = l2_eta[i * 200 + j];
       const T v101 = t101_l2_g[i];
       const T v63 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = v101 * v63;
+      const T v108 = l2_eta[i * 200 + j];
       const T v110 = v108 * v109;
+      const T v96 = l2_hebb[i * 200 + j];
       const T v111 = v96 + v110;
       const T v130 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
+      const T v123 = d_l2_hebb_next[i * 200 + j];
       const T v131 = v123 * v130;
       const T v134 = v131 * v108;
       acc135 += v134 * v63;
       atomicAdd(&t136[j], v101 * v134);
-      const T v120 = d_l1_hebb_next[i * 200 + j];
-      const T v40 = l1_hebb[i * 200 + j];
-      const T v52 = l1_eta[i * 200 + j];
       const T v45 = t45_l1_g[i];
       const T v7 = l1_h[j];
       const T v53 = v45 * v7;
+      const T v52 = l1_eta[i * 200 + j];
       const T v54 = v52 * v53;
+      const T v40 = l1_hebb[i * 200 + j];
       const T v55 = v40 + v54;
       const T v196 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
+      const T v120 = d_l1_hebb_next[i * 200 + j];
       const T v197 = v120 * v196;
       const T v200 = v197 * v52;
       acc201 += v200 * v7;
@@ -940,8 +940,6 @@ __device__ __forceinline__ void backward_grad_l1_eta_l2_eta(const dopa::StepArgs
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t135 = a.scratch + 208;                         // [200]
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
   T *__restrict t126 = a.scratch + 0;                           // [200]
   const T *__restrict t81 = a.saved + 2704;                     // [200]
@@ -958,6 +956,8 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t75 = a.saved + 2496;                     // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
   const T *__restrict t101_l2_g = a.saved + 3120;               // [200] l2.g
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
+  T *__restrict t135 = a.scratch + 208;                         // [200]
   T *__restrict t151 = a.record + 2288;                         // [200]
   T *__restrict t165 = a.record + 2080;                         // [200]
   T *__restrict t176 = a.record + 1872;                         // [200]
@@ -985,8 +985,6 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-      const T v135 = t135[j];
-      const T v122 = d_l2_c_next[j];
       const T v121 = d_l2_h_next[j];
       const T v126 = t126[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
@@ -1032,9 +1030,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v140 = v106 * v106;
       const T v141 = T(1.0) - v140;
       const T v142 = v138 * v141;
+      const T v122 = d_l2_c_next[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v143 = v122 + v142;
       const T v145 = v143 * v79;
+      const T v135 = t135[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v146 = v135 + v145;
       const T v149 = v101 * v101;
@@ -1102,13 +1102,13 @@ template <class T>
 __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t153 = a.scratch + 624;                           // [200]
   T *__restrict t151 = a.record + 2288;                           // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [200, 200]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [200, 200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [200, 200] d l2.hebb'
-  const T *__restrict l2_eta = a.params + kParamL2Eta;            // [200, 200]
+  const T *__restrict l2_w = a.params + kParamL2W;                // [200, 200]
   const T *__restrict t101_l2_g = a.saved + 3120;                 // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [200]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;            // [200, 200]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [200, 200] d l2.hebb'
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;             // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1120,22 +1120,22 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v151 = t151[i];
-      const T v94 = l2_w[i * 200 + j];
       const T v95 = l2_alpha[i * 200 + j];
       const T v96 = l2_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v97 = v95 * v96;
+      const T v94 = l2_w[i * 200 + j];
       const T v98 = v94 + v97;
       atomicAdd(&t153[j], v151 * v98);
-      const T v123 = d_l2_hebb_next[i * 200 + j];
-      const T v108 = l2_eta[i * 200 + j];
       const T v101 = t101_l2_g[i];
       const T v63 = l2_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = v101 * v63;
+      const T v108 = l2_eta[i * 200 + j];
       const T v110 = v108 * v109;
       const T v111 = v96 + v110;
       const T v130 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
+      const T v123 = d_l2_hebb_next[i * 200 + j];
       const T v131 = v123 * v130;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v152 = v151 * v63;
@@ -1322,8 +1322,6 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t201 = a.scratch + 2288;                        // [200]
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
   T *__restrict t161 = a.scratch + 832;                         // [200]
   T *__restrict t172 = a.scratch + 1248;                        // [200]
@@ -1343,6 +1341,8 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t19 = a.saved + 832;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   const T *__restrict t45_l1_g = a.saved + 1456;                // [200] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
+  T *__restrict t201 = a.scratch + 2288;                        // [200]
   T *__restrict t216 = a.record + 1040;                         // [200]
   T *__restrict t229 = a.record + 832;                          // [200]
   T *__restrict t240 = a.record + 624;                          // [200]
@@ -1366,8 +1366,6 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-      const T v201 = t201[j];
-      const T v119 = d_l1_c_next[j];
       const T v118 = d_l1_h_next[j];
       const T v161 = t161[j];
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
@@ -1419,9 +1417,11 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v205 = v50 * v50;
       const T v206 = T(1.0) - v205;
       const T v207 = v204 * v206;
+      const T v119 = d_l1_c_next[j];
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v208 = v119 + v207;
       const T v210 = v208 * v23;
+      const T v201 = t201[j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v211 = v201 + v210;
       const T v214 = v45 * v45;
@@ -1490,13 +1490,13 @@ template <class T>
 __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t218 = a.scratch + 2704;                          // [200]
   T *__restrict t216 = a.record + 1040;                           // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [200, 200]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [200, 200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [200, 200] d l1.hebb'
-  const T *__restrict l1_eta = a.params + kParamL1Eta;            // [200, 200]
+  const T *__restrict l1_w = a.params + kParamL1W;                // [200, 200]
   const T *__restrict t45_l1_g = a.saved + 1456;                  // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [200]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;            // [200, 200]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [200, 200] d l1.hebb'
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;             // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1508,22 +1508,22 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v216 = t216[i];
-      const T v38 = l1_w[i * 200 + j];
       const T v39 = l1_alpha[i * 200 + j];
       const T v40 = l1_hebb[i * 200 + j];
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v41 = v39 * v40;
+      const T v38 = l1_w[i * 200 + j];
       const T v42 = v38 + v41;
       atomicAdd(&t218[j], v216 * v42);
-      const T v120 = d_l1_hebb_next[i * 200 + j];
-      const T v52 = l1_eta[i * 200 + j];
       const T v45 = t45_l1_g[i];
       const T v7 = l1_h[j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v53 = v45 * v7;
+      const T v52 = l1_eta[i * 200 + j];
       const T v54 = v52 * v53;
       const T v55 = v40 + v54;
       const T v196 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
+      const T v120 = d_l1_hebb_next[i * 200 + j];
       const T v197 = v120 * v196;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v217 = v216 * v7;

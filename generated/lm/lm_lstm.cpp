@@ -885,7 +885,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 //   %182 mul += grad l3.h2c.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];           // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [400] d logits
@@ -908,6 +907,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
   const T *__restrict t142 = a.saved + 23952;                   // [400]
   const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
   T *__restrict t182 = a.record + 15824;                        // [400]
   T *__restrict t191 = a.record + 15424;                        // [400]
   T *__restrict t202 = a.record + 15024;                        // [400]
@@ -927,7 +927,6 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_h2c_bias = a.grads + kParamL3H2cBias;      // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
-    const T v165 = d_l3_c_next[j];
     const T v158 = d_out_tar_h[j];
     const T v163 = d_l3_h_next[j];
 #line 25 "examples/lm/lstm.dopa"
@@ -989,6 +988,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v172 = v151 * v151;
     const T v173 = T(1.0) - v172;
     const T v174 = v170 * v173;
+    const T v165 = d_l3_c_next[j];
 #line 24 "examples/lm/lstm.dopa"
     const T v175 = v165 + v174;
     const T v177 = v175 * v126;
@@ -1181,13 +1181,12 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 //   %105 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1150] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1150] d l2.h'
   T *__restrict t188 = a.scratch + 400;                         // [1150]
   T *__restrict t198 = a.scratch + 1952;                        // [1150]
   T *__restrict t209 = a.scratch + 3504;                        // [1150]
   T *__restrict t220 = a.scratch + 5056;                        // [1150]
   const T *__restrict drop_h2 = a.inputs[3];                    // [1150]
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1150] d l2.h'
   const T *__restrict t79 = a.saved + 15392;                    // [1150]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
   const T *__restrict t83 = a.saved + 16544;                    // [1150]
@@ -1205,6 +1204,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
   const T *__restrict t93 = a.saved + 18848;                    // [1150]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1150] d l2.c'
   T *__restrict t237 = a.record + 11920;                        // [1150]
   T *__restrict t246 = a.record + 10768;                        // [1150]
   T *__restrict t257 = a.record + 9616;                         // [1150]
@@ -1228,8 +1228,6 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict record13 = a.record + 13472;                    // [1150]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
-    const T v162 = d_l2_c_next[j];
-    const T v161 = d_l2_h_next[j];
     const T v188 = t188[j];
     const T v198 = t198[j];
 #line 28 "examples/lm/lstm.dopa"
@@ -1240,6 +1238,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v221 = v210 + v220;
     const T v222 = drop_h2[j];
     const T v223 = v221 * v222;
+    const T v161 = d_l2_h_next[j];
 #line 25 "examples/lm/lstm.dopa"
     const T v224 = v161 + v223;
     const T v79 = t79[j];
@@ -1291,6 +1290,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v227 = v102 * v102;
     const T v228 = T(1.0) - v227;
     const T v229 = v226 * v228;
+    const T v162 = d_l2_c_next[j];
 #line 24 "examples/lm/lstm.dopa"
     const T v230 = v162 + v229;
     const T v232 = v230 * v77;
@@ -1346,8 +1346,6 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   }
 #pragma omp simd
   for (int j = 1136; j < 1150; ++j) {
-    const T v162 = d_l2_c_next[j];
-    const T v161 = d_l2_h_next[j];
     const T v188 = t188[j];
     const T v198 = t198[j];
 #line 28 "examples/lm/lstm.dopa"
@@ -1358,6 +1356,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v221 = v210 + v220;
     const T v222 = drop_h2[j];
     const T v223 = v221 * v222;
+    const T v161 = d_l2_h_next[j];
 #line 25 "examples/lm/lstm.dopa"
     const T v224 = v161 + v223;
     const T v79 = t79[j];
@@ -1409,6 +1408,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v227 = v102 * v102;
     const T v228 = T(1.0) - v227;
     const T v229 = v226 * v228;
+    const T v162 = d_l2_c_next[j];
 #line 24 "examples/lm/lstm.dopa"
     const T v230 = v162 + v229;
     const T v232 = v230 * v77;
@@ -1601,13 +1601,12 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 //   %292 mul += grad l1.h2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1150] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1150] d l1.h'
   T *__restrict t243 = a.scratch + 7360;                        // [1150]
   T *__restrict t253 = a.scratch + 9664;                        // [1150]
   T *__restrict t264 = a.scratch + 11968;                       // [1150]
   T *__restrict t275 = a.scratch + 14272;                       // [1150]
   const T *__restrict drop_h1 = a.inputs[2];                    // [1150]
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1150] d l1.h'
   const T *__restrict t30 = a.saved + 5024;                     // [1150]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
   const T *__restrict t34 = a.saved + 6176;                     // [1150]
@@ -1625,6 +1624,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
   const T *__restrict t44 = a.saved + 8480;                     // [1150]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1150] d l1.c'
   T *__restrict t292 = a.record + 5008;                         // [1150]
   T *__restrict t301 = a.record + 3856;                         // [1150]
   T *__restrict t312 = a.record + 2704;                         // [1150]
@@ -1645,8 +1645,6 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [1150]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
-    const T v160 = d_l1_c_next[j];
-    const T v159 = d_l1_h_next[j];
     const T v243 = t243[j];
     const T v253 = t253[j];
 #line 27 "examples/lm/lstm.dopa"
@@ -1657,6 +1655,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v276 = v265 + v275;
     const T v277 = drop_h1[j];
     const T v278 = v276 * v277;
+    const T v159 = d_l1_h_next[j];
 #line 25 "examples/lm/lstm.dopa"
     const T v279 = v159 + v278;
     const T v30 = t30[j];
@@ -1708,6 +1707,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v282 = v53 * v53;
     const T v283 = T(1.0) - v282;
     const T v284 = v281 * v283;
+    const T v160 = d_l1_c_next[j];
 #line 24 "examples/lm/lstm.dopa"
     const T v285 = v160 + v284;
     const T v287 = v285 * v28;
@@ -1764,8 +1764,6 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   }
 #pragma omp simd
   for (int j = 1136; j < 1150; ++j) {
-    const T v160 = d_l1_c_next[j];
-    const T v159 = d_l1_h_next[j];
     const T v243 = t243[j];
     const T v253 = t253[j];
 #line 27 "examples/lm/lstm.dopa"
@@ -1776,6 +1774,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v276 = v265 + v275;
     const T v277 = drop_h1[j];
     const T v278 = v276 * v277;
+    const T v159 = d_l1_h_next[j];
 #line 25 "examples/lm/lstm.dopa"
     const T v279 = v159 + v278;
     const T v30 = t30[j];
@@ -1827,6 +1826,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v282 = v53 * v53;
     const T v283 = T(1.0) - v282;
     const T v284 = v281 * v283;
+    const T v160 = d_l1_c_next[j];
 #line 24 "examples/lm/lstm.dopa"
     const T v285 = v160 + v284;
     const T v287 = v285 * v28;

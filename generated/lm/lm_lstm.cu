@@ -1191,7 +1191,6 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];           // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
   const T *__restrict d_out_ar_h = a.gradOutputs[1];            // [400] d ar_h
@@ -1214,6 +1213,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
   const T *__restrict t142 = a.saved + 23952;                   // [400]
   const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
   T *__restrict t188 = a.record + 26224;                        // [400]
   T *__restrict t197 = a.record + 25824;                        // [400]
   T *__restrict t208 = a.record + 25424;                        // [400]
@@ -1238,7 +1238,6 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-      const T v167 = d_l3_c_next[j];
       const T v160 = d_out_tar_h[j];
       const T v165 = d_l3_h_next[j];
 #line 25 "examples/lm/lstm.dopa"
@@ -1300,6 +1299,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v178 = v151 * v151;
       const T v179 = T(1.0) - v178;
       const T v180 = v176 * v179;
+      const T v167 = d_l3_c_next[j];
 #line 24 "examples/lm/lstm.dopa"
       const T v181 = v167 + v180;
       const T v183 = v181 * v126;
@@ -1552,13 +1552,12 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1150] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1150] d l2.h'
   T *__restrict t194 = a.scratch + 800;                         // [1150]
   T *__restrict t204 = a.scratch + 2352;                        // [1150]
   T *__restrict t215 = a.scratch + 3904;                        // [1150]
   T *__restrict t226 = a.scratch + 5456;                        // [1150]
   const T *__restrict drop_h2 = a.inputs[3];                    // [1150]
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1150] d l2.h'
   const T *__restrict t79 = a.saved + 15392;                    // [1150]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
   const T *__restrict t83 = a.saved + 16544;                    // [1150]
@@ -1576,6 +1575,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
   const T *__restrict t93 = a.saved + 18848;                    // [1150]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1150] d l2.c'
   T *__restrict t243 = a.record + 22320;                        // [1150]
   T *__restrict t252 = a.record + 21168;                        // [1150]
   T *__restrict t263 = a.record + 20016;                        // [1150]
@@ -1602,8 +1602,6 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
-      const T v164 = d_l2_c_next[j];
-      const T v163 = d_l2_h_next[j];
       const T v194 = t194[j];
       const T v204 = t204[j];
 #line 28 "examples/lm/lstm.dopa"
@@ -1614,6 +1612,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v227 = v216 + v226;
       const T v228 = drop_h2[j];
       const T v229 = v227 * v228;
+      const T v163 = d_l2_h_next[j];
 #line 25 "examples/lm/lstm.dopa"
       const T v230 = v163 + v229;
       const T v79 = t79[j];
@@ -1665,6 +1664,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v233 = v102 * v102;
       const T v234 = T(1.0) - v233;
       const T v235 = v232 * v234;
+      const T v164 = d_l2_c_next[j];
 #line 24 "examples/lm/lstm.dopa"
       const T v236 = v164 + v235;
       const T v238 = v236 * v77;
@@ -1915,13 +1915,12 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1150] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1150] d l1.h'
   T *__restrict t249 = a.scratch + 7760;                        // [1150]
   T *__restrict t259 = a.scratch + 10064;                       // [1150]
   T *__restrict t270 = a.scratch + 12368;                       // [1150]
   T *__restrict t281 = a.scratch + 14672;                       // [1150]
   const T *__restrict drop_h1 = a.inputs[2];                    // [1150]
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1150] d l1.h'
   const T *__restrict t30 = a.saved + 5024;                     // [1150]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
   const T *__restrict t34 = a.saved + 6176;                     // [1150]
@@ -1939,6 +1938,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
   const T *__restrict t44 = a.saved + 8480;                     // [1150]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1150] d l1.c'
   T *__restrict t298 = a.record + 15408;                        // [1150]
   T *__restrict t307 = a.record + 14256;                        // [1150]
   T *__restrict t318 = a.record + 13104;                        // [1150]
@@ -1962,8 +1962,6 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
-      const T v162 = d_l1_c_next[j];
-      const T v161 = d_l1_h_next[j];
       const T v249 = t249[j];
       const T v259 = t259[j];
 #line 27 "examples/lm/lstm.dopa"
@@ -1974,6 +1972,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v282 = v271 + v281;
       const T v283 = drop_h1[j];
       const T v284 = v282 * v283;
+      const T v161 = d_l1_h_next[j];
 #line 25 "examples/lm/lstm.dopa"
       const T v285 = v161 + v284;
       const T v30 = t30[j];
@@ -2025,6 +2024,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v288 = v53 * v53;
       const T v289 = T(1.0) - v288;
       const T v290 = v287 * v289;
+      const T v162 = d_l1_c_next[j];
 #line 24 "examples/lm/lstm.dopa"
       const T v291 = v162 + v290;
       const T v293 = v291 * v28;

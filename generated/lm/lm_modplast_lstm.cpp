@@ -1074,57 +1074,57 @@ template <class T> static void forward_saved_col_41(const dopa::StepArgs<T> &a) 
 template <class T>
 static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;            // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;                   // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [1149, 1]
-  const T *l1_hebb = a.state + kStateL1Hebb;                         // [1149, 1149]
-  T *__restrict t64 = a.saved + 9648;                                // [1149, 1]
   T *__restrict t48_l1_g = a.saved + 7328;                           // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                    // [1149]
+  T *__restrict t64 = a.saved + 9648;                                // [1149, 1]
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [1149, 1]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [1149, 1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                      // [1149] l1.hn
   T *__restrict carried_1_next = a.next + kStateCarried1;            // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;                   // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [1149, 1]
-  const T *l2_hebb = a.state + kStateL2Hebb;                         // [1149, 1149]
-  T *__restrict t129 = a.saved + 21184;                              // [1149, 1]
   T *__restrict t113_l2_g = a.saved + 18864;                         // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                    // [1149]
+  T *__restrict t129 = a.saved + 21184;                              // [1149, 1]
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [1149, 1]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [1149, 1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                      // [1149] l2.hn
   T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [1149, 1149]
   T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
     T acc201 = T(0);
     T acc204 = T(0);
-    const T v44 = l1_alpha[i];
-    const T v64 = t64[i];
     const T v48 = t48_l1_g[i];
-    const T v109 = l2_alpha[i];
-    const T v129 = t129[i];
+    const T v64 = t64[i];
+    const T v44 = l1_alpha[i];
     const T v113 = t113_l2_g[i];
+    const T v129 = t129[i];
+    const T v109 = l2_alpha[i];
 #pragma omp simd reduction(+ : acc201, acc204)
     for (int j = 0; j < 1136; ++j) {
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_hebb[i * 1149 + j];
       const T v12 = l1_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v65 = v48 * v12;
       const T v66 = v64 * v65;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v199 = v44 * v70;
+      const T v43 = l1_w[i * 1149 + j];
       const T v200 = v43 + v199;
       const T v54 = l1_h_next[j];
       acc201 += v200 * v54;
-      const T v108 = l2_w[i * 1149 + j];
-      const T v110 = l2_hebb[i * 1149 + j];
       const T v77 = l2_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v130 = v113 * v77;
       const T v131 = v129 * v130;
+      const T v110 = l2_hebb[i * 1149 + j];
       const T v132 = v110 + v131;
       const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v202 = v109 * v133;
+      const T v108 = l2_w[i * 1149 + j];
       const T v203 = v108 + v202;
       const T v119 = l2_h_next[j];
       acc204 += v203 * v119;
@@ -1133,29 +1133,29 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     }
 #pragma omp simd reduction(+ : acc201, acc204)
     for (int j = 1136; j < 1149; ++j) {
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_hebb[i * 1149 + j];
       const T v12 = l1_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v65 = v48 * v12;
       const T v66 = v64 * v65;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v199 = v44 * v70;
+      const T v43 = l1_w[i * 1149 + j];
       const T v200 = v43 + v199;
       const T v54 = l1_h_next[j];
       acc201 += v200 * v54;
-      const T v108 = l2_w[i * 1149 + j];
-      const T v110 = l2_hebb[i * 1149 + j];
       const T v77 = l2_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v130 = v113 * v77;
       const T v131 = v129 * v130;
+      const T v110 = l2_hebb[i * 1149 + j];
       const T v132 = v110 + v131;
       const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v202 = v109 * v133;
+      const T v108 = l2_w[i * 1149 + j];
       const T v203 = v108 + v202;
       const T v119 = l2_h_next[j];
       acc204 += v203 * v119;
@@ -1176,31 +1176,31 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
 //   %196 clip -> next_state l3.hebb
 template <class T> static void forward_carried_2_l3_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_2_next = a.next + kStateCarried2;            // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;                   // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha;           // [400, 1]
-  const T *l3_hebb = a.state + kStateL3Hebb;                         // [400, 400]
-  T *__restrict t192 = a.saved + 26704;                              // [400, 1]
   T *__restrict t176_l3_g = a.saved + 25888;                         // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                    // [400]
+  T *__restrict t192 = a.saved + 26704;                              // [400, 1]
+  const T *l3_hebb = a.state + kStateL3Hebb;                         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;           // [400, 1]
+  const T *__restrict l3_w = a.params + kParamL3W;                   // [400, 400]
   T *__restrict l3_h_next = a.next + kStateL3H;                      // [400] l3.hn
   T *l3_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Hebb; // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc207 = T(0);
-    const T v172 = l3_alpha[i];
-    const T v192 = t192[i];
     const T v176 = t176_l3_g[i];
+    const T v192 = t192[i];
+    const T v172 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc207)
     for (int j = 0; j < 400; ++j) {
-      const T v171 = l3_w[i * 400 + j];
-      const T v173 = l3_hebb[i * 400 + j];
       const T v140 = l3_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v193 = v176 * v140;
       const T v194 = v192 * v193;
+      const T v173 = l3_hebb[i * 400 + j];
       const T v195 = v173 + v194;
       const T v196 = v195 < T(-2.0) ? T(-2.0) : (v195 > T(2.0) ? T(2.0) : v195);
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v205 = v172 * v196;
+      const T v171 = l3_w[i * 400 + j];
       const T v206 = v171 + v205;
       const T v182 = l3_h_next[j];
       acc207 += v206 * v182;
@@ -1273,12 +1273,12 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t226 = a.scratch + 0;                                 // [400]
   const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
-  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
-  const T *__restrict t192 = a.saved + 26704;                         // [400, 1]
   const T *__restrict t176_l3_g = a.saved + 25888;                    // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  const T *__restrict t192 = a.saved + 26704;                         // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
   const T *__restrict t182_l3_hn = a.saved + 26288;                   // [400] l3.hn
   T *__restrict t229 = a.scratch + 400;                               // [400, 1]
   T *__restrict d_l3_hebb = a.gradNext + kStateL3Hebb;                // [400, 400] d l3.hebb'
@@ -1298,21 +1298,21 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     T acc257 = T(0);
     T acc259 = T(0);
     const T v224 = d_carried_2_next[i];
-    const T v172 = l3_alpha[i];
-    const T v192 = t192[i];
     const T v176 = t176_l3_g[i];
+    const T v192 = t192[i];
+    const T v172 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc229, acc257, acc259)
     for (int j = 0; j < 400; ++j) {
-      const T v171 = l3_w[i * 400 + j];
-      const T v173 = l3_hebb[i * 400 + j];
       const T v140 = l3_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v193 = v176 * v140;
       const T v194 = v192 * v193;
+      const T v173 = l3_hebb[i * 400 + j];
       const T v195 = v173 + v194;
       const T v196 = v195 < T(-2.0) ? T(-2.0) : (v195 > T(2.0) ? T(2.0) : v195);
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v205 = v172 * v196;
+      const T v171 = l3_w[i * 400 + j];
       const T v206 = v171 + v205;
       t226[j] += v224 * v206;
       const T v182 = t182_l3_hn[j];
@@ -1320,9 +1320,9 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
       const T v228 = v225 * v196;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc229 += v228;
-      const T v221 = d_l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v231 = v225 * v172;
+      const T v221 = d_l3_hebb[i * 400 + j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v232 = v221 + v231;
       const T v254 = T(-2.0) <= v195 && v195 <= T(2.0) ? T(1) : T(0);
@@ -1361,22 +1361,22 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
 template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t234 = a.scratch + 800;                               // [1149]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [1149, 1149]
-  const T *__restrict t129 = a.saved + 21184;                         // [1149, 1]
   const T *__restrict t113_l2_g = a.saved + 18864;                    // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  const T *__restrict t129 = a.saved + 21184;                         // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
   const T *__restrict t119_l2_hn = a.saved + 20016;                   // [1149] l2.hn
   T *__restrict t237 = a.scratch + 1952;                              // [1149, 1]
   T *__restrict t242 = a.scratch + 3104;                              // [1149]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
-  const T *__restrict t64 = a.saved + 9648;                           // [1149, 1]
   const T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  const T *__restrict t64 = a.saved + 9648;                           // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
   const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
   T *__restrict t245 = a.scratch + 4256;                              // [1149, 1]
   T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [1149, 1149] d l2.hebb'
@@ -1411,25 +1411,25 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     T acc400 = T(0);
     T acc402 = T(0);
     const T v223 = d_carried_1_next[i];
-    const T v109 = l2_alpha[i];
-    const T v129 = t129[i];
     const T v113 = t113_l2_g[i];
+    const T v129 = t129[i];
+    const T v109 = l2_alpha[i];
     const T v222 = d_carried_0_next[i];
-    const T v44 = l1_alpha[i];
-    const T v64 = t64[i];
     const T v48 = t48_l1_g[i];
+    const T v64 = t64[i];
+    const T v44 = l1_alpha[i];
 #pragma omp simd reduction(+ : acc237, acc245, acc329, acc331, acc400, acc402)
     for (int j = 0; j < 1136; ++j) {
-      const T v108 = l2_w[i * 1149 + j];
-      const T v110 = l2_hebb[i * 1149 + j];
       const T v77 = l2_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v130 = v113 * v77;
       const T v131 = v129 * v130;
+      const T v110 = l2_hebb[i * 1149 + j];
       const T v132 = v110 + v131;
       const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v202 = v109 * v133;
+      const T v108 = l2_w[i * 1149 + j];
       const T v203 = v108 + v202;
       t234[j] += v223 * v203;
       const T v119 = t119_l2_hn[j];
@@ -1437,16 +1437,16 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v236 = v233 * v133;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc237 += v236;
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_hebb[i * 1149 + j];
       const T v12 = l1_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v65 = v48 * v12;
       const T v66 = v64 * v65;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v199 = v44 * v70;
+      const T v43 = l1_w[i * 1149 + j];
       const T v200 = v43 + v199;
       t242[j] += v222 * v200;
       const T v54 = t54_l1_hn[j];
@@ -1454,9 +1454,9 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v244 = v241 * v70;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc245 += v244;
-      const T v217 = d_l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v239 = v233 * v109;
+      const T v217 = d_l2_hebb[i * 1149 + j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v240 = v217 + v239;
       const T v326 = T(-2.0) <= v132 && v132 <= T(2.0) ? T(1) : T(0);
@@ -1466,9 +1466,9 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v330 = v327 * v129;
       acc331 += v330 * v77;
       t332[j] += v113 * v330;
-      const T v214 = d_l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v247 = v241 * v44;
+      const T v214 = d_l1_hebb[i * 1149 + j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v248 = v214 + v247;
       const T v397 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
@@ -1483,16 +1483,16 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     }
 #pragma omp simd reduction(+ : acc237, acc245, acc329, acc331, acc400, acc402)
     for (int j = 1136; j < 1149; ++j) {
-      const T v108 = l2_w[i * 1149 + j];
-      const T v110 = l2_hebb[i * 1149 + j];
       const T v77 = l2_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v130 = v113 * v77;
       const T v131 = v129 * v130;
+      const T v110 = l2_hebb[i * 1149 + j];
       const T v132 = v110 + v131;
       const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v202 = v109 * v133;
+      const T v108 = l2_w[i * 1149 + j];
       const T v203 = v108 + v202;
       t234[j] += v223 * v203;
       const T v119 = t119_l2_hn[j];
@@ -1500,16 +1500,16 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v236 = v233 * v133;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc237 += v236;
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_hebb[i * 1149 + j];
       const T v12 = l1_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v65 = v48 * v12;
       const T v66 = v64 * v65;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v199 = v44 * v70;
+      const T v43 = l1_w[i * 1149 + j];
       const T v200 = v43 + v199;
       t242[j] += v222 * v200;
       const T v54 = t54_l1_hn[j];
@@ -1517,9 +1517,9 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v244 = v241 * v70;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc245 += v244;
-      const T v217 = d_l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v239 = v233 * v109;
+      const T v217 = d_l2_hebb[i * 1149 + j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v240 = v217 + v239;
       const T v326 = T(-2.0) <= v132 && v132 <= T(2.0) ? T(1) : T(0);
@@ -1529,9 +1529,9 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v330 = v327 * v129;
       acc331 += v330 * v77;
       t332[j] += v113 * v330;
-      const T v214 = d_l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v247 = v241 * v44;
+      const T v214 = d_l1_hebb[i * 1149 + j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v248 = v214 + v247;
       const T v397 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
@@ -1590,8 +1590,8 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 //   %268 mul += grad l3.h2mod.bias
 //   %187 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t264 = a.scratch + 6608;                       // [1]
   const T *__restrict t187_l3_M = a.saved + 26688;             // [1] l3.M
+  T *__restrict t264 = a.scratch + 6608;                       // [1]
   T *__restrict t268 = a.record + 24000;                       // [1]
   const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record10 = a.record + 9632;                    // [1]
@@ -1599,8 +1599,8 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   T *__restrict record21 = a.record + 20032;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
   T *__restrict record32 = a.record + 24416;                   // [1]
-  const T v264 = t264[0];
   const T v187 = t187_l3_M[0];
+  const T v264 = t264[0];
   const T v59 = t59_l1_M[0];
   const T v124 = t124_l2_M[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
@@ -1659,8 +1659,6 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 //   %261 reshape += grad l3.modfanout.bias
 template <class T>
 static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t259 = a.scratch + 5808;                               // [400]
-  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
   T *__restrict t226 = a.scratch + 0;                                  // [400]
@@ -1682,6 +1680,8 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   const T *__restrict t152 = a.saved + 24688;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t176_l3_g = a.saved + 25888;                     // [400] l3.g
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  T *__restrict t259 = a.scratch + 5808;                               // [400]
   T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;             // [400]
   T *__restrict t292 = a.record + 22400;                               // [400]
   T *__restrict t303 = a.record + 22000;                               // [400]
@@ -1707,8 +1707,6 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
-    const T v259 = t259[j];
-    const T v220 = d_l3_c_next[j];
     const T v211 = d_out_tar_h[j];
     const T v218 = d_l3_h_next[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
@@ -1766,9 +1764,11 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v275 = v181 * v181;
     const T v276 = T(1.0) - v275;
     const T v277 = v274 * v276;
+    const T v220 = d_l3_c_next[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v278 = v220 + v277;
     const T v280 = v278 * v156;
+    const T v259 = t259[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v281 = v259 + v280;
     const T v284 = v176 * v176;
@@ -1957,12 +1957,12 @@ template <class T> static void backward_modfanout_15(const dopa::StepArgs<T> &a)
 //   %339 mul
 //   %339 mul += grad l2.h2mod.bias
 template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t336 = a.scratch + 16288;                      // [1]
   const T *__restrict t124_l2_M = a.saved + 21168;             // [1] l2.M
+  T *__restrict t336 = a.scratch + 16288;                      // [1]
   T *__restrict t339 = a.record + 18864;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
-  const T v336 = t336[0];
   const T v124 = t124_l2_M[0];
+  const T v336 = t336[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
   const T v337 = v124 * v124;
   const T v338 = T(1.0) - v337;
@@ -2021,8 +2021,6 @@ template <class T> static void backward_h2mod_17(const dopa::StepArgs<T> &a) {
 //   %135 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t331 = a.scratch + 13984;                              // [1149]
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
   T *__restrict t234 = a.scratch + 800;                                // [1149]
   T *__restrict t289 = a.scratch + 7024;                               // [1149]
@@ -2045,6 +2043,8 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict t89 = a.saved + 15408;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t113_l2_g = a.saved + 18864;                     // [1149] l2.g
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
+  T *__restrict t331 = a.scratch + 13984;                              // [1149]
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;             // [1149]
   T *__restrict t363 = a.record + 14256;                               // [1149]
   T *__restrict t374 = a.record + 13104;                               // [1149]
@@ -2078,8 +2078,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict record23 = a.record + 20448;                           // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
-    const T v331 = t331[j];
-    const T v216 = d_l2_c_next[j];
     const T v215 = d_l2_h_next[j];
     const T v234 = t234[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
@@ -2139,9 +2137,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v346 = v118 * v118;
     const T v347 = T(1.0) - v346;
     const T v348 = v345 * v347;
+    const T v216 = d_l2_c_next[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v349 = v216 + v348;
     const T v351 = v349 * v93;
+    const T v331 = t331[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v352 = v331 + v351;
     const T v355 = v113 * v113;
@@ -2206,8 +2206,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
-    const T v331 = t331[j];
-    const T v216 = d_l2_c_next[j];
     const T v215 = d_l2_h_next[j];
     const T v234 = t234[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
@@ -2267,9 +2265,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v346 = v118 * v118;
     const T v347 = T(1.0) - v346;
     const T v348 = v345 * v347;
+    const T v216 = d_l2_c_next[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v349 = v216 + v348;
     const T v351 = v349 * v93;
+    const T v331 = t331[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v352 = v331 + v351;
     const T v355 = v113 * v113;
@@ -2466,12 +2466,12 @@ template <class T> static void backward_modfanout_27(const dopa::StepArgs<T> &a)
 //   %410 mul
 //   %410 mul += grad l1.h2mod.bias
 template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t407 = a.scratch + 28976;                      // [1]
   const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict t407 = a.scratch + 28976;                      // [1]
   T *__restrict t410 = a.record + 8464;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
-  const T v407 = t407[0];
   const T v59 = t59_l1_M[0];
+  const T v407 = t407[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
   const T v408 = v59 * v59;
   const T v409 = T(1.0) - v408;
@@ -2521,8 +2521,6 @@ template <class T> static void backward_h2mod_29(const dopa::StepArgs<T> &a) {
 //   %404 reshape += grad l1.modfanout.bias
 template <class T>
 static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t402 = a.scratch + 26672;                              // [1149]
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
   T *__restrict t242 = a.scratch + 3104;                               // [1149]
   T *__restrict t360 = a.scratch + 17456;                              // [1149]
@@ -2545,6 +2543,8 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t48_l1_g = a.saved + 7328;                       // [1149] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
+  T *__restrict t402 = a.scratch + 26672;                              // [1149]
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;             // [1149]
   T *__restrict t434 = a.record + 3856;                                // [1149]
   T *__restrict t445 = a.record + 2704;                                // [1149]
@@ -2567,8 +2567,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
-    const T v402 = t402[j];
-    const T v213 = d_l1_c_next[j];
     const T v212 = d_l1_h_next[j];
     const T v242 = t242[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
@@ -2628,9 +2626,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v417 = v53 * v53;
     const T v418 = T(1.0) - v417;
     const T v419 = v416 * v418;
+    const T v213 = d_l1_c_next[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v420 = v213 + v419;
     const T v422 = v420 * v28;
+    const T v402 = t402[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v423 = v402 + v422;
     const T v426 = v48 * v48;
@@ -2688,8 +2688,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
-    const T v402 = t402[j];
-    const T v213 = d_l1_c_next[j];
     const T v212 = d_l1_h_next[j];
     const T v242 = t242[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
@@ -2749,9 +2747,11 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v417 = v53 * v53;
     const T v418 = T(1.0) - v417;
     const T v419 = v416 * v418;
+    const T v213 = d_l1_c_next[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v420 = v213 + v419;
     const T v422 = v420 * v28;
+    const T v402 = t402[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v423 = v402 + v422;
     const T v426 = v48 * v48;
@@ -3084,14 +3084,14 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 template <class T>
 static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;            // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;                   // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [1149, 1]
   const T *l1_hebb = a.state + kStateL1Hebb;                         // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                    // [1149]
   T *__restrict carried_1_next = a.next + kStateCarried1;            // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;                   // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [1149, 1]
   const T *l2_hebb = a.state + kStateL2Hebb;                         // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                    // [1149]
   T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [1149, 1149]
   T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [1149, 1149]
@@ -3102,16 +3102,16 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     const T v15 = l2_alpha[i];
 #pragma omp simd reduction(+ : acc13, acc18)
     for (int j = 0; j < 1136; ++j) {
-      const T v9 = l1_w[i * 1149 + j];
       const T v2 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v11 = v10 * v2;
+      const T v9 = l1_w[i * 1149 + j];
       const T v12 = v9 + v11;
       const T v0 = l1_h[j];
       acc13 += v12 * v0;
-      const T v14 = l2_w[i * 1149 + j];
       const T v5 = l2_hebb[i * 1149 + j];
       const T v16 = v15 * v5;
+      const T v14 = l2_w[i * 1149 + j];
       const T v17 = v14 + v16;
       const T v3 = l2_h[j];
       acc18 += v17 * v3;
@@ -3120,16 +3120,16 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     }
 #pragma omp simd reduction(+ : acc13, acc18)
     for (int j = 1136; j < 1149; ++j) {
-      const T v9 = l1_w[i * 1149 + j];
       const T v2 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v11 = v10 * v2;
+      const T v9 = l1_w[i * 1149 + j];
       const T v12 = v9 + v11;
       const T v0 = l1_h[j];
       acc13 += v12 * v0;
-      const T v14 = l2_w[i * 1149 + j];
       const T v5 = l2_hebb[i * 1149 + j];
       const T v16 = v15 * v5;
+      const T v14 = l2_w[i * 1149 + j];
       const T v17 = v14 + v16;
       const T v3 = l2_h[j];
       acc18 += v17 * v3;
@@ -3149,9 +3149,9 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
 //   %8 state -> next_state l3.hebb
 template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_2_next = a.next + kStateCarried2;            // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;                   // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;           // [400, 1]
   const T *l3_hebb = a.state + kStateL3Hebb;                         // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;                   // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                    // [400]
   T *l3_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Hebb; // [400, 400]
   for (int i = 0; i < 400; ++i) {
@@ -3159,10 +3159,10 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
     const T v20 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc23)
     for (int j = 0; j < 400; ++j) {
-      const T v19 = l3_w[i * 400 + j];
       const T v8 = l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v21 = v20 * v8;
+      const T v19 = l3_w[i * 400 + j];
       const T v22 = v19 + v21;
       const T v6 = l3_h[j];
       acc23 += v22 * v6;
@@ -3247,9 +3247,9 @@ template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t37 = a.scratch + 0;                                  // [400]
   const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
-  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
   T *__restrict t40 = a.scratch + 400;                                // [400, 1]
   T *__restrict d_l3_hebb = a.gradNext + kStateL3Hebb;                // [400, 400] d l3.hebb'
@@ -3263,10 +3263,10 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
     const T v20 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc40)
     for (int j = 0; j < 400; ++j) {
-      const T v19 = l3_w[i * 400 + j];
       const T v8 = l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v21 = v20 * v8;
+      const T v19 = l3_w[i * 400 + j];
       const T v22 = v19 + v21;
       t37[j] += v35 * v22;
       const T v6 = l3_h[j];
@@ -3274,9 +3274,9 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
       const T v39 = v36 * v8;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc40 += v39;
-      const T v32 = d_l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v42 = v36 * v20;
+      const T v32 = d_l3_hebb[i * 400 + j];
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v43 = v32 + v42;
       d_l3_hebb[i * 400 + j] = v43;
@@ -3300,16 +3300,16 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
 template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t45 = a.scratch + 800;                                // [1149]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
   T *__restrict t48 = a.scratch + 1952;                               // [1149, 1]
   T *__restrict t53 = a.scratch + 3104;                               // [1149]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
   T *__restrict t56 = a.scratch + 4256;                               // [1149, 1]
   T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [1149, 1149] d l1.hebb'
@@ -3331,10 +3331,10 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
     const T v10 = l1_alpha[i];
 #pragma omp simd reduction(+ : acc48, acc56)
     for (int j = 0; j < 1136; ++j) {
-      const T v14 = l2_w[i * 1149 + j];
       const T v5 = l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v16 = v15 * v5;
+      const T v14 = l2_w[i * 1149 + j];
       const T v17 = v14 + v16;
       t45[j] += v34 * v17;
       const T v3 = l2_h[j];
@@ -3342,10 +3342,10 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
       const T v47 = v44 * v5;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc48 += v47;
-      const T v9 = l1_w[i * 1149 + j];
       const T v2 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v11 = v10 * v2;
+      const T v9 = l1_w[i * 1149 + j];
       const T v12 = v9 + v11;
       t53[j] += v33 * v12;
       const T v0 = l1_h[j];
@@ -3353,25 +3353,25 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
       const T v55 = v52 * v2;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc56 += v55;
-      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v58 = v52 * v10;
+      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v59 = v26 + v58;
       d_l1_hebb[i * 1149 + j] = v59;
-      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v50 = v44 * v15;
+      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v51 = v29 + v50;
       d_l2_hebb[i * 1149 + j] = v51;
     }
 #pragma omp simd reduction(+ : acc48, acc56)
     for (int j = 1136; j < 1149; ++j) {
-      const T v14 = l2_w[i * 1149 + j];
       const T v5 = l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v16 = v15 * v5;
+      const T v14 = l2_w[i * 1149 + j];
       const T v17 = v14 + v16;
       t45[j] += v34 * v17;
       const T v3 = l2_h[j];
@@ -3379,10 +3379,10 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
       const T v47 = v44 * v5;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc48 += v47;
-      const T v9 = l1_w[i * 1149 + j];
       const T v2 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v11 = v10 * v2;
+      const T v9 = l1_w[i * 1149 + j];
       const T v12 = v9 + v11;
       t53[j] += v33 * v12;
       const T v0 = l1_h[j];
@@ -3390,15 +3390,15 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
       const T v55 = v52 * v2;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc56 += v55;
-      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v58 = v52 * v10;
+      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v59 = v26 + v58;
       d_l1_hebb[i * 1149 + j] = v59;
-      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v50 = v44 * v15;
+      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v51 = v29 + v50;
       d_l2_hebb[i * 1149 + j] = v51;

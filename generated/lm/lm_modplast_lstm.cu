@@ -332,14 +332,14 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
 //   %115 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   T *__restrict t48 = a.scratch + 1552;                    // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
   T *__restrict t115 = a.scratch + 6176;                   // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -348,18 +348,18 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc48 = T(0);
     T acc115 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
-      const T v43 = l1_w[i * 1149 + j];
       const T v44 = l1_alpha[i];
       const T v45 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v46 = v44 * v45;
+      const T v43 = l1_w[i * 1149 + j];
       const T v47 = v43 + v46;
       const T v12 = l1_h[j];
       acc48 += v47 * v12;
-      const T v110 = l2_w[i * 1149 + j];
       const T v111 = l2_alpha[i];
       const T v112 = l2_hebb[i * 1149 + j];
       const T v113 = v111 * v112;
+      const T v110 = l2_w[i * 1149 + j];
       const T v114 = v110 + v113;
       const T v79 = l2_h[j];
       acc115 += v114 * v79;
@@ -1126,9 +1126,9 @@ template <class T> __device__ __forceinline__ void forward_x2c_36(const dopa::St
 //   %180 matmul
 template <class T> __device__ __forceinline__ void forward_matmul_37(const dopa::StepArgs<T> &a) {
   T *__restrict t180 = a.scratch + 10048;                  // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1136,11 +1136,11 @@ template <class T> __device__ __forceinline__ void forward_matmul_37(const dopa:
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc180 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
-      const T v175 = l3_w[i * 400 + j];
       const T v176 = l3_alpha[i];
       const T v177 = l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v178 = v176 * v177;
+      const T v175 = l3_w[i * 400 + j];
       const T v179 = v175 + v178;
       const T v144 = l3_h[j];
       acc180 += v179 * v144;
@@ -1396,37 +1396,37 @@ template <class T> __device__ __forceinline__ void forward_matmul_44(const dopa:
 //   %137 clip -> next_state l2.hebb
 template <class T>
 __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
-  T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
   T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
+  T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
   T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
-  T *__restrict t133 = a.saved + 21184;                 // [1149, 1]
   T *__restrict t117_l2_g = a.saved + 18864;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
+  T *__restrict t133 = a.saved + 21184;                 // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
   T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
-      const T v45 = l1_hebb[i * 1149 + j];
-      const T v66 = t66[i];
       const T v50 = t50_l1_g[i];
       const T v12 = l1_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v67 = v50 * v12;
+      const T v66 = t66[i];
       const T v68 = v66 * v67;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v69 = v45 + v68;
       const T v72 = v69 < T(-2.0) ? T(-2.0) : (v69 > T(2.0) ? T(2.0) : v69);
       l1_hebb_next[i * 1149 + j] = v72;
-      const T v112 = l2_hebb[i * 1149 + j];
-      const T v133 = t133[i];
       const T v117 = t117_l2_g[i];
       const T v79 = l2_h[j];
       const T v134 = v117 * v79;
+      const T v133 = t133[i];
       const T v135 = v133 * v134;
+      const T v112 = l2_hebb[i * 1149 + j];
       const T v136 = v112 + v135;
       const T v137 = v136 < T(-2.0) ? T(-2.0) : (v136 > T(2.0) ? T(2.0) : v136);
       l2_hebb_next[i * 1149 + j] = v137;
@@ -1440,23 +1440,23 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
 // forward stage 46: fused loop nest over [400, 400]
 //   %202 clip -> next_state l3.hebb
 template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
-  T *__restrict t198 = a.saved + 26704;                 // [400, 1]
   T *__restrict t182_l3_g = a.saved + 25888;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;       // [400]
+  T *__restrict t198 = a.saved + 26704;                 // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
   T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
-      const T v177 = l3_hebb[i * 400 + j];
-      const T v198 = t198[i];
       const T v182 = t182_l3_g[i];
       const T v144 = l3_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v199 = v182 * v144;
+      const T v198 = t198[i];
       const T v200 = v198 * v199;
+      const T v177 = l3_hebb[i * 400 + j];
       const T v201 = v177 + v200;
       const T v202 = v201 < T(-2.0) ? T(-2.0) : (v201 > T(2.0) ? T(2.0) : v201);
       l3_hebb_next[i * 400 + j] = v202;
@@ -1645,11 +1645,11 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
 //   %235 matmul
 //   %236 matmul
 template <class T> __device__ __forceinline__ void backward_col_outer(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
-  const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
   const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
+  const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   T *__restrict t233 = a.scratch + 400;                           // [400, 1]
   T *__restrict t235 = a.scratch + 800;                           // [400]
   T *__restrict t236 = a.scratch + 1200;                          // [400]
@@ -1665,16 +1665,16 @@ template <class T> __device__ __forceinline__ void backward_col_outer(const dopa
     T acc233 = T(0);
     T acc235 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
-      const T v220 = d_l3_hebb_next[i * 400 + j];
-      const T v177 = l3_hebb[i * 400 + j];
-      const T v198 = t198[i];
       const T v182 = t182_l3_g[i];
       const T v144 = l3_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v199 = v182 * v144;
+      const T v198 = t198[i];
       const T v200 = v198 * v199;
+      const T v177 = l3_hebb[i * 400 + j];
       const T v201 = v177 + v200;
       const T v230 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
+      const T v220 = d_l3_hebb_next[i * 400 + j];
       const T v231 = v220 * v230;
       const T v232 = v231 * v199;
       acc233 += v232;
@@ -1739,8 +1739,8 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
 //   %193 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t240 = a.scratch + 1600;                       // [1]
   const T *__restrict t193_l3_M = a.saved + 26688;             // [1] l3.M
+  T *__restrict t240 = a.scratch + 1600;                       // [1]
   T *__restrict t244 = a.record + 31296;                       // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record11 = a.record + 18880;                   // [1]
@@ -1753,11 +1753,11 @@ __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-      const T v240 = t240[0];
       const T v193 = t193_l3_M[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
       const T v242 = v193 * v193;
       const T v243 = T(1.0) - v242;
+      const T v240 = t240[0];
       const T v244 = v240 * v243;
       t244[0] = v244;
       const T v61 = t61_l1_M[0];
@@ -1822,8 +1822,6 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t235 = a.scratch + 800;                                // [400]
-  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
   const T *__restrict d_out_ar_h = a.gradOutputs[1];                   // [400] d ar_h
@@ -1844,6 +1842,8 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t156 = a.saved + 24688;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t182_l3_g = a.saved + 25888;                     // [400] l3.g
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  T *__restrict t235 = a.scratch + 800;                                // [400]
   T *__restrict t262 = a.record + 30896;                               // [400]
   T *__restrict t276 = a.record + 30496;                               // [400]
   T *__restrict t287 = a.record + 30096;                               // [400]
@@ -1871,8 +1871,6 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-      const T v235 = t235[j];
-      const T v219 = d_l3_c_next[j];
       const T v210 = d_out_tar_h[j];
       const T v217 = d_l3_h_next[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
@@ -1928,9 +1926,11 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v251 = v187 * v187;
       const T v252 = T(1.0) - v251;
       const T v253 = v250 * v252;
+      const T v219 = d_l3_c_next[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v254 = v219 + v253;
       const T v256 = v254 * v160;
+      const T v235 = t235[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v257 = v235 + v256;
       const T v260 = v182 * v182;
@@ -1999,14 +1999,14 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t264 = a.scratch + 2016;                          // [400]
   T *__restrict t262 = a.record + 30896;                          // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
   T *__restrict t267 = a.scratch + 2416;                          // [400, 1]
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
-  const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
   const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
+  const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2020,11 +2020,11 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
     T acc267 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
       const T v262 = t262[i];
-      const T v175 = l3_w[i * 400 + j];
       const T v176 = l3_alpha[i];
       const T v177 = l3_hebb[i * 400 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v178 = v176 * v177;
+      const T v175 = l3_w[i * 400 + j];
       const T v179 = v175 + v178;
       atomicAdd(&t264[j], v262 * v179);
       const T v144 = l3_h[j];
@@ -2032,14 +2032,14 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
       const T v266 = v263 * v177;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc267 += v266;
-      const T v220 = d_l3_hebb_next[i * 400 + j];
-      const T v198 = t198[i];
       const T v182 = t182_l3_g[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v199 = v182 * v144;
+      const T v198 = t198[i];
       const T v200 = v198 * v199;
       const T v201 = v177 + v200;
       const T v230 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
+      const T v220 = d_l3_hebb_next[i * 400 + j];
       const T v231 = v220 * v230;
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v269 = v263 * v176;
@@ -2213,19 +2213,19 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
 //   %395 matmul
 template <class T>
 __device__ __forceinline__ void backward_col_outer_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
-  const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
   const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
+  const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   T *__restrict t313 = a.scratch + 8624;                          // [1149, 1]
   T *__restrict t315 = a.scratch + 9776;                          // [1149]
   T *__restrict t316 = a.scratch + 10928;                         // [1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
-  const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
+  const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   T *__restrict t392 = a.scratch + 23616;                         // [1149, 1]
   T *__restrict t394 = a.scratch + 24768;                         // [1149]
   T *__restrict t395 = a.scratch + 25920;                         // [1149]
@@ -2247,31 +2247,31 @@ __device__ __forceinline__ void backward_col_outer_15(const dopa::StepArgs<T> &a
     T acc392 = T(0);
     T acc394 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
-      const T v216 = d_l2_hebb_next[i * 1149 + j];
-      const T v112 = l2_hebb[i * 1149 + j];
-      const T v133 = t133[i];
       const T v117 = t117_l2_g[i];
       const T v79 = l2_h[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v134 = v117 * v79;
+      const T v133 = t133[i];
       const T v135 = v133 * v134;
+      const T v112 = l2_hebb[i * 1149 + j];
       const T v136 = v112 + v135;
       const T v310 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v216 = d_l2_hebb_next[i * 1149 + j];
       const T v311 = v216 * v310;
       const T v312 = v311 * v134;
       acc313 += v312;
       const T v314 = v311 * v133;
       acc315 += v314 * v79;
       atomicAdd(&t316[j], v117 * v314);
-      const T v213 = d_l1_hebb_next[i * 1149 + j];
-      const T v45 = l1_hebb[i * 1149 + j];
-      const T v66 = t66[i];
       const T v50 = t50_l1_g[i];
       const T v12 = l1_h[j];
       const T v67 = v50 * v12;
+      const T v66 = t66[i];
       const T v68 = v66 * v67;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v69 = v45 + v68;
       const T v389 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v213 = d_l1_hebb_next[i * 1149 + j];
       const T v390 = v213 * v389;
       const T v391 = v390 * v67;
       acc392 += v391;
@@ -2339,8 +2339,8 @@ __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a
 //   %323 mul += grad l2.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t320 = a.scratch + 12080;                      // [1]
   const T *__restrict t128_l2_M = a.saved + 21168;             // [1] l2.M
+  T *__restrict t320 = a.scratch + 12080;                      // [1]
   T *__restrict t323 = a.record + 25808;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2348,11 +2348,11 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-      const T v320 = t320[0];
       const T v128 = t128_l2_M[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
       const T v321 = v128 * v128;
       const T v322 = T(1.0) - v321;
+      const T v320 = t320[0];
       const T v323 = v320 * v322;
       t323[0] = v323;
       atomicAdd(&d_l2_h2mod_bias[0], v323);
@@ -2414,14 +2414,12 @@ template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa:
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t315 = a.scratch + 9776;                               // [1149]
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
   T *__restrict t273 = a.scratch + 2816;                               // [1149]
   T *__restrict t283 = a.scratch + 4368;                               // [1149]
   T *__restrict t294 = a.scratch + 5920;                               // [1149]
   T *__restrict t305 = a.scratch + 7472;                               // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
   T *__restrict t326 = a.scratch + 12096;                              // [1149]
   const T *__restrict t97 = a.saved + 16560;                           // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
@@ -2437,6 +2435,8 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t91 = a.saved + 15408;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t117_l2_g = a.saved + 18864;                     // [1149] l2.g
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
+  T *__restrict t315 = a.scratch + 9776;                               // [1149]
   T *__restrict t341 = a.record + 24656;                               // [1149]
   T *__restrict t355 = a.record + 23504;                               // [1149]
   T *__restrict t366 = a.record + 22352;                               // [1149]
@@ -2468,9 +2468,6 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-      const T v315 = t315[j];
-      const T v215 = d_l2_c_next[j];
-      const T v214 = d_l2_h_next[j];
       const T v273 = t273[j];
       const T v283 = t283[j];
 #line 28 "examples/lm/modplast_lstm.dopa"
@@ -2481,6 +2478,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v306 = v295 + v305;
       const T v307 = drop_h2[j];
       const T v308 = v306 * v307;
+      const T v214 = d_l2_h_next[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v309 = v214 + v308;
       const T v326 = t326[j];
@@ -2526,9 +2524,11 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v330 = v122 * v122;
       const T v331 = T(1.0) - v330;
       const T v332 = v329 * v331;
+      const T v215 = d_l2_c_next[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v333 = v215 + v332;
       const T v335 = v333 * v95;
+      const T v315 = t315[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v336 = v315 + v335;
       const T v339 = v117 * v117;
@@ -2601,14 +2601,14 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t343 = a.scratch + 13248;                         // [1149]
   T *__restrict t341 = a.record + 24656;                          // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
   T *__restrict t346 = a.scratch + 14400;                         // [1149, 1]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
-  const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
   const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
+  const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2622,11 +2622,11 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
     T acc346 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
       const T v341 = t341[i];
-      const T v110 = l2_w[i * 1149 + j];
       const T v111 = l2_alpha[i];
       const T v112 = l2_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v113 = v111 * v112;
+      const T v110 = l2_w[i * 1149 + j];
       const T v114 = v110 + v113;
       atomicAdd(&t343[j], v341 * v114);
       const T v79 = l2_h[j];
@@ -2634,14 +2634,14 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
       const T v345 = v342 * v112;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc346 += v345;
-      const T v216 = d_l2_hebb_next[i * 1149 + j];
-      const T v133 = t133[i];
       const T v117 = t117_l2_g[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v134 = v117 * v79;
+      const T v133 = t133[i];
       const T v135 = v133 * v134;
       const T v136 = v112 + v135;
       const T v310 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v216 = d_l2_hebb_next[i * 1149 + j];
       const T v311 = v216 * v310;
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v348 = v342 * v111;
@@ -2850,8 +2850,8 @@ __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a
 //   %402 mul += grad l1.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t399 = a.scratch + 27072;                      // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict t399 = a.scratch + 27072;                      // [1]
   T *__restrict t402 = a.record + 16560;                       // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2859,11 +2859,11 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-      const T v399 = t399[0];
       const T v61 = t61_l1_M[0];
 #line 87 "examples/lm/modplast_lstm.dopa"
       const T v400 = v61 * v61;
       const T v401 = T(1.0) - v400;
+      const T v399 = t399[0];
       const T v402 = v399 * v401;
       t402[0] = v402;
       atomicAdd(&d_l1_h2mod_bias[0], v402);
@@ -2918,14 +2918,12 @@ template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa:
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t394 = a.scratch + 24768;                              // [1149]
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
   T *__restrict t352 = a.scratch + 15552;                              // [1149]
   T *__restrict t362 = a.scratch + 17856;                              // [1149]
   T *__restrict t373 = a.scratch + 20160;                              // [1149]
   T *__restrict t384 = a.scratch + 22464;                              // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
   T *__restrict t405 = a.scratch + 27088;                              // [1149]
   const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
@@ -2941,6 +2939,8 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
+  T *__restrict t394 = a.scratch + 24768;                              // [1149]
   T *__restrict t420 = a.record + 15408;                               // [1149]
   T *__restrict t434 = a.record + 14256;                               // [1149]
   T *__restrict t445 = a.record + 13104;                               // [1149]
@@ -2966,9 +2966,6 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-      const T v394 = t394[j];
-      const T v212 = d_l1_c_next[j];
-      const T v211 = d_l1_h_next[j];
       const T v352 = t352[j];
       const T v362 = t362[j];
 #line 27 "examples/lm/modplast_lstm.dopa"
@@ -2979,6 +2976,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v385 = v374 + v384;
       const T v386 = drop_h1[j];
       const T v387 = v385 * v386;
+      const T v211 = d_l1_h_next[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v388 = v211 + v387;
       const T v405 = t405[j];
@@ -3024,9 +3022,11 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v409 = v55 * v55;
       const T v410 = T(1.0) - v409;
       const T v411 = v408 * v410;
+      const T v212 = d_l1_c_next[j];
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v412 = v212 + v411;
       const T v414 = v412 * v28;
+      const T v394 = t394[j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v415 = v394 + v414;
       const T v418 = v50 * v50;
@@ -3098,14 +3098,14 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t422 = a.scratch + 28240;                         // [1149]
   T *__restrict t420 = a.record + 15408;                          // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
   T *__restrict t425 = a.scratch + 29392;                         // [1149, 1]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
-  const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
+  const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3119,11 +3119,11 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
     T acc425 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
       const T v420 = t420[i];
-      const T v43 = l1_w[i * 1149 + j];
       const T v44 = l1_alpha[i];
       const T v45 = l1_hebb[i * 1149 + j];
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v46 = v44 * v45;
+      const T v43 = l1_w[i * 1149 + j];
       const T v47 = v43 + v46;
       atomicAdd(&t422[j], v420 * v47);
       const T v12 = l1_h[j];
@@ -3131,14 +3131,14 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
       const T v424 = v421 * v45;
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc425 += v424;
-      const T v213 = d_l1_hebb_next[i * 1149 + j];
-      const T v66 = t66[i];
       const T v50 = t50_l1_g[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v67 = v50 * v12;
+      const T v66 = t66[i];
       const T v68 = v66 * v67;
       const T v69 = v45 + v68;
       const T v389 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v213 = d_l1_hebb_next[i * 1149 + j];
       const T v390 = v213 * v389;
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v427 = v421 * v44;

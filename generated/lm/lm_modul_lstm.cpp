@@ -1109,67 +1109,67 @@ template <class T> static void forward_saved_col_42(const dopa::StepArgs<T> &a) 
 //   %146 add -> next_state l2.et
 template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;        // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;               // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;       // [1149, 1]
-  const T *l1_pw = a.state + kStateL1Pw;                         // [1149, 1149]
   T *__restrict t64 = a.saved + 9648;                            // [1149, 1]
   const T *l1_et = a.state + kStateL1Et;                         // [1149, 1149]
+  const T *l1_pw = a.state + kStateL1Pw;                         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;       // [1149, 1]
+  const T *__restrict l1_w = a.params + kParamL1W;               // [1149, 1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                  // [1149] l1.hn
   T *__restrict carried_1_next = a.next + kStateCarried1;        // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;               // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;       // [1149, 1]
-  const T *l2_pw = a.state + kStateL2Pw;                         // [1149, 1149]
   T *__restrict t136 = a.saved + 21200;                          // [1149, 1]
   const T *l2_et = a.state + kStateL2Et;                         // [1149, 1149]
+  const T *l2_pw = a.state + kStateL2Pw;                         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;       // [1149, 1]
+  const T *__restrict l2_w = a.params + kParamL2W;               // [1149, 1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                  // [1149] l2.hn
   T *l1_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Pw; // [1149, 1149]
   T *__restrict t73 = a.saved + 10800;                           // []
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet;       // []
   T *__restrict t48_l1_g = a.saved + 7328;                       // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                // [1149]
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet;       // []
   T *l1_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Et; // [1149, 1149]
   T *l2_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Pw; // [1149, 1149]
   T *__restrict t142 = a.saved + 22352;                          // []
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet;       // []
   T *__restrict t120_l2_g = a.saved + 18880;                     // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                // [1149]
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet;       // []
   T *l2_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Et; // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
     T acc220 = T(0);
     T acc223 = T(0);
-    const T v44 = l1_alpha[i];
     const T v64 = t64[i];
-    const T v116 = l2_alpha[i];
+    const T v44 = l1_alpha[i];
     const T v136 = t136[i];
+    const T v116 = l2_alpha[i];
     const T v73 = t73[0];
-    const T v72 = l1_etaet[0];
     const T v48 = t48_l1_g[i];
+    const T v72 = l1_etaet[0];
     const T v142 = t142[0];
-    const T v141 = l2_etaet[0];
     const T v120 = t120_l2_g[i];
+    const T v141 = l2_etaet[0];
 #pragma omp simd reduction(+ : acc220, acc223)
     for (int j = 0; j < 1136; ++j) {
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_pw[i * 1149 + j];
       const T v65 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v66 = v64 * v65;
+      const T v45 = l1_pw[i * 1149 + j];
       const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v218 = v44 * v70;
+      const T v43 = l1_w[i * 1149 + j];
       const T v219 = v43 + v218;
       const T v54 = l1_h_next[j];
       acc220 += v219 * v54;
-      const T v115 = l2_w[i * 1149 + j];
-      const T v117 = l2_pw[i * 1149 + j];
       const T v137 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v138 = v136 * v137;
+      const T v117 = l2_pw[i * 1149 + j];
       const T v139 = v117 + v138;
       const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v221 = v116 * v140;
+      const T v115 = l2_w[i * 1149 + j];
       const T v222 = v115 + v221;
       const T v126 = l2_h_next[j];
       acc223 += v222 * v126;
@@ -1191,27 +1191,27 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
     }
 #pragma omp simd reduction(+ : acc220, acc223)
     for (int j = 1136; j < 1149; ++j) {
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_pw[i * 1149 + j];
       const T v65 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v66 = v64 * v65;
+      const T v45 = l1_pw[i * 1149 + j];
       const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v218 = v44 * v70;
+      const T v43 = l1_w[i * 1149 + j];
       const T v219 = v43 + v218;
       const T v54 = l1_h_next[j];
       acc220 += v219 * v54;
-      const T v115 = l2_w[i * 1149 + j];
-      const T v117 = l2_pw[i * 1149 + j];
       const T v137 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v138 = v136 * v137;
+      const T v117 = l2_pw[i * 1149 + j];
       const T v139 = v117 + v138;
       const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v221 = v116 * v140;
+      const T v115 = l2_w[i * 1149 + j];
       const T v222 = v115 + v221;
       const T v126 = l2_h_next[j];
       acc223 += v222 * v126;
@@ -1247,36 +1247,36 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
 //   %215 add -> next_state l3.et
 template <class T> static void forward_carried_2_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
   T *__restrict carried_2_next = a.next + kStateCarried2;        // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;               // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha;       // [400, 1]
-  const T *l3_pw = a.state + kStateL3Pw;                         // [400, 400]
   T *__restrict t205 = a.saved + 26736;                          // [400, 1]
   const T *l3_et = a.state + kStateL3Et;                         // [400, 400]
+  const T *l3_pw = a.state + kStateL3Pw;                         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;       // [400, 1]
+  const T *__restrict l3_w = a.params + kParamL3W;               // [400, 400]
   T *__restrict l3_h_next = a.next + kStateL3H;                  // [400] l3.hn
   T *l3_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Pw; // [400, 400]
   T *__restrict t211 = a.saved + 27136;                          // []
-  const T *__restrict l3_etaet = a.params + kParamL3Etaet;       // []
   T *__restrict t189_l3_g = a.saved + 25920;                     // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                // [400]
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet;       // []
   T *l3_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Et; // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc226 = T(0);
-    const T v185 = l3_alpha[i];
     const T v205 = t205[i];
+    const T v185 = l3_alpha[i];
     const T v211 = t211[0];
-    const T v210 = l3_etaet[0];
     const T v189 = t189_l3_g[i];
+    const T v210 = l3_etaet[0];
 #pragma omp simd reduction(+ : acc226)
     for (int j = 0; j < 400; ++j) {
-      const T v184 = l3_w[i * 400 + j];
-      const T v186 = l3_pw[i * 400 + j];
       const T v206 = l3_et[i * 400 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v207 = v205 * v206;
+      const T v186 = l3_pw[i * 400 + j];
       const T v208 = v186 + v207;
       const T v209 = v208 < T(-2.0) ? T(-2.0) : (v208 > T(2.0) ? T(2.0) : v208);
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v224 = v185 * v209;
+      const T v184 = l3_w[i * 400 + j];
       const T v225 = v184 + v224;
       const T v195 = l3_h_next[j];
       acc226 += v225 * v195;
@@ -1362,11 +1362,11 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
   T *__restrict t248 = a.scratch + 0;                                 // [400]
   const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
-  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
-  const T *__restrict l3_pw = a.state + kStateL3Pw;                   // [400, 400]
   const T *__restrict t205 = a.saved + 26736;                         // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;                   // [400, 400]
+  const T *__restrict l3_pw = a.state + kStateL3Pw;                   // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
   const T *__restrict t195_l3_hn = a.saved + 26320;                   // [400] l3.hn
   T *__restrict t251 = a.scratch + 400;                               // [400, 1]
   T *__restrict t274 = a.scratch + 5408;                              // [400]
@@ -1393,21 +1393,21 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
     T acc282 = T(0);
     T acc291 = T(0);
     const T v246 = d_carried_2_next[i];
-    const T v185 = l3_alpha[i];
     const T v205 = t205[i];
+    const T v185 = l3_alpha[i];
     const T v189 = t189_l3_g[i];
     const T v211 = t211[0];
 #pragma omp simd reduction(+ : acc251, acc274, acc282, acc291)
     for (int j = 0; j < 400; ++j) {
-      const T v184 = l3_w[i * 400 + j];
-      const T v186 = l3_pw[i * 400 + j];
       const T v206 = l3_et[i * 400 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v207 = v205 * v206;
+      const T v186 = l3_pw[i * 400 + j];
       const T v208 = v186 + v207;
       const T v209 = v208 < T(-2.0) ? T(-2.0) : (v208 > T(2.0) ? T(2.0) : v208);
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v224 = v185 * v209;
+      const T v184 = l3_w[i * 400 + j];
       const T v225 = v184 + v224;
       t248[j] += v246 * v225;
       const T v195 = t195_l3_hn[j];
@@ -1423,9 +1423,9 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
       t279[j] += v189 * v243;
       const T v281 = v243 * v206;
       acc282 += v281;
-      const T v242 = d_l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v253 = v247 * v185;
+      const T v242 = d_l3_pw[i * 400 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v254 = v242 + v253;
       const T v288 = T(-2.0) <= v208 && v208 <= T(2.0) ? T(1) : T(0);
@@ -1476,20 +1476,20 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
 template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
   T *__restrict t256 = a.scratch + 800;                               // [1149]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;                   // [1149, 1149]
   const T *__restrict t136 = a.saved + 21200;                         // [1149, 1]
   const T *__restrict l2_et = a.state + kStateL2Et;                   // [1149, 1149]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;                   // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
   const T *__restrict t126_l2_hn = a.saved + 20032;                   // [1149] l2.hn
   T *__restrict t259 = a.scratch + 1952;                              // [1149, 1]
   T *__restrict t264 = a.scratch + 3104;                              // [1149]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
-  const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [1149, 1149]
   const T *__restrict t64 = a.saved + 9648;                           // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;                   // [1149, 1149]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
   const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
   T *__restrict t267 = a.scratch + 4256;                              // [1149, 1]
   T *__restrict t359 = a.scratch + 12864;                             // [1149]
@@ -1538,26 +1538,26 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     T acc449 = T(0);
     T acc456 = T(0);
     const T v245 = d_carried_1_next[i];
-    const T v116 = l2_alpha[i];
     const T v136 = t136[i];
+    const T v116 = l2_alpha[i];
     const T v244 = d_carried_0_next[i];
-    const T v44 = l1_alpha[i];
     const T v64 = t64[i];
+    const T v44 = l1_alpha[i];
     const T v120 = t120_l2_g[i];
     const T v48 = t48_l1_g[i];
     const T v73 = t73[0];
     const T v142 = t142[0];
 #pragma omp simd reduction(+ : acc259, acc267, acc359, acc367, acc374, acc441, acc449, acc456)
     for (int j = 0; j < 1136; ++j) {
-      const T v115 = l2_w[i * 1149 + j];
-      const T v117 = l2_pw[i * 1149 + j];
       const T v137 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v138 = v136 * v137;
+      const T v117 = l2_pw[i * 1149 + j];
       const T v139 = v117 + v138;
       const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v221 = v116 * v140;
+      const T v115 = l2_w[i * 1149 + j];
       const T v222 = v115 + v221;
       t256[j] += v245 * v222;
       const T v126 = t126_l2_hn[j];
@@ -1565,15 +1565,15 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       const T v258 = v255 * v140;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc259 += v258;
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_pw[i * 1149 + j];
       const T v65 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v66 = v64 * v65;
+      const T v45 = l1_pw[i * 1149 + j];
       const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v218 = v44 * v70;
+      const T v43 = l1_w[i * 1149 + j];
       const T v219 = v43 + v218;
       t264[j] += v244 * v219;
       const T v54 = t54_l1_hn[j];
@@ -1589,9 +1589,9 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       t364[j] += v120 * v238;
       const T v366 = v238 * v137;
       acc367 += v366;
-      const T v237 = d_l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v261 = v255 * v116;
+      const T v237 = d_l2_pw[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v262 = v237 + v261;
       const T v371 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
@@ -1606,9 +1606,9 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       t446[j] += v48 * v234;
       const T v448 = v234 * v65;
       acc449 += v448;
-      const T v233 = d_l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v269 = v263 * v44;
+      const T v233 = d_l1_pw[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v270 = v233 + v269;
       const T v453 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
@@ -1634,15 +1634,15 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     }
 #pragma omp simd reduction(+ : acc259, acc267, acc359, acc367, acc374, acc441, acc449, acc456)
     for (int j = 1136; j < 1149; ++j) {
-      const T v115 = l2_w[i * 1149 + j];
-      const T v117 = l2_pw[i * 1149 + j];
       const T v137 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v138 = v136 * v137;
+      const T v117 = l2_pw[i * 1149 + j];
       const T v139 = v117 + v138;
       const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v221 = v116 * v140;
+      const T v115 = l2_w[i * 1149 + j];
       const T v222 = v115 + v221;
       t256[j] += v245 * v222;
       const T v126 = t126_l2_hn[j];
@@ -1650,15 +1650,15 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       const T v258 = v255 * v140;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc259 += v258;
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_pw[i * 1149 + j];
       const T v65 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v66 = v64 * v65;
+      const T v45 = l1_pw[i * 1149 + j];
       const T v67 = v45 + v66;
       const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v218 = v44 * v70;
+      const T v43 = l1_w[i * 1149 + j];
       const T v219 = v43 + v218;
       t264[j] += v244 * v219;
       const T v54 = t54_l1_hn[j];
@@ -1674,9 +1674,9 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       t364[j] += v120 * v238;
       const T v366 = v238 * v137;
       acc367 += v366;
-      const T v237 = d_l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v261 = v255 * v116;
+      const T v237 = d_l2_pw[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v262 = v237 + v261;
       const T v371 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
@@ -1691,9 +1691,9 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       t446[j] += v48 * v234;
       const T v448 = v234 * v65;
       acc449 += v448;
-      const T v233 = d_l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v269 = v263 * v44;
+      const T v233 = d_l1_pw[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v270 = v233 + v269;
       const T v453 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
@@ -1809,8 +1809,8 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 //   %301 mul += grad l3.h2mod.bias
 //   %200 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.scratch + 6640;                       // [1]
   const T *__restrict t200_l3_M = a.saved + 26720;             // [1] l3.M
+  T *__restrict t297 = a.scratch + 6640;                       // [1]
   T *__restrict t301 = a.record + 24000;                       // [1]
   const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record10 = a.record + 9632;                    // [1]
@@ -1818,8 +1818,8 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   T *__restrict record21 = a.record + 20032;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
   T *__restrict record32 = a.record + 24416;                   // [1]
-  const T v297 = t297[0];
   const T v200 = t200_l3_M[0];
+  const T v297 = t297[0];
   const T v59 = t59_l1_M[0];
   const T v131 = t131_l2_M[0];
 #line 123 "examples/lm/modul_lstm.dopa"
@@ -1874,7 +1874,6 @@ template <class T>
 static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict t274 = a.scratch + 5408;                               // [400]
   const T *__restrict l3_etaet = a.params + kParamL3Etaet;             // []
-  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
   T *__restrict t248 = a.scratch + 0;                                  // [400]
@@ -1896,6 +1895,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   const T *__restrict t165 = a.saved + 24720;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t189_l3_g = a.saved + 25920;                     // [400] l3.g
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;             // [400]
   T *__restrict t325 = a.record + 22400;                               // [400]
   T *__restrict t336 = a.record + 22000;                               // [400]
@@ -1917,7 +1917,6 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v274 = t274[j];
 #line 128 "examples/lm/modul_lstm.dopa"
     const T v278 = v274 * v277;
-    const T v241 = d_l3_c_next[j];
     const T v230 = d_out_tar_h[j];
     const T v239 = d_l3_h_next[j];
 #line 122 "examples/lm/modul_lstm.dopa"
@@ -1975,6 +1974,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v308 = v194 * v194;
     const T v309 = T(1.0) - v308;
     const T v310 = v307 * v309;
+    const T v241 = d_l3_c_next[j];
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v311 = v241 + v310;
     const T v313 = v311 * v169;
@@ -2262,12 +2262,12 @@ template <class T> static void backward_modfanout_17(const dopa::StepArgs<T> &a)
 //   %383 mul
 //   %383 mul += grad l2.h2mod.bias
 template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t380 = a.scratch + 16352;                      // [1]
   const T *__restrict t131_l2_M = a.saved + 21184;             // [1] l2.M
+  T *__restrict t380 = a.scratch + 16352;                      // [1]
   T *__restrict t383 = a.record + 18864;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
-  const T v380 = t380[0];
   const T v131 = t131_l2_M[0];
+  const T v380 = t380[0];
 #line 123 "examples/lm/modul_lstm.dopa"
   const T v381 = v131 * v131;
   const T v382 = T(1.0) - v381;
@@ -2317,7 +2317,6 @@ template <class T>
 static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict t359 = a.scratch + 12864;                              // [1149]
   const T *__restrict l2_etaet = a.params + kParamL2Etaet;             // []
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
   T *__restrict t256 = a.scratch + 800;                                // [1149]
   T *__restrict t322 = a.scratch + 7056;                               // [1149]
@@ -2340,6 +2339,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict t96 = a.saved + 15424;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t120_l2_g = a.saved + 18880;                     // [1149] l2.g
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;             // [1149]
   T *__restrict t407 = a.record + 14256;                               // [1149]
   T *__restrict t418 = a.record + 13104;                               // [1149]
@@ -2361,7 +2361,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v359 = t359[j];
 #line 128 "examples/lm/modul_lstm.dopa"
     const T v363 = v359 * v362;
-    const T v236 = d_l2_c_next[j];
     const T v235 = d_l2_h_next[j];
     const T v256 = t256[j];
 #line 122 "examples/lm/modul_lstm.dopa"
@@ -2421,6 +2420,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v390 = v125 * v125;
     const T v391 = T(1.0) - v390;
     const T v392 = v389 * v391;
+    const T v236 = d_l2_c_next[j];
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v393 = v236 + v392;
     const T v395 = v393 * v100;
@@ -2475,7 +2475,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v359 = t359[j];
 #line 128 "examples/lm/modul_lstm.dopa"
     const T v363 = v359 * v362;
-    const T v236 = d_l2_c_next[j];
     const T v235 = d_l2_h_next[j];
     const T v256 = t256[j];
 #line 122 "examples/lm/modul_lstm.dopa"
@@ -2535,6 +2534,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v390 = v125 * v125;
     const T v391 = T(1.0) - v390;
     const T v392 = v389 * v391;
+    const T v236 = d_l2_c_next[j];
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v393 = v236 + v392;
     const T v395 = v393 * v100;
@@ -2718,12 +2718,12 @@ template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a)
 //   %465 mul
 //   %465 mul += grad l1.h2mod.bias
 template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t462 = a.scratch + 29072;                      // [1]
   const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict t462 = a.scratch + 29072;                      // [1]
   T *__restrict t465 = a.record + 8464;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
-  const T v462 = t462[0];
   const T v59 = t59_l1_M[0];
+  const T v462 = t462[0];
 #line 123 "examples/lm/modul_lstm.dopa"
   const T v463 = v59 * v59;
   const T v464 = T(1.0) - v463;
@@ -2775,7 +2775,6 @@ template <class T>
 static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict t441 = a.scratch + 25584;                              // [1149]
   const T *__restrict l1_etaet = a.params + kParamL1Etaet;             // []
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
   T *__restrict t264 = a.scratch + 3104;                               // [1149]
   T *__restrict t404 = a.scratch + 17520;                              // [1149]
@@ -2798,6 +2797,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t48_l1_g = a.saved + 7328;                       // [1149] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;             // [1149]
   T *__restrict t489 = a.record + 3856;                                // [1149]
   T *__restrict t500 = a.record + 2704;                                // [1149]
@@ -2826,7 +2826,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v441 = t441[j];
 #line 128 "examples/lm/modul_lstm.dopa"
     const T v445 = v441 * v444;
-    const T v232 = d_l1_c_next[j];
     const T v231 = d_l1_h_next[j];
     const T v264 = t264[j];
 #line 122 "examples/lm/modul_lstm.dopa"
@@ -2886,6 +2885,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v472 = v53 * v53;
     const T v473 = T(1.0) - v472;
     const T v474 = v471 * v473;
+    const T v232 = d_l1_c_next[j];
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v475 = v232 + v474;
     const T v477 = v475 * v28;
@@ -2951,7 +2951,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v441 = t441[j];
 #line 128 "examples/lm/modul_lstm.dopa"
     const T v445 = v441 * v444;
-    const T v232 = d_l1_c_next[j];
     const T v231 = d_l1_h_next[j];
     const T v264 = t264[j];
 #line 122 "examples/lm/modul_lstm.dopa"
@@ -3011,6 +3010,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v472 = v53 * v53;
     const T v473 = T(1.0) - v472;
     const T v474 = v471 * v473;
+    const T v232 = d_l1_c_next[j];
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v475 = v232 + v474;
     const T v477 = v475 * v28;
@@ -3295,33 +3295,33 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
 //   %285 add += grad l3.etaet
 template <class T>
 static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t443 = a.scratch + 26736;             // []
   T *__restrict t449 = a.scratch + 27904;             // []
+  T *__restrict t443 = a.scratch + 26736;             // []
   T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t361 = a.scratch + 14016;             // []
   T *__restrict t367 = a.scratch + 15184;             // []
+  T *__restrict t361 = a.scratch + 14016;             // []
   T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
-  T *__restrict t276 = a.scratch + 5808;              // []
   T *__restrict t282 = a.scratch + 6224;              // []
+  T *__restrict t276 = a.scratch + 5808;              // []
   T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
-  const T v443 = t443[0];
   const T v449 = t449[0];
 #line 128 "examples/lm/modul_lstm.dopa"
   const T v451 = -v449;
+  const T v443 = t443[0];
 #line 113 "examples/lm/modul_lstm.dopa"
   const T v452 = v443 + v451;
   d_l1_etaet[0] += v452;
-  const T v361 = t361[0];
   const T v367 = t367[0];
 #line 128 "examples/lm/modul_lstm.dopa"
   const T v369 = -v367;
+  const T v361 = t361[0];
 #line 113 "examples/lm/modul_lstm.dopa"
   const T v370 = v361 + v369;
   d_l2_etaet[0] += v370;
-  const T v276 = t276[0];
   const T v282 = t282[0];
 #line 128 "examples/lm/modul_lstm.dopa"
   const T v284 = -v282;
+  const T v276 = t276[0];
 #line 113 "examples/lm/modul_lstm.dopa"
   const T v285 = v276 + v284;
   d_l3_etaet[0] += v285;
@@ -3404,14 +3404,14 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 template <class T>
 static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;        // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;               // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;       // [1149, 1]
   const T *l1_pw = a.state + kStateL1Pw;                         // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;               // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                // [1149]
   T *__restrict carried_1_next = a.next + kStateCarried1;        // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;               // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;       // [1149, 1]
   const T *l2_pw = a.state + kStateL2Pw;                         // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;               // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                // [1149]
   T *l1_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Pw; // [1149, 1149]
   const T *l1_et = a.state + kStateL1Et;                         // [1149, 1149]
@@ -3426,16 +3426,16 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     const T v18 = l2_alpha[i];
 #pragma omp simd reduction(+ : acc16, acc21)
     for (int j = 0; j < 1136; ++j) {
-      const T v12 = l1_w[i * 1149 + j];
       const T v2 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v14 = v13 * v2;
+      const T v12 = l1_w[i * 1149 + j];
       const T v15 = v12 + v14;
       const T v0 = l1_h[j];
       acc16 += v15 * v0;
-      const T v17 = l2_w[i * 1149 + j];
       const T v6 = l2_pw[i * 1149 + j];
       const T v19 = v18 * v6;
+      const T v17 = l2_w[i * 1149 + j];
       const T v20 = v17 + v19;
       const T v4 = l2_h[j];
       acc21 += v20 * v4;
@@ -3448,16 +3448,16 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     }
 #pragma omp simd reduction(+ : acc16, acc21)
     for (int j = 1136; j < 1149; ++j) {
-      const T v12 = l1_w[i * 1149 + j];
       const T v2 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v14 = v13 * v2;
+      const T v12 = l1_w[i * 1149 + j];
       const T v15 = v12 + v14;
       const T v0 = l1_h[j];
       acc16 += v15 * v0;
-      const T v17 = l2_w[i * 1149 + j];
       const T v6 = l2_pw[i * 1149 + j];
       const T v19 = v18 * v6;
+      const T v17 = l2_w[i * 1149 + j];
       const T v20 = v17 + v19;
       const T v4 = l2_h[j];
       acc21 += v20 * v4;
@@ -3482,9 +3482,9 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
 //   %11 state -> next_state l3.et
 template <class T> static void prologue_forward_carried_2_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
   T *__restrict carried_2_next = a.next + kStateCarried2;        // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;               // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;       // [400, 1]
   const T *l3_pw = a.state + kStateL3Pw;                         // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;               // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                // [400]
   T *l3_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Pw; // [400, 400]
   const T *l3_et = a.state + kStateL3Et;                         // [400, 400]
@@ -3494,10 +3494,10 @@ template <class T> static void prologue_forward_carried_2_l3_pw_l3_et(const dopa
     const T v23 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc26)
     for (int j = 0; j < 400; ++j) {
-      const T v22 = l3_w[i * 400 + j];
       const T v10 = l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v24 = v23 * v10;
+      const T v22 = l3_w[i * 400 + j];
       const T v25 = v22 + v24;
       const T v8 = l3_h[j];
       acc26 += v25 * v8;
@@ -3585,9 +3585,9 @@ template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
   T *__restrict t43 = a.scratch + 0;                                  // [400]
   const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
-  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;                   // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
   T *__restrict t46 = a.scratch + 400;                                // [400, 1]
   T *__restrict d_l3_pw = a.gradNext + kStateL3Pw;                    // [400, 400] d l3.pw'
@@ -3601,10 +3601,10 @@ template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepA
     const T v23 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc46)
     for (int j = 0; j < 400; ++j) {
-      const T v22 = l3_w[i * 400 + j];
       const T v10 = l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v24 = v23 * v10;
+      const T v22 = l3_w[i * 400 + j];
       const T v25 = v22 + v24;
       t43[j] += v41 * v25;
       const T v8 = l3_h[j];
@@ -3612,9 +3612,9 @@ template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepA
       const T v45 = v42 * v10;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc46 += v45;
-      const T v37 = d_l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v48 = v42 * v23;
+      const T v37 = d_l3_pw[i * 400 + j];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v49 = v37 + v48;
       d_l3_pw[i * 400 + j] = v49;
@@ -3641,16 +3641,16 @@ template <class T>
 static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
   T *__restrict t51 = a.scratch + 800;                                // [1149]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
   const T *__restrict l2_pw = a.state + kStateL2Pw;                   // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
   T *__restrict t54 = a.scratch + 1952;                               // [1149, 1]
   T *__restrict t59 = a.scratch + 3104;                               // [1149]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
   T *__restrict t62 = a.scratch + 4256;                               // [1149, 1]
   T *__restrict d_l1_pw = a.gradNext + kStateL1Pw;                    // [1149, 1149] d l1.pw'
@@ -3672,10 +3672,10 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
     const T v13 = l1_alpha[i];
 #pragma omp simd reduction(+ : acc54, acc62)
     for (int j = 0; j < 1136; ++j) {
-      const T v17 = l2_w[i * 1149 + j];
       const T v6 = l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v19 = v18 * v6;
+      const T v17 = l2_w[i * 1149 + j];
       const T v20 = v17 + v19;
       t51[j] += v40 * v20;
       const T v4 = l2_h[j];
@@ -3683,10 +3683,10 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       const T v53 = v50 * v6;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc54 += v53;
-      const T v12 = l1_w[i * 1149 + j];
       const T v2 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v14 = v13 * v2;
+      const T v12 = l1_w[i * 1149 + j];
       const T v15 = v12 + v14;
       t59[j] += v39 * v15;
       const T v0 = l1_h[j];
@@ -3694,25 +3694,25 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       const T v61 = v58 * v2;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc62 += v61;
-      const T v29 = d_l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v64 = v58 * v13;
+      const T v29 = d_l1_pw[i * 1149 + j];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v65 = v29 + v64;
       d_l1_pw[i * 1149 + j] = v65;
-      const T v33 = d_l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v56 = v50 * v18;
+      const T v33 = d_l2_pw[i * 1149 + j];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v57 = v33 + v56;
       d_l2_pw[i * 1149 + j] = v57;
     }
 #pragma omp simd reduction(+ : acc54, acc62)
     for (int j = 1136; j < 1149; ++j) {
-      const T v17 = l2_w[i * 1149 + j];
       const T v6 = l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v19 = v18 * v6;
+      const T v17 = l2_w[i * 1149 + j];
       const T v20 = v17 + v19;
       t51[j] += v40 * v20;
       const T v4 = l2_h[j];
@@ -3720,10 +3720,10 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       const T v53 = v50 * v6;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc54 += v53;
-      const T v12 = l1_w[i * 1149 + j];
       const T v2 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v14 = v13 * v2;
+      const T v12 = l1_w[i * 1149 + j];
       const T v15 = v12 + v14;
       t59[j] += v39 * v15;
       const T v0 = l1_h[j];
@@ -3731,15 +3731,15 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       const T v61 = v58 * v2;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc62 += v61;
-      const T v29 = d_l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v64 = v58 * v13;
+      const T v29 = d_l1_pw[i * 1149 + j];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v65 = v29 + v64;
       d_l1_pw[i * 1149 + j] = v65;
-      const T v33 = d_l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v56 = v50 * v18;
+      const T v33 = d_l2_pw[i * 1149 + j];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v57 = v33 + v56;
       d_l2_pw[i * 1149 + j] = v57;

@@ -338,14 +338,14 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
 //   %122 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   T *__restrict t48 = a.scratch + 1552;                    // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
   T *__restrict t122 = a.scratch + 6176;                   // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
   const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -354,18 +354,18 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc48 = T(0);
     T acc122 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
-      const T v43 = l1_w[i * 1149 + j];
       const T v44 = l1_alpha[i];
       const T v45 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v46 = v44 * v45;
+      const T v43 = l1_w[i * 1149 + j];
       const T v47 = v43 + v46;
       const T v12 = l1_h[j];
       acc48 += v47 * v12;
-      const T v117 = l2_w[i * 1149 + j];
       const T v118 = l2_alpha[i];
       const T v119 = l2_pw[i * 1149 + j];
       const T v120 = v118 * v119;
+      const T v117 = l2_w[i * 1149 + j];
       const T v121 = v117 + v120;
       const T v86 = l2_h[j];
       acc122 += v121 * v86;
@@ -1163,9 +1163,9 @@ template <class T> __device__ __forceinline__ void forward_x2c_37(const dopa::St
 //   %193 matmul
 template <class T> __device__ __forceinline__ void forward_matmul_38(const dopa::StepArgs<T> &a) {
   T *__restrict t193 = a.scratch + 10048;                  // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1173,11 +1173,11 @@ template <class T> __device__ __forceinline__ void forward_matmul_38(const dopa:
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc193 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
-      const T v188 = l3_w[i * 400 + j];
       const T v189 = l3_alpha[i];
       const T v190 = l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v191 = v189 * v190;
+      const T v188 = l3_w[i * 400 + j];
       const T v192 = v188 + v191;
       const T v157 = l3_h[j];
       acc193 += v192 * v157;
@@ -1436,62 +1436,62 @@ template <class T> __device__ __forceinline__ void forward_matmul_45(const dopa:
 //   %150 add -> next_state l2.et
 template <class T>
 __device__ __forceinline__ void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
   T *__restrict t66 = a.saved + 9648;                      // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;        // [1149, 1149]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
   T *__restrict l1_pw_next = a.next + kStateL1Pw;          // [1149, 1149]
   T *__restrict t75 = a.saved + 10800;                     // []
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
   T *__restrict t50_l1_g = a.saved + 7328;                 // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
   T *__restrict l1_et_next = a.next + kStateL1Et;          // [1149, 1149]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
   T *__restrict t140 = a.saved + 21200;                    // [1149, 1]
   const T *__restrict l2_et = a.state + kStateL2Et;        // [1149, 1149]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
   T *__restrict l2_pw_next = a.next + kStateL2Pw;          // [1149, 1149]
   T *__restrict t146 = a.saved + 22352;                    // []
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
   T *__restrict t124_l2_g = a.saved + 18880;               // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
   T *__restrict l2_et_next = a.next + kStateL2Et;          // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
-      const T v45 = l1_pw[i * 1149 + j];
       const T v66 = t66[i];
       const T v67 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v68 = v66 * v67;
+      const T v45 = l1_pw[i * 1149 + j];
       const T v69 = v45 + v68;
       const T v72 = v69 < T(-2.0) ? T(-2.0) : (v69 > T(2.0) ? T(2.0) : v69);
       l1_pw_next[i * 1149 + j] = v72;
       const T v75 = t75[0];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v76 = v75 * v67;
-      const T v74 = l1_etaet[0];
       const T v50 = t50_l1_g[i];
       const T v12 = l1_h[j];
       const T v77 = v50 * v12;
+      const T v74 = l1_etaet[0];
       const T v78 = v74 * v77;
       const T v79 = v76 + v78;
       l1_et_next[i * 1149 + j] = v79;
-      const T v119 = l2_pw[i * 1149 + j];
       const T v140 = t140[i];
       const T v141 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v142 = v140 * v141;
+      const T v119 = l2_pw[i * 1149 + j];
       const T v143 = v119 + v142;
       const T v144 = v143 < T(-2.0) ? T(-2.0) : (v143 > T(2.0) ? T(2.0) : v143);
       l2_pw_next[i * 1149 + j] = v144;
       const T v146 = t146[0];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v147 = v146 * v141;
-      const T v145 = l2_etaet[0];
       const T v124 = t124_l2_g[i];
       const T v86 = l2_h[j];
       const T v148 = v124 * v86;
+      const T v145 = l2_etaet[0];
       const T v149 = v145 * v148;
       const T v150 = v147 + v149;
       l2_et_next[i * 1149 + j] = v150;
@@ -1507,35 +1507,35 @@ __device__ __forceinline__ void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::Step
 //   %215 clip -> next_state l3.pw
 //   %221 add -> next_state l3.et
 template <class T> __device__ __forceinline__ void forward_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
   T *__restrict t211 = a.saved + 26736;                    // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;        // [400, 400]
+  const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
   T *__restrict l3_pw_next = a.next + kStateL3Pw;          // [400, 400]
   T *__restrict t217 = a.saved + 27136;                    // []
-  const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
   T *__restrict t195_l3_g = a.saved + 25920;               // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;          // [400]
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
   T *__restrict l3_et_next = a.next + kStateL3Et;          // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
-      const T v190 = l3_pw[i * 400 + j];
       const T v211 = t211[i];
       const T v212 = l3_et[i * 400 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v213 = v211 * v212;
+      const T v190 = l3_pw[i * 400 + j];
       const T v214 = v190 + v213;
       const T v215 = v214 < T(-2.0) ? T(-2.0) : (v214 > T(2.0) ? T(2.0) : v214);
       l3_pw_next[i * 400 + j] = v215;
       const T v217 = t217[0];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v218 = v217 * v212;
-      const T v216 = l3_etaet[0];
       const T v195 = t195_l3_g[i];
       const T v157 = l3_h[j];
       const T v219 = v195 * v157;
+      const T v216 = l3_etaet[0];
       const T v220 = v216 * v219;
       const T v221 = v218 + v220;
       l3_et_next[i * 400 + j] = v221;
@@ -1738,9 +1738,9 @@ template <class T> __device__ __forceinline__ void backward_d_l3_et(const dopa::
   const T *__restrict t195_l3_g = a.saved + 25920;            // [400] l3.g
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
   T *__restrict t258 = a.scratch + 1216;                      // []
-  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
-  const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
   const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
+  const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
+  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   T *__restrict t267 = a.scratch + 1232;                      // [400, 1]
   const T *__restrict t217 = a.saved + 27136;                 // []
   T *__restrict d_l3_et = a.gradPrev + kStateL3Et;            // [400, 400]
@@ -1769,13 +1769,13 @@ template <class T> __device__ __forceinline__ void backward_d_l3_et(const dopa::
       const T v212 = l3_et[i * 400 + j];
       const T v257 = v242 * v212;
       acc258 += v257;
-      const T v241 = d_l3_pw_next[i * 400 + j];
-      const T v190 = l3_pw[i * 400 + j];
       const T v211 = t211[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v213 = v211 * v212;
+      const T v190 = l3_pw[i * 400 + j];
       const T v214 = v190 + v213;
       const T v264 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v241 = d_l3_pw_next[i * 400 + j];
       const T v265 = v241 * v264;
       const T v266 = v265 * v212;
       acc267 += v266;
@@ -1901,8 +1901,8 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
 //   %206 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t273 = a.scratch + 1632;                       // [1]
   const T *__restrict t206_l3_M = a.saved + 26720;             // [1] l3.M
+  T *__restrict t273 = a.scratch + 1632;                       // [1]
   T *__restrict t277 = a.record + 31296;                       // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record11 = a.record + 18880;                   // [1]
@@ -1915,11 +1915,11 @@ __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-      const T v273 = t273[0];
       const T v206 = t206_l3_M[0];
 #line 123 "examples/lm/modul_lstm.dopa"
       const T v275 = v206 * v206;
       const T v276 = T(1.0) - v275;
+      const T v273 = t273[0];
       const T v277 = v273 * v276;
       t277[0] = v277;
       const T v61 = t61_l1_M[0];
@@ -1979,7 +1979,6 @@ __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
   T *__restrict t250 = a.scratch + 400;                                // [400]
   const T *__restrict l3_etaet = a.params + kParamL3Etaet;             // []
-  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
   const T *__restrict d_out_ar_h = a.gradOutputs[1];                   // [400] d ar_h
@@ -2000,6 +1999,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t169 = a.saved + 24720;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t195_l3_g = a.saved + 25920;                     // [400] l3.g
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   T *__restrict t295 = a.record + 30896;                               // [400]
   T *__restrict t309 = a.record + 30496;                               // [400]
   T *__restrict t320 = a.record + 30096;                               // [400]
@@ -2023,7 +2023,6 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v253 = l3_etaet[0];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v254 = v250 * v253;
-      const T v240 = d_l3_c_next[j];
       const T v229 = d_out_tar_h[j];
       const T v238 = d_l3_h_next[j];
 #line 122 "examples/lm/modul_lstm.dopa"
@@ -2079,6 +2078,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v284 = v200 * v200;
       const T v285 = T(1.0) - v284;
       const T v286 = v283 * v285;
+      const T v240 = d_l3_c_next[j];
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v287 = v240 + v286;
       const T v289 = v287 * v173;
@@ -2142,14 +2142,14 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::StepArgs<T> &a) {
   T *__restrict t297 = a.scratch + 2048;                      // [400]
   T *__restrict t295 = a.record + 30896;                      // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;            // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;    // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;            // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
   T *__restrict t300 = a.scratch + 2448;                      // [400, 1]
-  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
+  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2163,11 +2163,11 @@ template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::
     T acc300 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
       const T v295 = t295[i];
-      const T v188 = l3_w[i * 400 + j];
       const T v189 = l3_alpha[i];
       const T v190 = l3_pw[i * 400 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v191 = v189 * v190;
+      const T v188 = l3_w[i * 400 + j];
       const T v192 = v188 + v191;
       atomicAdd(&t297[j], v295 * v192);
       const T v157 = l3_h[j];
@@ -2175,13 +2175,13 @@ template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::
       const T v299 = v296 * v190;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc300 += v299;
-      const T v241 = d_l3_pw_next[i * 400 + j];
       const T v211 = t211[i];
       const T v212 = l3_et[i * 400 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v213 = v211 * v212;
       const T v214 = v190 + v213;
       const T v264 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v241 = d_l3_pw_next[i * 400 + j];
       const T v265 = v241 * v264;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v302 = v296 * v189;
@@ -2369,9 +2369,9 @@ __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &
   const T *__restrict t124_l2_g = a.saved + 18880;            // [1149] l2.g
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
   T *__restrict t351 = a.scratch + 10976;                     // []
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
-  const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
   const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   T *__restrict t358 = a.scratch + 10992;                     // [1149, 1]
   T *__restrict t433 = a.scratch + 23680;                     // [1149]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et; // [1149, 1149] d l1.et'
@@ -2380,9 +2380,9 @@ __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &
   const T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
   T *__restrict t441 = a.scratch + 26000;                     // []
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
-  const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
   const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   T *__restrict t448 = a.scratch + 26016;                     // [1149, 1]
   const T *__restrict t75 = a.saved + 10800;                  // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;            // [1149, 1149]
@@ -2422,13 +2422,13 @@ __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &
       const T v141 = l2_et[i * 1149 + j];
       const T v350 = v237 * v141;
       acc351 += v350;
-      const T v236 = d_l2_pw_next[i * 1149 + j];
-      const T v119 = l2_pw[i * 1149 + j];
       const T v140 = t140[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v142 = v140 * v141;
+      const T v119 = l2_pw[i * 1149 + j];
       const T v143 = v119 + v142;
       const T v355 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v236 = d_l2_pw_next[i * 1149 + j];
       const T v356 = v236 * v355;
       const T v357 = v356 * v141;
       acc358 += v357;
@@ -2442,13 +2442,13 @@ __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &
       const T v67 = l1_et[i * 1149 + j];
       const T v440 = v233 * v67;
       acc441 += v440;
-      const T v232 = d_l1_pw_next[i * 1149 + j];
-      const T v45 = l1_pw[i * 1149 + j];
       const T v66 = t66[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v68 = v66 * v67;
+      const T v45 = l1_pw[i * 1149 + j];
       const T v69 = v45 + v68;
       const T v445 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v232 = d_l1_pw_next[i * 1149 + j];
       const T v446 = v232 * v445;
       const T v447 = v446 * v67;
       acc448 += v447;
@@ -2610,8 +2610,8 @@ __device__ __forceinline__ void backward_modfanout_19(const dopa::StepArgs<T> &a
 //   %367 mul += grad l2.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t364 = a.scratch + 12144;                      // [1]
   const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
+  T *__restrict t364 = a.scratch + 12144;                      // [1]
   T *__restrict t367 = a.record + 25808;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2619,11 +2619,11 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-      const T v364 = t364[0];
       const T v135 = t135_l2_M[0];
 #line 123 "examples/lm/modul_lstm.dopa"
       const T v365 = v135 * v135;
       const T v366 = T(1.0) - v365;
+      const T v364 = t364[0];
       const T v367 = v364 * v366;
       t367[0] = v367;
       atomicAdd(&d_l2_h2mod_bias[0], v367);
@@ -2678,13 +2678,12 @@ __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
   T *__restrict t343 = a.scratch + 8656;                               // [1149]
   const T *__restrict l2_etaet = a.params + kParamL2Etaet;             // []
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
   T *__restrict t306 = a.scratch + 2848;                               // [1149]
   T *__restrict t316 = a.scratch + 4400;                               // [1149]
   T *__restrict t327 = a.scratch + 5952;                               // [1149]
   T *__restrict t338 = a.scratch + 7504;                               // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
   T *__restrict t370 = a.scratch + 12160;                              // [1149]
   const T *__restrict t104 = a.saved + 16576;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
@@ -2700,6 +2699,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t98 = a.saved + 15424;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t124_l2_g = a.saved + 18880;                     // [1149] l2.g
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   T *__restrict t385 = a.record + 24656;                               // [1149]
   T *__restrict t399 = a.record + 23504;                               // [1149]
   T *__restrict t410 = a.record + 22352;                               // [1149]
@@ -2723,8 +2723,6 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v346 = l2_etaet[0];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v347 = v343 * v346;
-      const T v235 = d_l2_c_next[j];
-      const T v234 = d_l2_h_next[j];
       const T v306 = t306[j];
       const T v316 = t316[j];
 #line 28 "examples/lm/modul_lstm.dopa"
@@ -2735,6 +2733,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v339 = v328 + v338;
       const T v340 = drop_h2[j];
       const T v341 = v339 * v340;
+      const T v234 = d_l2_h_next[j];
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v342 = v234 + v341;
       const T v370 = t370[j];
@@ -2780,6 +2779,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v374 = v129 * v129;
       const T v375 = T(1.0) - v374;
       const T v376 = v373 * v375;
+      const T v235 = d_l2_c_next[j];
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v377 = v235 + v376;
       const T v379 = v377 * v102;
@@ -2843,14 +2843,14 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::StepArgs<T> &a) {
   T *__restrict t387 = a.scratch + 13312;                     // [1149]
   T *__restrict t385 = a.record + 24656;                      // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;            // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;    // [1149, 1]
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;            // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
   T *__restrict t390 = a.scratch + 14464;                     // [1149, 1]
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2864,11 +2864,11 @@ template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::
     T acc390 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
       const T v385 = t385[i];
-      const T v117 = l2_w[i * 1149 + j];
       const T v118 = l2_alpha[i];
       const T v119 = l2_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v120 = v118 * v119;
+      const T v117 = l2_w[i * 1149 + j];
       const T v121 = v117 + v120;
       atomicAdd(&t387[j], v385 * v121);
       const T v86 = l2_h[j];
@@ -2876,13 +2876,13 @@ template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::
       const T v389 = v386 * v119;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc390 += v389;
-      const T v236 = d_l2_pw_next[i * 1149 + j];
       const T v140 = t140[i];
       const T v141 = l2_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v142 = v140 * v141;
       const T v143 = v119 + v142;
       const T v355 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v236 = d_l2_pw_next[i * 1149 + j];
       const T v356 = v236 * v355;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v392 = v386 * v118;
@@ -3091,8 +3091,8 @@ __device__ __forceinline__ void backward_modfanout_32(const dopa::StepArgs<T> &a
 //   %457 mul += grad l1.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t454 = a.scratch + 27168;                      // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict t454 = a.scratch + 27168;                      // [1]
   T *__restrict t457 = a.record + 16560;                       // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -3100,11 +3100,11 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-      const T v454 = t454[0];
       const T v61 = t61_l1_M[0];
 #line 123 "examples/lm/modul_lstm.dopa"
       const T v455 = v61 * v61;
       const T v456 = T(1.0) - v455;
+      const T v454 = t454[0];
       const T v457 = v454 * v456;
       t457[0] = v457;
       atomicAdd(&d_l1_h2mod_bias[0], v457);
@@ -3161,13 +3161,12 @@ __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict t433 = a.scratch + 23680;                              // [1149]
   const T *__restrict l1_etaet = a.params + kParamL1Etaet;             // []
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
   T *__restrict t396 = a.scratch + 15616;                              // [1149]
   T *__restrict t406 = a.scratch + 17920;                              // [1149]
   T *__restrict t417 = a.scratch + 20224;                              // [1149]
   T *__restrict t428 = a.scratch + 22528;                              // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
   T *__restrict t460 = a.scratch + 27184;                              // [1149]
   const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
@@ -3183,6 +3182,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   T *__restrict t475 = a.record + 15408;                               // [1149]
   T *__restrict t489 = a.record + 14256;                               // [1149]
   T *__restrict t500 = a.record + 13104;                               // [1149]
@@ -3213,8 +3213,6 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v436 = l1_etaet[0];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v437 = v433 * v436;
-      const T v231 = d_l1_c_next[j];
-      const T v230 = d_l1_h_next[j];
       const T v396 = t396[j];
       const T v406 = t406[j];
 #line 27 "examples/lm/modul_lstm.dopa"
@@ -3225,6 +3223,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v429 = v418 + v428;
       const T v430 = drop_h1[j];
       const T v431 = v429 * v430;
+      const T v230 = d_l1_h_next[j];
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v432 = v230 + v431;
       const T v460 = t460[j];
@@ -3270,6 +3269,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v464 = v55 * v55;
       const T v465 = T(1.0) - v464;
       const T v466 = v463 * v465;
+      const T v231 = d_l1_c_next[j];
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v467 = v231 + v466;
       const T v469 = v467 * v28;
@@ -3347,14 +3347,14 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::StepArgs<T> &a) {
   T *__restrict t477 = a.scratch + 28336;                     // [1149]
   T *__restrict t475 = a.record + 15408;                      // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;            // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;    // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;            // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
   T *__restrict t480 = a.scratch + 29488;                     // [1149, 1]
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3368,11 +3368,11 @@ template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::
     T acc480 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
       const T v475 = t475[i];
-      const T v43 = l1_w[i * 1149 + j];
       const T v44 = l1_alpha[i];
       const T v45 = l1_pw[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v46 = v44 * v45;
+      const T v43 = l1_w[i * 1149 + j];
       const T v47 = v43 + v46;
       atomicAdd(&t477[j], v475 * v47);
       const T v12 = l1_h[j];
@@ -3380,13 +3380,13 @@ template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::
       const T v479 = v476 * v45;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc480 += v479;
-      const T v232 = d_l1_pw_next[i * 1149 + j];
       const T v66 = t66[i];
       const T v67 = l1_et[i * 1149 + j];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v68 = v66 * v67;
       const T v69 = v45 + v68;
       const T v445 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v232 = d_l1_pw_next[i * 1149 + j];
       const T v446 = v232 * v445;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v482 = v476 * v44;
@@ -3700,37 +3700,37 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
 template <class T>
 __device__ __forceinline__ void
 backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.scratch + 24832;             // []
   T *__restrict t441 = a.scratch + 26000;             // []
+  T *__restrict t435 = a.scratch + 24832;             // []
   T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t345 = a.scratch + 9808;              // []
   T *__restrict t351 = a.scratch + 10976;             // []
+  T *__restrict t345 = a.scratch + 9808;              // []
   T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
-  T *__restrict t252 = a.scratch + 800;               // []
   T *__restrict t258 = a.scratch + 1216;              // []
+  T *__restrict t252 = a.scratch + 800;               // []
   T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
-    const T v435 = t435[0];
     const T v441 = t441[0];
 #line 128 "examples/lm/modul_lstm.dopa"
     const T v443 = -v441;
+    const T v435 = t435[0];
 #line 113 "examples/lm/modul_lstm.dopa"
     const T v444 = v435 + v443;
     atomicAdd(&d_l1_etaet[0], v444);
-    const T v345 = t345[0];
     const T v351 = t351[0];
 #line 128 "examples/lm/modul_lstm.dopa"
     const T v353 = -v351;
+    const T v345 = t345[0];
 #line 113 "examples/lm/modul_lstm.dopa"
     const T v354 = v345 + v353;
     atomicAdd(&d_l2_etaet[0], v354);
-    const T v252 = t252[0];
     const T v258 = t258[0];
 #line 128 "examples/lm/modul_lstm.dopa"
     const T v260 = -v258;
+    const T v252 = t252[0];
 #line 113 "examples/lm/modul_lstm.dopa"
     const T v261 = v252 + v260;
     atomicAdd(&d_l3_etaet[0], v261);

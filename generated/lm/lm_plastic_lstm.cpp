@@ -819,57 +819,57 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
 template <class T>
 static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;            // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;                   // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [1149, 1]
-  const T *l1_hebb = a.state + kStateL1Hebb;                         // [1149, 1149]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;               // []
   T *__restrict t48_l1_g = a.saved + 7328;                           // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                    // [1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;               // []
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [1149, 1]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [1149, 1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                      // [1149] l1.hn
   T *__restrict carried_1_next = a.next + kStateCarried1;            // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;                   // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [1149, 1]
-  const T *l2_hebb = a.state + kStateL2Hebb;                         // [1149, 1149]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;               // []
   T *__restrict t104_l2_g = a.saved + 17696;                         // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                    // [1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;               // []
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [1149, 1]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [1149, 1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                      // [1149] l2.hn
   T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [1149, 1149]
   T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
     T acc174 = T(0);
     T acc177 = T(0);
-    const T v44 = l1_alpha[i];
-    const T v55 = l1_eta[0];
     const T v48 = t48_l1_g[i];
-    const T v100 = l2_alpha[i];
-    const T v111 = l2_eta[0];
+    const T v55 = l1_eta[0];
+    const T v44 = l1_alpha[i];
     const T v104 = t104_l2_g[i];
+    const T v111 = l2_eta[0];
+    const T v100 = l2_alpha[i];
 #pragma omp simd reduction(+ : acc174, acc177)
     for (int j = 0; j < 1136; ++j) {
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_hebb[i * 1149 + j];
       const T v12 = l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v56 = v48 * v12;
       const T v57 = v55 * v56;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v58 = v45 + v57;
       const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v172 = v44 * v61;
+      const T v43 = l1_w[i * 1149 + j];
       const T v173 = v43 + v172;
       const T v54 = l1_h_next[j];
       acc174 += v173 * v54;
-      const T v99 = l2_w[i * 1149 + j];
-      const T v101 = l2_hebb[i * 1149 + j];
       const T v68 = l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v112 = v104 * v68;
       const T v113 = v111 * v112;
+      const T v101 = l2_hebb[i * 1149 + j];
       const T v114 = v101 + v113;
       const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v175 = v100 * v115;
+      const T v99 = l2_w[i * 1149 + j];
       const T v176 = v99 + v175;
       const T v110 = l2_h_next[j];
       acc177 += v176 * v110;
@@ -878,29 +878,29 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     }
 #pragma omp simd reduction(+ : acc174, acc177)
     for (int j = 1136; j < 1149; ++j) {
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_hebb[i * 1149 + j];
       const T v12 = l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v56 = v48 * v12;
       const T v57 = v55 * v56;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v58 = v45 + v57;
       const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v172 = v44 * v61;
+      const T v43 = l1_w[i * 1149 + j];
       const T v173 = v43 + v172;
       const T v54 = l1_h_next[j];
       acc174 += v173 * v54;
-      const T v99 = l2_w[i * 1149 + j];
-      const T v101 = l2_hebb[i * 1149 + j];
       const T v68 = l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v112 = v104 * v68;
       const T v113 = v111 * v112;
+      const T v101 = l2_hebb[i * 1149 + j];
       const T v114 = v101 + v113;
       const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v175 = v100 * v115;
+      const T v99 = l2_w[i * 1149 + j];
       const T v176 = v99 + v175;
       const T v110 = l2_h_next[j];
       acc177 += v176 * v110;
@@ -921,31 +921,31 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
 //   %169 clip -> next_state l3.hebb
 template <class T> static void forward_carried_2_l3_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_2_next = a.next + kStateCarried2;            // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;                   // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha;           // [400, 1]
-  const T *l3_hebb = a.state + kStateL3Hebb;                         // [400, 400]
-  const T *__restrict l3_eta = a.params + kParamL3Eta;               // []
   T *__restrict t158_l3_g = a.saved + 23552;                         // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                    // [400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;               // []
+  const T *l3_hebb = a.state + kStateL3Hebb;                         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;           // [400, 1]
+  const T *__restrict l3_w = a.params + kParamL3W;                   // [400, 400]
   T *__restrict l3_h_next = a.next + kStateL3H;                      // [400] l3.hn
   T *l3_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Hebb; // [400, 400]
   for (int i = 0; i < 400; ++i) {
     T acc180 = T(0);
-    const T v154 = l3_alpha[i];
-    const T v165 = l3_eta[0];
     const T v158 = t158_l3_g[i];
+    const T v165 = l3_eta[0];
+    const T v154 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc180)
     for (int j = 0; j < 400; ++j) {
-      const T v153 = l3_w[i * 400 + j];
-      const T v155 = l3_hebb[i * 400 + j];
       const T v122 = l3_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v166 = v158 * v122;
       const T v167 = v165 * v166;
+      const T v155 = l3_hebb[i * 400 + j];
       const T v168 = v155 + v167;
       const T v169 = v168 < T(-2.0) ? T(-2.0) : (v168 > T(2.0) ? T(2.0) : v168);
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v178 = v154 * v169;
+      const T v153 = l3_w[i * 400 + j];
       const T v179 = v153 + v178;
       const T v164 = l3_h_next[j];
       acc180 += v179 * v164;
@@ -1003,12 +1003,12 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t199 = a.scratch + 0;                                 // [400]
   const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
-  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
-  const T *__restrict l3_eta = a.params + kParamL3Eta;                // []
   const T *__restrict t158_l3_g = a.saved + 23552;                    // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;                // []
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
   const T *__restrict t164_l3_hn = a.saved + 23952;                   // [400] l3.hn
   T *__restrict t202 = a.scratch + 400;                               // [400, 1]
   T *__restrict t229 = a.scratch + 5408;                              // [400]
@@ -1024,21 +1024,21 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     T acc202 = T(0);
     T acc229 = T(0);
     const T v197 = d_carried_2_next[i];
-    const T v154 = l3_alpha[i];
-    const T v165 = l3_eta[0];
     const T v158 = t158_l3_g[i];
+    const T v165 = l3_eta[0];
+    const T v154 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc202, acc229)
     for (int j = 0; j < 400; ++j) {
-      const T v153 = l3_w[i * 400 + j];
-      const T v155 = l3_hebb[i * 400 + j];
       const T v122 = l3_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v166 = v158 * v122;
       const T v167 = v165 * v166;
+      const T v155 = l3_hebb[i * 400 + j];
       const T v168 = v155 + v167;
       const T v169 = v168 < T(-2.0) ? T(-2.0) : (v168 > T(2.0) ? T(2.0) : v168);
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v178 = v154 * v169;
+      const T v153 = l3_w[i * 400 + j];
       const T v179 = v153 + v178;
       t199[j] += v197 * v179;
       const T v164 = t164_l3_hn[j];
@@ -1046,9 +1046,9 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
       const T v201 = v198 * v169;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc202 += v201;
-      const T v194 = d_l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v204 = v198 * v154;
+      const T v194 = d_l3_hebb[i * 400 + j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v205 = v194 + v204;
       const T v227 = T(-2.0) <= v168 && v168 <= T(2.0) ? T(1) : T(0);
@@ -1084,22 +1084,22 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
 template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t207 = a.scratch + 800;                               // [1149]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [1149, 1149]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;                // []
   const T *__restrict t104_l2_g = a.saved + 17696;                    // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;                // []
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
   const T *__restrict t110_l2_hn = a.saved + 18848;                   // [1149] l2.hn
   T *__restrict t210 = a.scratch + 1952;                              // [1149, 1]
   T *__restrict t215 = a.scratch + 3104;                              // [1149]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;                // []
   const T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;                // []
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
   const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
   T *__restrict t218 = a.scratch + 4256;                              // [1149, 1]
   T *__restrict t292 = a.scratch + 12032;                             // [1149]
@@ -1126,25 +1126,25 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     T acc292 = T(0);
     T acc354 = T(0);
     const T v196 = d_carried_1_next[i];
-    const T v100 = l2_alpha[i];
-    const T v111 = l2_eta[0];
     const T v104 = t104_l2_g[i];
+    const T v111 = l2_eta[0];
+    const T v100 = l2_alpha[i];
     const T v195 = d_carried_0_next[i];
-    const T v44 = l1_alpha[i];
-    const T v55 = l1_eta[0];
     const T v48 = t48_l1_g[i];
+    const T v55 = l1_eta[0];
+    const T v44 = l1_alpha[i];
 #pragma omp simd reduction(+ : acc210, acc218, acc292, acc354)
     for (int j = 0; j < 1136; ++j) {
-      const T v99 = l2_w[i * 1149 + j];
-      const T v101 = l2_hebb[i * 1149 + j];
       const T v68 = l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v112 = v104 * v68;
       const T v113 = v111 * v112;
+      const T v101 = l2_hebb[i * 1149 + j];
       const T v114 = v101 + v113;
       const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v175 = v100 * v115;
+      const T v99 = l2_w[i * 1149 + j];
       const T v176 = v99 + v175;
       t207[j] += v196 * v176;
       const T v110 = t110_l2_hn[j];
@@ -1152,16 +1152,16 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v209 = v206 * v115;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc210 += v209;
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_hebb[i * 1149 + j];
       const T v12 = l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v56 = v48 * v12;
       const T v57 = v55 * v56;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v58 = v45 + v57;
       const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v172 = v44 * v61;
+      const T v43 = l1_w[i * 1149 + j];
       const T v173 = v43 + v172;
       t215[j] += v195 * v173;
       const T v54 = t54_l1_hn[j];
@@ -1169,9 +1169,9 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v217 = v214 * v61;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc218 += v217;
-      const T v190 = d_l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v212 = v206 * v100;
+      const T v190 = d_l2_hebb[i * 1149 + j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v213 = v190 + v212;
       const T v290 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
@@ -1180,9 +1180,9 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       acc292 += v291 * v68;
 #line 57 "examples/lm/plastic_lstm.dopa"
       t297[j] += v104 * v291;
-      const T v187 = d_l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v220 = v214 * v44;
+      const T v187 = d_l1_hebb[i * 1149 + j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v221 = v187 + v220;
       const T v352 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
@@ -1196,16 +1196,16 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     }
 #pragma omp simd reduction(+ : acc210, acc218, acc292, acc354)
     for (int j = 1136; j < 1149; ++j) {
-      const T v99 = l2_w[i * 1149 + j];
-      const T v101 = l2_hebb[i * 1149 + j];
       const T v68 = l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v112 = v104 * v68;
       const T v113 = v111 * v112;
+      const T v101 = l2_hebb[i * 1149 + j];
       const T v114 = v101 + v113;
       const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v175 = v100 * v115;
+      const T v99 = l2_w[i * 1149 + j];
       const T v176 = v99 + v175;
       t207[j] += v196 * v176;
       const T v110 = t110_l2_hn[j];
@@ -1213,16 +1213,16 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v209 = v206 * v115;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc210 += v209;
-      const T v43 = l1_w[i * 1149 + j];
-      const T v45 = l1_hebb[i * 1149 + j];
       const T v12 = l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v56 = v48 * v12;
       const T v57 = v55 * v56;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v58 = v45 + v57;
       const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v172 = v44 * v61;
+      const T v43 = l1_w[i * 1149 + j];
       const T v173 = v43 + v172;
       t215[j] += v195 * v173;
       const T v54 = t54_l1_hn[j];
@@ -1230,9 +1230,9 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v217 = v214 * v61;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc218 += v217;
-      const T v190 = d_l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v212 = v206 * v100;
+      const T v190 = d_l2_hebb[i * 1149 + j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v213 = v190 + v212;
       const T v290 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
@@ -1241,9 +1241,9 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       acc292 += v291 * v68;
 #line 57 "examples/lm/plastic_lstm.dopa"
       t297[j] += v104 * v291;
-      const T v187 = d_l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v220 = v214 * v44;
+      const T v187 = d_l1_hebb[i * 1149 + j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v221 = v187 + v220;
       const T v352 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
@@ -1297,7 +1297,6 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   T *__restrict t229 = a.scratch + 5408;                              // [400]
   T *__restrict t231 = a.scratch + 5808;                              // []
   const T *__restrict l3_eta = a.params + kParamL3Eta;                // []
-  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;           // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];                 // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;           // [400] d l3.h'
   T *__restrict t199 = a.scratch + 0;                                 // [400]
@@ -1317,6 +1316,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;       // [400]
   const T *__restrict t134 = a.saved + 22352;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;       // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;           // [400] d l3.c'
   T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;            // [400]
   T *__restrict t256 = a.record + 20032;                              // [400]
   T *__restrict t267 = a.record + 19632;                              // [400]
@@ -1350,7 +1350,6 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     acc231 += v230;
 #line 57 "examples/lm/plastic_lstm.dopa"
     const T v233 = v229 * v232;
-    const T v193 = d_l3_c_next[j];
     const T v184 = d_out_tar_h[j];
     const T v191 = d_l3_h_next[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
@@ -1405,6 +1404,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v239 = v163 * v163;
     const T v240 = T(1.0) - v239;
     const T v241 = v237 * v240;
+    const T v193 = d_l3_c_next[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v242 = v193 + v241;
     const T v244 = v242 * v138;
@@ -1601,7 +1601,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict t292 = a.scratch + 12032;                             // [1149]
   T *__restrict t294 = a.scratch + 13184;                             // []
   const T *__restrict l2_eta = a.params + kParamL2Eta;                // []
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [1149] d l2.h'
   T *__restrict t207 = a.scratch + 800;                               // [1149]
   T *__restrict t253 = a.scratch + 6224;                              // [1149]
@@ -1622,6 +1621,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;       // [1149]
   const T *__restrict t80 = a.saved + 14240;                          // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;       // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [1149] d l2.c'
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;            // [1149]
   T *__restrict t318 = a.record + 13072;                              // [1149]
   T *__restrict t329 = a.record + 11920;                              // [1149]
@@ -1668,7 +1668,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     acc294 += v293;
 #line 57 "examples/lm/plastic_lstm.dopa"
     const T v296 = v292 * v295;
-    const T v189 = d_l2_c_next[j];
     const T v188 = d_l2_h_next[j];
     const T v207 = t207[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
@@ -1725,6 +1724,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v301 = v109 * v109;
     const T v302 = T(1.0) - v301;
     const T v303 = v300 * v302;
+    const T v189 = d_l2_c_next[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v304 = v189 + v303;
     const T v306 = v304 * v84;
@@ -1801,7 +1801,6 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     acc294 += v293;
 #line 57 "examples/lm/plastic_lstm.dopa"
     const T v296 = v292 * v295;
-    const T v189 = d_l2_c_next[j];
     const T v188 = d_l2_h_next[j];
     const T v207 = t207[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
@@ -1858,6 +1857,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v301 = v109 * v109;
     const T v302 = T(1.0) - v301;
     const T v303 = v300 * v302;
+    const T v189 = d_l2_c_next[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v304 = v189 + v303;
     const T v306 = v304 * v84;
@@ -2054,7 +2054,6 @@ template <class T>
 static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict t354 = a.scratch + 22416;                       // [1149]
   const T *__restrict l1_eta = a.params + kParamL1Eta;          // []
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
   T *__restrict t215 = a.scratch + 3104;                        // [1149]
   T *__restrict t315 = a.scratch + 14352;                       // [1149]
@@ -2076,6 +2075,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   const T *__restrict t24 = a.saved + 3872;                     // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   const T *__restrict t48_l1_g = a.saved + 7328;                // [1149] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;      // [1149]
   T *__restrict t380 = a.record + 3856;                         // [1149]
   T *__restrict t391 = a.record + 2704;                         // [1149]
@@ -2102,7 +2102,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v354 = t354[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
     const T v358 = v354 * v357;
-    const T v186 = d_l1_c_next[j];
     const T v185 = d_l1_h_next[j];
     const T v215 = t215[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
@@ -2160,6 +2159,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v363 = v53 * v53;
     const T v364 = T(1.0) - v363;
     const T v365 = v362 * v364;
+    const T v186 = d_l1_c_next[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v366 = v186 + v365;
     const T v368 = v366 * v28;
@@ -2222,7 +2222,6 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v354 = t354[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
     const T v358 = v354 * v357;
-    const T v186 = d_l1_c_next[j];
     const T v185 = d_l1_h_next[j];
     const T v215 = t215[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
@@ -2280,6 +2279,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v363 = v53 * v53;
     const T v364 = T(1.0) - v363;
     const T v365 = v362 * v364;
+    const T v186 = d_l1_c_next[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v366 = v186 + v365;
     const T v368 = v366 * v28;
@@ -2636,14 +2636,14 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 template <class T>
 static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;            // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;                   // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;           // [1149, 1]
   const T *l1_hebb = a.state + kStateL1Hebb;                         // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                   // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                    // [1149]
   T *__restrict carried_1_next = a.next + kStateCarried1;            // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;                   // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;           // [1149, 1]
   const T *l2_hebb = a.state + kStateL2Hebb;                         // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                   // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                    // [1149]
   T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [1149, 1149]
   T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [1149, 1149]
@@ -2654,16 +2654,16 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     const T v15 = l2_alpha[i];
 #pragma omp simd reduction(+ : acc13, acc18)
     for (int j = 0; j < 1136; ++j) {
-      const T v9 = l1_w[i * 1149 + j];
       const T v2 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v11 = v10 * v2;
+      const T v9 = l1_w[i * 1149 + j];
       const T v12 = v9 + v11;
       const T v0 = l1_h[j];
       acc13 += v12 * v0;
-      const T v14 = l2_w[i * 1149 + j];
       const T v5 = l2_hebb[i * 1149 + j];
       const T v16 = v15 * v5;
+      const T v14 = l2_w[i * 1149 + j];
       const T v17 = v14 + v16;
       const T v3 = l2_h[j];
       acc18 += v17 * v3;
@@ -2672,16 +2672,16 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     }
 #pragma omp simd reduction(+ : acc13, acc18)
     for (int j = 1136; j < 1149; ++j) {
-      const T v9 = l1_w[i * 1149 + j];
       const T v2 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v11 = v10 * v2;
+      const T v9 = l1_w[i * 1149 + j];
       const T v12 = v9 + v11;
       const T v0 = l1_h[j];
       acc13 += v12 * v0;
-      const T v14 = l2_w[i * 1149 + j];
       const T v5 = l2_hebb[i * 1149 + j];
       const T v16 = v15 * v5;
+      const T v14 = l2_w[i * 1149 + j];
       const T v17 = v14 + v16;
       const T v3 = l2_h[j];
       acc18 += v17 * v3;
@@ -2701,9 +2701,9 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
 //   %8 state -> next_state l3.hebb
 template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict carried_2_next = a.next + kStateCarried2;            // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;                   // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;           // [400, 1]
   const T *l3_hebb = a.state + kStateL3Hebb;                         // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;                   // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                    // [400]
   T *l3_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Hebb; // [400, 400]
   for (int i = 0; i < 400; ++i) {
@@ -2711,10 +2711,10 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
     const T v20 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc23)
     for (int j = 0; j < 400; ++j) {
-      const T v19 = l3_w[i * 400 + j];
       const T v8 = l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v21 = v20 * v8;
+      const T v19 = l3_w[i * 400 + j];
       const T v22 = v19 + v21;
       const T v6 = l3_h[j];
       acc23 += v22 * v6;
@@ -2799,9 +2799,9 @@ template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t37 = a.scratch + 0;                                  // [400]
   const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
-  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
   T *__restrict t40 = a.scratch + 400;                                // [400, 1]
   T *__restrict d_l3_hebb = a.gradNext + kStateL3Hebb;                // [400, 400] d l3.hebb'
@@ -2815,10 +2815,10 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
     const T v20 = l3_alpha[i];
 #pragma omp simd reduction(+ : acc40)
     for (int j = 0; j < 400; ++j) {
-      const T v19 = l3_w[i * 400 + j];
       const T v8 = l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v21 = v20 * v8;
+      const T v19 = l3_w[i * 400 + j];
       const T v22 = v19 + v21;
       t37[j] += v35 * v22;
       const T v6 = l3_h[j];
@@ -2826,9 +2826,9 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
       const T v39 = v36 * v8;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc40 += v39;
-      const T v32 = d_l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v42 = v36 * v20;
+      const T v32 = d_l3_hebb[i * 400 + j];
 #line 37 "examples/lm/plastic_lstm.dopa"
       const T v43 = v32 + v42;
       d_l3_hebb[i * 400 + j] = v43;
@@ -2852,16 +2852,16 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
 template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t45 = a.scratch + 800;                                // [1149]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
-  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
   T *__restrict t48 = a.scratch + 1952;                               // [1149, 1]
   T *__restrict t53 = a.scratch + 3104;                               // [1149]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
-  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
   T *__restrict t56 = a.scratch + 4256;                               // [1149, 1]
   T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [1149, 1149] d l1.hebb'
@@ -2883,10 +2883,10 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
     const T v10 = l1_alpha[i];
 #pragma omp simd reduction(+ : acc48, acc56)
     for (int j = 0; j < 1136; ++j) {
-      const T v14 = l2_w[i * 1149 + j];
       const T v5 = l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v16 = v15 * v5;
+      const T v14 = l2_w[i * 1149 + j];
       const T v17 = v14 + v16;
       t45[j] += v34 * v17;
       const T v3 = l2_h[j];
@@ -2894,10 +2894,10 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
       const T v47 = v44 * v5;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc48 += v47;
-      const T v9 = l1_w[i * 1149 + j];
       const T v2 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v11 = v10 * v2;
+      const T v9 = l1_w[i * 1149 + j];
       const T v12 = v9 + v11;
       t53[j] += v33 * v12;
       const T v0 = l1_h[j];
@@ -2905,25 +2905,25 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
       const T v55 = v52 * v2;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc56 += v55;
-      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v58 = v52 * v10;
+      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 37 "examples/lm/plastic_lstm.dopa"
       const T v59 = v26 + v58;
       d_l1_hebb[i * 1149 + j] = v59;
-      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v50 = v44 * v15;
+      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 37 "examples/lm/plastic_lstm.dopa"
       const T v51 = v29 + v50;
       d_l2_hebb[i * 1149 + j] = v51;
     }
 #pragma omp simd reduction(+ : acc48, acc56)
     for (int j = 1136; j < 1149; ++j) {
-      const T v14 = l2_w[i * 1149 + j];
       const T v5 = l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v16 = v15 * v5;
+      const T v14 = l2_w[i * 1149 + j];
       const T v17 = v14 + v16;
       t45[j] += v34 * v17;
       const T v3 = l2_h[j];
@@ -2931,10 +2931,10 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
       const T v47 = v44 * v5;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc48 += v47;
-      const T v9 = l1_w[i * 1149 + j];
       const T v2 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v11 = v10 * v2;
+      const T v9 = l1_w[i * 1149 + j];
       const T v12 = v9 + v11;
       t53[j] += v33 * v12;
       const T v0 = l1_h[j];
@@ -2942,15 +2942,15 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
       const T v55 = v52 * v2;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc56 += v55;
-      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v58 = v52 * v10;
+      const T v26 = d_l1_hebb[i * 1149 + j];
 #line 37 "examples/lm/plastic_lstm.dopa"
       const T v59 = v26 + v58;
       d_l1_hebb[i * 1149 + j] = v59;
-      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v50 = v44 * v15;
+      const T v29 = d_l2_hebb[i * 1149 + j];
 #line 37 "examples/lm/plastic_lstm.dopa"
       const T v51 = v29 + v50;
       d_l2_hebb[i * 1149 + j] = v51;

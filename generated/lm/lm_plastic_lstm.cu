@@ -323,14 +323,14 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
 //   %106 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   T *__restrict t48 = a.scratch + 1552;                    // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
   T *__restrict t106 = a.scratch + 3856;                   // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -339,18 +339,18 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc48 = T(0);
     T acc106 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
-      const T v43 = l1_w[i * 1149 + j];
       const T v44 = l1_alpha[i];
       const T v45 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v46 = v44 * v45;
+      const T v43 = l1_w[i * 1149 + j];
       const T v47 = v43 + v46;
       const T v12 = l1_h[j];
       acc48 += v47 * v12;
-      const T v101 = l2_w[i * 1149 + j];
       const T v102 = l2_alpha[i];
       const T v103 = l2_hebb[i * 1149 + j];
       const T v104 = v102 * v103;
+      const T v101 = l2_w[i * 1149 + j];
       const T v105 = v101 + v104;
       const T v70 = l2_h[j];
       acc106 += v105 * v70;
@@ -891,9 +891,9 @@ template <class T> __device__ __forceinline__ void forward_x2c_26(const dopa::St
 //   %162 matmul
 template <class T> __device__ __forceinline__ void forward_matmul_27(const dopa::StepArgs<T> &a) {
   T *__restrict t162 = a.scratch + 5408;                   // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -901,11 +901,11 @@ template <class T> __device__ __forceinline__ void forward_matmul_27(const dopa:
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc162 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
-      const T v157 = l3_w[i * 400 + j];
       const T v158 = l3_alpha[i];
       const T v159 = l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v160 = v158 * v159;
+      const T v157 = l3_w[i * 400 + j];
       const T v161 = v157 + v160;
       const T v126 = l3_h[j];
       acc162 += v161 * v126;
@@ -1047,37 +1047,37 @@ template <class T> __device__ __forceinline__ void forward_matmul_29(const dopa:
 //   %119 clip -> next_state l2.hebb
 template <class T>
 __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;  // []
   T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;  // []
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
   T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;  // []
   T *__restrict t108_l2_g = a.saved + 16544;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;  // []
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
   T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
-      const T v45 = l1_hebb[i * 1149 + j];
-      const T v57 = l1_eta[0];
       const T v50 = t50_l1_g[i];
       const T v12 = l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v58 = v50 * v12;
+      const T v57 = l1_eta[0];
       const T v59 = v57 * v58;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v60 = v45 + v59;
       const T v63 = v60 < T(-2.0) ? T(-2.0) : (v60 > T(2.0) ? T(2.0) : v60);
       l1_hebb_next[i * 1149 + j] = v63;
-      const T v103 = l2_hebb[i * 1149 + j];
-      const T v115 = l2_eta[0];
       const T v108 = t108_l2_g[i];
       const T v70 = l2_h[j];
       const T v116 = v108 * v70;
+      const T v115 = l2_eta[0];
       const T v117 = v115 * v116;
+      const T v103 = l2_hebb[i * 1149 + j];
       const T v118 = v103 + v117;
       const T v119 = v118 < T(-2.0) ? T(-2.0) : (v118 > T(2.0) ? T(2.0) : v118);
       l2_hebb_next[i * 1149 + j] = v119;
@@ -1091,23 +1091,23 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
 // forward stage 31: fused loop nest over [400, 400]
 //   %175 clip -> next_state l3.hebb
 template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
-  const T *__restrict l3_eta = a.params + kParamL3Eta;  // []
   T *__restrict t164_l3_g = a.saved + 21248;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;       // [400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;  // []
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
   T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
-      const T v159 = l3_hebb[i * 400 + j];
-      const T v171 = l3_eta[0];
       const T v164 = t164_l3_g[i];
       const T v126 = l3_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v172 = v164 * v126;
+      const T v171 = l3_eta[0];
       const T v173 = v171 * v172;
+      const T v159 = l3_hebb[i * 400 + j];
       const T v174 = v159 + v173;
       const T v175 = v174 < T(-2.0) ? T(-2.0) : (v174 > T(2.0) ? T(2.0) : v174);
       l3_hebb_next[i * 400 + j] = v175;
@@ -1267,11 +1267,11 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
 //   %210 matmul
 template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa::StepArgs<T> &a) {
   T *__restrict t205 = a.scratch + 400;                           // [400]
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
-  const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
   const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   T *__restrict t210 = a.scratch + 816;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1282,16 +1282,16 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc205 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
-      const T v193 = d_l3_hebb_next[i * 400 + j];
-      const T v159 = l3_hebb[i * 400 + j];
-      const T v171 = l3_eta[0];
       const T v164 = t164_l3_g[i];
       const T v126 = l3_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v172 = v164 * v126;
+      const T v171 = l3_eta[0];
       const T v173 = v171 * v172;
+      const T v159 = l3_hebb[i * 400 + j];
       const T v174 = v159 + v173;
       const T v203 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
+      const T v193 = d_l3_hebb_next[i * 400 + j];
       const T v204 = v193 * v203;
 #line 47 "examples/lm/plastic_lstm.dopa"
       acc205 += v204 * v126;
@@ -1339,7 +1339,6 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   T *__restrict t205 = a.scratch + 400;                         // [400]
   T *__restrict t207 = a.scratch + 800;                         // []
   const T *__restrict l3_eta = a.params + kParamL3Eta;          // []
-  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];           // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
   const T *__restrict d_out_ar_h = a.gradOutputs[1];            // [400] d ar_h
@@ -1358,6 +1357,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
   const T *__restrict t138 = a.saved + 20048;                   // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
   T *__restrict t226 = a.record + 26224;                        // [400]
   T *__restrict t240 = a.record + 25824;                        // [400]
   T *__restrict t251 = a.record + 25424;                        // [400]
@@ -1393,7 +1393,6 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v208 = l3_eta[0];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v209 = v205 * v208;
-      const T v192 = d_l3_c_next[j];
       const T v183 = d_out_tar_h[j];
       const T v190 = d_l3_h_next[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
@@ -1446,6 +1445,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v215 = v169 * v169;
       const T v216 = T(1.0) - v215;
       const T v217 = v213 * v216;
+      const T v192 = d_l3_c_next[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v218 = v192 + v217;
       const T v220 = v218 * v142;
@@ -1516,14 +1516,14 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t228 = a.scratch + 1216;                          // [400]
   T *__restrict t226 = a.record + 26224;                          // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
   T *__restrict t231 = a.scratch + 1616;                          // [400, 1]
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
-  const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
   const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
+  const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1537,11 +1537,11 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
     T acc231 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
       const T v226 = t226[i];
-      const T v157 = l3_w[i * 400 + j];
       const T v158 = l3_alpha[i];
       const T v159 = l3_hebb[i * 400 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v160 = v158 * v159;
+      const T v157 = l3_w[i * 400 + j];
       const T v161 = v157 + v160;
       atomicAdd(&t228[j], v226 * v161);
       const T v126 = l3_h[j];
@@ -1549,14 +1549,14 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
       const T v230 = v227 * v159;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc231 += v230;
-      const T v193 = d_l3_hebb_next[i * 400 + j];
-      const T v171 = l3_eta[0];
       const T v164 = t164_l3_g[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v172 = v164 * v126;
+      const T v171 = l3_eta[0];
       const T v173 = v171 * v172;
       const T v174 = v159 + v173;
       const T v203 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
+      const T v193 = d_l3_hebb_next[i * 400 + j];
       const T v204 = v193 * v203;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v233 = v227 * v158;
@@ -1730,18 +1730,18 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
 template <class T>
 __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a) {
   T *__restrict t276 = a.scratch + 7824;                          // [1149]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
   const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   T *__restrict t281 = a.scratch + 8992;                          // [1149]
   T *__restrict t346 = a.scratch + 20512;                         // [1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   T *__restrict t351 = a.scratch + 21680;                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1755,30 +1755,30 @@ __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a
     T acc276 = T(0);
     T acc346 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
-      const T v189 = d_l2_hebb_next[i * 1149 + j];
-      const T v103 = l2_hebb[i * 1149 + j];
-      const T v115 = l2_eta[0];
       const T v108 = t108_l2_g[i];
       const T v70 = l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v116 = v108 * v70;
+      const T v115 = l2_eta[0];
       const T v117 = v115 * v116;
+      const T v103 = l2_hebb[i * 1149 + j];
       const T v118 = v103 + v117;
       const T v274 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v189 = d_l2_hebb_next[i * 1149 + j];
       const T v275 = v189 * v274;
 #line 47 "examples/lm/plastic_lstm.dopa"
       acc276 += v275 * v70;
 #line 57 "examples/lm/plastic_lstm.dopa"
       atomicAdd(&t281[j], v108 * v275);
-      const T v186 = d_l1_hebb_next[i * 1149 + j];
-      const T v45 = l1_hebb[i * 1149 + j];
-      const T v57 = l1_eta[0];
       const T v50 = t50_l1_g[i];
       const T v12 = l1_h[j];
       const T v58 = v50 * v12;
+      const T v57 = l1_eta[0];
       const T v59 = v57 * v58;
+      const T v45 = l1_hebb[i * 1149 + j];
       const T v60 = v45 + v59;
       const T v344 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v186 = d_l1_hebb_next[i * 1149 + j];
       const T v345 = v186 * v344;
 #line 47 "examples/lm/plastic_lstm.dopa"
       acc346 += v345 * v12;
@@ -1830,13 +1830,12 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   T *__restrict t276 = a.scratch + 7824;                        // [1149]
   T *__restrict t278 = a.scratch + 8976;                        // []
   const T *__restrict l2_eta = a.params + kParamL2Eta;          // []
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1149] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1149] d l2.h'
   T *__restrict t237 = a.scratch + 2016;                        // [1149]
   T *__restrict t247 = a.scratch + 3568;                        // [1149]
   T *__restrict t258 = a.scratch + 5120;                        // [1149]
   T *__restrict t269 = a.scratch + 6672;                        // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1149] d l2.h'
   const T *__restrict t88 = a.saved + 14240;                    // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
   const T *__restrict t92 = a.saved + 15392;                    // [1149]
@@ -1850,6 +1849,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
   const T *__restrict t82 = a.saved + 13088;                    // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1149] d l2.c'
   T *__restrict t296 = a.record + 22320;                        // [1149]
   T *__restrict t310 = a.record + 21168;                        // [1149]
   T *__restrict t321 = a.record + 20016;                        // [1149]
@@ -1893,8 +1893,6 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v279 = l2_eta[0];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v280 = v276 * v279;
-      const T v188 = d_l2_c_next[j];
-      const T v187 = d_l2_h_next[j];
       const T v237 = t237[j];
       const T v247 = t247[j];
 #line 28 "examples/lm/plastic_lstm.dopa"
@@ -1905,6 +1903,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v270 = v259 + v269;
       const T v271 = drop_h2[j];
       const T v272 = v270 * v271;
+      const T v187 = d_l2_h_next[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v273 = v187 + v272;
       const T v88 = t88[j];
@@ -1947,6 +1946,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v285 = v113 * v113;
       const T v286 = T(1.0) - v285;
       const T v287 = v284 * v286;
+      const T v188 = d_l2_c_next[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v288 = v188 + v287;
       const T v290 = v288 * v86;
@@ -2026,14 +2026,14 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t298 = a.scratch + 10144;                         // [1149]
   T *__restrict t296 = a.record + 22320;                          // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
   T *__restrict t301 = a.scratch + 11296;                         // [1149, 1]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
   const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
+  const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2047,11 +2047,11 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
     T acc301 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
       const T v296 = t296[i];
-      const T v101 = l2_w[i * 1149 + j];
       const T v102 = l2_alpha[i];
       const T v103 = l2_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v104 = v102 * v103;
+      const T v101 = l2_w[i * 1149 + j];
       const T v105 = v101 + v104;
       atomicAdd(&t298[j], v296 * v105);
       const T v70 = l2_h[j];
@@ -2059,14 +2059,14 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
       const T v300 = v297 * v103;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc301 += v300;
-      const T v189 = d_l2_hebb_next[i * 1149 + j];
-      const T v115 = l2_eta[0];
       const T v108 = t108_l2_g[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v116 = v108 * v70;
+      const T v115 = l2_eta[0];
       const T v117 = v115 * v116;
       const T v118 = v103 + v117;
       const T v274 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v189 = d_l2_hebb_next[i * 1149 + j];
       const T v275 = v189 * v274;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v303 = v297 * v102;
@@ -2255,13 +2255,12 @@ __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict t346 = a.scratch + 20512;                       // [1149]
   const T *__restrict l1_eta = a.params + kParamL1Eta;          // []
-  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
   T *__restrict t307 = a.scratch + 12448;                       // [1149]
   T *__restrict t317 = a.scratch + 14752;                       // [1149]
   T *__restrict t328 = a.scratch + 17056;                       // [1149]
   T *__restrict t339 = a.scratch + 19360;                       // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
   const T *__restrict t30 = a.saved + 5024;                     // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
   const T *__restrict t34 = a.saved + 6176;                     // [1149]
@@ -2276,6 +2275,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t24 = a.saved + 3872;                     // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   const T *__restrict t50_l1_g = a.saved + 7328;                // [1149] l1.g
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
   T *__restrict t366 = a.record + 15408;                        // [1149]
   T *__restrict t380 = a.record + 14256;                        // [1149]
   T *__restrict t391 = a.record + 13104;                        // [1149]
@@ -2304,8 +2304,6 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v349 = l1_eta[0];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v350 = v346 * v349;
-      const T v185 = d_l1_c_next[j];
-      const T v184 = d_l1_h_next[j];
       const T v307 = t307[j];
       const T v317 = t317[j];
 #line 27 "examples/lm/plastic_lstm.dopa"
@@ -2316,6 +2314,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v340 = v329 + v339;
       const T v341 = drop_h1[j];
       const T v342 = v340 * v341;
+      const T v184 = d_l1_h_next[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v343 = v184 + v342;
       const T v30 = t30[j];
@@ -2359,6 +2358,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v355 = v55 * v55;
       const T v356 = T(1.0) - v355;
       const T v357 = v354 * v356;
+      const T v185 = d_l1_c_next[j];
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v358 = v185 + v357;
       const T v360 = v358 * v28;
@@ -2433,14 +2433,14 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t368 = a.scratch + 22832;                         // [1149]
   T *__restrict t366 = a.record + 15408;                          // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
   T *__restrict t371 = a.scratch + 23984;                         // [1149, 1]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
+  const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2454,11 +2454,11 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
     T acc371 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
       const T v366 = t366[i];
-      const T v43 = l1_w[i * 1149 + j];
       const T v44 = l1_alpha[i];
       const T v45 = l1_hebb[i * 1149 + j];
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v46 = v44 * v45;
+      const T v43 = l1_w[i * 1149 + j];
       const T v47 = v43 + v46;
       atomicAdd(&t368[j], v366 * v47);
       const T v12 = l1_h[j];
@@ -2466,14 +2466,14 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
       const T v370 = v367 * v45;
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc371 += v370;
-      const T v186 = d_l1_hebb_next[i * 1149 + j];
-      const T v57 = l1_eta[0];
       const T v50 = t50_l1_g[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v58 = v50 * v12;
+      const T v57 = l1_eta[0];
       const T v59 = v57 * v58;
       const T v60 = v45 + v59;
       const T v344 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v186 = d_l1_hebb_next[i * 1149 + j];
       const T v345 = v186 * v344;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v373 = v367 * v44;

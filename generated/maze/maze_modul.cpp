@@ -168,35 +168,35 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
 //   %28 add -> next_state et
 template <class T> static void forward_carried_0_pw_et(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;   // [100]
-  const T *__restrict w = a.params + kParamW;               // [100, 100]
-  const T *__restrict alpha = a.params + kParamAlpha;       // [100, 100]
-  const T *pw = a.state + kStatePw;                         // [100, 100]
   T *__restrict out_DAout = a.outputs[2];                   // [1] DA
   const T *et = a.state + kStateEt;                         // [100, 100]
+  const T *pw = a.state + kStatePw;                         // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha;       // [100, 100]
+  const T *__restrict w = a.params + kParamW;               // [100, 100]
   T *__restrict h_next = a.next + kStateH;                  // [100] hn
   T *pw_next = (a.inPlace ? a.inPlace : a.next) + kStatePw; // [100, 100]
   T *__restrict t24 = a.saved + 128;                        // []
-  const T *__restrict etaet = a.params + kParamEtaet;       // []
   const T *__restrict h = a.state + kStateH;                // [100]
+  const T *__restrict etaet = a.params + kParamEtaet;       // []
   T *et_next = (a.inPlace ? a.inPlace : a.next) + kStateEt; // [100, 100]
   for (int i = 0; i < 100; ++i) {
     T acc39 = T(0);
     const T v16 = out_DAout[0];
     const T v24 = t24[0];
-    const T v23 = etaet[0];
     const T v11_2 = h_next[i];
+    const T v23 = etaet[0];
 #pragma omp simd reduction(+ : acc39)
     for (int j = 0; j < 96; ++j) {
-      const T v5 = w[i * 100 + j];
-      const T v6 = alpha[i * 100 + j];
-      const T v7 = pw[i * 100 + j];
       const T v17 = et[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
       const T v18 = v16 * v17;
+      const T v7 = pw[i * 100 + j];
       const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      const T v6 = alpha[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v37 = v6 * v22;
+      const T v5 = w[i * 100 + j];
       const T v38 = v5 + v37;
       const T v11 = h_next[j];
       acc39 += v38 * v11;
@@ -211,16 +211,16 @@ template <class T> static void forward_carried_0_pw_et(const dopa::StepArgs<T> &
     }
 #pragma omp simd reduction(+ : acc39)
     for (int j = 96; j < 100; ++j) {
-      const T v5 = w[i * 100 + j];
-      const T v6 = alpha[i * 100 + j];
-      const T v7 = pw[i * 100 + j];
       const T v17 = et[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
       const T v18 = v16 * v17;
+      const T v7 = pw[i * 100 + j];
       const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      const T v6 = alpha[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v37 = v6 * v22;
+      const T v5 = w[i * 100 + j];
       const T v38 = v5 + v37;
       const T v11 = h_next[j];
       acc39 += v38 * v11;
@@ -305,11 +305,11 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t48 = a.scratch + 0;                                  // [100]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [100] d carried.0'
-  const T *__restrict w = a.params + kParamW;                         // [100, 100]
-  const T *__restrict alpha = a.params + kParamAlpha;                 // [100, 100]
-  const T *__restrict pw = a.state + kStatePw;                        // [100, 100]
   const T *__restrict t16_DA = a.saved + 112;                         // [1] DA
   const T *__restrict et = a.state + kStateEt;                        // [100, 100]
+  const T *__restrict pw = a.state + kStatePw;                        // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha;                 // [100, 100]
+  const T *__restrict w = a.params + kParamW;                         // [100, 100]
   T *__restrict t62 = a.scratch + 336;                                // [100]
   T *__restrict d_et = a.gradNext + kStateEt;                         // [100, 100] d et'
   const T *__restrict h = a.state + kStateH;                          // [100]
@@ -336,16 +336,16 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
     const T v24 = t24[0];
 #pragma omp simd reduction(+ : acc62, acc71, acc80)
     for (int j = 0; j < 96; ++j) {
-      const T v5 = w[i * 100 + j];
-      const T v6 = alpha[i * 100 + j];
-      const T v7 = pw[i * 100 + j];
       const T v17 = et[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
       const T v18 = v16 * v17;
+      const T v7 = pw[i * 100 + j];
       const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      const T v6 = alpha[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v37 = v6 * v22;
+      const T v5 = w[i * 100 + j];
       const T v38 = v5 + v37;
       t48[j] += v46 * v38;
       const T v45 = d_et[i * 100 + j];
@@ -356,11 +356,11 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
       t68[j] += v11 * v45;
       const T v70 = v45 * v17;
       acc71 += v70;
-      const T v44 = d_pw[i * 100 + j];
       const T v11_2 = t11_hn[j];
 #line 17 "examples/maze/modul.dopa"
       const T v47 = v46 * v11_2;
       const T v52 = v47 * v6;
+      const T v44 = d_pw[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
       const T v53 = v44 + v52;
       const T v77 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
@@ -382,16 +382,16 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
     }
 #pragma omp simd reduction(+ : acc62, acc71, acc80)
     for (int j = 96; j < 100; ++j) {
-      const T v5 = w[i * 100 + j];
-      const T v6 = alpha[i * 100 + j];
-      const T v7 = pw[i * 100 + j];
       const T v17 = et[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
       const T v18 = v16 * v17;
+      const T v7 = pw[i * 100 + j];
       const T v19 = v7 + v18;
       const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      const T v6 = alpha[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v37 = v6 * v22;
+      const T v5 = w[i * 100 + j];
       const T v38 = v5 + v37;
       t48[j] += v46 * v38;
       const T v45 = d_et[i * 100 + j];
@@ -402,11 +402,11 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
       t68[j] += v11 * v45;
       const T v70 = v45 * v17;
       acc71 += v70;
-      const T v44 = d_pw[i * 100 + j];
       const T v11_2 = t11_hn[j];
 #line 17 "examples/maze/modul.dopa"
       const T v47 = v46 * v11_2;
       const T v52 = v47 * v6;
+      const T v44 = d_pw[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
       const T v53 = v44 + v52;
       const T v77 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
@@ -656,13 +656,13 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
 // backward stage 8: fused loop nest over []
 //   %74 add += grad etaet
 template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t64 = a.scratch + 448;           // []
   T *__restrict t71 = a.scratch + 576;           // []
+  T *__restrict t64 = a.scratch + 448;           // []
   T *__restrict d_etaet = a.grads + kParamEtaet; // []
-  const T v64 = t64[0];
   const T v71 = t71[0];
 #line 20 "examples/maze/modul.dopa"
   const T v73 = -v71;
+  const T v64 = t64[0];
 #line 11 "examples/maze/modul.dopa"
   const T v74 = v64 + v73;
   d_etaet[0] += v74;
@@ -705,9 +705,9 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
 //   %2 state -> next_state et
 template <class T> static void prologue_forward_carried_0_pw_et(const dopa::StepArgs<T> &a) {
   T *__restrict carried_0_next = a.next + kStateCarried0;   // [100]
-  const T *__restrict w = a.params + kParamW;               // [100, 100]
   const T *__restrict alpha = a.params + kParamAlpha;       // [100, 100]
   const T *pw = a.state + kStatePw;                         // [100, 100]
+  const T *__restrict w = a.params + kParamW;               // [100, 100]
   const T *__restrict h = a.state + kStateH;                // [100]
   T *pw_next = (a.inPlace ? a.inPlace : a.next) + kStatePw; // [100, 100]
   const T *et = a.state + kStateEt;                         // [100, 100]
@@ -716,11 +716,11 @@ template <class T> static void prologue_forward_carried_0_pw_et(const dopa::Step
     T acc7 = T(0);
 #pragma omp simd reduction(+ : acc7)
     for (int j = 0; j < 96; ++j) {
-      const T v3 = w[i * 100 + j];
       const T v4 = alpha[i * 100 + j];
       const T v1 = pw[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v5 = v4 * v1;
+      const T v3 = w[i * 100 + j];
       const T v6 = v3 + v5;
       const T v0 = h[j];
       acc7 += v6 * v0;
@@ -730,11 +730,11 @@ template <class T> static void prologue_forward_carried_0_pw_et(const dopa::Step
     }
 #pragma omp simd reduction(+ : acc7)
     for (int j = 96; j < 100; ++j) {
-      const T v3 = w[i * 100 + j];
       const T v4 = alpha[i * 100 + j];
       const T v1 = pw[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v5 = v4 * v1;
+      const T v3 = w[i * 100 + j];
       const T v6 = v3 + v5;
       const T v0 = h[j];
       acc7 += v6 * v0;
@@ -781,11 +781,11 @@ template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
 template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t13 = a.scratch + 0;                                  // [100]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [100] d carried.0'
-  const T *__restrict w = a.params + kParamW;                         // [100, 100]
   const T *__restrict alpha = a.params + kParamAlpha;                 // [100, 100]
   const T *__restrict pw = a.state + kStatePw;                        // [100, 100]
-  T *__restrict d_pw = a.gradNext + kStatePw;                         // [100, 100] d pw'
+  const T *__restrict w = a.params + kParamW;                         // [100, 100]
   const T *__restrict h = a.state + kStateH;                          // [100]
+  T *__restrict d_pw = a.gradNext + kStatePw;                         // [100, 100] d pw'
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [100, 100]
   for (int e = 0; e < 100; ++e)
     t13[e] = T(0);
@@ -793,17 +793,17 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
     const T v11 = d_carried_0_next[i];
 #pragma omp simd
     for (int j = 0; j < 96; ++j) {
-      const T v3 = w[i * 100 + j];
       const T v4 = alpha[i * 100 + j];
       const T v1 = pw[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v5 = v4 * v1;
+      const T v3 = w[i * 100 + j];
       const T v6 = v3 + v5;
       t13[j] += v11 * v6;
-      const T v9 = d_pw[i * 100 + j];
       const T v0 = h[j];
       const T v12 = v11 * v0;
       const T v17 = v12 * v4;
+      const T v9 = d_pw[i * 100 + j];
 #line 8 "examples/maze/modul.dopa"
       const T v18 = v9 + v17;
       d_pw[i * 100 + j] = v18;
@@ -813,17 +813,17 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
     }
 #pragma omp simd
     for (int j = 96; j < 100; ++j) {
-      const T v3 = w[i * 100 + j];
       const T v4 = alpha[i * 100 + j];
       const T v1 = pw[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v5 = v4 * v1;
+      const T v3 = w[i * 100 + j];
       const T v6 = v3 + v5;
       t13[j] += v11 * v6;
-      const T v9 = d_pw[i * 100 + j];
       const T v0 = h[j];
       const T v12 = v11 * v0;
       const T v17 = v12 * v4;
+      const T v9 = d_pw[i * 100 + j];
 #line 8 "examples/maze/modul.dopa"
       const T v18 = v9 + v17;
       d_pw[i * 100 + j] = v18;
