@@ -85,9 +85,17 @@ std::string NetworkEmitter::bufferName(int id) const {
   return name;
 }
 
+std::string NetworkEmitter::targetName(Buf target, int index) const {
+  if (target == Buf::Saved)
+    return "saved_t" + std::to_string(f.savedNodes[size_t(index)]);
+  if (target == Buf::Record)
+    return "record" + std::to_string(index);
+  return leafName(target, index);
+}
+
 std::string NetworkEmitter::writtenBuffer(const kern::Item &it) const {
   if (it.kind == kern::Item::Store || it.kind == kern::Item::Accumulate)
-    return leafName(it.target, it.targetIndex);
+    return targetName(it.target, it.targetIndex);
   return bufferName(it.node);
 }
 
@@ -124,7 +132,7 @@ std::string NetworkEmitter::bufferOf(int id, bool traceAccess) {
 
 std::string NetworkEmitter::targetBuffer(Buf target, int index, bool traceAccess) {
   const Graph &fwd = net.forward;
-  std::string name = leafName(target, index);
+  std::string name = targetName(target, index);
   std::string base;
   ir::Shape shape;
   switch (target) {
@@ -146,13 +154,11 @@ std::string NetworkEmitter::targetBuffer(Buf target, int index, bool traceAccess
     break;
   case Buf::Saved: {
     int node = f.savedNodes[size_t(index)];
-    name = "saved_t" + std::to_string(node);
     base = "a.saved + " + std::to_string(f.savedOffsets[size_t(index)]);
     shape = fwd.node(node).shape;
     break;
   }
   case Buf::Record: {
-    name = "record" + std::to_string(index);
     base = "a.record + " + std::to_string(f.recordOffsets[size_t(index)]);
     shape = {};
     for (const kern::DeferredOuter &d : f.deferred) {
@@ -200,6 +206,13 @@ std::string NetworkEmitter::readBuffer(int id, const ir::Shape &view) {
     return "T(" + num(n.value) + ")";
   const ir::Shape &space = stage->space;
   std::vector<int64_t> strides = broadcastStrides(view, space);
+  // A state this nest updates in place is read only at the element it writes (the premise of
+  // Kernel::inPlaceStates: no other element of it may have been overwritten yet).
+  int hi = k->homeIndex[size_t(id)];
+  if (homeOf(id) == Buf::State && isInPlaceState(hi) &&
+      nestWrites.count(leafName(Buf::NextState, hi)) && view != space)
+    throw std::logic_error("emit: state '" + net.forward.states[size_t(hi)].name +
+                           "' is updated in place but read at another element of its nest");
   std::string buffer = bufferOf(id, true);
   std::string element = buffer + "[" + indexExpr(strides) + "]";
   auto [at, fresh] = loads.try_emplace(element);

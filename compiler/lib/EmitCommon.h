@@ -236,6 +236,8 @@ private:
   std::string bufferName(int id) const;
   /// The buffer a nest item writes (its target, or its node's own buffer).
   std::string writtenBuffer(const kern::Item &it) const;
+  /// The variable naming sink `target` `index` (targetBuffer's, nothing declared).
+  std::string targetName(kern::Buf target, int index) const;
   /// The buffer's variable. A trace stored in bfloat16 (isTrace) is declared as its storage and
   /// may only be read by readBuffer or written by storeTo (`traceAccess`); other uses throw.
   std::string bufferOf(int id, bool traceAccess = false);

@@ -2,7 +2,7 @@
 //
 // formatCpp, on its own so that only what formats code (dopac) links libFormat and with it the
 // shared libLLVM: `dopa`, whose on-demand compiler emits the same code unformatted, loads neither
-// (43 MB of resident memory, docs/benchmarks.md "Resident memory").
+// (43 MB of resident memory, docs/benchmarks.md "Memory traffic at H = 200").
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/compiler/Format.h"

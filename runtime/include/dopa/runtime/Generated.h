@@ -202,8 +202,9 @@ PlanInputs planInputs(const BlockLayout &layout, int64_t elementBytes, int batch
                       bool stageMajor = false);
 
 /// The plan the executor uses: forced by checkpointEvery; else, stage-major, no replay (every step
-/// kept by the forward) when that fits the budget; else the single-replay plan with the least
-/// memory when it fits; else two levels (outer = steps, inner = ceil(sqrt)).
+/// kept by the forward) when that fits the budget; else the single-replay plan with the shortest
+/// segment whose checkpoint and replay bytes are within 20% of the fewest, when it fits; else two
+/// levels (outer = steps, inner = ceil(sqrt)).
 CheckpointPlan planCheckpoints(const PlanInputs &in);
 
 template <class T> class GeneratedExecutor {

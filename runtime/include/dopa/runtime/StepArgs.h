@@ -16,7 +16,8 @@ template <class T> struct StepArgs {
   const T *params = nullptr;
   const T *const *inputs = nullptr;      // per input: this element's values
   const T *state = nullptr;              // the state block at the start of the step
-  T *next = nullptr;                     // forward: the next state block
+  T *next = nullptr;                     // forward: the next state block (with inPlace: the
+                                         // states updated in place are not written here)
   T *const *outputs = nullptr;           // forward: per output
   T *saved = nullptr;                    // forward writes, backward reads
   T *scratch = nullptr;                  // per thread, 64-byte aligned
