@@ -60,7 +60,7 @@ private:
   void emitDenseProduct(std::ostringstream &out, const DenseProduct &p) override;
   void emitStepFunction(const std::string &kind, const std::vector<std::string> &stages) override;
   void emitSpec() override;
-  int emitGradCopies(const char *name, const std::vector<char> &inPlace);
+  int emitCopyTable(const char *name, const std::vector<char> &inPlace);
   void emitPrologue() override;
   std::string emitStageTables();
   void emitInfo();
@@ -236,7 +236,7 @@ void CppEmitter::emitPrologue() {
 /// (inPlaceStates): the table `name` of the other states' slots, [offset, numel] pairs, which the
 /// executor copies after each step (from gradPrev to gradNext; from next to the state block).
 /// Returns their number, or -1 (no table) when nothing is in place.
-int CppEmitter::emitGradCopies(const char *name, const std::vector<char> &inPlace) {
+int CppEmitter::emitCopyTable(const char *name, const std::vector<char> &inPlace) {
   const Graph &fwd = net.forward;
   bool any = false;
   for (char c : inPlace)
@@ -272,11 +272,11 @@ void CppEmitter::emitSpec() {
       os << (i ? ", " : "") << (fwd.states[i].bf16 ? "true" : "false");
     os << "};\n";
   }
-  int copies = emitGradCopies("gradCopies", f.backward.inPlaceGrads);
-  int forwardCopies = emitGradCopies("forwardCopies", f.forward.inPlaceStates);
+  int copies = emitCopyTable("gradCopies", f.backward.inPlaceGrads);
+  int forwardCopies = emitCopyTable("forwardCopies", f.forward.inPlaceStates);
   int proCopies = f.prologue.empty() ? -1
-                                     : emitGradCopies("prologueGradCopies",
-                                                      f.prologue.front().backward.inPlaceGrads);
+                                     : emitCopyTable("prologueGradCopies",
+                                                     f.prologue.front().backward.inPlaceGrads);
   // Rows of the table each integer input indexes (checked before the parallel region).
   std::vector<int64_t> rows = ir::gatherTableRows(fwd);
   os << "static const int64_t inputRows[] = {";

@@ -650,10 +650,8 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
       if (m.inPlace)
         a.inPlace = state;
       m.fwd(a);
-      for (int c = 0; m.inPlace && c < genSpec.numForwardCopies; ++c) {
-        int64_t at = genSpec.forwardCopies[2 * c], n = genSpec.forwardCopies[2 * c + 1];
-        std::copy(t.tmp.data() + at, t.tmp.data() + at + n, state + at);
-      }
+      if (m.inPlace) // the states not updated in place, from the spare block
+        copySlots(t.tmp.data(), state, genSpec.numForwardCopies, genSpec.forwardCopies);
     }
   }
   if (!m.inPlace)

@@ -73,6 +73,13 @@ StepArgs<T> forwardArgs(const T *params, const T *const *inputs, const T *state,
   return a;
 }
 
+/// Copy the state-block slots of a GeneratedSpec copy table (`n` pairs [offset, numel]:
+/// gradCopies, forwardCopies) from block `from` to block `to`.
+template <class T> void copySlots(const T *from, T *to, int n, const int64_t *table) {
+  for (int c = 0; c < n; ++c)
+    std::copy(from + table[2 * c], from + table[2 * c] + table[2 * c + 1], to + table[2 * c]);
+}
+
 /// A 64-byte aligned buffer of T.
 template <class T> class AlignedBuf {
 public:

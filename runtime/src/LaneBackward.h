@@ -174,10 +174,7 @@ private:
       std::swap(l.gNext, l.gPrev);
       return;
     }
-    for (int c = 0; c < numCopies; ++c) {
-      int64_t at = copies[2 * c], n = copies[2 * c + 1];
-      std::copy(l.gPrev + at, l.gPrev + at + n, l.gNext + at);
-    }
+    copySlots(l.gPrev, l.gNext, numCopies, copies);
   }
 
   /// One step for every lane with args[i]: the forward or the backward step.

@@ -17,6 +17,11 @@
 using namespace dopa;
 using namespace dopa::detail;
 
+/// The batch's state blocks: one per element with the forward in place, else two (cur, next).
+static int64_t stateBlockBytes(const PlanInputs &in) {
+  return (in.forwardInPlace ? 1 : 2) * int64_t(in.batch) * in.stateBytes;
+}
+
 /// Bytes of one plan (the model the executor's allocations follow).
 CheckpointPlan dopa::detail::evaluatePlan(const PlanInputs &in, int outer, int inner) {
   CheckpointPlan p;
@@ -46,8 +51,8 @@ CheckpointPlan dopa::detail::evaluatePlan(const PlanInputs &in, int outer, int i
     p.perThreadBytes = lane + round64(in.paramBytes);
   // Batched readouts: their inputs for every step (the forward), their gradients (the backward).
   // (One block per readout in fact; the plan counts one for all.)
-  p.totalBytes = (in.forwardInPlace ? 1 : 2) * in.batch * in.stateBytes + p.checkpointBytes +
-                 T * round64(in.batch * in.inputBytes) + in.threads * p.perThreadBytes + elements +
+  p.totalBytes = stateBlockBytes(in) + p.checkpointBytes + T * round64(in.batch * in.inputBytes) +
+                 in.threads * p.perThreadBytes + elements +
                  (in.readoutBytes ? 2 * round64(T * in.batch * in.readoutBytes) : 0);
   return p;
 }
@@ -111,8 +116,7 @@ CheckpointPlan dopa::planCheckpoints(const PlanInputs &in) {
   if (in.checkpointEvery > 0)
     return evaluatePlan(in, in.checkpointEvery, in.checkpointEvery);
   long long budget = in.memoryBudget > 0 ? in.memoryBudget : kDefaultMemoryBudget;
-  int64_t fixed = (in.forwardInPlace ? 1 : 2) * int64_t(in.batch) * in.stateBytes +
-                  int64_t(T) * round64(in.batch * in.inputBytes) +
+  int64_t fixed = stateBlockBytes(in) + int64_t(T) * round64(in.batch * in.inputBytes) +
                   (in.readoutBytes ? 2 * round64(int64_t(T) * in.batch * in.readoutBytes) : 0);
   // Stage-major, the replay buffers are per element: when every step fits, the forward fills
   // them and the backward replays nothing (the same bytes as outer = inner = T, no forward
