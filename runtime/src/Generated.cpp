@@ -646,15 +646,18 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
       }
     }
   } else {
+    // Every element's input and output pointers, allocated here (not per element in the region).
+    std::vector<const T *> in(std::max<size_t>(size_t(batch) * nIn, 1));
+    std::vector<T *> out(std::max<size_t>(size_t(batch) * nOut, 1));
 #pragma omp parallel for schedule(static) if (batch > 1)
     for (int b = 0; b < batch; ++b) {
       typename Impl::Thread &t = m.thread();
-      std::vector<const T *> in(nIn);
-      std::vector<T *> out(nOut);
-      pointers(b, in.data(), out.data());
+      const T **inB = in.data() + b * nIn;
+      T **outB = out.data() + b * nOut;
+      pointers(b, inB, outB);
       T *state = m.cur.data() + b * m.S; // the next states (in place, unless from differs)
-      StepArgs<T> a = forwardArgs<T>(paramBuf.data(), in.data(), from + b * m.S,
-                                     m.inPlace ? t.tmp.data() : m.next.data() + b * m.S, out.data(),
+      StepArgs<T> a = forwardArgs<T>(paramBuf.data(), inB, from + b * m.S,
+                                     m.inPlace ? t.tmp.data() : m.next.data() + b * m.S, outB,
                                      t.saved.data(), t.scratch.data());
       if (m.inPlace)
         a.inPlace = state;
