@@ -267,20 +267,11 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   }
   Thread &thread() { return threads[size_t(threadId())]; }
 
+  /// The blocks' sizes as the planner sees them: layoutOf(), the function dopac --emit=plan and
+  /// `dopa` use, so the executor's plan is theirs (set by the executor's constructor).
+  BlockLayout layout;
   /// The planner's view of this network (sizes in bytes of T).
-  PlanInputs planInputs(int batch, int steps, int64_t numParams, long long budget) const {
-    BlockLayout layout{.stateNumel = S,
-                       .savedNumel = saved,
-                       .scratchNumel = scratch,
-                       .recordNumel = spec.recordNumel,
-                       .inputNumel = inputTotal,
-                       .outputNumel = outputTotal,
-                       .readoutNumel = readoutTotal,
-                       .productXNumel = productXNumel,
-                       .productYNumel = productYNumel,
-                       .paramNumel = numParams,
-                       .prologueNumel = proNumel,
-                       .forwardInPlace = spec.numForwardCopies >= 0};
+  PlanInputs planInputs(int batch, int steps, long long budget) const {
     return dopa::planInputs(layout, int64_t(sizeof(T)), batch, steps, maxThreads(), budget, 0,
                             stageMajor);
   }
@@ -316,6 +307,7 @@ GeneratedExecutor<T>::GeneratedExecutor(const GeneratedSpec &spec)
     impl->maxOutput = std::max(impl->maxOutput, n);
   }
   impl->zeros.assign(size_t(impl->maxOutput), T(0));
+  impl->layout = layoutOf(spec, netInfo);
   stageOrder = defaultStageOrder();
 }
 
@@ -391,8 +383,7 @@ template <class T> void GeneratedExecutor<T>::truncate() {
   if (checkpointEvery > 0)
     m.outer = checkpointEvery;
   else if (expectedSteps > 0 || lastSteps > 0) {
-    PlanInputs in = m.planInputs(B, expectedSteps > 0 ? expectedSteps : lastSteps,
-                                 int64_t(netInfo.numParams), memoryBudget);
+    PlanInputs in = m.planInputs(B, expectedSteps > 0 ? expectedSteps : lastSteps, memoryBudget);
     plan = planCheckpoints(in);
     m.outer = plan.outer;
     m.plannedInner = plan.inner;
@@ -678,7 +669,7 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
   const bool kept = m.keptAll(steps);
   int outer = m.segmentLength(steps);
   // The replay capacity per thread: the plan's inner interval for these steps.
-  PlanInputs in = m.planInputs(B, steps, int64_t(netInfo.numParams), memoryBudget);
+  PlanInputs in = m.planInputs(B, steps, memoryBudget);
   in.checkpointEvery = checkpointEvery;
   int innerCap;
   if (checkpointEvery > 0)
