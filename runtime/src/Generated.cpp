@@ -567,15 +567,24 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
   // An outer checkpoint (the start is one) is not copied: the state buffer becomes the
   // checkpoint, the checkpoint's old buffer becomes the state buffer, and this step runs out of
   // place, from the one into the other. (A copy of B blocks is 9.7 MB for cue_reward at H = 200.)
-  const T *from = m.cur.data(); // where this step reads its states
+  // The checkpoint's buffer is sized here; the swap comes after every allocation of the step
+  // (takeCheckpoint), so a failed one leaves the states where they were.
+  AlignedBuf<T> *checkpoint = nullptr;
   if (numSteps == 0 || (m.outer != INT_MAX && numSteps % m.outer == 0)) {
     if (numSteps > 0 && m.numCheckpoints == m.checkpoints.size())
       m.checkpoints.emplace_back();
-    AlignedBuf<T> &cp = m.checkpoints[numSteps == 0 ? 0 : m.numCheckpoints++];
-    cp.resize(size_t(B * m.S));
-    std::swap(cp, m.cur);
-    from = cp.data();
+    checkpoint = &m.checkpoints[numSteps == 0 ? 0 : m.numCheckpoints];
+    checkpoint->resize(size_t(B * m.S));
   }
+  // Where this step reads its states: the state buffer, or the checkpoint it has just become.
+  auto takeCheckpoint = [&]() -> const T * {
+    if (!checkpoint)
+      return m.cur.data();
+    std::swap(*checkpoint, m.cur);
+    if (numSteps > 0)
+      ++m.numCheckpoints;
+    return checkpoint->data();
+  };
   AlignedBuf<T> rec(size_t(std::max<int64_t>(B * m.inputTotal, 1)));
   {
     int64_t at = 0;
@@ -616,6 +625,7 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
     // values for the backward.
     const bool keep = numSteps < m.keepSteps;
     const int64_t at = int64_t(numSteps);
+    const T *from = takeCheckpoint();
     for (int b = 0; b < batch; ++b) {
       pointers(b, in.data() + b * nIn, out.data() + b * nOut);
       typename Impl::Thread &e = m.elements[size_t(b)];
@@ -640,6 +650,7 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
     // Every element's input and output pointers, allocated here (not per element in the region).
     std::vector<const T *> in(std::max<size_t>(size_t(batch) * nIn, 1));
     std::vector<T *> out(std::max<size_t>(size_t(batch) * nOut, 1));
+    const T *from = takeCheckpoint();
 #pragma omp parallel for schedule(static) if (batch > 1)
     for (int b = 0; b < batch; ++b) {
       typename Impl::Thread &t = m.thread();

@@ -88,7 +88,7 @@ BlockLayout dopa::layoutOf(const GeneratedSpec &spec, const NetworkInfo &info) {
                      .scratchNumel = spec.scratchNumel,
                      .recordNumel = spec.recordNumel,
                      .paramNumel = int64_t(info.numParams),
-                     .prologueNumel = spec.prologueForwardFloat
+                     .prologueNumel = spec.prologueForwardFloat || spec.prologueForwardDouble
                                           ? spec.prologueSavedNumel + spec.prologueRecordNumel
                                           : 0,
                      .forwardInPlace = spec.numForwardCopies >= 0};
