@@ -85,11 +85,10 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   int64_t inputTotal = 0, outputTotal = 0, maxOutput = 1; // outputTotal: of kernelNumel
   // Batched readouts, per readout: its inputs X of every recorded step, [steps][B][cols] (the
   // capacity is kept from episode to episode), and in the backward dLoss/dX likewise; dY gathered
-  // into one block when the caller's output gradients are not one. readoutTotal: all their cols.
+  // into one block when the caller's output gradients are not one.
   std::vector<AlignedBuf<T>> readoutX, readoutGrads;
   std::vector<int> readoutOf; // per output: its batched readout, or -1
   AlignedBuf<T> readoutDy;
-  int64_t readoutTotal = 0;
 
   /// Room in every readout's X for `steps` steps of `batch` elements, keeping the recorded ones
   /// (`kept` steps); grows to at least twice the old size, so that steps are added in O(1).
@@ -298,7 +297,6 @@ GeneratedExecutor<T>::GeneratedExecutor(const GeneratedSpec &spec)
                              "': a batched readout does not match its output");
     impl->kernelNumel[size_t(ro.output)] = ro.cols;
     impl->readoutOf[size_t(ro.output)] = r;
-    impl->readoutTotal += ro.cols;
   }
   impl->readoutX.resize(size_t(spec.numReadouts));
   impl->readoutGrads.resize(size_t(spec.numReadouts));
