@@ -611,12 +611,13 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
       out[size_t(genSpec.readouts[r].output)] =
           m.readoutX[size_t(r)].data() + (int64_t(numSteps) * batch + b) * genSpec.readouts[r].cols;
   };
+  // Every element's input and output pointers, allocated here (not per element in a region).
+  std::vector<const T *> in(std::max<size_t>(size_t(batch) * nIn, 1));
+  std::vector<T *> out(std::max<size_t>(size_t(batch) * nOut, 1));
   if (m.stageMajor) {
     m.prepareElements(batch);
     if (numSteps == 0) // a recording starts: the parameters are fixed until it ends
       m.packProducts(false, paramBuf.data());
-    std::vector<const T *> in(std::max<size_t>(size_t(batch) * nIn, 1));
-    std::vector<T *> out(std::max<size_t>(size_t(batch) * nOut, 1));
     const size_t numArgs = size_t(batch);
     std::vector<StepArgs<T>> args(numArgs);
     // A plan without replay keeps this step's state (copied by the group's thread) and saved
@@ -645,9 +646,6 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
       }
     }
   } else {
-    // Every element's input and output pointers, allocated here (not per element in the region).
-    std::vector<const T *> in(std::max<size_t>(size_t(batch) * nIn, 1));
-    std::vector<T *> out(std::max<size_t>(size_t(batch) * nOut, 1));
     const T *from = takeCheckpoint();
 #pragma omp parallel for schedule(static) if (batch > 1)
     for (int b = 0; b < batch; ++b) {
