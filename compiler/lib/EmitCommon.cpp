@@ -243,13 +243,15 @@ NetworkEmitter::NetworkEmitter(const CompiledNetwork &net, const kern::FusedNetw
   }
   nameOffsetConstants();
   // The step functions, kernels and launchers share the stage functions' namespace.
-  for (const char *kind : {"forward", "backward"})
+  for (const char *kind : {"forward", "backward", "replay"})
     for (const char *what : {"step", "kernel", "launch"})
       usedStageNames.insert(std::string(kind) + "_" + what);
 }
 
 std::string NetworkEmitter::run() {
   emitKernel(f.forward, "forward");
+  if (emitsReplay() && !f.replay.stages.empty())
+    emitReplay();
   emitKernel(f.backward, "backward");
   if (!f.prologue.empty())
     emitPrologue();
@@ -261,6 +263,18 @@ std::string NetworkEmitter::run() {
   emitOffsetConstants(out);
   out << os.str() << "} // namespace dopa::generated::" << snake << "\n";
   return out.str();
+}
+
+void NetworkEmitter::emitReplay() {
+  // A stage the replay takes over whole is the forward's stage function; a trimmed one is printed
+  // again, with the replay's items.
+  k = &f.replay;
+  std::vector<std::string> names;
+  names.reserve(f.replay.stages.size());
+  for (size_t s = 0; s < f.replay.stages.size(); ++s)
+    names.push_back(f.replayTrimmed[s] ? emitStage(f.replay, s, "replay")
+                                       : forwardTable.names[size_t(f.replayFrom[s])]);
+  emitStepFunction("replay", names);
 }
 
 void NetworkEmitter::emitPrologue() {

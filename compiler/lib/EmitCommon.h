@@ -130,6 +130,9 @@ protected:
                                 const std::vector<std::string> &stages) = 0;
   /// The object describing the network to the runtime.
   virtual void emitSpec() = 0;
+  /// Whether the backend's runtime replays the forward with the replay kernel
+  /// (kern::FusedNetwork::replay; GeneratedSpec::replayFloat): the C++ one does.
+  virtual bool emitsReplay() const { return false; }
   /// The prologue's kernels (carried products; FusedNetwork::prologue), before the spec. Backends
   /// without carried products throw.
   virtual void emitPrologue();
@@ -278,6 +281,9 @@ private:
 
   // Stages.
   void emitKernel(const kern::Kernel &kernel, const std::string &kind);
+  /// The replay step (after the forward's stages, whose functions it calls where it takes a
+  /// stage over whole).
+  void emitReplay();
   std::string emitStage(const kern::Kernel &kernel, size_t s, const std::string &kind);
   void emitStageComment(size_t s, const std::string &kind);
   std::string stageName(size_t s, const std::string &kind);

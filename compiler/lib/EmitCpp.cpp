@@ -47,6 +47,7 @@ private:
   bool gradsInPlace() const override { return true; }
   bool hoistRowLoads() const override { return true; }
   bool statesInPlace() const override { return true; }
+  bool emitsReplay() const override { return true; }
 
   std::string forEachElement(int64_t count, const ElementStmt &stmt) const override {
     return serialLoop("e", 0, count, [&](const std::string &e) { return stmt(e) + "\n"; });
@@ -60,7 +61,7 @@ private:
   void emitDenseProduct(std::ostringstream &out, const DenseProduct &p) override;
   void emitStepFunction(const std::string &kind, const std::vector<std::string> &stages) override;
   void emitSpec() override;
-  int emitCopyTable(const char *name, const std::vector<char> &inPlace);
+  int emitCopyTable(const char *name, const std::vector<char> &inPlace, bool listMarked = false);
   void emitPrologue() override;
   std::string emitStageTables();
   void emitInfo();
@@ -235,8 +236,9 @@ void CppEmitter::emitPrologue() {
 /// With state gradients written in place (kern::Kernel::inPlaceGrads) or states updated in place
 /// (inPlaceStates): the table `name` of the other states' slots, [offset, numel] pairs, which the
 /// executor copies after each step (from gradPrev to gradNext; from next to the state block).
-/// Returns their number, or -1 (no table) when nothing is in place.
-int CppEmitter::emitCopyTable(const char *name, const std::vector<char> &inPlace) {
+/// Returns their number, or -1 (no table) when nothing is in place. `listMarked`: the table of
+/// the marked states' slots instead (the replay's recorded states).
+int CppEmitter::emitCopyTable(const char *name, const std::vector<char> &inPlace, bool listMarked) {
   const Graph &fwd = net.forward;
   bool any = false;
   for (char c : inPlace)
@@ -246,7 +248,7 @@ int CppEmitter::emitCopyTable(const char *name, const std::vector<char> &inPlace
   int count = 0;
   os << "static const int64_t " << name << "[] = {";
   for (size_t i = 0; i < fwd.states.size(); ++i)
-    if (!inPlace[i])
+    if (bool(inPlace[i]) == listMarked)
       os << (count++ ? ", " : "") << stateOffset(int(i)) << ", "
          << ir::numElements(fwd.states[i].shape);
   os << (count ? "" : "0") << "};\n";
@@ -274,6 +276,8 @@ void CppEmitter::emitSpec() {
   }
   int copies = emitCopyTable("gradCopies", f.backward.inPlaceGrads);
   int forwardCopies = emitCopyTable("forwardCopies", f.forward.inPlaceStates);
+  bool replay = !f.replay.stages.empty();
+  int recorded = replay ? emitCopyTable("replayRecorded", f.replayRecorded, true) : -1;
   int proCopies = f.prologue.empty() ? -1
                                      : emitCopyTable("prologueGradCopies",
                                                      f.prologue.front().backward.inPlaceGrads);
@@ -368,6 +372,10 @@ void CppEmitter::emitSpec() {
        << ",\n.prologueGradCopies = prologueGradCopies,\n";
   if (forwardCopies >= 0)
     os << ".numForwardCopies = " << forwardCopies << ",\n.forwardCopies = forwardCopies,\n";
+  if (replay)
+    os << ".replayFloat = replay_step<float>,\n.replayDouble = replay_step<double>,\n";
+  if (recorded > 0)
+    os << ".numReplayRecorded = " << recorded << ",\n.replayRecorded = replayRecorded,\n";
   os << "};\nreturn s;\n}\n\n";
 }
 

@@ -484,7 +484,8 @@ std::vector<char> inPlaceStores(const Kernel &k, const std::vector<ir::Variable>
 }
 } // namespace
 
-FusedNetwork kern::fuse(const CompiledNetwork &net) {
+/// The forward and backward kernels of `net` (and its prologue's): fuse without the replay.
+static FusedNetwork fuseSteps(const CompiledNetwork &net) {
   FusedNetwork f;
   const Graph &fwd = net.forward;
   f.stateOffsets = layout(fwd.states, f.stateNumel, /*align=*/true);
@@ -591,8 +592,14 @@ FusedNetwork kern::fuse(const CompiledNetwork &net) {
     CompiledNetwork pro;
     pro.forward = net.prologue;
     pro.backward = net.prologueBackward;
-    f.prologue.push_back(fuse(pro));
+    f.prologue.push_back(fuseSteps(pro)); // (never replayed)
   }
+  return f;
+}
+
+FusedNetwork kern::fuse(const CompiledNetwork &net) {
+  FusedNetwork f = fuseSteps(net);
+  deriveReplay(f);
   return f;
 }
 
@@ -649,10 +656,12 @@ static const char *itemKindName(Item::Kind kind) {
   return "?";
 }
 
-static void printKernel(const Kernel &k, llvm::raw_ostream &os) {
+static void printKernel(const Kernel &k, llvm::raw_ostream &os, const char *kind = nullptr) {
   const Graph &g = k.graph;
-  os << (k.isBackward ? "backward" : "forward") << " kernel " << g.name << " (scratch "
-     << k.scratchNumel << " elements)\n";
+  os << (kind           ? kind
+         : k.isBackward ? "backward"
+                        : "forward")
+     << " kernel " << g.name << " (scratch " << k.scratchNumel << " elements)\n";
   for (size_t s = 0; s < k.stages.size(); ++s) {
     const Stage &st = k.stages[s];
     os << "  stage " << s << ": "
@@ -700,6 +709,22 @@ void kern::print(const FusedNetwork &f, llvm::raw_ostream &os) {
     os << ": the kernels store %" << o.node << "; per step for the batch Y = X W^T"
        << (r.bias >= 0 ? " + b" : "") << " (GEMM); backward dX = dY W, dW += dY^T X"
        << (r.bias >= 0 ? ", db += sum dY" : "") << " over the batch and the steps\n";
+  }
+  if (!f.replay.stages.empty()) {
+    os << "replay (the backward's recomputation of the forward; stages from forward stages";
+    for (size_t s = 0; s < f.replayFrom.size(); ++s)
+      os << (s ? ", " : " ") << f.replayFrom[s] << (f.replayTrimmed[s] ? " (trimmed)" : "");
+    os << "; recorded by the forward:";
+    bool any = false;
+    for (size_t s = 0; s < f.replayRecorded.size(); ++s)
+      if (f.replayRecorded[s]) {
+        os << " " << f.forward.graph.states[s].name << "'";
+        any = true;
+      }
+    if (!any)
+      os << " nothing";
+    os << "):\n";
+    printKernel(f.replay, os, "replay");
   }
   printKernel(f.backward, os);
   for (const FusedNetwork &p : f.prologue) {

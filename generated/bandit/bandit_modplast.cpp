@@ -219,6 +219,43 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_value(a);
 }
 
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
+// replay stage 4: fused loop nest over [32, 32]
+//   %22 clip -> next_state hebb
+template <class T> static void replay_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict h_next = a.next + kStateH;                      // [32] hn
+  const T *__restrict h = a.state + kStateH;                    // [32]
+  T *__restrict out_DAout = a.outputs[2];                       // [1] DA
+  const T *hebb = a.state + kStateHebb;                         // [32, 32]
+  T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [32, 32]
+  for (int i = 0; i < 32; ++i) {
+    const T v11 = h_next[i];
+    const T v16 = out_DAout[0];
+#pragma omp simd
+    for (int j = 0; j < 32; ++j) {
+      const T v8 = h[j];
+#line 17 "examples/bandit/modplast.dopa"
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v7 = hebb[i * 32 + j];
+      const T v19 = v7 + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      hebb_next[i * 32 + j] = v22;
+    }
+  }
+#line 248 "bandit_modplast.cpp"
+}
+
+/// One replay step of BanditModplast for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_i2h(a);
+  forward_hn(a);
+  forward_h2_da(a);
+  forward_da(a);
+  replay_hebb(a);
+}
+
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 // DA = tanh(h2DA(hn))
 // hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
@@ -285,7 +322,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t59[i] = acc59;
   }
-#line 289 "bandit_modplast.cpp"
+#line 326 "bandit_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -298,7 +335,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t49 = a.scratch + 32;                          // [32]
 #line 20 "examples/bandit/modplast.dopa"
   RowVec<T>(t49, 32).noalias() = ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 32);
-#line 302 "bandit_modplast.cpp"
+#line 339 "bandit_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -312,7 +349,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 19 "examples/bandit/modplast.dopa"
   RowVec<T>(t53, 32).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 32);
-#line 316 "bandit_modplast.cpp"
+#line 353 "bandit_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -353,7 +390,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     record3[j] = v11;
   }
   t61[0] += acc61;
-#line 357 "bandit_modplast.cpp"
+#line 394 "bandit_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -385,7 +422,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v69;
   record6[0] = v35;
   d_h2v_bias[0] += v35;
-#line 389 "bandit_modplast.cpp"
+#line 426 "bandit_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -398,7 +435,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t72 = a.scratch + 176;                           // [32]
 #line 16 "examples/bandit/modplast.dopa"
   RowVec<T>(t72, 32).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 32);
-#line 402 "bandit_modplast.cpp"
+#line 439 "bandit_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -445,7 +482,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record0[j] = v76;
     d_i2h_bias[j] += v76;
   }
-#line 449 "bandit_modplast.cpp"
+#line 486 "bandit_modplast.cpp"
 }
 
 // backward stage 7: fused loop nest over [5]
@@ -514,7 +551,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 518 "bandit_modplast.cpp"
+#line 555 "bandit_modplast.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [32]
@@ -576,7 +613,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 32 + j] += v13;
     }
   }
-#line 580 "bandit_modplast.cpp"
+#line 617 "bandit_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -605,7 +642,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     const T v0 = h[j];
     record1[j] = v0;
   }
-#line 609 "bandit_modplast.cpp"
+#line 646 "bandit_modplast.cpp"
 }
 
 // prologue_backward stage 2:
@@ -673,6 +710,7 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
 static const int64_t gradCopies[] = {kStateH, 32, kStateCarried0, 32};
 static const int64_t forwardCopies[] = {kStateH, 32, kStateCarried0, 32};
+static const int64_t replayRecorded[] = {kStateCarried0, 32};
 static const int64_t prologueGradCopies[] = {kStateH, 32, kStateCarried0, 32};
 static const int64_t inputRows[] = {0};
 
@@ -842,6 +880,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueGradCopies = prologueGradCopies,
       .numForwardCopies = 2,
       .forwardCopies = forwardCopies,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
+      .numReplayRecorded = 1,
+      .replayRecorded = replayRecorded,
   };
   return s;
 }

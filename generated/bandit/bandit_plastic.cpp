@@ -183,6 +183,41 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_value(a);
 }
 
+// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
+//
+// replay stage 2: fused loop nest over [32, 32]
+//   %18 clip -> next_state hebb
+template <class T> static void replay_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict h_next = a.next + kStateH;                      // [32] hn
+  const T *__restrict h = a.state + kStateH;                    // [32]
+  const T *__restrict eta = a.params + kParamEta;               // []
+  const T *hebb = a.state + kStateHebb;                         // [32, 32]
+  T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [32, 32]
+  for (int i = 0; i < 32; ++i) {
+    const T v11 = h_next[i];
+    const T v12 = eta[0];
+#pragma omp simd
+    for (int j = 0; j < 32; ++j) {
+      const T v8 = h[j];
+#line 16 "examples/bandit/plastic.dopa"
+      const T v13 = v11 * v8;
+      const T v14 = v12 * v13;
+      const T v7 = hebb[i * 32 + j];
+      const T v15 = v7 + v14;
+      const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+      hebb_next[i * 32 + j] = v18;
+    }
+  }
+#line 212 "bandit_plastic.cpp"
+}
+
+/// One replay step of BanditPlastic for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_i2h(a);
+  forward_hn(a);
+  replay_hebb(a);
+}
+
 // param  eta : [] = 0.1
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
@@ -249,7 +284,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t54[i] = acc54;
   }
-#line 253 "bandit_plastic.cpp"
+#line 288 "bandit_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -262,7 +297,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t44 = a.scratch + 32;                          // [32]
 #line 19 "examples/bandit/plastic.dopa"
   RowVec<T>(t44, 32).noalias() = ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 32);
-#line 266 "bandit_plastic.cpp"
+#line 301 "bandit_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -276,7 +311,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/bandit/plastic.dopa"
   RowVec<T>(t48, 32).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 32);
-#line 280 "bandit_plastic.cpp"
+#line 315 "bandit_plastic.cpp"
 }
 
 // param  eta : [] = 0.1
@@ -345,7 +380,7 @@ template <class T> static void backward_d_h_carried_0_grad_i2h_bias(const dopa::
     record3[j] = v11;
   }
   t56[0] += acc56;
-#line 349 "bandit_plastic.cpp"
+#line 384 "bandit_plastic.cpp"
 }
 
 // backward stage 4: fused loop nest over [5]
@@ -369,7 +404,7 @@ template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   const T v56 = t56[0];
 #line 10 "examples/bandit/plastic.dopa"
   d_eta[0] += v56;
-#line 373 "bandit_plastic.cpp"
+#line 408 "bandit_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [2]
@@ -438,7 +473,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 442 "bandit_plastic.cpp"
+#line 477 "bandit_plastic.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [32]
@@ -500,7 +535,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 32 + j] += v13;
     }
   }
-#line 504 "bandit_plastic.cpp"
+#line 539 "bandit_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -529,7 +564,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     const T v0 = h[j];
     record1[j] = v0;
   }
-#line 533 "bandit_plastic.cpp"
+#line 568 "bandit_plastic.cpp"
 }
 
 // prologue_backward stage 2:
@@ -589,6 +624,7 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
 static const int64_t gradCopies[] = {kStateH, 32, kStateCarried0, 32};
 static const int64_t forwardCopies[] = {kStateH, 32, kStateCarried0, 32};
+static const int64_t replayRecorded[] = {kStateCarried0, 32};
 static const int64_t prologueGradCopies[] = {kStateH, 32, kStateCarried0, 32};
 static const int64_t inputRows[] = {0};
 
@@ -733,6 +769,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueGradCopies = prologueGradCopies,
       .numForwardCopies = 2,
       .forwardCopies = forwardCopies,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
+      .numReplayRecorded = 1,
+      .replayRecorded = replayRecorded,
   };
   return s;
 }

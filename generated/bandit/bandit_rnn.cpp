@@ -150,6 +150,13 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_value(a);
 }
 
+/// One replay step of BanditRNN for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_i2h(a);
+  forward_matmul(a);
+  forward_hn(a);
+}
+
 // output value  = h2v(hn)
 //
 // backward stage 0: dense product (Eigen), [32]
@@ -160,7 +167,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t23 = a.scratch + 0;                           // [32]
 #line 16 "examples/bandit/rnn.dopa"
   RowVec<T>(t23, 32).noalias() = ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 32);
-#line 164 "bandit_rnn.cpp"
+#line 171 "bandit_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -174,7 +181,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 15 "examples/bandit/rnn.dopa"
   RowVec<T>(t27, 32).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 32);
-#line 178 "bandit_rnn.cpp"
+#line 185 "bandit_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -212,7 +219,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = v6;
     record4[j] = v9;
   }
-#line 216 "bandit_rnn.cpp"
+#line 223 "bandit_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -225,7 +232,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
   T *__restrict d_h = a.gradPrev + kStateH;   // [32]
 #line 13 "examples/bandit/rnn.dopa"
   RowVec<T>(d_h, 32).noalias() = ConstRowVec<T>(t32, 32) * ConstRowMat<T>(w, 32, 32);
-#line 229 "bandit_rnn.cpp"
+#line 236 "bandit_rnn.cpp"
 }
 
 // backward stage 4: fused loop nest over [5]
@@ -454,6 +461,8 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 3,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
   };
   return s;
 }

@@ -250,6 +250,54 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_value(a);
 }
 
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
+// replay stage 4: fused loop nest over [200, 200]
+//   %22 clip -> next_state hebb
+template <class T> static void replay_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict h_next = a.next + kStateH;                      // [200] hn
+  const T *__restrict h = a.state + kStateH;                    // [200]
+  T *__restrict out_DAout = a.outputs[2];                       // [1] DA
+  const T *hebb = a.state + kStateHebb;                         // [200, 200]
+  T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [200, 200]
+  for (int i = 0; i < 200; ++i) {
+    const T v11 = h_next[i];
+    const T v16 = out_DAout[0];
+#pragma omp simd
+    for (int j = 0; j < 192; ++j) {
+      const T v8 = h[j];
+#line 16 "examples/cue_reward/modplast.dopa"
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v7 = hebb[i * 200 + j];
+      const T v19 = v7 + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      hebb_next[i * 200 + j] = v22;
+    }
+#pragma omp simd
+    for (int j = 192; j < 200; ++j) {
+      const T v8 = h[j];
+#line 16 "examples/cue_reward/modplast.dopa"
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v7 = hebb[i * 200 + j];
+      const T v19 = v7 + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      hebb_next[i * 200 + j] = v22;
+    }
+  }
+#line 290 "cue_reward_modplast.cpp"
+}
+
+/// One replay step of CueRewardModplast for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_i2h(a);
+  forward_hn(a);
+  forward_h2_da(a);
+  forward_da(a);
+  replay_hebb(a);
+}
+
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 // DA = tanh(h2DA(hn))
 // hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
@@ -348,7 +396,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t59[i] = acc59;
   }
-#line 352 "cue_reward_modplast.cpp"
+#line 400 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -362,7 +410,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t49, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 366 "cue_reward_modplast.cpp"
+#line 414 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -376,7 +424,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t53, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 380 "cue_reward_modplast.cpp"
+#line 428 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -432,7 +480,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     record3[j] = v11;
   }
   t61[0] += acc61;
-#line 436 "cue_reward_modplast.cpp"
+#line 484 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -464,7 +512,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v69;
   record6[0] = v35;
   d_h2v_bias[0] += v35;
-#line 468 "cue_reward_modplast.cpp"
+#line 516 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -477,7 +525,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t72 = a.scratch + 1056;                          // [200]
 #line 15 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t72, 200).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 481 "cue_reward_modplast.cpp"
+#line 529 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -549,7 +597,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record0[j] = v76;
     d_i2h_bias[j] += v76;
   }
-#line 553 "cue_reward_modplast.cpp"
+#line 601 "cue_reward_modplast.cpp"
 }
 
 // backward stage 7: fused loop nest over [27]
@@ -636,7 +684,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 640 "cue_reward_modplast.cpp"
+#line 688 "cue_reward_modplast.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -723,7 +771,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 200 + j] += v13;
     }
   }
-#line 727 "cue_reward_modplast.cpp"
+#line 775 "cue_reward_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -764,7 +812,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     const T v0 = h[j];
     record1[j] = v0;
   }
-#line 768 "cue_reward_modplast.cpp"
+#line 816 "cue_reward_modplast.cpp"
 }
 
 // prologue_backward stage 2:
@@ -832,6 +880,7 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
 static const int64_t gradCopies[] = {kStateH, 200, kStateCarried0, 200};
 static const int64_t forwardCopies[] = {kStateH, 200, kStateCarried0, 200};
+static const int64_t replayRecorded[] = {kStateCarried0, 200};
 static const int64_t prologueGradCopies[] = {kStateH, 200, kStateCarried0, 200};
 static const int64_t inputRows[] = {0};
 
@@ -1001,6 +1050,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueGradCopies = prologueGradCopies,
       .numForwardCopies = 2,
       .forwardCopies = forwardCopies,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
+      .numReplayRecorded = 1,
+      .replayRecorded = replayRecorded,
   };
   return s;
 }

@@ -214,6 +214,52 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_value(a);
 }
 
+// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
+//
+// replay stage 2: fused loop nest over [200, 200]
+//   %18 clip -> next_state hebb
+template <class T> static void replay_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict h_next = a.next + kStateH;                      // [200] hn
+  const T *__restrict h = a.state + kStateH;                    // [200]
+  const T *__restrict eta = a.params + kParamEta;               // []
+  const T *hebb = a.state + kStateHebb;                         // [200, 200]
+  T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [200, 200]
+  for (int i = 0; i < 200; ++i) {
+    const T v11 = h_next[i];
+    const T v12 = eta[0];
+#pragma omp simd
+    for (int j = 0; j < 192; ++j) {
+      const T v8 = h[j];
+#line 15 "examples/cue_reward/plastic.dopa"
+      const T v13 = v11 * v8;
+      const T v14 = v12 * v13;
+      const T v7 = hebb[i * 200 + j];
+      const T v15 = v7 + v14;
+      const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+      hebb_next[i * 200 + j] = v18;
+    }
+#pragma omp simd
+    for (int j = 192; j < 200; ++j) {
+      const T v8 = h[j];
+#line 15 "examples/cue_reward/plastic.dopa"
+      const T v13 = v11 * v8;
+      const T v14 = v12 * v13;
+      const T v7 = hebb[i * 200 + j];
+      const T v15 = v7 + v14;
+      const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+      hebb_next[i * 200 + j] = v18;
+    }
+  }
+#line 254 "cue_reward_plastic.cpp"
+}
+
+/// One replay step of CueRewardPlastic for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_i2h(a);
+  forward_hn(a);
+  replay_hebb(a);
+}
+
 // param  eta : [] = 0.1
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
@@ -312,7 +358,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t54[i] = acc54;
   }
-#line 316 "cue_reward_plastic.cpp"
+#line 362 "cue_reward_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -326,7 +372,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 18 "examples/cue_reward/plastic.dopa"
   RowVec<T>(t44, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 330 "cue_reward_plastic.cpp"
+#line 376 "cue_reward_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -340,7 +386,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 17 "examples/cue_reward/plastic.dopa"
   RowVec<T>(t48, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 344 "cue_reward_plastic.cpp"
+#line 390 "cue_reward_plastic.cpp"
 }
 
 // param  eta : [] = 0.1
@@ -442,7 +488,7 @@ template <class T> static void backward_d_h_carried_0_grad_i2h_bias(const dopa::
     record3[j] = v11;
   }
   t56[0] += acc56;
-#line 446 "cue_reward_plastic.cpp"
+#line 492 "cue_reward_plastic.cpp"
 }
 
 // backward stage 4: fused loop nest over [27]
@@ -472,7 +518,7 @@ template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   const T v56 = t56[0];
 #line 9 "examples/cue_reward/plastic.dopa"
   d_eta[0] += v56;
-#line 476 "cue_reward_plastic.cpp"
+#line 522 "cue_reward_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [2]
@@ -553,7 +599,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 557 "cue_reward_plastic.cpp"
+#line 603 "cue_reward_plastic.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -640,7 +686,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 200 + j] += v13;
     }
   }
-#line 644 "cue_reward_plastic.cpp"
+#line 690 "cue_reward_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -681,7 +727,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     const T v0 = h[j];
     record1[j] = v0;
   }
-#line 685 "cue_reward_plastic.cpp"
+#line 731 "cue_reward_plastic.cpp"
 }
 
 // prologue_backward stage 2:
@@ -741,6 +787,7 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
 static const int64_t gradCopies[] = {kStateH, 200, kStateCarried0, 200};
 static const int64_t forwardCopies[] = {kStateH, 200, kStateCarried0, 200};
+static const int64_t replayRecorded[] = {kStateCarried0, 200};
 static const int64_t prologueGradCopies[] = {kStateH, 200, kStateCarried0, 200};
 static const int64_t inputRows[] = {0};
 
@@ -885,6 +932,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueGradCopies = prologueGradCopies,
       .numForwardCopies = 2,
       .forwardCopies = forwardCopies,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
+      .numReplayRecorded = 1,
+      .replayRecorded = replayRecorded,
   };
   return s;
 }

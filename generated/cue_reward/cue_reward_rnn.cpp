@@ -162,6 +162,13 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_value(a);
 }
 
+/// One replay step of CueRewardRNN for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_i2h(a);
+  forward_matmul(a);
+  forward_hn(a);
+}
+
 // output value  = h2v(hn)
 //
 // backward stage 0: dense product (Eigen), [200]
@@ -173,7 +180,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 15 "examples/cue_reward/rnn.dopa"
   RowVec<T>(t23, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 177 "cue_reward_rnn.cpp"
+#line 184 "cue_reward_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -187,7 +194,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 14 "examples/cue_reward/rnn.dopa"
   RowVec<T>(t27, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 191 "cue_reward_rnn.cpp"
+#line 198 "cue_reward_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -243,7 +250,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = v6;
     record4[j] = v9;
   }
-#line 247 "cue_reward_rnn.cpp"
+#line 254 "cue_reward_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -256,7 +263,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
   T *__restrict d_h = a.gradPrev + kStateH;   // [200]
 #line 12 "examples/cue_reward/rnn.dopa"
   RowVec<T>(d_h, 200).noalias() = ConstRowVec<T>(t32, 200) * ConstRowMat<T>(w, 200, 200);
-#line 260 "cue_reward_rnn.cpp"
+#line 267 "cue_reward_rnn.cpp"
 }
 
 // backward stage 4: fused loop nest over [27]
@@ -491,6 +498,8 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 3,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
   };
   return s;
 }

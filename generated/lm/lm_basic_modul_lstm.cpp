@@ -818,6 +818,278 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_carried_0_carried_1_l1_pw_l1_et(a);
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
+// replay stage 19: fused loop nest over [200]
+//   %113 tanh l2.g
+//   %119 mul l2.hn
+//   %117 add l2.cn -> next_state l2.c
+//   %119 mul l2.hn -> saved
+template <class T> static void replay_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t105 = a.scratch + 224;                         // [200]
+  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
+  const T *__restrict carried_1 = a.state + kStateCarried1;     // [200]
+  T *__restrict t113_l2_g = a.saved + 3184;                     // [200] l2.g
+  T *__restrict t95 = a.saved + 2768;                           // [200]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
+  T *__restrict t99 = a.saved + 2976;                           // [200]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
+  T *__restrict t74 = a.saved + 1936;                           // [200]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
+  T *__restrict t79 = a.saved + 2144;                           // [200]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [200]
+  T *__restrict t85 = a.saved + 2352;                           // [200]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
+  T *__restrict t89 = a.saved + 2560;                           // [200]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200] l2.hn
+  T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
+  T *__restrict saved_t119 = a.saved + 3392;                    // [200]
+#pragma omp simd
+  for (int j = 0; j < 192; ++j) {
+    const T v105 = t105[j];
+    const T v106 = l2_x2c_bias[j];
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    const T v107 = v105 + v106;
+    const T v111 = carried_1[j];
+    const T v112 = v107 + v111;
+    const T v113 = simdTanh(v112);
+    t113_l2_g[j] = v113;
+    const T v95 = t95[j];
+    const T v96 = l2_x2o_bias[j];
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v97 = v95 + v96;
+    const T v99 = t99[j];
+    const T v100 = l2_h2o_bias[j];
+    const T v101 = v99 + v100;
+    const T v102 = v97 + v101;
+    const T v103 = T(1) / (T(1) + simdExp(-v102));
+    const T v74 = t74[j];
+    const T v75 = l2_x2f_bias[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v76 = v74 + v75;
+    const T v79 = t79[j];
+    const T v80 = l2_h2f_bias[j];
+    const T v81 = v79 + v80;
+    const T v82 = v76 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v114 = l2_c[j];
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v115 = v83 * v114;
+    const T v85 = t85[j];
+    const T v86 = l2_x2i_bias[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2i_bias[j];
+    const T v91 = v89 + v90;
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v116 = v93 * v113;
+    const T v117 = v115 + v116;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v118 = simdTanh(v117);
+    const T v119 = v103 * v118;
+    l2_h_next[j] = v119;
+    l2_c_next[j] = v117;
+    saved_t119[j] = v119;
+  }
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+    const T v105 = t105[j];
+    const T v106 = l2_x2c_bias[j];
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    const T v107 = v105 + v106;
+    const T v111 = carried_1[j];
+    const T v112 = v107 + v111;
+    const T v113 = simdTanh(v112);
+    t113_l2_g[j] = v113;
+    const T v95 = t95[j];
+    const T v96 = l2_x2o_bias[j];
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v97 = v95 + v96;
+    const T v99 = t99[j];
+    const T v100 = l2_h2o_bias[j];
+    const T v101 = v99 + v100;
+    const T v102 = v97 + v101;
+    const T v103 = T(1) / (T(1) + simdExp(-v102));
+    const T v74 = t74[j];
+    const T v75 = l2_x2f_bias[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v76 = v74 + v75;
+    const T v79 = t79[j];
+    const T v80 = l2_h2f_bias[j];
+    const T v81 = v79 + v80;
+    const T v82 = v76 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
+    const T v114 = l2_c[j];
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v115 = v83 * v114;
+    const T v85 = t85[j];
+    const T v86 = l2_x2i_bias[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v87 = v85 + v86;
+    const T v89 = t89[j];
+    const T v90 = l2_h2i_bias[j];
+    const T v91 = v89 + v90;
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v116 = v93 * v113;
+    const T v117 = v115 + v116;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v118 = simdTanh(v117);
+    const T v119 = v103 * v118;
+    l2_h_next[j] = v119;
+    l2_c_next[j] = v117;
+    saved_t119[j] = v119;
+  }
+#line 952 "lm_basic_modul_lstm.cpp"
+}
+
+// pw' = clip(pw + modfanout * M * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
+// replay stage 22: fused loop nest over [200, 200]
+//   %64 clip -> next_state l1.pw
+//   %70 add -> next_state l1.et
+//   %130 clip -> next_state l2.pw
+//   %135 add -> next_state l2.et
+template <class T> static void replay_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
+  T *__restrict t56_l1_M = a.saved + 1888;                         // [1] l1.M
+  const T *l1_et = a.state + kStateL1Et;                           // [200, 200]
+  const T *l1_pw = a.state + kStateL1Pw;                           // [200, 200]
+  T *l1_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Pw;   // [200, 200]
+  T *__restrict t66 = a.saved + 1904;                              // []
+  T *__restrict t45_l1_g = a.saved + 1472;                         // [200] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
+  T *__restrict t4_l1_etaet = a.saved + 208;                       // [] l1.etaet
+  T *l1_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Et;   // [200, 200]
+  const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
+  T *__restrict t124_l2_M = a.saved + 3600;                        // [1] l2.M
+  const T *l2_et = a.state + kStateL2Et;                           // [200, 200]
+  const T *l2_pw = a.state + kStateL2Pw;                           // [200, 200]
+  T *l2_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Pw;   // [200, 200]
+  T *__restrict t131 = a.saved + 3616;                             // []
+  T *__restrict t113_l2_g = a.saved + 3184;                        // [200] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
+  T *__restrict t72_l2_etaet = a.saved + 1920;                     // [] l2.etaet
+  T *l2_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Et;   // [200, 200]
+  for (int i = 0; i < 200; ++i) {
+    const T v56 = t56_l1_M[0];
+    const T v66 = t66[0];
+    const T v45 = t45_l1_g[i];
+    const T v4 = t4_l1_etaet[0];
+    const T v124 = t124_l2_M[0];
+    const T v131 = t131[0];
+    const T v113 = t113_l2_g[i];
+    const T v72 = t72_l2_etaet[0];
+#pragma omp simd
+    for (int j = 0; j < 192; ++j) {
+      const T v57 = l1_modfanout[i * 200 + j];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v58 = v57 * v56;
+      const T v59 = l1_et[i * 200 + j];
+      const T v60 = v58 * v59;
+      const T v42 = l1_pw[i * 200 + j];
+      const T v61 = v42 + v60;
+      const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
+      l1_pw_next[i * 200 + j] = v64;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v67 = v66 * v59;
+      const T v9 = l1_h[j];
+      const T v68 = v45 * v9;
+      const T v69 = v4 * v68;
+      const T v70 = v67 + v69;
+      l1_et_next[i * 200 + j] = v70;
+      const T v125 = l2_modfanout[i * 200 + j];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v126 = v125 * v124;
+      const T v127 = l2_et[i * 200 + j];
+      const T v128 = v126 * v127;
+      const T v110 = l2_pw[i * 200 + j];
+      const T v129 = v110 + v128;
+      const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
+      l2_pw_next[i * 200 + j] = v130;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v132 = v131 * v127;
+      const T v77 = l2_h[j];
+      const T v133 = v113 * v77;
+      const T v134 = v72 * v133;
+      const T v135 = v132 + v134;
+      l2_et_next[i * 200 + j] = v135;
+    }
+#pragma omp simd
+    for (int j = 192; j < 200; ++j) {
+      const T v57 = l1_modfanout[i * 200 + j];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v58 = v57 * v56;
+      const T v59 = l1_et[i * 200 + j];
+      const T v60 = v58 * v59;
+      const T v42 = l1_pw[i * 200 + j];
+      const T v61 = v42 + v60;
+      const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
+      l1_pw_next[i * 200 + j] = v64;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v67 = v66 * v59;
+      const T v9 = l1_h[j];
+      const T v68 = v45 * v9;
+      const T v69 = v4 * v68;
+      const T v70 = v67 + v69;
+      l1_et_next[i * 200 + j] = v70;
+      const T v125 = l2_modfanout[i * 200 + j];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v126 = v125 * v124;
+      const T v127 = l2_et[i * 200 + j];
+      const T v128 = v126 * v127;
+      const T v110 = l2_pw[i * 200 + j];
+      const T v129 = v110 + v128;
+      const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
+      l2_pw_next[i * 200 + j] = v130;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v132 = v131 * v127;
+      const T v77 = l2_h[j];
+      const T v133 = v113 * v77;
+      const T v134 = v72 * v133;
+      const T v135 = v132 + v134;
+      l2_et_next[i * 200 + j] = v135;
+    }
+  }
+#line 1064 "lm_basic_modul_lstm.cpp"
+}
+
+/// One replay step of BasicModulLSTMLM for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_saved_enc(a);
+  forward_l1_etaet_l2_etaet(a);
+  forward_saved_x2f(a);
+  forward_saved_h2f(a);
+  forward_saved_x2i(a);
+  forward_saved_h2i(a);
+  forward_saved_x2o(a);
+  forward_saved_h2o(a);
+  forward_x2c(a);
+  forward_l1_g_l1_hn_l1_c(a);
+  forward_h2mod(a);
+  forward_l1_m(a);
+  forward_saved_x2f_12(a);
+  forward_saved_h2f_13(a);
+  forward_saved_x2i_14(a);
+  forward_saved_h2i_15(a);
+  forward_saved_x2o_16(a);
+  forward_saved_h2o_17(a);
+  forward_x2c_18(a);
+  replay_l2_g_l2_hn_l2_c(a);
+  forward_h2mod_20(a);
+  forward_l2_m(a);
+  replay_l1_pw_l1_et_l2_pw_l2_et(a);
+}
+
 // state  et : [H, H] = 0
 // etaet = sigmoid(etaet_logit)
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1121,7 +1393,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t259[0] += acc259;
     t271[0] += acc271;
   }
-#line 1125 "lm_basic_modul_lstm.cpp"
+#line 1397 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1458,7 +1730,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   }
   t170[0] += acc170;
   t254[0] += acc254;
-#line 1462 "lm_basic_modul_lstm.cpp"
+#line 1734 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1493,7 +1765,7 @@ static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a
   t274[0] = v274;
   d_l1_h2mod_bias[0] += v274;
   d_l2_h2mod_bias[0] += v193;
-#line 1497 "lm_basic_modul_lstm.cpp"
+#line 1769 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1507,7 +1779,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t196, 200).noalias() =
       ConstRowVec<T>(t193, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 1511 "lm_basic_modul_lstm.cpp"
+#line 1783 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1521,7 +1793,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t214, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1525 "lm_basic_modul_lstm.cpp"
+#line 1797 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1535,7 +1807,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t221, 200).noalias() =
       ConstRowVec<T>(t218, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1539 "lm_basic_modul_lstm.cpp"
+#line 1811 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1549,7 +1821,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t225, 200).noalias() =
       ConstRowVec<T>(t218, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1553 "lm_basic_modul_lstm.cpp"
+#line 1825 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1563,7 +1835,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t232, 200).noalias() =
       ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1567 "lm_basic_modul_lstm.cpp"
+#line 1839 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1577,7 +1849,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t236, 200).noalias() =
       ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1581 "lm_basic_modul_lstm.cpp"
+#line 1853 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1591,7 +1863,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t243, 200).noalias() =
       ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1595 "lm_basic_modul_lstm.cpp"
+#line 1867 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1605,7 +1877,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t247, 200).noalias() =
       ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1609 "lm_basic_modul_lstm.cpp"
+#line 1881 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1619,7 +1891,7 @@ template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t277, 200).noalias() =
       ConstRowVec<T>(t274, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1623 "lm_basic_modul_lstm.cpp"
+#line 1895 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1927,7 +2199,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     d_l1_x2c_bias[j] += v292;
   }
-#line 1931 "lm_basic_modul_lstm.cpp"
+#line 2203 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1941,7 +2213,7 @@ template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t295, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1945 "lm_basic_modul_lstm.cpp"
+#line 2217 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1955,7 +2227,7 @@ template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t301, 200).noalias() =
       ConstRowVec<T>(t298, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1959 "lm_basic_modul_lstm.cpp"
+#line 2231 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1969,7 +2241,7 @@ template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t305, 200).noalias() =
       ConstRowVec<T>(t298, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1973 "lm_basic_modul_lstm.cpp"
+#line 2245 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1983,7 +2255,7 @@ template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t312, 200).noalias() =
       ConstRowVec<T>(t309, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1987 "lm_basic_modul_lstm.cpp"
+#line 2259 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1997,7 +2269,7 @@ template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t316, 200).noalias() =
       ConstRowVec<T>(t309, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 2001 "lm_basic_modul_lstm.cpp"
+#line 2273 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2011,7 +2283,7 @@ template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t323, 200).noalias() =
       ConstRowVec<T>(t320, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 2015 "lm_basic_modul_lstm.cpp"
+#line 2287 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2025,7 +2297,7 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t327, 200).noalias() =
       ConstRowVec<T>(t320, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 2029 "lm_basic_modul_lstm.cpp"
+#line 2301 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -2099,7 +2371,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v328 = v317 + v327;
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v328;
   }
-#line 2103 "lm_basic_modul_lstm.cpp"
+#line 2375 "lm_basic_modul_lstm.cpp"
 }
 
 // etaet = sigmoid(etaet_logit)
@@ -2139,7 +2411,7 @@ static void backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> 
   const T v250 = v72 * v249;
   const T v251 = v178 * v250;
   d_l2_etaet_logit[0] += v251;
-#line 2143 "lm_basic_modul_lstm.cpp"
+#line 2415 "lm_basic_modul_lstm.cpp"
 }
 
 /// One backward step of BasicModulLSTMLM for one batch element.
@@ -2249,7 +2521,7 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     carried_0_next[i] = acc12;
     carried_1_next[i] = acc17;
   }
-#line 2253 "lm_basic_modul_lstm.cpp"
+#line 2525 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -2406,7 +2678,7 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       d_l2_alpha[i * 200 + j] += v31;
     }
   }
-#line 2410 "lm_basic_modul_lstm.cpp"
+#line 2682 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2487,7 +2759,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     const T v4 = l2_h[j];
     record3[j] = v4;
   }
-#line 2491 "lm_basic_modul_lstm.cpp"
+#line 2763 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_backward stage 2:
@@ -2632,6 +2904,7 @@ static const int64_t gradCopies[] = {kStateL1H, 200, kStateL1C,      200, kState
                                      kStateL2C, 200, kStateCarried0, 200, kStateCarried1, 200};
 static const int64_t forwardCopies[] = {kStateL1H, 200, kStateL1C,      200, kStateL2H,      200,
                                         kStateL2C, 200, kStateCarried0, 200, kStateCarried1, 200};
+static const int64_t replayRecorded[] = {kStateCarried0, 200, kStateCarried1, 200};
 static const int64_t prologueGradCopies[] = {kStateL1H,      200, kStateL1C,      200,
                                              kStateL2H,      200, kStateL2C,      200,
                                              kStateCarried0, 200, kStateCarried1, 200};
@@ -3136,6 +3409,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueGradCopies = prologueGradCopies,
       .numForwardCopies = 6,
       .forwardCopies = forwardCopies,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
+      .numReplayRecorded = 2,
+      .replayRecorded = replayRecorded,
   };
   return s;
 }

@@ -1259,6 +1259,226 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_carried_2_l3_hebb(a);
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
+// replay stage 36: fused loop nest over [400]
+//   %176 tanh l3.g
+//   %182 mul l3.hn
+//   %180 add l3.cn -> next_state l3.c
+//   %182 mul l3.hn -> saved
+template <class T> static void replay_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t168 = a.scratch + 7344;                        // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  const T *__restrict carried_2 = a.state + kStateCarried2;     // [400]
+  T *__restrict t176_l3_g = a.saved + 25888;                    // [400] l3.g
+  T *__restrict t158 = a.saved + 25088;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  T *__restrict t162 = a.saved + 25488;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  T *__restrict t137 = a.saved + 23488;                         // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  T *__restrict t142 = a.saved + 23888;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  T *__restrict t148 = a.saved + 24288;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  T *__restrict t152 = a.saved + 24688;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict saved_t182 = a.saved + 26288;                   // [400]
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+    const T v168 = t168[j];
+    const T v169 = l3_x2c_bias[j];
+#line 84 "examples/lm/modplast_lstm.dopa"
+    const T v170 = v168 + v169;
+    const T v174 = carried_2[j];
+    const T v175 = v170 + v174;
+    const T v176 = simdTanh(v175);
+    t176_l3_g[j] = v176;
+    const T v158 = t158[j];
+    const T v159 = l3_x2o_bias[j];
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v160 = v158 + v159;
+    const T v162 = t162[j];
+    const T v163 = l3_h2o_bias[j];
+    const T v164 = v162 + v163;
+    const T v165 = v160 + v164;
+    const T v166 = T(1) / (T(1) + simdExp(-v165));
+    const T v137 = t137[j];
+    const T v138 = l3_x2f_bias[j];
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v139 = v137 + v138;
+    const T v142 = t142[j];
+    const T v143 = l3_h2f_bias[j];
+    const T v144 = v142 + v143;
+    const T v145 = v139 + v144;
+    const T v146 = T(1) / (T(1) + simdExp(-v145));
+    const T v177 = l3_c[j];
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v178 = v146 * v177;
+    const T v148 = t148[j];
+    const T v149 = l3_x2i_bias[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v150 = v148 + v149;
+    const T v152 = t152[j];
+    const T v153 = l3_h2i_bias[j];
+    const T v154 = v152 + v153;
+    const T v155 = v150 + v154;
+    const T v156 = T(1) / (T(1) + simdExp(-v155));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v179 = v156 * v176;
+    const T v180 = v178 + v179;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v181 = simdTanh(v180);
+    const T v182 = v166 * v181;
+    l3_h_next[j] = v182;
+    l3_c_next[j] = v180;
+    saved_t182[j] = v182;
+  }
+#line 1343 "lm_modplast_lstm.cpp"
+}
+
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
+// replay stage 42: fused loop nest over [1149, 1149]
+//   %70 clip -> next_state l1.hebb
+//   %133 clip -> next_state l2.hebb
+template <class T> static void replay_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t48_l1_g = a.saved + 7328;                           // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                    // [1149]
+  T *__restrict t64 = a.saved + 9648;                                // [1149, 1]
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [1149, 1149]
+  T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [1149, 1149]
+  T *__restrict t113_l2_g = a.saved + 18864;                         // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                    // [1149]
+  T *__restrict t129 = a.saved + 21184;                              // [1149, 1]
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [1149, 1149]
+  T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [1149, 1149]
+  for (int i = 0; i < 1149; ++i) {
+    const T v48 = t48_l1_g[i];
+    const T v64 = t64[i];
+    const T v113 = t113_l2_g[i];
+    const T v129 = t129[i];
+#pragma omp simd
+    for (int j = 0; j < 1136; ++j) {
+      const T v12 = l1_h[j];
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v65 = v48 * v12;
+      const T v66 = v64 * v65;
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v67 = v45 + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+      l1_hebb_next[i * 1149 + j] = v70;
+      const T v77 = l2_h[j];
+      const T v130 = v113 * v77;
+      const T v131 = v129 * v130;
+      const T v110 = l2_hebb[i * 1149 + j];
+      const T v132 = v110 + v131;
+      const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
+      l2_hebb_next[i * 1149 + j] = v133;
+    }
+#pragma omp simd
+    for (int j = 1136; j < 1149; ++j) {
+      const T v12 = l1_h[j];
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v65 = v48 * v12;
+      const T v66 = v64 * v65;
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v67 = v45 + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+      l1_hebb_next[i * 1149 + j] = v70;
+      const T v77 = l2_h[j];
+      const T v130 = v113 * v77;
+      const T v131 = v129 * v130;
+      const T v110 = l2_hebb[i * 1149 + j];
+      const T v132 = v110 + v131;
+      const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
+      l2_hebb_next[i * 1149 + j] = v133;
+    }
+  }
+#line 1404 "lm_modplast_lstm.cpp"
+}
+
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
+// replay stage 43: fused loop nest over [400, 400]
+//   %196 clip -> next_state l3.hebb
+template <class T> static void replay_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t176_l3_g = a.saved + 25888;                         // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                    // [400]
+  T *__restrict t192 = a.saved + 26704;                              // [400, 1]
+  const T *l3_hebb = a.state + kStateL3Hebb;                         // [400, 400]
+  T *l3_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Hebb; // [400, 400]
+  for (int i = 0; i < 400; ++i) {
+    const T v176 = t176_l3_g[i];
+    const T v192 = t192[i];
+#pragma omp simd
+    for (int j = 0; j < 400; ++j) {
+      const T v140 = l3_h[j];
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v193 = v176 * v140;
+      const T v194 = v192 * v193;
+      const T v173 = l3_hebb[i * 400 + j];
+      const T v195 = v173 + v194;
+      const T v196 = v195 < T(-2.0) ? T(-2.0) : (v195 > T(2.0) ? T(2.0) : v195);
+      l3_hebb_next[i * 400 + j] = v196;
+    }
+  }
+#line 1432 "lm_modplast_lstm.cpp"
+}
+
+/// One replay step of ModPlastLSTMLM for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_enc(a);
+  forward_saved_drop_e(a);
+  forward_x(a);
+  forward_saved_x2f(a);
+  forward_saved_h2f(a);
+  forward_saved_x2i(a);
+  forward_saved_h2i(a);
+  forward_saved_x2o(a);
+  forward_saved_h2o(a);
+  forward_x2c(a);
+  forward_l1_g_l1_hn_y1_l1_c(a);
+  forward_h2mod(a);
+  forward_l1_m(a);
+  forward_modfanout(a);
+  forward_l1_eta(a);
+  forward_saved_col(a);
+  forward_saved_x2f_16(a);
+  forward_saved_h2f_17(a);
+  forward_saved_x2i_18(a);
+  forward_saved_h2i_19(a);
+  forward_saved_x2o_20(a);
+  forward_saved_h2o_21(a);
+  forward_x2c_22(a);
+  forward_l2_g_l2_hn_y2_l2_c(a);
+  forward_h2mod_24(a);
+  forward_l2_m(a);
+  forward_modfanout_26(a);
+  forward_l2_eta(a);
+  forward_saved_col_28(a);
+  forward_saved_x2f_29(a);
+  forward_saved_h2f_30(a);
+  forward_saved_x2i_31(a);
+  forward_saved_h2i_32(a);
+  forward_saved_x2o_33(a);
+  forward_saved_h2o_34(a);
+  forward_x2c_35(a);
+  replay_l3_g_l3_hn_l3_c(a);
+  forward_h2mod_37(a);
+  forward_l3_m(a);
+  forward_modfanout_39(a);
+  forward_l3_eta(a);
+  forward_saved_col_41(a);
+  replay_l1_hebb_l2_hebb(a);
+  replay_l3_hebb(a);
+}
+
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1338,7 +1558,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     t257[i] += acc257;
     t259[i] = acc259;
   }
-#line 1342 "lm_modplast_lstm.cpp"
+#line 1562 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -1551,7 +1771,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     t400[i] += acc400;
     t402[i] = acc402;
   }
-#line 1555 "lm_modplast_lstm.cpp"
+#line 1775 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1564,7 +1784,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t261[e] = t257[e];
-#line 1568 "lm_modplast_lstm.cpp"
+#line 1788 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1578,7 +1798,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t264, 1).noalias() =
       ConstRowVec<T>(t261, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1582 "lm_modplast_lstm.cpp"
+#line 1802 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1612,7 +1832,7 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   record21[0] = v124;
   d_l3_h2mod_bias[0] += v268;
   record32[0] = v187;
-#line 1616 "lm_modplast_lstm.cpp"
+#line 1836 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1626,7 +1846,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t271, 400).noalias() =
       ConstRowVec<T>(t268, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1630 "lm_modplast_lstm.cpp"
+#line 1850 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1823,7 +2043,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l3_modfanout_bias[j] += v261;
   }
-#line 1827 "lm_modplast_lstm.cpp"
+#line 2047 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1837,7 +2057,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t289, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1841 "lm_modplast_lstm.cpp"
+#line 2061 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1851,7 +2071,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t295, 400).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1855 "lm_modplast_lstm.cpp"
+#line 2075 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1865,7 +2085,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t299, 1149).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1869 "lm_modplast_lstm.cpp"
+#line 2089 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1879,7 +2099,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t306, 400).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1883 "lm_modplast_lstm.cpp"
+#line 2103 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1893,7 +2113,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t310, 1149).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1897 "lm_modplast_lstm.cpp"
+#line 2117 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1907,7 +2127,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t317, 400).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1911 "lm_modplast_lstm.cpp"
+#line 2131 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1921,7 +2141,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1925 "lm_modplast_lstm.cpp"
+#line 2145 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1934,7 +2154,7 @@ template <class T> static void backward_record_col_14(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t333[e] = t329[e];
-#line 1938 "lm_modplast_lstm.cpp"
+#line 2158 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1948,7 +2168,7 @@ template <class T> static void backward_modfanout_15(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t336, 1).noalias() =
       ConstRowVec<T>(t333, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1952 "lm_modplast_lstm.cpp"
+#line 2172 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1969,7 +2189,7 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T v339 = v336 * v338;
   t339[0] = v339;
   d_l2_h2mod_bias[0] += v339;
-#line 1973 "lm_modplast_lstm.cpp"
+#line 2193 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1983,7 +2203,7 @@ template <class T> static void backward_h2mod_17(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t342, 1149).noalias() =
       ConstRowVec<T>(t339, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1987 "lm_modplast_lstm.cpp"
+#line 2207 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2332,7 +2552,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v135 = t135_y2[j];
     record23[j] = v135;
   }
-#line 2336 "lm_modplast_lstm.cpp"
+#line 2556 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2346,7 +2566,7 @@ template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t360, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 2350 "lm_modplast_lstm.cpp"
+#line 2570 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2360,7 +2580,7 @@ template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t366, 1149).noalias() =
       ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2364 "lm_modplast_lstm.cpp"
+#line 2584 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2374,7 +2594,7 @@ template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t370, 1149).noalias() =
       ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2378 "lm_modplast_lstm.cpp"
+#line 2598 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2388,7 +2608,7 @@ template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t377, 1149).noalias() =
       ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2392 "lm_modplast_lstm.cpp"
+#line 2612 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2402,7 +2622,7 @@ template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t381, 1149).noalias() =
       ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2406 "lm_modplast_lstm.cpp"
+#line 2626 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2416,7 +2636,7 @@ template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t388, 1149).noalias() =
       ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2420 "lm_modplast_lstm.cpp"
+#line 2640 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2430,7 +2650,7 @@ template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t392, 1149).noalias() =
       ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2434 "lm_modplast_lstm.cpp"
+#line 2654 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2443,7 +2663,7 @@ template <class T> static void backward_record_col_26(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t404[e] = t400[e];
-#line 2447 "lm_modplast_lstm.cpp"
+#line 2667 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2457,7 +2677,7 @@ template <class T> static void backward_modfanout_27(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t407, 1).noalias() =
       ConstRowVec<T>(t404, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2461 "lm_modplast_lstm.cpp"
+#line 2681 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2478,7 +2698,7 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T v410 = v407 * v409;
   t410[0] = v410;
   d_l1_h2mod_bias[0] += v410;
-#line 2482 "lm_modplast_lstm.cpp"
+#line 2702 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2492,7 +2712,7 @@ template <class T> static void backward_h2mod_29(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t413, 1149).noalias() =
       ConstRowVec<T>(t410, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2496 "lm_modplast_lstm.cpp"
+#line 2716 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2807,7 +3027,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l1_modfanout_bias[j] += v404;
   }
-#line 2811 "lm_modplast_lstm.cpp"
+#line 3031 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2821,7 +3041,7 @@ template <class T> static void backward_x2c_31(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t431, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2825 "lm_modplast_lstm.cpp"
+#line 3045 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2835,7 +3055,7 @@ template <class T> static void backward_h2o_32(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t437, 1149).noalias() =
       ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2839 "lm_modplast_lstm.cpp"
+#line 3059 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2849,7 +3069,7 @@ template <class T> static void backward_x2o_33(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t441, 400).noalias() =
       ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2853 "lm_modplast_lstm.cpp"
+#line 3073 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2863,7 +3083,7 @@ template <class T> static void backward_h2i_34(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t448, 1149).noalias() =
       ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2867 "lm_modplast_lstm.cpp"
+#line 3087 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2877,7 +3097,7 @@ template <class T> static void backward_x2i_35(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t452, 400).noalias() =
       ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2881 "lm_modplast_lstm.cpp"
+#line 3101 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2891,7 +3111,7 @@ template <class T> static void backward_h2f_36(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t459, 1149).noalias() =
       ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2895 "lm_modplast_lstm.cpp"
+#line 3115 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2905,7 +3125,7 @@ template <class T> static void backward_x2f_37(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t463, 400).noalias() =
       ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2909 "lm_modplast_lstm.cpp"
+#line 3129 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2942,7 +3162,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v460 = v449 + v459;
     d_l1_h[j] = v460;
   }
-#line 2946 "lm_modplast_lstm.cpp"
+#line 3166 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2990,7 +3210,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v467 = v466 * v4;
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v467;
   }
-#line 2994 "lm_modplast_lstm.cpp"
+#line 3214 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3010,7 +3230,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += v245;
     d_l2_alpha[i] += v237;
   }
-#line 3014 "lm_modplast_lstm.cpp"
+#line 3234 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3025,7 +3245,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 77 "examples/lm/modplast_lstm.dopa"
     d_l3_alpha[i] += v229;
   }
-#line 3029 "lm_modplast_lstm.cpp"
+#line 3249 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.
@@ -3139,7 +3359,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc13;
     carried_1_next[i] = acc18;
   }
-#line 3143 "lm_modplast_lstm.cpp"
+#line 3363 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -3170,7 +3390,7 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
     }
     carried_2_next[i] = acc23;
   }
-#line 3174 "lm_modplast_lstm.cpp"
+#line 3394 "lm_modplast_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -3283,7 +3503,7 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
     }
     t40[i] += acc40;
   }
-#line 3287 "lm_modplast_lstm.cpp"
+#line 3507 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -3406,7 +3626,7 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
     t48[i] += acc48;
     t56[i] += acc56;
   }
-#line 3410 "lm_modplast_lstm.cpp"
+#line 3630 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3487,7 +3707,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     const T v3 = l2_h[j];
     record3[j] = v3;
   }
-#line 3491 "lm_modplast_lstm.cpp"
+#line 3711 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3521,7 +3741,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     const T v6 = l3_h[j];
     record5[j] = v6;
   }
-#line 3525 "lm_modplast_lstm.cpp"
+#line 3745 "lm_modplast_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -3566,7 +3786,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += v56;
     d_l2_alpha[i] += v48;
   }
-#line 3570 "lm_modplast_lstm.cpp"
+#line 3790 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3581,7 +3801,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 77 "examples/lm/modplast_lstm.dopa"
     d_l3_alpha[i] += v40;
   }
-#line 3585 "lm_modplast_lstm.cpp"
+#line 3805 "lm_modplast_lstm.cpp"
 }
 
 /// One prologue_backward step of ModPlastLSTMLM for one batch element.
@@ -3794,6 +4014,8 @@ static const int64_t forwardCopies[] = {
     kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
     kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
     kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
+static const int64_t replayRecorded[] = {kStateCarried0, 1149,           kStateCarried1,
+                                         1149,           kStateCarried2, 400};
 static const int64_t prologueGradCopies[] = {
     kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
     kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
@@ -4679,6 +4901,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueGradCopies = prologueGradCopies,
       .numForwardCopies = 9,
       .forwardCopies = forwardCopies,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
+      .numReplayRecorded = 3,
+      .replayRecorded = replayRecorded,
   };
   return s;
 }

@@ -1343,6 +1343,282 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_carried_2_l3_pw_l3_et(a);
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
+// replay stage 37: fused loop nest over [400]
+//   %189 tanh l3.g
+//   %195 mul l3.hn
+//   %193 add l3.cn -> next_state l3.c
+//   %195 mul l3.hn -> saved
+template <class T> static void replay_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t181 = a.scratch + 7344;                        // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  const T *__restrict carried_2 = a.state + kStateCarried2;     // [400]
+  T *__restrict t189_l3_g = a.saved + 25920;                    // [400] l3.g
+  T *__restrict t171 = a.saved + 25120;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  T *__restrict t175 = a.saved + 25520;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  T *__restrict t150 = a.saved + 23520;                         // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  T *__restrict t155 = a.saved + 23920;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  T *__restrict t161 = a.saved + 24320;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  T *__restrict t165 = a.saved + 24720;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict saved_t195 = a.saved + 26320;                   // [400]
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+    const T v181 = t181[j];
+    const T v182 = l3_x2c_bias[j];
+#line 120 "examples/lm/modul_lstm.dopa"
+    const T v183 = v181 + v182;
+    const T v187 = carried_2[j];
+    const T v188 = v183 + v187;
+    const T v189 = simdTanh(v188);
+    t189_l3_g[j] = v189;
+    const T v171 = t171[j];
+    const T v172 = l3_x2o_bias[j];
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v173 = v171 + v172;
+    const T v175 = t175[j];
+    const T v176 = l3_h2o_bias[j];
+    const T v177 = v175 + v176;
+    const T v178 = v173 + v177;
+    const T v179 = T(1) / (T(1) + simdExp(-v178));
+    const T v150 = t150[j];
+    const T v151 = l3_x2f_bias[j];
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v152 = v150 + v151;
+    const T v155 = t155[j];
+    const T v156 = l3_h2f_bias[j];
+    const T v157 = v155 + v156;
+    const T v158 = v152 + v157;
+    const T v159 = T(1) / (T(1) + simdExp(-v158));
+    const T v190 = l3_c[j];
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v191 = v159 * v190;
+    const T v161 = t161[j];
+    const T v162 = l3_x2i_bias[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v163 = v161 + v162;
+    const T v165 = t165[j];
+    const T v166 = l3_h2i_bias[j];
+    const T v167 = v165 + v166;
+    const T v168 = v163 + v167;
+    const T v169 = T(1) / (T(1) + simdExp(-v168));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v192 = v169 * v189;
+    const T v193 = v191 + v192;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v194 = simdTanh(v193);
+    const T v195 = v179 * v194;
+    l3_h_next[j] = v195;
+    l3_c_next[j] = v193;
+    saved_t195[j] = v195;
+  }
+#line 1427 "lm_modul_lstm.cpp"
+}
+
+// pw' = clip(pw + col(eta) * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
+// replay stage 43: fused loop nest over [1149, 1149]
+//   %70 clip -> next_state l1.pw
+//   %77 add -> next_state l1.et
+//   %140 clip -> next_state l2.pw
+//   %146 add -> next_state l2.et
+template <class T> static void replay_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
+  T *__restrict t64 = a.saved + 9648;                            // [1149, 1]
+  const T *l1_et = a.state + kStateL1Et;                         // [1149, 1149]
+  const T *l1_pw = a.state + kStateL1Pw;                         // [1149, 1149]
+  T *l1_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Pw; // [1149, 1149]
+  T *__restrict t73 = a.saved + 10800;                           // []
+  T *__restrict t48_l1_g = a.saved + 7328;                       // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                // [1149]
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet;       // []
+  T *l1_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Et; // [1149, 1149]
+  T *__restrict t136 = a.saved + 21200;                          // [1149, 1]
+  const T *l2_et = a.state + kStateL2Et;                         // [1149, 1149]
+  const T *l2_pw = a.state + kStateL2Pw;                         // [1149, 1149]
+  T *l2_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Pw; // [1149, 1149]
+  T *__restrict t142 = a.saved + 22352;                          // []
+  T *__restrict t120_l2_g = a.saved + 18880;                     // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                // [1149]
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet;       // []
+  T *l2_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Et; // [1149, 1149]
+  for (int i = 0; i < 1149; ++i) {
+    const T v64 = t64[i];
+    const T v73 = t73[0];
+    const T v48 = t48_l1_g[i];
+    const T v72 = l1_etaet[0];
+    const T v136 = t136[i];
+    const T v142 = t142[0];
+    const T v120 = t120_l2_g[i];
+    const T v141 = l2_etaet[0];
+#pragma omp simd
+    for (int j = 0; j < 1136; ++j) {
+      const T v65 = l1_et[i * 1149 + j];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v66 = v64 * v65;
+      const T v45 = l1_pw[i * 1149 + j];
+      const T v67 = v45 + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+      l1_pw_next[i * 1149 + j] = v70;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v74 = v73 * v65;
+      const T v12 = l1_h[j];
+      const T v75 = v48 * v12;
+      const T v76 = v72 * v75;
+      const T v77 = v74 + v76;
+      l1_et_next[i * 1149 + j] = v77;
+      const T v137 = l2_et[i * 1149 + j];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v138 = v136 * v137;
+      const T v117 = l2_pw[i * 1149 + j];
+      const T v139 = v117 + v138;
+      const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
+      l2_pw_next[i * 1149 + j] = v140;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v143 = v142 * v137;
+      const T v84 = l2_h[j];
+      const T v144 = v120 * v84;
+      const T v145 = v141 * v144;
+      const T v146 = v143 + v145;
+      l2_et_next[i * 1149 + j] = v146;
+    }
+#pragma omp simd
+    for (int j = 1136; j < 1149; ++j) {
+      const T v65 = l1_et[i * 1149 + j];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v66 = v64 * v65;
+      const T v45 = l1_pw[i * 1149 + j];
+      const T v67 = v45 + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+      l1_pw_next[i * 1149 + j] = v70;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v74 = v73 * v65;
+      const T v12 = l1_h[j];
+      const T v75 = v48 * v12;
+      const T v76 = v72 * v75;
+      const T v77 = v74 + v76;
+      l1_et_next[i * 1149 + j] = v77;
+      const T v137 = l2_et[i * 1149 + j];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v138 = v136 * v137;
+      const T v117 = l2_pw[i * 1149 + j];
+      const T v139 = v117 + v138;
+      const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
+      l2_pw_next[i * 1149 + j] = v140;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v143 = v142 * v137;
+      const T v84 = l2_h[j];
+      const T v144 = v120 * v84;
+      const T v145 = v141 * v144;
+      const T v146 = v143 + v145;
+      l2_et_next[i * 1149 + j] = v146;
+    }
+  }
+#line 1529 "lm_modul_lstm.cpp"
+}
+
+// pw' = clip(pw + col(eta) * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
+// replay stage 44: fused loop nest over [400, 400]
+//   %209 clip -> next_state l3.pw
+//   %215 add -> next_state l3.et
+template <class T> static void replay_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
+  T *__restrict t205 = a.saved + 26736;                          // [400, 1]
+  const T *l3_et = a.state + kStateL3Et;                         // [400, 400]
+  const T *l3_pw = a.state + kStateL3Pw;                         // [400, 400]
+  T *l3_pw_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Pw; // [400, 400]
+  T *__restrict t211 = a.saved + 27136;                          // []
+  T *__restrict t189_l3_g = a.saved + 25920;                     // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                // [400]
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet;       // []
+  T *l3_et_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Et; // [400, 400]
+  for (int i = 0; i < 400; ++i) {
+    const T v205 = t205[i];
+    const T v211 = t211[0];
+    const T v189 = t189_l3_g[i];
+    const T v210 = l3_etaet[0];
+#pragma omp simd
+    for (int j = 0; j < 400; ++j) {
+      const T v206 = l3_et[i * 400 + j];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v207 = v205 * v206;
+      const T v186 = l3_pw[i * 400 + j];
+      const T v208 = v186 + v207;
+      const T v209 = v208 < T(-2.0) ? T(-2.0) : (v208 > T(2.0) ? T(2.0) : v208);
+      l3_pw_next[i * 400 + j] = v209;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v212 = v211 * v206;
+      const T v153 = l3_h[j];
+      const T v213 = v189 * v153;
+      const T v214 = v210 * v213;
+      const T v215 = v212 + v214;
+      l3_et_next[i * 400 + j] = v215;
+    }
+  }
+#line 1571 "lm_modul_lstm.cpp"
+}
+
+/// One replay step of ModulLSTMLM for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_enc(a);
+  forward_saved_drop_e(a);
+  forward_x(a);
+  forward_saved_x2f(a);
+  forward_saved_h2f(a);
+  forward_saved_x2i(a);
+  forward_saved_h2i(a);
+  forward_saved_x2o(a);
+  forward_saved_h2o(a);
+  forward_x2c(a);
+  forward_l1_g_l1_hn_y1_l1_c(a);
+  forward_h2mod(a);
+  forward_l1_m(a);
+  forward_modfanout(a);
+  forward_l1_eta(a);
+  forward_saved_col(a);
+  forward_saved_sub(a);
+  forward_saved_x2f_17(a);
+  forward_saved_h2f_18(a);
+  forward_saved_x2i_19(a);
+  forward_saved_h2i_20(a);
+  forward_saved_x2o_21(a);
+  forward_saved_h2o_22(a);
+  forward_x2c_23(a);
+  forward_l2_g_l2_hn_y2_l2_c(a);
+  forward_h2mod_25(a);
+  forward_l2_m(a);
+  forward_modfanout_27(a);
+  forward_l2_eta(a);
+  forward_saved_col_29(a);
+  forward_saved_x2f_30(a);
+  forward_saved_h2f_31(a);
+  forward_saved_x2i_32(a);
+  forward_saved_h2i_33(a);
+  forward_saved_x2o_34(a);
+  forward_saved_h2o_35(a);
+  forward_x2c_36(a);
+  replay_l3_g_l3_hn_l3_c(a);
+  forward_h2mod_38(a);
+  forward_l3_m(a);
+  forward_modfanout_40(a);
+  forward_l3_eta(a);
+  forward_saved_col_42(a);
+  replay_l1_pw_l1_et_l2_pw_l2_et(a);
+  replay_l3_pw_l3_et(a);
+}
+
 // state  et : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // param  etaet : [] = 0.01
@@ -1446,7 +1722,7 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
     t282[0] += acc282;
     t291[i] += acc291;
   }
-#line 1450 "lm_modul_lstm.cpp"
+#line 1726 "lm_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -1726,7 +2002,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t449[0] += acc449;
     t456[i] += acc456;
   }
-#line 1730 "lm_modul_lstm.cpp"
+#line 2006 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1770,7 +2046,7 @@ template <class T> static void backward_etaet(const dopa::StepArgs<T> &a) {
     record29[j] = v195;
   }
   t276[0] += acc276;
-#line 1774 "lm_modul_lstm.cpp"
+#line 2050 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1783,7 +2059,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t294[e] = t291[e];
-#line 1787 "lm_modul_lstm.cpp"
+#line 2063 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1797,7 +2073,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t297, 1).noalias() =
       ConstRowVec<T>(t294, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1801 "lm_modul_lstm.cpp"
+#line 2077 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1831,7 +2107,7 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   record21[0] = v131;
   d_l3_h2mod_bias[0] += v301;
   record32[0] = v200;
-#line 1835 "lm_modul_lstm.cpp"
+#line 2111 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1845,7 +2121,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t304, 400).noalias() =
       ConstRowVec<T>(t301, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1849 "lm_modul_lstm.cpp"
+#line 2125 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2024,7 +2300,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l3_modfanout_bias[j] += v294;
   }
-#line 2028 "lm_modul_lstm.cpp"
+#line 2304 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2038,7 +2314,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t322, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 2042 "lm_modul_lstm.cpp"
+#line 2318 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2052,7 +2328,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t328, 400).noalias() =
       ConstRowVec<T>(t325, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 2056 "lm_modul_lstm.cpp"
+#line 2332 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2066,7 +2342,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t332, 1149).noalias() =
       ConstRowVec<T>(t325, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 2070 "lm_modul_lstm.cpp"
+#line 2346 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2080,7 +2356,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t339, 400).noalias() =
       ConstRowVec<T>(t336, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 2084 "lm_modul_lstm.cpp"
+#line 2360 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2094,7 +2370,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t343, 1149).noalias() =
       ConstRowVec<T>(t336, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 2098 "lm_modul_lstm.cpp"
+#line 2374 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2108,7 +2384,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t350, 400).noalias() =
       ConstRowVec<T>(t347, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 2112 "lm_modul_lstm.cpp"
+#line 2388 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2122,7 +2398,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t354, 1149).noalias() =
       ConstRowVec<T>(t347, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 2126 "lm_modul_lstm.cpp"
+#line 2402 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2226,7 +2502,7 @@ template <class T> static void backward_etaet_15(const dopa::StepArgs<T> &a) {
   }
   t361[0] += acc361;
   t443[0] += acc443;
-#line 2230 "lm_modul_lstm.cpp"
+#line 2506 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2239,7 +2515,7 @@ template <class T> static void backward_record_col_16(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t377[e] = t374[e];
-#line 2243 "lm_modul_lstm.cpp"
+#line 2519 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2253,7 +2529,7 @@ template <class T> static void backward_modfanout_17(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t380, 1).noalias() =
       ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 2257 "lm_modul_lstm.cpp"
+#line 2533 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2274,7 +2550,7 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T v383 = v380 * v382;
   t383[0] = v383;
   d_l2_h2mod_bias[0] += v383;
-#line 2278 "lm_modul_lstm.cpp"
+#line 2554 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2288,7 +2564,7 @@ template <class T> static void backward_h2mod_19(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t386, 1149).noalias() =
       ConstRowVec<T>(t383, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 2292 "lm_modul_lstm.cpp"
+#line 2568 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2584,7 +2860,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l2_modfanout_bias[j] += v377;
   }
-#line 2588 "lm_modul_lstm.cpp"
+#line 2864 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2598,7 +2874,7 @@ template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t404, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 2602 "lm_modul_lstm.cpp"
+#line 2878 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2612,7 +2888,7 @@ template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t410, 1149).noalias() =
       ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2616 "lm_modul_lstm.cpp"
+#line 2892 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2626,7 +2902,7 @@ template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t414, 1149).noalias() =
       ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2630 "lm_modul_lstm.cpp"
+#line 2906 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2640,7 +2916,7 @@ template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t421, 1149).noalias() =
       ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2644 "lm_modul_lstm.cpp"
+#line 2920 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2654,7 +2930,7 @@ template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t425, 1149).noalias() =
       ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2658 "lm_modul_lstm.cpp"
+#line 2934 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2668,7 +2944,7 @@ template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t432, 1149).noalias() =
       ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2672 "lm_modul_lstm.cpp"
+#line 2948 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2682,7 +2958,7 @@ template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t436, 1149).noalias() =
       ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2686 "lm_modul_lstm.cpp"
+#line 2962 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2695,7 +2971,7 @@ template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t459[e] = t456[e];
-#line 2699 "lm_modul_lstm.cpp"
+#line 2975 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2709,7 +2985,7 @@ template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t462, 1).noalias() =
       ConstRowVec<T>(t459, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2713 "lm_modul_lstm.cpp"
+#line 2989 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2730,7 +3006,7 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T v465 = v462 * v464;
   t465[0] = v465;
   d_l1_h2mod_bias[0] += v465;
-#line 2734 "lm_modul_lstm.cpp"
+#line 3010 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2744,7 +3020,7 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t468, 1149).noalias() =
       ConstRowVec<T>(t465, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2748 "lm_modul_lstm.cpp"
+#line 3024 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3071,7 +3347,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l1_modfanout_bias[j] += v459;
   }
-#line 3075 "lm_modul_lstm.cpp"
+#line 3351 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -3085,7 +3361,7 @@ template <class T> static void backward_x2c_33(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t486, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 3089 "lm_modul_lstm.cpp"
+#line 3365 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3099,7 +3375,7 @@ template <class T> static void backward_h2o_34(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t492, 1149).noalias() =
       ConstRowVec<T>(t489, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 3103 "lm_modul_lstm.cpp"
+#line 3379 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3113,7 +3389,7 @@ template <class T> static void backward_x2o_35(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t496, 400).noalias() =
       ConstRowVec<T>(t489, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 3117 "lm_modul_lstm.cpp"
+#line 3393 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3127,7 +3403,7 @@ template <class T> static void backward_h2i_36(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t503, 1149).noalias() =
       ConstRowVec<T>(t500, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 3131 "lm_modul_lstm.cpp"
+#line 3407 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3141,7 +3417,7 @@ template <class T> static void backward_x2i_37(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t507, 400).noalias() =
       ConstRowVec<T>(t500, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 3145 "lm_modul_lstm.cpp"
+#line 3421 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3155,7 +3431,7 @@ template <class T> static void backward_h2f_38(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t514, 1149).noalias() =
       ConstRowVec<T>(t511, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 3159 "lm_modul_lstm.cpp"
+#line 3435 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3169,7 +3445,7 @@ template <class T> static void backward_x2f_39(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t518, 400).noalias() =
       ConstRowVec<T>(t511, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 3173 "lm_modul_lstm.cpp"
+#line 3449 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3212,7 +3488,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v515 = v504 + v514;
     d_l1_h[j] = v515;
   }
-#line 3216 "lm_modul_lstm.cpp"
+#line 3492 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -3264,7 +3540,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v522 = v521 * v4;
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v522;
   }
-#line 3268 "lm_modul_lstm.cpp"
+#line 3544 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3284,7 +3560,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += v267;
     d_l2_alpha[i] += v259;
   }
-#line 3288 "lm_modul_lstm.cpp"
+#line 3564 "lm_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
@@ -3325,7 +3601,7 @@ static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a)
 #line 113 "examples/lm/modul_lstm.dopa"
   const T v285 = v276 + v284;
   d_l3_etaet[0] += v285;
-#line 3329 "lm_modul_lstm.cpp"
+#line 3605 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3340,7 +3616,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += v251;
   }
-#line 3344 "lm_modul_lstm.cpp"
+#line 3620 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.
@@ -3471,7 +3747,7 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     carried_0_next[i] = acc16;
     carried_1_next[i] = acc21;
   }
-#line 3475 "lm_modul_lstm.cpp"
+#line 3751 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -3507,7 +3783,7 @@ template <class T> static void prologue_forward_carried_2_l3_pw_l3_et(const dopa
     }
     carried_2_next[i] = acc26;
   }
-#line 3511 "lm_modul_lstm.cpp"
+#line 3787 "lm_modul_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -3621,7 +3897,7 @@ template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepA
     }
     t46[i] += acc46;
   }
-#line 3625 "lm_modul_lstm.cpp"
+#line 3901 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -3747,7 +4023,7 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
     t54[i] += acc54;
     t62[i] += acc62;
   }
-#line 3751 "lm_modul_lstm.cpp"
+#line 4027 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3828,7 +4104,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     const T v4 = l2_h[j];
     record3[j] = v4;
   }
-#line 3832 "lm_modul_lstm.cpp"
+#line 4108 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3862,7 +4138,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     const T v8 = l3_h[j];
     record5[j] = v8;
   }
-#line 3866 "lm_modul_lstm.cpp"
+#line 4142 "lm_modul_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -3907,7 +4183,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += v62;
     d_l2_alpha[i] += v54;
   }
-#line 3911 "lm_modul_lstm.cpp"
+#line 4187 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3922,7 +4198,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += v46;
   }
-#line 3926 "lm_modul_lstm.cpp"
+#line 4202 "lm_modul_lstm.cpp"
 }
 
 /// One prologue_backward step of ModulLSTMLM for one batch element.
@@ -4142,6 +4418,8 @@ static const int64_t forwardCopies[] = {
     kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
     kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
     kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
+static const int64_t replayRecorded[] = {kStateCarried0, 1149,           kStateCarried1,
+                                         1149,           kStateCarried2, 400};
 static const int64_t prologueGradCopies[] = {
     kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
     kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
@@ -5031,6 +5309,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueGradCopies = prologueGradCopies,
       .numForwardCopies = 9,
       .forwardCopies = forwardCopies,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
+      .numReplayRecorded = 3,
+      .replayRecorded = replayRecorded,
   };
   return s;
 }

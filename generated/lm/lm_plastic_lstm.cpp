@@ -989,6 +989,211 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_carried_2_l3_hebb(a);
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
+// replay stage 26: fused loop nest over [400]
+//   %158 tanh l3.g
+//   %164 mul l3.hn
+//   %162 add l3.cn -> next_state l3.c
+//   %164 mul l3.hn -> saved
+template <class T> static void replay_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t150 = a.scratch + 2704;                        // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  const T *__restrict carried_2 = a.state + kStateCarried2;     // [400]
+  T *__restrict t158_l3_g = a.saved + 23552;                    // [400] l3.g
+  T *__restrict t140 = a.saved + 22752;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  T *__restrict t144 = a.saved + 23152;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  T *__restrict t119 = a.saved + 21152;                         // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  T *__restrict t124 = a.saved + 21552;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  T *__restrict t130 = a.saved + 21952;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  T *__restrict t134 = a.saved + 22352;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict saved_t164 = a.saved + 23952;                   // [400]
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+    const T v150 = t150[j];
+    const T v151 = l3_x2c_bias[j];
+#line 52 "examples/lm/plastic_lstm.dopa"
+    const T v152 = v150 + v151;
+    const T v156 = carried_2[j];
+    const T v157 = v152 + v156;
+    const T v158 = simdTanh(v157);
+    t158_l3_g[j] = v158;
+    const T v140 = t140[j];
+    const T v141 = l3_x2o_bias[j];
+#line 51 "examples/lm/plastic_lstm.dopa"
+    const T v142 = v140 + v141;
+    const T v144 = t144[j];
+    const T v145 = l3_h2o_bias[j];
+    const T v146 = v144 + v145;
+    const T v147 = v142 + v146;
+    const T v148 = T(1) / (T(1) + simdExp(-v147));
+    const T v119 = t119[j];
+    const T v120 = l3_x2f_bias[j];
+#line 49 "examples/lm/plastic_lstm.dopa"
+    const T v121 = v119 + v120;
+    const T v124 = t124[j];
+    const T v125 = l3_h2f_bias[j];
+    const T v126 = v124 + v125;
+    const T v127 = v121 + v126;
+    const T v128 = T(1) / (T(1) + simdExp(-v127));
+    const T v159 = l3_c[j];
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v160 = v128 * v159;
+    const T v130 = t130[j];
+    const T v131 = l3_x2i_bias[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+    const T v132 = v130 + v131;
+    const T v134 = t134[j];
+    const T v135 = l3_h2i_bias[j];
+    const T v136 = v134 + v135;
+    const T v137 = v132 + v136;
+    const T v138 = T(1) / (T(1) + simdExp(-v137));
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v161 = v138 * v158;
+    const T v162 = v160 + v161;
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v163 = simdTanh(v162);
+    const T v164 = v148 * v163;
+    l3_h_next[j] = v164;
+    l3_c_next[j] = v162;
+    saved_t164[j] = v164;
+  }
+#line 1073 "lm_plastic_lstm.cpp"
+}
+
+// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
+//
+// replay stage 27: fused loop nest over [1149, 1149]
+//   %61 clip -> next_state l1.hebb
+//   %115 clip -> next_state l2.hebb
+template <class T> static void replay_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t48_l1_g = a.saved + 7328;                           // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                    // [1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;               // []
+  const T *l1_hebb = a.state + kStateL1Hebb;                         // [1149, 1149]
+  T *l1_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL1Hebb; // [1149, 1149]
+  T *__restrict t104_l2_g = a.saved + 17696;                         // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                    // [1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;               // []
+  const T *l2_hebb = a.state + kStateL2Hebb;                         // [1149, 1149]
+  T *l2_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL2Hebb; // [1149, 1149]
+  for (int i = 0; i < 1149; ++i) {
+    const T v48 = t48_l1_g[i];
+    const T v55 = l1_eta[0];
+    const T v104 = t104_l2_g[i];
+    const T v111 = l2_eta[0];
+#pragma omp simd
+    for (int j = 0; j < 1136; ++j) {
+      const T v12 = l1_h[j];
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v56 = v48 * v12;
+      const T v57 = v55 * v56;
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v58 = v45 + v57;
+      const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
+      l1_hebb_next[i * 1149 + j] = v61;
+      const T v68 = l2_h[j];
+      const T v112 = v104 * v68;
+      const T v113 = v111 * v112;
+      const T v101 = l2_hebb[i * 1149 + j];
+      const T v114 = v101 + v113;
+      const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
+      l2_hebb_next[i * 1149 + j] = v115;
+    }
+#pragma omp simd
+    for (int j = 1136; j < 1149; ++j) {
+      const T v12 = l1_h[j];
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v56 = v48 * v12;
+      const T v57 = v55 * v56;
+      const T v45 = l1_hebb[i * 1149 + j];
+      const T v58 = v45 + v57;
+      const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
+      l1_hebb_next[i * 1149 + j] = v61;
+      const T v68 = l2_h[j];
+      const T v112 = v104 * v68;
+      const T v113 = v111 * v112;
+      const T v101 = l2_hebb[i * 1149 + j];
+      const T v114 = v101 + v113;
+      const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
+      l2_hebb_next[i * 1149 + j] = v115;
+    }
+  }
+#line 1134 "lm_plastic_lstm.cpp"
+}
+
+// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
+//
+// replay stage 28: fused loop nest over [400, 400]
+//   %169 clip -> next_state l3.hebb
+template <class T> static void replay_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t158_l3_g = a.saved + 23552;                         // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                    // [400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;               // []
+  const T *l3_hebb = a.state + kStateL3Hebb;                         // [400, 400]
+  T *l3_hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateL3Hebb; // [400, 400]
+  for (int i = 0; i < 400; ++i) {
+    const T v158 = t158_l3_g[i];
+    const T v165 = l3_eta[0];
+#pragma omp simd
+    for (int j = 0; j < 400; ++j) {
+      const T v122 = l3_h[j];
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v166 = v158 * v122;
+      const T v167 = v165 * v166;
+      const T v155 = l3_hebb[i * 400 + j];
+      const T v168 = v155 + v167;
+      const T v169 = v168 < T(-2.0) ? T(-2.0) : (v168 > T(2.0) ? T(2.0) : v168);
+      l3_hebb_next[i * 400 + j] = v169;
+    }
+  }
+#line 1162 "lm_plastic_lstm.cpp"
+}
+
+/// One replay step of PlasticLSTMLM for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_enc(a);
+  forward_saved_drop_e(a);
+  forward_x(a);
+  forward_saved_x2f(a);
+  forward_saved_h2f(a);
+  forward_saved_x2i(a);
+  forward_saved_h2i(a);
+  forward_saved_x2o(a);
+  forward_saved_h2o(a);
+  forward_x2c(a);
+  forward_l1_g_l1_hn_y1_l1_c(a);
+  forward_saved_x2f_11(a);
+  forward_saved_h2f_12(a);
+  forward_saved_x2i_13(a);
+  forward_saved_h2i_14(a);
+  forward_saved_x2o_15(a);
+  forward_saved_h2o_16(a);
+  forward_x2c_17(a);
+  forward_l2_g_l2_hn_y2_l2_c(a);
+  forward_saved_x2f_19(a);
+  forward_saved_h2f_20(a);
+  forward_saved_x2i_21(a);
+  forward_saved_h2i_22(a);
+  forward_saved_x2o_23(a);
+  forward_saved_h2o_24(a);
+  forward_x2c_25(a);
+  replay_l3_g_l3_hn_l3_c(a);
+  replay_l1_hebb_l2_hebb(a);
+  replay_l3_hebb(a);
+}
+
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // param  eta : [] = 0.01
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1062,7 +1267,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     t202[i] += acc202;
     t229[i] = acc229;
   }
-#line 1066 "lm_plastic_lstm.cpp"
+#line 1271 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -1260,7 +1465,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     t292[i] = acc292;
     t354[i] = acc354;
   }
-#line 1264 "lm_plastic_lstm.cpp"
+#line 1469 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1460,7 +1665,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     record23[j] = v164;
   }
   t231[0] += acc231;
-#line 1464 "lm_plastic_lstm.cpp"
+#line 1669 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1474,7 +1679,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t253, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1478 "lm_plastic_lstm.cpp"
+#line 1683 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1488,7 +1693,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t259, 400).noalias() =
       ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1492 "lm_plastic_lstm.cpp"
+#line 1697 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1502,7 +1707,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t263, 1149).noalias() =
       ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1506 "lm_plastic_lstm.cpp"
+#line 1711 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1516,7 +1721,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t270, 400).noalias() =
       ConstRowVec<T>(t267, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1520 "lm_plastic_lstm.cpp"
+#line 1725 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1530,7 +1735,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t274, 1149).noalias() =
       ConstRowVec<T>(t267, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1534 "lm_plastic_lstm.cpp"
+#line 1739 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1544,7 +1749,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t281, 400).noalias() =
       ConstRowVec<T>(t278, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1548 "lm_plastic_lstm.cpp"
+#line 1753 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1558,7 +1763,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t285, 1149).noalias() =
       ConstRowVec<T>(t278, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1562 "lm_plastic_lstm.cpp"
+#line 1767 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1927,7 +2132,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   }
   t294[0] += acc294;
   t356[0] += acc356;
-#line 1931 "lm_plastic_lstm.cpp"
+#line 2136 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1941,7 +2146,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t315, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1945 "lm_plastic_lstm.cpp"
+#line 2150 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1955,7 +2160,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(t318, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1959 "lm_plastic_lstm.cpp"
+#line 2164 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1969,7 +2174,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t325, 1149).noalias() =
       ConstRowVec<T>(t318, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1973 "lm_plastic_lstm.cpp"
+#line 2178 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1983,7 +2188,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t332, 1149).noalias() =
       ConstRowVec<T>(t329, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1987 "lm_plastic_lstm.cpp"
+#line 2192 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1997,7 +2202,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t336, 1149).noalias() =
       ConstRowVec<T>(t329, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2001 "lm_plastic_lstm.cpp"
+#line 2206 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2011,7 +2216,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t343, 1149).noalias() =
       ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2015 "lm_plastic_lstm.cpp"
+#line 2220 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2025,7 +2230,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t347, 1149).noalias() =
       ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2029 "lm_plastic_lstm.cpp"
+#line 2234 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2337,7 +2542,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v374;
   }
-#line 2341 "lm_plastic_lstm.cpp"
+#line 2546 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2351,7 +2556,7 @@ template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t377, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2355 "lm_plastic_lstm.cpp"
+#line 2560 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2365,7 +2570,7 @@ template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t383, 1149).noalias() =
       ConstRowVec<T>(t380, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2369 "lm_plastic_lstm.cpp"
+#line 2574 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2379,7 +2584,7 @@ template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t387, 400).noalias() =
       ConstRowVec<T>(t380, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2383 "lm_plastic_lstm.cpp"
+#line 2588 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2393,7 +2598,7 @@ template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t394, 1149).noalias() =
       ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2397 "lm_plastic_lstm.cpp"
+#line 2602 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2407,7 +2612,7 @@ template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t398, 400).noalias() =
       ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2411 "lm_plastic_lstm.cpp"
+#line 2616 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2421,7 +2626,7 @@ template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t405, 1149).noalias() =
       ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2425 "lm_plastic_lstm.cpp"
+#line 2630 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2435,7 +2640,7 @@ template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t409, 400).noalias() =
       ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2439 "lm_plastic_lstm.cpp"
+#line 2644 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2478,7 +2683,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v406 = v395 + v405;
     d_l1_h[j] = v406;
   }
-#line 2482 "lm_plastic_lstm.cpp"
+#line 2687 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2530,7 +2735,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v413 = v412 * v4;
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v413;
   }
-#line 2534 "lm_plastic_lstm.cpp"
+#line 2739 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2550,7 +2755,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += v218;
     d_l2_alpha[i] += v210;
   }
-#line 2554 "lm_plastic_lstm.cpp"
+#line 2759 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
@@ -2573,7 +2778,7 @@ template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::St
   d_l2_eta[0] += v294;
   const T v231 = t231[0];
   d_l3_eta[0] += v231;
-#line 2577 "lm_plastic_lstm.cpp"
+#line 2782 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2588,7 +2793,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 46 "examples/lm/plastic_lstm.dopa"
     d_l3_alpha[i] += v202;
   }
-#line 2592 "lm_plastic_lstm.cpp"
+#line 2797 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.
@@ -2691,7 +2896,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc13;
     carried_1_next[i] = acc18;
   }
-#line 2695 "lm_plastic_lstm.cpp"
+#line 2900 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2722,7 +2927,7 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
     }
     carried_2_next[i] = acc23;
   }
-#line 2726 "lm_plastic_lstm.cpp"
+#line 2931 "lm_plastic_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -2835,7 +3040,7 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
     }
     t40[i] += acc40;
   }
-#line 2839 "lm_plastic_lstm.cpp"
+#line 3044 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -2958,7 +3163,7 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
     t48[i] += acc48;
     t56[i] += acc56;
   }
-#line 2962 "lm_plastic_lstm.cpp"
+#line 3167 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3039,7 +3244,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     const T v3 = l2_h[j];
     record3[j] = v3;
   }
-#line 3043 "lm_plastic_lstm.cpp"
+#line 3248 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3073,7 +3278,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     const T v6 = l3_h[j];
     record5[j] = v6;
   }
-#line 3077 "lm_plastic_lstm.cpp"
+#line 3282 "lm_plastic_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -3118,7 +3323,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += v56;
     d_l2_alpha[i] += v48;
   }
-#line 3122 "lm_plastic_lstm.cpp"
+#line 3327 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3133,7 +3338,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 46 "examples/lm/plastic_lstm.dopa"
     d_l3_alpha[i] += v40;
   }
-#line 3137 "lm_plastic_lstm.cpp"
+#line 3342 "lm_plastic_lstm.cpp"
 }
 
 /// One prologue_backward step of PlasticLSTMLM for one batch element.
@@ -3322,6 +3527,8 @@ static const int64_t forwardCopies[] = {
     kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
     kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
     kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
+static const int64_t replayRecorded[] = {kStateCarried0, 1149,           kStateCarried1,
+                                         1149,           kStateCarried2, 400};
 static const int64_t prologueGradCopies[] = {
     kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
     kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
@@ -4023,6 +4230,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueGradCopies = prologueGradCopies,
       .numForwardCopies = 9,
       .forwardCopies = forwardCopies,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
+      .numReplayRecorded = 3,
+      .replayRecorded = replayRecorded,
   };
   return s;
 }

@@ -249,6 +249,54 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_value(a);
 }
 
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
+// replay stage 4: fused loop nest over [100, 100]
+//   %22 clip -> next_state hebb
+template <class T> static void replay_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict h_next = a.next + kStateH;                      // [100] hn
+  const T *__restrict h = a.state + kStateH;                    // [100]
+  T *__restrict out_DAout = a.outputs[2];                       // [1] DA
+  const T *hebb = a.state + kStateHebb;                         // [100, 100]
+  T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [100, 100]
+  for (int i = 0; i < 100; ++i) {
+    const T v11 = h_next[i];
+    const T v16 = out_DAout[0];
+#pragma omp simd
+    for (int j = 0; j < 96; ++j) {
+      const T v8 = h[j];
+#line 16 "examples/maze/modplast.dopa"
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v7 = hebb[i * 100 + j];
+      const T v19 = v7 + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      hebb_next[i * 100 + j] = v22;
+    }
+#pragma omp simd
+    for (int j = 96; j < 100; ++j) {
+      const T v8 = h[j];
+#line 16 "examples/maze/modplast.dopa"
+      const T v17 = v11 * v8;
+      const T v18 = v16 * v17;
+      const T v7 = hebb[i * 100 + j];
+      const T v19 = v7 + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      hebb_next[i * 100 + j] = v22;
+    }
+  }
+#line 289 "maze_modplast.cpp"
+}
+
+/// One replay step of MazeModplast for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_i2h(a);
+  forward_hn(a);
+  forward_h2_da(a);
+  forward_da(a);
+  replay_hebb(a);
+}
+
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 // DA = tanh(h2DA(hn))
 // hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
@@ -347,7 +395,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t59[i] = acc59;
   }
-#line 351 "maze_modplast.cpp"
+#line 399 "maze_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -361,7 +409,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/modplast.dopa"
   RowVec<T>(t49, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 365 "maze_modplast.cpp"
+#line 413 "maze_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -375,7 +423,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/maze/modplast.dopa"
   RowVec<T>(t53, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 379 "maze_modplast.cpp"
+#line 427 "maze_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -431,7 +479,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     record3[j] = v11;
   }
   t61[0] += acc61;
-#line 435 "maze_modplast.cpp"
+#line 483 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -463,7 +511,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v69;
   record6[0] = v35;
   d_h2v_bias[0] += v35;
-#line 467 "maze_modplast.cpp"
+#line 515 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -476,7 +524,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t72 = a.scratch + 576;                           // [100]
 #line 15 "examples/maze/modplast.dopa"
   RowVec<T>(t72, 100).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 480 "maze_modplast.cpp"
+#line 528 "maze_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -548,7 +596,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record0[j] = v76;
     d_i2h_bias[j] += v76;
   }
-#line 552 "maze_modplast.cpp"
+#line 600 "maze_modplast.cpp"
 }
 
 // backward stage 7: fused loop nest over [17]
@@ -635,7 +683,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 639 "maze_modplast.cpp"
+#line 687 "maze_modplast.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [100]
@@ -722,7 +770,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 100 + j] += v13;
     }
   }
-#line 726 "maze_modplast.cpp"
+#line 774 "maze_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -763,7 +811,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     const T v0 = h[j];
     record1[j] = v0;
   }
-#line 767 "maze_modplast.cpp"
+#line 815 "maze_modplast.cpp"
 }
 
 // prologue_backward stage 2:
@@ -813,6 +861,7 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
 static const int64_t gradCopies[] = {kStateH, 100, kStateCarried0, 100};
 static const int64_t forwardCopies[] = {kStateH, 100, kStateCarried0, 100};
+static const int64_t replayRecorded[] = {kStateCarried0, 100};
 static const int64_t prologueGradCopies[] = {kStateH, 100, kStateCarried0, 100};
 static const int64_t inputRows[] = {0};
 
@@ -982,6 +1031,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueGradCopies = prologueGradCopies,
       .numForwardCopies = 2,
       .forwardCopies = forwardCopies,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
+      .numReplayRecorded = 1,
+      .replayRecorded = replayRecorded,
   };
   return s;
 }

@@ -286,6 +286,75 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_value(a);
 }
 
+// pw' = clip(pw + DA * et, -1, 1)
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
+// replay stage 5: fused loop nest over [100, 100]
+//   %22 clip -> next_state pw
+//   %28 add -> next_state et
+template <class T> static void replay_pw_et(const dopa::StepArgs<T> &a) {
+  T *__restrict out_DAout = a.outputs[2];                   // [1] DA
+  const T *et = a.state + kStateEt;                         // [100, 100]
+  const T *pw = a.state + kStatePw;                         // [100, 100]
+  T *pw_next = (a.inPlace ? a.inPlace : a.next) + kStatePw; // [100, 100]
+  T *__restrict t24 = a.saved + 128;                        // []
+  T *__restrict h_next = a.next + kStateH;                  // [100] hn
+  const T *__restrict h = a.state + kStateH;                // [100]
+  const T *__restrict etaet = a.params + kParamEtaet;       // []
+  T *et_next = (a.inPlace ? a.inPlace : a.next) + kStateEt; // [100, 100]
+  for (int i = 0; i < 100; ++i) {
+    const T v16 = out_DAout[0];
+    const T v24 = t24[0];
+    const T v11 = h_next[i];
+    const T v23 = etaet[0];
+#pragma omp simd
+    for (int j = 0; j < 96; ++j) {
+      const T v17 = et[i * 100 + j];
+#line 19 "examples/maze/modul.dopa"
+      const T v18 = v16 * v17;
+      const T v7 = pw[i * 100 + j];
+      const T v19 = v7 + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      pw_next[i * 100 + j] = v22;
+#line 20 "examples/maze/modul.dopa"
+      const T v25 = v24 * v17;
+      const T v8 = h[j];
+      const T v26 = v11 * v8;
+      const T v27 = v23 * v26;
+      const T v28 = v25 + v27;
+      et_next[i * 100 + j] = v28;
+    }
+#pragma omp simd
+    for (int j = 96; j < 100; ++j) {
+      const T v17 = et[i * 100 + j];
+#line 19 "examples/maze/modul.dopa"
+      const T v18 = v16 * v17;
+      const T v7 = pw[i * 100 + j];
+      const T v19 = v7 + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+      pw_next[i * 100 + j] = v22;
+#line 20 "examples/maze/modul.dopa"
+      const T v25 = v24 * v17;
+      const T v8 = h[j];
+      const T v26 = v11 * v8;
+      const T v27 = v23 * v26;
+      const T v28 = v25 + v27;
+      et_next[i * 100 + j] = v28;
+    }
+  }
+#line 346 "maze_modul.cpp"
+}
+
+/// One replay step of MazeModul for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_i2h(a);
+  forward_hn(a);
+  forward_h2_da(a);
+  forward_da(a);
+  forward_saved_sub(a);
+  replay_pw_et(a);
+}
+
 // state  et : [H, H] = 0
 // param  etaet : [] = 0.01
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -430,7 +499,7 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
     t71[0] += acc71;
     t80[0] += acc80;
   }
-#line 434 "maze_modul.cpp"
+#line 503 "maze_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -444,7 +513,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 23 "examples/maze/modul.dopa"
   RowVec<T>(t56, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 448 "maze_modul.cpp"
+#line 517 "maze_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -458,7 +527,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/maze/modul.dopa"
   RowVec<T>(t60, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 462 "maze_modul.cpp"
+#line 531 "maze_modul.cpp"
 }
 
 // param  etaet : [] = 0.01
@@ -514,7 +583,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     record3[j] = v11;
   }
   t64[0] += acc64;
-#line 518 "maze_modul.cpp"
+#line 587 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -546,7 +615,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v86;
   record6[0] = v41;
   d_h2v_bias[0] += v41;
-#line 550 "maze_modul.cpp"
+#line 619 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -559,7 +628,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t89 = a.scratch + 608;                           // [100]
 #line 18 "examples/maze/modul.dopa"
   RowVec<T>(t89, 100).noalias() = ConstRowVec<T>(t86, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 563 "maze_modul.cpp"
+#line 632 "maze_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -631,7 +700,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record0[j] = v93;
     d_i2h_bias[j] += v93;
   }
-#line 635 "maze_modul.cpp"
+#line 704 "maze_modul.cpp"
 }
 
 // backward stage 7: fused loop nest over [17]
@@ -666,7 +735,7 @@ template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
 #line 11 "examples/maze/modul.dopa"
   const T v74 = v64 + v73;
   d_etaet[0] += v74;
-#line 670 "maze_modul.cpp"
+#line 739 "maze_modul.cpp"
 }
 
 // backward stage 9: fused loop nest over [4]
@@ -744,7 +813,7 @@ template <class T> static void prologue_forward_carried_0_pw_et(const dopa::Step
     }
     carried_0_next[i] = acc7;
   }
-#line 748 "maze_modul.cpp"
+#line 817 "maze_modul.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [100]
@@ -832,7 +901,7 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
       d_alpha[i * 100 + j] += v15;
     }
   }
-#line 836 "maze_modul.cpp"
+#line 905 "maze_modul.cpp"
 }
 
 // state  h  : [H] = 0
@@ -873,7 +942,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     const T v0 = h[j];
     record1[j] = v0;
   }
-#line 877 "maze_modul.cpp"
+#line 946 "maze_modul.cpp"
 }
 
 // prologue_backward stage 2:
@@ -925,6 +994,7 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {kStateH, kStatePw, kStateEt, kStateCarried0};
 static const int64_t gradCopies[] = {kStateH, 100, kStateCarried0, 100};
 static const int64_t forwardCopies[] = {kStateH, 100, kStateCarried0, 100};
+static const int64_t replayRecorded[] = {kStateCarried0, 100};
 static const int64_t prologueGradCopies[] = {kStateH, 100, kStateCarried0, 100};
 static const int64_t inputRows[] = {0};
 
@@ -1095,6 +1165,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueGradCopies = prologueGradCopies,
       .numForwardCopies = 2,
       .forwardCopies = forwardCopies,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
+      .numReplayRecorded = 1,
+      .replayRecorded = replayRecorded,
   };
   return s;
 }

@@ -213,6 +213,52 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_value(a);
 }
 
+// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
+//
+// replay stage 2: fused loop nest over [101, 101]
+//   %18 clip -> next_state hebb
+template <class T> static void replay_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict h_next = a.next + kStateH;                      // [101] hn
+  const T *__restrict h = a.state + kStateH;                    // [101]
+  const T *__restrict eta = a.params + kParamEta;               // []
+  const T *hebb = a.state + kStateHebb;                         // [101, 101]
+  T *hebb_next = (a.inPlace ? a.inPlace : a.next) + kStateHebb; // [101, 101]
+  for (int i = 0; i < 101; ++i) {
+    const T v11 = h_next[i];
+    const T v12 = eta[0];
+#pragma omp simd
+    for (int j = 0; j < 96; ++j) {
+      const T v8 = h[j];
+#line 16 "examples/maze/plastic.dopa"
+      const T v13 = v11 * v8;
+      const T v14 = v12 * v13;
+      const T v7 = hebb[i * 101 + j];
+      const T v15 = v7 + v14;
+      const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+      hebb_next[i * 101 + j] = v18;
+    }
+#pragma omp simd
+    for (int j = 96; j < 101; ++j) {
+      const T v8 = h[j];
+#line 16 "examples/maze/plastic.dopa"
+      const T v13 = v11 * v8;
+      const T v14 = v12 * v13;
+      const T v7 = hebb[i * 101 + j];
+      const T v15 = v7 + v14;
+      const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+      hebb_next[i * 101 + j] = v18;
+    }
+  }
+#line 253 "maze_plastic.cpp"
+}
+
+/// One replay step of MazePlastic for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_i2h(a);
+  forward_hn(a);
+  replay_hebb(a);
+}
+
 // param  eta : [] = 0.01
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
@@ -311,7 +357,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t54[i] = acc54;
   }
-#line 315 "maze_plastic.cpp"
+#line 361 "maze_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -325,7 +371,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/plastic.dopa"
   RowVec<T>(t44, 101).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 101);
-#line 329 "maze_plastic.cpp"
+#line 375 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -339,7 +385,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/maze/plastic.dopa"
   RowVec<T>(t48, 101).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 101);
-#line 343 "maze_plastic.cpp"
+#line 389 "maze_plastic.cpp"
 }
 
 // param  eta : [] = 0.01
@@ -441,7 +487,7 @@ template <class T> static void backward_d_h_carried_0_grad_i2h_bias(const dopa::
     record3[j] = v11;
   }
   t56[0] += acc56;
-#line 445 "maze_plastic.cpp"
+#line 491 "maze_plastic.cpp"
 }
 
 // backward stage 4: fused loop nest over [17]
@@ -471,7 +517,7 @@ template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   const T v56 = t56[0];
 #line 10 "examples/maze/plastic.dopa"
   d_eta[0] += v56;
-#line 475 "maze_plastic.cpp"
+#line 521 "maze_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [4]
@@ -552,7 +598,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 556 "maze_plastic.cpp"
+#line 602 "maze_plastic.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [101]
@@ -639,7 +685,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 101 + j] += v13;
     }
   }
-#line 643 "maze_plastic.cpp"
+#line 689 "maze_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -680,7 +726,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     const T v0 = h[j];
     record1[j] = v0;
   }
-#line 684 "maze_plastic.cpp"
+#line 730 "maze_plastic.cpp"
 }
 
 // prologue_backward stage 2:
@@ -740,6 +786,7 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
 static const int64_t gradCopies[] = {kStateH, 101, kStateCarried0, 101};
 static const int64_t forwardCopies[] = {kStateH, 101, kStateCarried0, 101};
+static const int64_t replayRecorded[] = {kStateCarried0, 101};
 static const int64_t prologueGradCopies[] = {kStateH, 101, kStateCarried0, 101};
 static const int64_t inputRows[] = {0};
 
@@ -884,6 +931,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueGradCopies = prologueGradCopies,
       .numForwardCopies = 2,
       .forwardCopies = forwardCopies,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
+      .numReplayRecorded = 1,
+      .replayRecorded = replayRecorded,
   };
   return s;
 }

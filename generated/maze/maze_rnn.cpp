@@ -162,6 +162,13 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_value(a);
 }
 
+/// One replay step of MazeRNN for one batch element.
+template <class T> void replay_step(const dopa::StepArgs<T> &a) {
+  forward_i2h(a);
+  forward_matmul(a);
+  forward_hn(a);
+}
+
 // output value  = h2v(hn)
 //
 // backward stage 0: dense product (Eigen), [139]
@@ -173,7 +180,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 16 "examples/maze/rnn.dopa"
   RowVec<T>(t23, 139).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 139);
-#line 177 "maze_rnn.cpp"
+#line 184 "maze_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -187,7 +194,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 15 "examples/maze/rnn.dopa"
   RowVec<T>(t27, 139).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 139);
-#line 191 "maze_rnn.cpp"
+#line 198 "maze_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -243,7 +250,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = v6;
     record4[j] = v9;
   }
-#line 247 "maze_rnn.cpp"
+#line 254 "maze_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -256,7 +263,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
   T *__restrict d_h = a.gradPrev + kStateH;   // [139]
 #line 13 "examples/maze/rnn.dopa"
   RowVec<T>(d_h, 139).noalias() = ConstRowVec<T>(t32, 139) * ConstRowMat<T>(w, 139, 139);
-#line 260 "maze_rnn.cpp"
+#line 267 "maze_rnn.cpp"
 }
 
 // backward stage 4: fused loop nest over [17]
@@ -491,6 +498,8 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 3,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .replayFloat = replay_step<float>,
+      .replayDouble = replay_step<double>,
   };
   return s;
 }

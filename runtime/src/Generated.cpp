@@ -78,6 +78,12 @@ bool isBlock(StepBuffer buf) {
 template <class T> struct GeneratedExecutor<T>::Impl {
   const GeneratedSpec &spec;
   StepFn<T> fwd, bwd;
+  // The replay step (GeneratedSpec::replayFloat), or null; whether this episode's replays run it
+  // (element-major order), and then the slots per element the forward records with each step's
+  // inputs on the tape (after the batch's inputs).
+  StepFn<T> rep = nullptr;
+  bool useReplay = false;
+  int64_t recordedNumel = 0;
   int64_t S, saved, scratch;
   std::vector<int64_t> inputNumel, outputNumel;
   // What the step kernels write per output: the output, or a batched readout's input (cols).
@@ -107,7 +113,9 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   AlignedBuf<T> cur, next;
   std::vector<AlignedBuf<T>> checkpoints; // outer checkpoints: B * S each (kept for reuse)
   size_t numCheckpoints = 0;              // in use this episode
-  std::vector<AlignedBuf<T>> tape;        // per step: inputs of all elements, input-major
+  // Per step: inputs of all elements, input-major; then (useReplay) each element's recorded
+  // next-state slots.
+  std::vector<AlignedBuf<T>> tape;
   int outer = INT_MAX;
   int plannedInner = 0; // the plan's replay length, when the outer interval was planned
   // Stage-major plans without replay (CheckpointPlan::replays == 0): the forward writes the
@@ -166,6 +174,7 @@ template <class T> struct GeneratedExecutor<T>::Impl {
     if constexpr (std::is_same_v<T, float>) {
       fwd = s.forwardFloat;
       bwd = s.backwardFloat;
+      rep = s.replayFloat;
       fwdStages = s.forwardStagesFloat;
       bwdStages = s.backwardStagesFloat;
       proFwd = s.prologueForwardFloat;
@@ -173,6 +182,7 @@ template <class T> struct GeneratedExecutor<T>::Impl {
     } else {
       fwd = s.forwardDouble;
       bwd = s.backwardDouble;
+      rep = s.replayDouble;
       fwdStages = s.forwardStagesDouble;
       bwdStages = s.backwardStagesDouble;
       proFwd = s.prologueForwardDouble;
@@ -337,6 +347,8 @@ template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
   B = 0; // no episode until its buffers exist (a failed allocation leaves none)
   m.stageMajor = runsStageMajor(genSpec, netInfo, stageOrder);
   m.inPlace = !m.stageMajor && genSpec.numForwardCopies >= 0;
+  m.useReplay = !m.stageMajor && m.rep;
+  m.recordedNumel = m.useReplay ? m.layout.replayRecordedNumel : 0;
   m.cur.resize(size_t(batch * m.S));
   m.next.resize(m.inPlace ? 0 : size_t(batch * m.S));
   B = batch;
@@ -583,7 +595,7 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
       ++m.numCheckpoints;
     return checkpoint->data();
   };
-  AlignedBuf<T> rec(size_t(std::max<int64_t>(B * m.inputTotal, 1)));
+  AlignedBuf<T> rec(size_t(std::max<int64_t>(B * (m.inputTotal + m.recordedNumel), 1)));
   {
     int64_t at = 0;
     for (size_t k = 0; k < m.inputNumel.size(); ++k) {
@@ -593,6 +605,7 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
   }
   m.tape.push_back(std::move(rec));
   const T *tapeIn = m.tape.back().data();
+  T *recorded = m.tape.back().data() + B * m.inputTotal; // (useReplay)
   m.reserveReadouts(numSteps + 1, numSteps, B);
   if (!m.stageMajor)
     m.prepareThreads();
@@ -662,6 +675,9 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
       m.fwd(a);
       if (m.inPlace) // the states not updated in place, from the spare block
         copySlots(t.tmp.data(), state, genSpec.numForwardCopies, genSpec.forwardCopies);
+      if (m.useReplay) // what the replay step leaves out, for the backward's replays
+        packSlots(m.inPlace ? state : m.next.data() + b * m.S, recorded + b * m.recordedNumel,
+                  genSpec.numReplayRecorded, genSpec.replayRecorded);
     }
   }
   if (!m.inPlace)

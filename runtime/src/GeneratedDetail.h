@@ -80,6 +80,19 @@ template <class T> void copySlots(const T *from, T *to, int n, const int64_t *ta
     std::copy(from + table[2 * c], from + table[2 * c] + table[2 * c + 1], to + table[2 * c]);
 }
 
+/// The slots of `table` (n pairs [offset, numel]) of state block `block`, one after the other in
+/// `packed` (the replay's recorded slots on the tape), and back.
+template <class T> void packSlots(const T *block, T *packed, int n, const int64_t *table) {
+  for (int c = 0; c < n; ++c)
+    packed = std::copy(block + table[2 * c], block + table[2 * c] + table[2 * c + 1], packed);
+}
+template <class T> void unpackSlots(const T *packed, T *block, int n, const int64_t *table) {
+  for (int c = 0; c < n; ++c) {
+    std::copy(packed, packed + table[2 * c + 1], block + table[2 * c]);
+    packed += table[2 * c + 1];
+  }
+}
+
 /// A 64-byte aligned buffer of T.
 template <class T> class AlignedBuf {
 public:

@@ -177,13 +177,22 @@ private:
     copySlots(l.gPrev, l.gNext, numCopies, copies);
   }
 
-  /// One step for every lane with args[i]: the forward or the backward step.
+  /// One step for every lane with args[i]: the forward (the replay step, where the executor has
+  /// one) or the backward step.
   void run(bool backward) {
     if (m.stageMajor) // the lanes are consecutive elements (Impl::groupRange)
       m.runStages(backward, args.data(), int(args.size()), lanes.front().b);
     else
       for (const StepArgs<T> &a : args)
-        (backward ? m.bwd : m.fwd)(a);
+        (backward ? m.bwd : m.useReplay ? m.rep : m.fwd)(a);
+  }
+
+  /// Before the replay step of `step` writes the lane's next states into `next`: the slots it
+  /// leaves out, as the forward recorded them (GeneratedSpec::replayRecorded).
+  void restoreRecorded(const Lane &l, int step, T *next) const {
+    if (m.useReplay)
+      unpackSlots(m.tape[size_t(step)].data() + batch * m.inputTotal + l.b * m.recordedNumel, next,
+                  spec.numReplayRecorded, spec.replayRecorded);
   }
 
   /// Point the lane's inPtr at its element's inputs of `step` (on the tape).
@@ -207,6 +216,7 @@ private:
         stepInputs(l, step);
         T *states = l.t->replay.data();
         T *next = step + 1 < to ? states + (r + 1) * S : l.t->tmp.data();
+        restoreRecorded(l, step, next);
         args[i] = forwardArgs<T>(params, l.inPtr.data(), states + r * S, next, l.outPtr.data(),
                                  l.t->replaySaved.data() + r * m.saved, l.t->scratch.data());
       }
@@ -228,6 +238,7 @@ private:
       for (size_t i = 0; i < lanes.size(); ++i) {
         Lane &l = lanes[i];
         stepInputs(l, step);
+        restoreRecorded(l, step, l.a1);
         args[i] = forwardArgs<T>(params, l.inPtr.data(), l.a0, l.a1, l.outPtr.data(),
                                  l.t->saved.data(), l.t->scratch.data());
       }

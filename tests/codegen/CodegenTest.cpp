@@ -291,6 +291,56 @@ TEST_CASE("every checkpointing plan gives bit-identical gradients") {
   }
 }
 
+TEST_CASE("the replay step's replays equal the forward step's, bit for bit") {
+  // The backward's replays run the replay step (GeneratedSpec::replayFloat: the forward less its
+  // outputs and the carried products' reductions, which the forward records on the tape). The
+  // same spec without it replays with the forward step: every plan must give the same bits, in
+  // both precisions. Element-major order (the one that runs it).
+  int recorded = 0;
+  for (const test::CodegenCase &c : test::codegenCases()) {
+    const GeneratedSpec &spec = c.generated();
+    if (!spec.replayFloat)
+      continue;
+    REQUIRE(bool(spec.replayDouble));
+    recorded += spec.numReplayRecorded > 0;
+    GeneratedSpec plain = spec; // (the executors keep a reference: it outlives them)
+    plain.replayFloat = nullptr;
+    plain.replayDouble = nullptr;
+    auto check = [&](auto zero) {
+      using T = decltype(zero);
+      GeneratedExecutor<T> withReplay(spec), without(plain);
+      const NetworkInfo &info = withReplay.info();
+      Episode<T> ep = makeEpisode<T>(info, 9, 3, 29);
+      for (GeneratedExecutor<T> *e : {&withReplay, &without}) {
+        e->setStageOrder(StageOrder::ElementMajor);
+        e->params() = makeParams<T>(info, 17, 3.0, true);
+      }
+      // One replay of the whole episode, segments of 2 and 4 steps, two levels.
+      for (auto [every, budget] : {std::pair{9, 0ll}, {2, 0ll}, {4, 0ll}, {0, 1ll}}) {
+        INFO("case " << std::string(c.name) << ", " << sizeof(T) << "-byte T, checkpoint every "
+                     << every << ", budget " << budget);
+        for (GeneratedExecutor<T> *e : {&withReplay, &without}) {
+          e->setCheckpointEvery(every);
+          e->setMemoryBudget(budget);
+        }
+        RunResult<T> a = run(withReplay, info, ep, true, spec.inputGradients);
+        RunResult<T> b = run(without, info, ep, true, spec.inputGradients);
+        std::string worstName;
+        double worst = compareRuns(info, a, b, worstName);
+        INFO("worst: " << worstName << " " << worst);
+        CHECK(a.grads == b.grads);
+        CHECK(a.inputGrads == b.inputGrads);
+        CHECK(a.outputs == b.outputs);
+        if (budget == 1)
+          CHECK(withReplay.lastPlan().replays == 2);
+      }
+    };
+    check(double(0));
+    check(float(0));
+  }
+  CHECK(recorded >= 2); // the plastic RL networks' carried products
+}
+
 TEST_CASE("forward() over several steps equals step() step by step") {
   // The batched readouts run as one GEMM for all the steps of a forward() call (or per step, then
   // copied, when the caller's outputs are not consecutive); the same values as step() either way.
@@ -440,6 +490,8 @@ TEST_CASE("the memory plan predicts the executor's allocations") {
       in.productXBytes = layoutOf(s, info).productXNumel * 4;
       in.productYBytes = layoutOf(s, info).productYNumel * 4;
       in.prologueBytes = layoutOf(s, info).prologueNumel * 4; // carried products
+      // The replay step's recorded slots, on the tape (element-major order).
+      in.replayRecordedBytes = gen.stageMajor() ? 0 : layoutOf(s, info).replayRecordedNumel * 4;
       in.batch = 3;
       in.steps = 20;
 #ifdef _OPENMP

@@ -120,6 +120,7 @@ MemoryEstimate generatedEstimate(const GeneratedSpec &spec, const EngineRequest 
   int threads = omp_get_max_threads();
   long double perElementStep = (long double)layout.stateNumel + (long double)layout.inputNumel +
                                (long double)layout.savedNumel + (long double)layout.recordNumel +
+                               (long double)layout.replayRecordedNumel +
                                2.0L * (long double)layout.readoutNumel + 16.0L;
   long double perThread = (long double)layout.scratchNumel + (long double)layout.paramNumel +
                           (long double)layout.outputNumel + (long double)layout.productXNumel +

@@ -198,6 +198,8 @@ std::string humanBytes(int64_t b) {
   char buf[64];
   if (b >= (int64_t(1) << 20))
     snprintf(buf, sizeof buf, "%.1f MiB", double(b) / double(1 << 20));
+  else if (b < 1024)
+    snprintf(buf, sizeof buf, "%lld bytes", static_cast<long long>(b));
   else
     snprintf(buf, sizeof buf, "%.1f KiB", double(b) / 1024.0);
   return buf;
@@ -215,6 +217,9 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
         std::max({layout.scratchNumel, p.forward.scratchNumel, p.backward.scratchNumel});
     layout.prologueNumel = p.savedNumel + p.recordNumel;
   }
+  for (size_t s = 0; s < f.replayRecorded.size(); ++s) // the replay step's recorded states
+    if (f.replayRecorded[s] && !f.replay.stages.empty())
+      layout.replayRecordedNumel += ir::numElements(net.forward.states[s].shape);
   for (const ir::Variable &v : net.forward.inputs)
     layout.inputNumel += ir::numElements(v.shape);
   for (const ir::Output &o : net.forward.outputs)
@@ -248,7 +253,10 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
      << in.batch << ", " << in.steps << " steps, " << in.threads << " threads, "
      << (stageMajor ? "stage-major" : "element-major") << " order)\n";
   os << "  per element: state block " << humanBytes(in.stateBytes) << ", saved per step "
-     << humanBytes(in.savedBytes) << ", inputs per step " << humanBytes(in.inputBytes) << "\n";
+     << humanBytes(in.savedBytes) << ", inputs per step " << humanBytes(in.inputBytes);
+  if (in.replayRecordedBytes)
+    os << ", recorded for the replays per step " << humanBytes(in.replayRecordedBytes);
+  os << "\n";
   os << "  store everything: "
      << humanBytes(int64_t(in.batch) * in.steps * (in.stateBytes + in.savedBytes))
      << " (states and saved values of every step and element)\n";

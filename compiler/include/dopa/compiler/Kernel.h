@@ -123,7 +123,20 @@ struct FusedNetwork {
   /// With carried products: the prologue's kernels (one entry; CompiledNetwork::prologue), over
   /// the same state layout. Empty otherwise.
   std::vector<FusedNetwork> prologue;
+  /// The forward as the backward's replays need it (deriveReplay; the C++ target's element-major
+  /// order runs it): the forward kernel less its outputs and less the carried products'
+  /// reductions in the traces' nest, whose next values the first forward records instead
+  /// (replayRecorded, per state). Its stages are the forward's stages replayFrom[s], with items
+  /// left out where replayTrimmed[s]. No stages: nothing to leave out (the replays run the
+  /// forward kernel).
+  Kernel replay;
+  std::vector<int> replayFrom;
+  std::vector<char> replayTrimmed;
+  std::vector<char> replayRecorded;
 };
+
+/// Fill f.replay, replayFrom, replayTrimmed and replayRecorded from f.forward (called by fuse).
+void deriveReplay(FusedNetwork &f);
 
 /// Buffers inside a block start at multiples of this many elements (64 bytes for float), so that
 /// every call sees the same alignment and vectorized loops sum in the same order.

@@ -31,7 +31,7 @@ namespace dopa {
 /// The version of GeneratedSpec's layout and of the step functions' calling convention (StepArgs):
 /// a library compiled on demand (jit::NetworkCache) is refused when it was built for another.
 /// Bump it whenever either changes.
-constexpr int kGeneratedAbi = 9;
+constexpr int kGeneratedAbi = 10;
 
 /// An output the executor computes for the whole batch instead of the step kernels (dopac's
 /// batched readouts, compiler/lib/Readouts.cpp): Y[b] = W X[b] (+ bias) with W [rows, cols] in
@@ -110,6 +110,16 @@ struct GeneratedSpec {
   // does (one state block per element instead of two). numForwardCopies < 0: nothing in place.
   int numForwardCopies = -1;
   const int64_t *forwardCopies = nullptr;
+  // The backward's replays of the forward (element-major order; kern::FusedNetwork::replay): the
+  // forward step less its outputs and less the reductions that compute the states listed in
+  // replayRecorded, numReplayRecorded pairs [offset, numel] (the carried products). The forward
+  // records those slots of every next state; the executor writes them into the replay's next
+  // block before each replayed step. Its states and saved values are the forward's, bit for bit.
+  // Null: the replays run the forward step.
+  StepFn<float> replayFloat = nullptr;
+  StepFn<double> replayDouble = nullptr;
+  int numReplayRecorded = 0;
+  const int64_t *replayRecorded = nullptr;
 };
 
 /// How GeneratedExecutor orders a step's work over the batch.
@@ -168,6 +178,9 @@ struct CheckpointPlan {
 struct PlanInputs {
   int64_t stateBytes = 0, savedBytes = 0, scratchBytes = 0, inputBytes = 0, outputBytes = 0,
           paramBytes = 0, recordBytes = 0, readoutBytes = 0, prologueBytes = 0;
+  // Per element and step, kept with the inputs: the next-state slots the forward records for the
+  // replays (element-major order with a replay step; BlockLayout::replayRecordedNumel).
+  int64_t replayRecordedBytes = 0;
   // Per element: the largest operand and result of a batched product (stage-major order).
   int64_t productXBytes = 0, productYBytes = 0;
   bool stageMajor = false;
@@ -192,8 +205,10 @@ struct BlockLayout {
   int64_t readoutNumel = 0; // per element and step: the inputs of batched readouts (kept)
   int64_t productXNumel = 0, productYNumel = 0; // per element: largest batched-product operands
   int64_t paramNumel = 0;
-  int64_t prologueNumel = 0;   // per thread or element: the prologue's saved and record blocks
-  bool forwardInPlace = false; // some states updated in place (GeneratedSpec::numForwardCopies)
+  int64_t prologueNumel = 0;       // per thread or element: the prologue's saved and record blocks
+  int64_t replayRecordedNumel = 0; // per element and step: next-state slots the forward records
+                                   // for the replays (GeneratedSpec::replayRecorded)
+  bool forwardInPlace = false;     // some states updated in place (GeneratedSpec::numForwardCopies)
 };
 
 /// The planner's inputs for a layout whose elements take `elementBytes` bytes (4 float, 8 double).
@@ -303,18 +318,26 @@ BlockLayout layoutOf(const GeneratedSpec &spec, const NetworkInfo &info);
 /// kGeneratedAbi was not bumped.
 inline uint64_t layoutSignature() {
   uint64_t h = 1469598103934665603ull; // FNV-1a over the numbers
-  for (uint64_t v :
-       {uint64_t(sizeof(GeneratedSpec)), uint64_t(offsetof(GeneratedSpec, inputGradients)),
-        uint64_t(offsetof(GeneratedSpec, deferred)), uint64_t(offsetof(GeneratedSpec, readouts)),
-        uint64_t(offsetof(GeneratedSpec, backwardProducts)),
-        uint64_t(offsetof(GeneratedSpec, prologueDeferred)),
-        uint64_t(offsetof(GeneratedSpec, bf16States)),
-        uint64_t(offsetof(GeneratedSpec, prologueGradCopies)),
-        uint64_t(offsetof(GeneratedSpec, forwardCopies)), uint64_t(sizeof(BatchedProduct)),
-        uint64_t(sizeof(BatchedReadout)), uint64_t(sizeof(NetworkInfo)),
-        uint64_t(sizeof(TensorInfo)), uint64_t(sizeof(InitSpec)), uint64_t(sizeof(StepArgs<float>)),
-        uint64_t(offsetof(StepArgs<float>, gradInputs)), uint64_t(sizeof(DeferredOuter)),
-        uint64_t(sizeof(std::string)), uint64_t(sizeof(std::vector<int64_t>))}) {
+  for (uint64_t v : {uint64_t(sizeof(GeneratedSpec)),
+                     uint64_t(offsetof(GeneratedSpec, inputGradients)),
+                     uint64_t(offsetof(GeneratedSpec, deferred)),
+                     uint64_t(offsetof(GeneratedSpec, readouts)),
+                     uint64_t(offsetof(GeneratedSpec, backwardProducts)),
+                     uint64_t(offsetof(GeneratedSpec, prologueDeferred)),
+                     uint64_t(offsetof(GeneratedSpec, bf16States)),
+                     uint64_t(offsetof(GeneratedSpec, prologueGradCopies)),
+                     uint64_t(offsetof(GeneratedSpec, forwardCopies)),
+                     uint64_t(offsetof(GeneratedSpec, replayRecorded)),
+                     uint64_t(sizeof(BatchedProduct)),
+                     uint64_t(sizeof(BatchedReadout)),
+                     uint64_t(sizeof(NetworkInfo)),
+                     uint64_t(sizeof(TensorInfo)),
+                     uint64_t(sizeof(InitSpec)),
+                     uint64_t(sizeof(StepArgs<float>)),
+                     uint64_t(offsetof(StepArgs<float>, gradInputs)),
+                     uint64_t(sizeof(DeferredOuter)),
+                     uint64_t(sizeof(std::string)),
+                     uint64_t(sizeof(std::vector<int64_t>))}) {
     h ^= v;
     h *= 1099511628211ull;
   }
