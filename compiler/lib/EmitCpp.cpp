@@ -64,6 +64,7 @@ private:
   int emitCopyTable(const char *name, const std::vector<char> &inPlace, bool listMarked = false);
   void emitPrologue() override;
   std::string emitStageTables();
+  std::string emitSlotTables();
   void emitInfo();
   std::string infoTensor(const std::string &name, const ir::Shape &shape, bool isInt,
                          double dropout, const sema::Init *init) const;
@@ -274,13 +275,7 @@ void CppEmitter::emitSpec() {
       os << (i ? ", " : "") << (fwd.states[i].bf16 ? "true" : "false");
     os << "};\n";
   }
-  int copies = emitCopyTable("gradCopies", f.backward.inPlaceGrads);
-  int forwardCopies = emitCopyTable("forwardCopies", f.forward.inPlaceStates);
-  bool replay = !f.replay.stages.empty();
-  int recorded = replay ? emitCopyTable("replayRecorded", f.replayRecorded, true) : -1;
-  int proCopies = f.prologue.empty() ? -1
-                                     : emitCopyTable("prologueGradCopies",
-                                                     f.prologue.front().backward.inPlaceGrads);
+  std::string slotFields = emitSlotTables();
   // Rows of the table each integer input indexes (checked before the parallel region).
   std::vector<int64_t> rows = ir::gatherTableRows(fwd);
   os << "static const int64_t inputRows[] = {";
@@ -365,18 +360,32 @@ void CppEmitter::emitSpec() {
        << ".prologueDeferred = prologueDeferred,\n";
   if (anyBf16)
     os << ".bf16States = bf16States,\n";
+  os << slotFields << "};\nreturn s;\n}\n\n";
+}
+
+/// The state-slot tables (in-place copies, the replay's recorded states); returns the
+/// GeneratedSpec fields naming them and the replay step.
+std::string CppEmitter::emitSlotTables() {
+  std::ostringstream fields;
+  int copies = emitCopyTable("gradCopies", f.backward.inPlaceGrads);
+  int forwardCopies = emitCopyTable("forwardCopies", f.forward.inPlaceStates);
+  bool replay = !f.replay.stages.empty();
+  int recorded = replay ? emitCopyTable("replayRecorded", f.replayRecorded, true) : -1;
+  int proCopies = f.prologue.empty() ? -1
+                                     : emitCopyTable("prologueGradCopies",
+                                                     f.prologue.front().backward.inPlaceGrads);
   if (copies >= 0)
-    os << ".numGradCopies = " << copies << ",\n.gradCopies = gradCopies,\n";
+    fields << ".numGradCopies = " << copies << ",\n.gradCopies = gradCopies,\n";
   if (proCopies >= 0)
-    os << ".numPrologueGradCopies = " << proCopies
-       << ",\n.prologueGradCopies = prologueGradCopies,\n";
+    fields << ".numPrologueGradCopies = " << proCopies
+           << ",\n.prologueGradCopies = prologueGradCopies,\n";
   if (forwardCopies >= 0)
-    os << ".numForwardCopies = " << forwardCopies << ",\n.forwardCopies = forwardCopies,\n";
+    fields << ".numForwardCopies = " << forwardCopies << ",\n.forwardCopies = forwardCopies,\n";
   if (replay)
-    os << ".replayFloat = replay_step<float>,\n.replayDouble = replay_step<double>,\n";
+    fields << ".replayFloat = replay_step<float>,\n.replayDouble = replay_step<double>,\n";
   if (recorded > 0)
-    os << ".numReplayRecorded = " << recorded << ",\n.replayRecorded = replayRecorded,\n";
-  os << "};\nreturn s;\n}\n\n";
+    fields << ".numReplayRecorded = " << recorded << ",\n.replayRecorded = replayRecorded,\n";
+  return fields.str();
 }
 
 } // namespace

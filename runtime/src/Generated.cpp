@@ -162,7 +162,6 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   // thread), and a batched product's gathered operand and result.
   const StepFn<T> *fwdStages = nullptr, *bwdStages = nullptr;
   std::vector<int> fwdProduct, bwdProduct;
-  int64_t productXNumel = 0, productYNumel = 0; // the largest operand and result (per element)
   bool stageMajor = false;
   std::vector<Thread> elements;
   AlignedBuf<T> productX, productY;
@@ -188,6 +187,8 @@ template <class T> struct GeneratedExecutor<T>::Impl {
       proFwd = s.prologueForwardDouble;
       proBwd = s.prologueBackwardDouble;
     }
+    if (!s.replayFloat || !s.replayDouble) // both or neither (the plan's layoutOf counts so)
+      rep = nullptr;
     if (!proFwd != !proBwd)
       throw std::logic_error(std::string("network '") + s.name +
                              "': a prologue needs both its forward and its backward");
@@ -209,9 +210,6 @@ template <class T> struct GeneratedExecutor<T>::Impl {
     };
     index(fwdProduct, s.numForwardStages, s.forwardProducts, s.numForwardProducts);
     index(bwdProduct, s.numBackwardStages, s.backwardProducts, s.numBackwardProducts);
-    BlockLayout layout = layoutOf(s, NetworkInfo{});
-    productXNumel = layout.productXNumel;
-    productYNumel = layout.productYNumel;
   }
 
   /// Every element's forward buffers (stage-major).
@@ -368,8 +366,8 @@ template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
   m.groups = std::max(1, std::min(batch, maxThreads()));
   // Stage-major: every element's buffers, the batched products' operands for this batch (the
   // plan counts exactly these), the threads keep only their gradient accumulators.
-  m.productX.resize(m.stageMajor ? size_t(batch * m.productXNumel) : 0);
-  m.productY.resize(m.stageMajor ? size_t(batch * m.productYNumel) : 0);
+  m.productX.resize(m.stageMajor ? size_t(batch * m.layout.productXNumel) : 0);
+  m.productY.resize(m.stageMajor ? size_t(batch * m.layout.productYNumel) : 0);
   if (!m.stageMajor)
     m.elements.clear();
   else
@@ -493,7 +491,8 @@ void GeneratedExecutor<T>::Impl::batchedProduct(const BatchedProduct &p, const T
                                                 const StepArgs<T> *args, int n, int first) {
   int64_t xn = p.transposed ? p.rows : p.cols, yn = p.transposed ? p.cols : p.rows;
   // productX and productY hold every element's rows (beginEpisode sizes them before any region).
-  T *px = productX.data() + first * productXNumel, *py = productY.data() + first * productYNumel;
+  T *px = productX.data() + first * layout.productXNumel,
+    *py = productY.data() + first * layout.productYNumel;
   for (int b = 0; b < n; ++b) {
     const T *x = readBlock(args[b], p.xBuf, p.xIndex) + p.xOffset;
     std::copy(x, x + xn, px + b * xn);

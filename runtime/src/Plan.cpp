@@ -99,7 +99,7 @@ BlockLayout dopa::layoutOf(const GeneratedSpec &spec, const NetworkInfo &info) {
                                           ? spec.prologueSavedNumel + spec.prologueRecordNumel
                                           : 0,
                      .forwardInPlace = spec.numForwardCopies >= 0};
-  if (spec.replayFloat || spec.replayDouble)
+  if (spec.replayFloat && spec.replayDouble) // (the executor runs the replay step only then)
     for (int i = 0; i < spec.numReplayRecorded; ++i)
       layout.replayRecordedNumel += spec.replayRecorded[2 * i + 1];
   for (const TensorInfo &in : info.inputs)
