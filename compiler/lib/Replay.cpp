@@ -13,7 +13,9 @@
 //
 // The kernel keeps every item that writes a next state (but the recorded ones) or a saved value,
 // and every item that produces a stored value one of those reads (through the values inlined into
-// it), item by item from the last; stages left with nothing are dropped.
+// it), item by item from the last; stages left with nothing are dropped, and a stage that keeps
+// something keeps everything but its recorded reductions (so only the traces' nest is printed
+// again, and every other stage of the replay is the forward's own function).
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/compiler/Kernel.h"
@@ -79,12 +81,9 @@ void kern::deriveReplay(FusedNetwork &f) {
     const Stage &st = fk.stages[s];
     kept[s].assign(st.items.size(), 0);
     std::fill(seen.begin(), seen.end(), 0);
+    bool recorded = false, anyKept = false;
     for (size_t i = st.items.size(); i-- > 0;) { // (a nest's copies come after the value)
       const Item &it = st.items[i];
-      if (it.node < 0) { // (a zeroing; the forward has none)
-        kept[s][i] = 1;
-        continue;
-      }
       Buf home = fk.home[size_t(it.node)];
       bool produces = it.kind != Item::Store && it.kind != Item::Accumulate;
       bool sink =
@@ -92,15 +91,24 @@ void kern::deriveReplay(FusedNetwork &f) {
           (produces && (home == Buf::NextState || home == Buf::Saved));
       if (produces && recordable(fk, st, it)) {
         f.replayRecorded[size_t(fk.homeIndex[size_t(it.node)])] = 1;
-        changed = true;
+        recorded = true;
         continue;
       }
       if (sink || (produces && needed[size_t(it.node)])) {
         kept[s][i] = 1;
+        anyKept = true;
         keep(it);
-      } else
-        changed = true;
+      }
     }
+    // Only a recorded reduction trims a stage: one that would lose nothing but copies into
+    // outputs keeps them (a second function of the same loops would cost more than the stores).
+    if (anyKept && !recorded)
+      for (size_t i = 0; i < st.items.size(); ++i)
+        if (!kept[s][i]) {
+          kept[s][i] = 1;
+          keep(st.items[i]);
+        }
+    changed = changed || recorded || !anyKept;
   }
   if (!changed) {
     f.replayRecorded.assign(g.states.size(), 0);

@@ -576,158 +576,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_l2_h_l2_c_logits(a);
 }
 
-// cn = f * c + i * g
-// hn = o * tanh(cn)
-//
-// replay stage 18: fused loop nest over [206]
-//   %96 mul l2.hn -> next_state l2.h
-//   %94 add l2.cn -> next_state l2.c
-template <class T> static void replay_l2_h_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t72 = a.saved + 2912;                           // [206]
-  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [206]
-  T *__restrict t76 = a.saved + 3120;                           // [206]
-  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [206]
-  T *__restrict t51 = a.saved + 2080;                           // [206]
-  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [206]
-  T *__restrict t56 = a.saved + 2288;                           // [206]
-  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [206]
-  const T *__restrict l2_c = a.state + kStateL2C;               // [206]
-  T *__restrict t62 = a.saved + 2496;                           // [206]
-  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [206]
-  T *__restrict t66 = a.saved + 2704;                           // [206]
-  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [206]
-  T *__restrict t82 = a.saved + 3328;                           // [206]
-  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [206]
-  T *__restrict t86 = a.saved + 3536;                           // [206]
-  const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [206]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [206]
-  T *__restrict l2_c_next = a.next + kStateL2C;                 // [206]
-#pragma omp simd
-  for (int j = 0; j < 192; ++j) {
-    const T v72 = t72[j];
-    const T v73 = l2_x2o_bias[j];
-#line 46 "examples/lm/basic_lstm.dopa"
-    const T v74 = v72 + v73;
-    const T v76 = t76[j];
-    const T v77 = l2_h2o_bias[j];
-    const T v78 = v76 + v77;
-    const T v79 = v74 + v78;
-    const T v80 = T(1) / (T(1) + simdExp(-v79));
-    const T v51 = t51[j];
-    const T v52 = l2_x2f_bias[j];
-#line 44 "examples/lm/basic_lstm.dopa"
-    const T v53 = v51 + v52;
-    const T v56 = t56[j];
-    const T v57 = l2_h2f_bias[j];
-    const T v58 = v56 + v57;
-    const T v59 = v53 + v58;
-    const T v60 = T(1) / (T(1) + simdExp(-v59));
-    const T v91 = l2_c[j];
-#line 48 "examples/lm/basic_lstm.dopa"
-    const T v92 = v60 * v91;
-    const T v62 = t62[j];
-    const T v63 = l2_x2i_bias[j];
-#line 45 "examples/lm/basic_lstm.dopa"
-    const T v64 = v62 + v63;
-    const T v66 = t66[j];
-    const T v67 = l2_h2i_bias[j];
-    const T v68 = v66 + v67;
-    const T v69 = v64 + v68;
-    const T v70 = T(1) / (T(1) + simdExp(-v69));
-    const T v82 = t82[j];
-    const T v83 = l2_x2c_bias[j];
-#line 47 "examples/lm/basic_lstm.dopa"
-    const T v84 = v82 + v83;
-    const T v86 = t86[j];
-    const T v87 = l2_h2c_bias[j];
-    const T v88 = v86 + v87;
-    const T v89 = v84 + v88;
-    const T v90 = simdTanh(v89);
-#line 48 "examples/lm/basic_lstm.dopa"
-    const T v93 = v70 * v90;
-    const T v94 = v92 + v93;
-#line 49 "examples/lm/basic_lstm.dopa"
-    const T v95 = simdTanh(v94);
-    const T v96 = v80 * v95;
-    l2_h_next[j] = v96;
-    l2_c_next[j] = v94;
-  }
-#pragma omp simd
-  for (int j = 192; j < 206; ++j) {
-    const T v72 = t72[j];
-    const T v73 = l2_x2o_bias[j];
-#line 46 "examples/lm/basic_lstm.dopa"
-    const T v74 = v72 + v73;
-    const T v76 = t76[j];
-    const T v77 = l2_h2o_bias[j];
-    const T v78 = v76 + v77;
-    const T v79 = v74 + v78;
-    const T v80 = T(1) / (T(1) + simdExp(-v79));
-    const T v51 = t51[j];
-    const T v52 = l2_x2f_bias[j];
-#line 44 "examples/lm/basic_lstm.dopa"
-    const T v53 = v51 + v52;
-    const T v56 = t56[j];
-    const T v57 = l2_h2f_bias[j];
-    const T v58 = v56 + v57;
-    const T v59 = v53 + v58;
-    const T v60 = T(1) / (T(1) + simdExp(-v59));
-    const T v91 = l2_c[j];
-#line 48 "examples/lm/basic_lstm.dopa"
-    const T v92 = v60 * v91;
-    const T v62 = t62[j];
-    const T v63 = l2_x2i_bias[j];
-#line 45 "examples/lm/basic_lstm.dopa"
-    const T v64 = v62 + v63;
-    const T v66 = t66[j];
-    const T v67 = l2_h2i_bias[j];
-    const T v68 = v66 + v67;
-    const T v69 = v64 + v68;
-    const T v70 = T(1) / (T(1) + simdExp(-v69));
-    const T v82 = t82[j];
-    const T v83 = l2_x2c_bias[j];
-#line 47 "examples/lm/basic_lstm.dopa"
-    const T v84 = v82 + v83;
-    const T v86 = t86[j];
-    const T v87 = l2_h2c_bias[j];
-    const T v88 = v86 + v87;
-    const T v89 = v84 + v88;
-    const T v90 = simdTanh(v89);
-#line 48 "examples/lm/basic_lstm.dopa"
-    const T v93 = v70 * v90;
-    const T v94 = v92 + v93;
-#line 49 "examples/lm/basic_lstm.dopa"
-    const T v95 = simdTanh(v94);
-    const T v96 = v80 * v95;
-    l2_h_next[j] = v96;
-    l2_c_next[j] = v94;
-  }
-#line 706 "lm_basic_lstm.cpp"
-}
-
-/// One replay step of BasicLSTMLM for one batch element.
-template <class T> void replay_step(const dopa::StepArgs<T> &a) {
-  forward_saved_enc(a);
-  forward_saved_x2f(a);
-  forward_saved_h2f(a);
-  forward_saved_x2i(a);
-  forward_saved_h2i(a);
-  forward_saved_x2o(a);
-  forward_saved_h2o(a);
-  forward_saved_x2c(a);
-  forward_saved_h2c(a);
-  forward_l1_hn_l1_c(a);
-  forward_saved_x2f_10(a);
-  forward_saved_h2f_11(a);
-  forward_saved_x2i_12(a);
-  forward_saved_h2i_13(a);
-  forward_saved_x2o_14(a);
-  forward_saved_h2o_15(a);
-  forward_saved_x2c_16(a);
-  forward_saved_h2c_17(a);
-  replay_l2_h_l2_c(a);
-}
-
 // y1 = l1(enc(tok))
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1015,7 +863,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     d_l2_x2c_bias[j] += v116;
     d_l2_h2c_bias[j] += v116;
   }
-#line 1019 "lm_basic_lstm.cpp"
+#line 867 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1029,7 +877,7 @@ template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t119, 206).noalias() =
       ConstRowVec<T>(t116, 206) * ConstRowMat<T>(l2_h2c_weight, 206, 206);
-#line 1033 "lm_basic_lstm.cpp"
+#line 881 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1043,7 +891,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t122, 206).noalias() =
       ConstRowVec<T>(t116, 206) * ConstRowMat<T>(l2_x2c_weight, 206, 206);
-#line 1047 "lm_basic_lstm.cpp"
+#line 895 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1057,7 +905,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t129, 206).noalias() =
       ConstRowVec<T>(t126, 206) * ConstRowMat<T>(l2_h2o_weight, 206, 206);
-#line 1061 "lm_basic_lstm.cpp"
+#line 909 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1071,7 +919,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t133, 206).noalias() =
       ConstRowVec<T>(t126, 206) * ConstRowMat<T>(l2_x2o_weight, 206, 206);
-#line 1075 "lm_basic_lstm.cpp"
+#line 923 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1085,7 +933,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t140, 206).noalias() =
       ConstRowVec<T>(t137, 206) * ConstRowMat<T>(l2_h2i_weight, 206, 206);
-#line 1089 "lm_basic_lstm.cpp"
+#line 937 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1099,7 +947,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t144, 206).noalias() =
       ConstRowVec<T>(t137, 206) * ConstRowMat<T>(l2_x2i_weight, 206, 206);
-#line 1103 "lm_basic_lstm.cpp"
+#line 951 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1113,7 +961,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t151, 206).noalias() =
       ConstRowVec<T>(t148, 206) * ConstRowMat<T>(l2_h2f_weight, 206, 206);
-#line 1117 "lm_basic_lstm.cpp"
+#line 965 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1127,7 +975,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t155, 206).noalias() =
       ConstRowVec<T>(t148, 206) * ConstRowMat<T>(l2_x2f_weight, 206, 206);
-#line 1131 "lm_basic_lstm.cpp"
+#line 979 "lm_basic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1427,7 +1275,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     d_l1_x2c_bias[j] += v169;
     d_l1_h2c_bias[j] += v169;
   }
-#line 1431 "lm_basic_lstm.cpp"
+#line 1279 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1441,7 +1289,7 @@ template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t172, 206).noalias() =
       ConstRowVec<T>(t169, 206) * ConstRowMat<T>(l1_h2c_weight, 206, 206);
-#line 1445 "lm_basic_lstm.cpp"
+#line 1293 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1455,7 +1303,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t175, 206).noalias() =
       ConstRowVec<T>(t169, 206) * ConstRowMat<T>(l1_x2c_weight, 206, 206);
-#line 1459 "lm_basic_lstm.cpp"
+#line 1307 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1469,7 +1317,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t181, 206).noalias() =
       ConstRowVec<T>(t178, 206) * ConstRowMat<T>(l1_h2o_weight, 206, 206);
-#line 1473 "lm_basic_lstm.cpp"
+#line 1321 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1483,7 +1331,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t185, 206).noalias() =
       ConstRowVec<T>(t178, 206) * ConstRowMat<T>(l1_x2o_weight, 206, 206);
-#line 1487 "lm_basic_lstm.cpp"
+#line 1335 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1497,7 +1345,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t192, 206).noalias() =
       ConstRowVec<T>(t189, 206) * ConstRowMat<T>(l1_h2i_weight, 206, 206);
-#line 1501 "lm_basic_lstm.cpp"
+#line 1349 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1511,7 +1359,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t196, 206).noalias() =
       ConstRowVec<T>(t189, 206) * ConstRowMat<T>(l1_x2i_weight, 206, 206);
-#line 1515 "lm_basic_lstm.cpp"
+#line 1363 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1525,7 +1373,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t203, 206).noalias() =
       ConstRowVec<T>(t200, 206) * ConstRowMat<T>(l1_h2f_weight, 206, 206);
-#line 1529 "lm_basic_lstm.cpp"
+#line 1377 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1539,7 +1387,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t207, 206).noalias() =
       ConstRowVec<T>(t200, 206) * ConstRowMat<T>(l1_x2f_weight, 206, 206);
-#line 1543 "lm_basic_lstm.cpp"
+#line 1391 "lm_basic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1602,7 +1450,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v208 = v197 + v207;
     d_enc_weight[int64_t(tok[0]) * 206 + j] += v208;
   }
-#line 1606 "lm_basic_lstm.cpp"
+#line 1454 "lm_basic_lstm.cpp"
 }
 
 /// One backward step of BasicLSTMLM for one batch element.
@@ -2189,8 +2037,6 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 16,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
-      .replayFloat = replay_step<float>,
-      .replayDouble = replay_step<double>,
   };
   return s;
 }

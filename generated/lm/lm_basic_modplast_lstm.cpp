@@ -745,139 +745,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_carried_0_carried_1_l1_hebb_l2_hebb(a);
 }
 
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-// cn = f * c + i * g
-// hn = o * tanh(cn)
-//
-// replay stage 18: fused loop nest over [200]
-//   %103 tanh l2.g
-//   %109 mul l2.hn
-//   %107 add l2.cn -> next_state l2.c
-//   %109 mul l2.hn -> saved
-template <class T> static void replay_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t95 = a.scratch + 224;                          // [200]
-  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
-  const T *__restrict carried_1 = a.state + kStateCarried1;     // [200]
-  T *__restrict t103_l2_g = a.saved + 3136;                     // [200] l2.g
-  T *__restrict t85 = a.saved + 2720;                           // [200]
-  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  T *__restrict t89 = a.saved + 2928;                           // [200]
-  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  T *__restrict t64 = a.saved + 1888;                           // [200]
-  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  T *__restrict t69 = a.saved + 2096;                           // [200]
-  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
-  const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  T *__restrict t75 = a.saved + 2304;                           // [200]
-  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  T *__restrict t79 = a.saved + 2512;                           // [200]
-  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200] l2.hn
-  T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
-  T *__restrict saved_t109 = a.saved + 3344;                    // [200]
-#pragma omp simd
-  for (int j = 0; j < 192; ++j) {
-    const T v95 = t95[j];
-    const T v96 = l2_x2c_bias[j];
-#line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v97 = v95 + v96;
-    const T v101 = carried_1[j];
-    const T v102 = v97 + v101;
-    const T v103 = simdTanh(v102);
-    t103_l2_g[j] = v103;
-    const T v85 = t85[j];
-    const T v86 = l2_x2o_bias[j];
-#line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v87 = v85 + v86;
-    const T v89 = t89[j];
-    const T v90 = l2_h2o_bias[j];
-    const T v91 = v89 + v90;
-    const T v92 = v87 + v91;
-    const T v93 = T(1) / (T(1) + simdExp(-v92));
-    const T v64 = t64[j];
-    const T v65 = l2_x2f_bias[j];
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v66 = v64 + v65;
-    const T v69 = t69[j];
-    const T v70 = l2_h2f_bias[j];
-    const T v71 = v69 + v70;
-    const T v72 = v66 + v71;
-    const T v73 = T(1) / (T(1) + simdExp(-v72));
-    const T v104 = l2_c[j];
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v105 = v73 * v104;
-    const T v75 = t75[j];
-    const T v76 = l2_x2i_bias[j];
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v77 = v75 + v76;
-    const T v79 = t79[j];
-    const T v80 = l2_h2i_bias[j];
-    const T v81 = v79 + v80;
-    const T v82 = v77 + v81;
-    const T v83 = T(1) / (T(1) + simdExp(-v82));
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v106 = v83 * v103;
-    const T v107 = v105 + v106;
-#line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v108 = simdTanh(v107);
-    const T v109 = v93 * v108;
-    l2_h_next[j] = v109;
-    l2_c_next[j] = v107;
-    saved_t109[j] = v109;
-  }
-#pragma omp simd
-  for (int j = 192; j < 200; ++j) {
-    const T v95 = t95[j];
-    const T v96 = l2_x2c_bias[j];
-#line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v97 = v95 + v96;
-    const T v101 = carried_1[j];
-    const T v102 = v97 + v101;
-    const T v103 = simdTanh(v102);
-    t103_l2_g[j] = v103;
-    const T v85 = t85[j];
-    const T v86 = l2_x2o_bias[j];
-#line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v87 = v85 + v86;
-    const T v89 = t89[j];
-    const T v90 = l2_h2o_bias[j];
-    const T v91 = v89 + v90;
-    const T v92 = v87 + v91;
-    const T v93 = T(1) / (T(1) + simdExp(-v92));
-    const T v64 = t64[j];
-    const T v65 = l2_x2f_bias[j];
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v66 = v64 + v65;
-    const T v69 = t69[j];
-    const T v70 = l2_h2f_bias[j];
-    const T v71 = v69 + v70;
-    const T v72 = v66 + v71;
-    const T v73 = T(1) / (T(1) + simdExp(-v72));
-    const T v104 = l2_c[j];
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v105 = v73 * v104;
-    const T v75 = t75[j];
-    const T v76 = l2_x2i_bias[j];
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v77 = v75 + v76;
-    const T v79 = t79[j];
-    const T v80 = l2_h2i_bias[j];
-    const T v81 = v79 + v80;
-    const T v82 = v77 + v81;
-    const T v83 = T(1) / (T(1) + simdExp(-v82));
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v106 = v83 * v103;
-    const T v107 = v105 + v106;
-#line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v108 = simdTanh(v107);
-    const T v109 = v93 * v108;
-    l2_h_next[j] = v109;
-    l2_c_next[j] = v107;
-    saved_t109[j] = v109;
-  }
-#line 879 "lm_basic_modplast_lstm.cpp"
-}
-
 // hebb' = clip(hebb + modfanout * M * outer(g, h), -2, 2)
 //
 // replay stage 21: fused loop nest over [200, 200]
@@ -946,7 +813,7 @@ template <class T> static void replay_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a
       l2_hebb_next[i * 200 + j] = v120;
     }
   }
-#line 950 "lm_basic_modplast_lstm.cpp"
+#line 817 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One replay step of BasicModplastLSTMLM for one batch element.
@@ -969,7 +836,7 @@ template <class T> void replay_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o_15(a);
   forward_saved_h2o_16(a);
   forward_x2c_17(a);
-  replay_l2_g_l2_hn_l2_c(a);
+  forward_l2_g_l2_hn_l2_c_logits(a);
   forward_h2mod_19(a);
   forward_l2_m(a);
   replay_l1_hebb_l2_hebb(a);
@@ -1210,7 +1077,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
     t226[i] = acc226;
     t231[0] += acc231;
   }
-#line 1214 "lm_basic_modplast_lstm.cpp"
+#line 1081 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1245,7 +1112,7 @@ static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a
   t234[0] = v234;
   d_l1_h2mod_bias[0] += v234;
   d_l2_h2mod_bias[0] += v166;
-#line 1249 "lm_basic_modplast_lstm.cpp"
+#line 1116 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1259,7 +1126,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t169, 200).noalias() =
       ConstRowVec<T>(t166, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 1263 "lm_basic_modplast_lstm.cpp"
+#line 1130 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1561,7 +1428,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v109 = t109_l2_hn[j];
     record15[j] = v109;
   }
-#line 1565 "lm_basic_modplast_lstm.cpp"
+#line 1432 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1575,7 +1442,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t187, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1579 "lm_basic_modplast_lstm.cpp"
+#line 1446 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1589,7 +1456,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t194, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1593 "lm_basic_modplast_lstm.cpp"
+#line 1460 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1603,7 +1470,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t198, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1607 "lm_basic_modplast_lstm.cpp"
+#line 1474 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1617,7 +1484,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t205, 200).noalias() =
       ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1621 "lm_basic_modplast_lstm.cpp"
+#line 1488 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1631,7 +1498,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t209, 200).noalias() =
       ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1635 "lm_basic_modplast_lstm.cpp"
+#line 1502 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1645,7 +1512,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t216, 200).noalias() =
       ConstRowVec<T>(t213, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1649 "lm_basic_modplast_lstm.cpp"
+#line 1516 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1659,7 +1526,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t220, 200).noalias() =
       ConstRowVec<T>(t213, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1663 "lm_basic_modplast_lstm.cpp"
+#line 1530 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1673,7 +1540,7 @@ template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t237, 200).noalias() =
       ConstRowVec<T>(t234, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1677 "lm_basic_modplast_lstm.cpp"
+#line 1544 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1969,7 +1836,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     d_l1_x2c_bias[j] += v252;
   }
-#line 1973 "lm_basic_modplast_lstm.cpp"
+#line 1840 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1983,7 +1850,7 @@ template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t255, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1987 "lm_basic_modplast_lstm.cpp"
+#line 1854 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1997,7 +1864,7 @@ template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t261, 200).noalias() =
       ConstRowVec<T>(t258, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 2001 "lm_basic_modplast_lstm.cpp"
+#line 1868 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2011,7 +1878,7 @@ template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t265, 200).noalias() =
       ConstRowVec<T>(t258, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 2015 "lm_basic_modplast_lstm.cpp"
+#line 1882 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2025,7 +1892,7 @@ template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t272, 200).noalias() =
       ConstRowVec<T>(t269, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 2029 "lm_basic_modplast_lstm.cpp"
+#line 1896 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2039,7 +1906,7 @@ template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t276, 200).noalias() =
       ConstRowVec<T>(t269, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 2043 "lm_basic_modplast_lstm.cpp"
+#line 1910 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2053,7 +1920,7 @@ template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t283, 200).noalias() =
       ConstRowVec<T>(t280, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 2057 "lm_basic_modplast_lstm.cpp"
+#line 1924 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2067,7 +1934,7 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t287, 200).noalias() =
       ConstRowVec<T>(t280, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 2071 "lm_basic_modplast_lstm.cpp"
+#line 1938 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -2135,7 +2002,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v288 = v277 + v287;
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v288;
   }
-#line 2139 "lm_basic_modplast_lstm.cpp"
+#line 2006 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One backward step of BasicModplastLSTMLM for one batch element.
@@ -2230,7 +2097,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc10;
     carried_1_next[i] = acc15;
   }
-#line 2234 "lm_basic_modplast_lstm.cpp"
+#line 2101 "lm_basic_modplast_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -2385,7 +2252,7 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
       d_l2_alpha[i * 200 + j] += v27;
     }
   }
-#line 2389 "lm_basic_modplast_lstm.cpp"
+#line 2256 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2466,7 +2333,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     const T v3 = l2_h[j];
     record3[j] = v3;
   }
-#line 2470 "lm_basic_modplast_lstm.cpp"
+#line 2337 "lm_basic_modplast_lstm.cpp"
 }
 
 // prologue_backward stage 2:

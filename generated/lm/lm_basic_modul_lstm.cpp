@@ -818,139 +818,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_carried_0_carried_1_l1_pw_l1_et(a);
 }
 
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
-// cn = f * c + i * g
-// hn = o * tanh(cn)
-//
-// replay stage 19: fused loop nest over [200]
-//   %113 tanh l2.g
-//   %119 mul l2.hn
-//   %117 add l2.cn -> next_state l2.c
-//   %119 mul l2.hn -> saved
-template <class T> static void replay_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t105 = a.scratch + 224;                         // [200]
-  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
-  const T *__restrict carried_1 = a.state + kStateCarried1;     // [200]
-  T *__restrict t113_l2_g = a.saved + 3184;                     // [200] l2.g
-  T *__restrict t95 = a.saved + 2768;                           // [200]
-  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  T *__restrict t99 = a.saved + 2976;                           // [200]
-  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  T *__restrict t74 = a.saved + 1936;                           // [200]
-  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  T *__restrict t79 = a.saved + 2144;                           // [200]
-  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
-  const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  T *__restrict t85 = a.saved + 2352;                           // [200]
-  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  T *__restrict t89 = a.saved + 2560;                           // [200]
-  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200] l2.hn
-  T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
-  T *__restrict saved_t119 = a.saved + 3392;                    // [200]
-#pragma omp simd
-  for (int j = 0; j < 192; ++j) {
-    const T v105 = t105[j];
-    const T v106 = l2_x2c_bias[j];
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v107 = v105 + v106;
-    const T v111 = carried_1[j];
-    const T v112 = v107 + v111;
-    const T v113 = simdTanh(v112);
-    t113_l2_g[j] = v113;
-    const T v95 = t95[j];
-    const T v96 = l2_x2o_bias[j];
-#line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v97 = v95 + v96;
-    const T v99 = t99[j];
-    const T v100 = l2_h2o_bias[j];
-    const T v101 = v99 + v100;
-    const T v102 = v97 + v101;
-    const T v103 = T(1) / (T(1) + simdExp(-v102));
-    const T v74 = t74[j];
-    const T v75 = l2_x2f_bias[j];
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v76 = v74 + v75;
-    const T v79 = t79[j];
-    const T v80 = l2_h2f_bias[j];
-    const T v81 = v79 + v80;
-    const T v82 = v76 + v81;
-    const T v83 = T(1) / (T(1) + simdExp(-v82));
-    const T v114 = l2_c[j];
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v115 = v83 * v114;
-    const T v85 = t85[j];
-    const T v86 = l2_x2i_bias[j];
-#line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v87 = v85 + v86;
-    const T v89 = t89[j];
-    const T v90 = l2_h2i_bias[j];
-    const T v91 = v89 + v90;
-    const T v92 = v87 + v91;
-    const T v93 = T(1) / (T(1) + simdExp(-v92));
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v116 = v93 * v113;
-    const T v117 = v115 + v116;
-#line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v118 = simdTanh(v117);
-    const T v119 = v103 * v118;
-    l2_h_next[j] = v119;
-    l2_c_next[j] = v117;
-    saved_t119[j] = v119;
-  }
-#pragma omp simd
-  for (int j = 192; j < 200; ++j) {
-    const T v105 = t105[j];
-    const T v106 = l2_x2c_bias[j];
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v107 = v105 + v106;
-    const T v111 = carried_1[j];
-    const T v112 = v107 + v111;
-    const T v113 = simdTanh(v112);
-    t113_l2_g[j] = v113;
-    const T v95 = t95[j];
-    const T v96 = l2_x2o_bias[j];
-#line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v97 = v95 + v96;
-    const T v99 = t99[j];
-    const T v100 = l2_h2o_bias[j];
-    const T v101 = v99 + v100;
-    const T v102 = v97 + v101;
-    const T v103 = T(1) / (T(1) + simdExp(-v102));
-    const T v74 = t74[j];
-    const T v75 = l2_x2f_bias[j];
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v76 = v74 + v75;
-    const T v79 = t79[j];
-    const T v80 = l2_h2f_bias[j];
-    const T v81 = v79 + v80;
-    const T v82 = v76 + v81;
-    const T v83 = T(1) / (T(1) + simdExp(-v82));
-    const T v114 = l2_c[j];
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v115 = v83 * v114;
-    const T v85 = t85[j];
-    const T v86 = l2_x2i_bias[j];
-#line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v87 = v85 + v86;
-    const T v89 = t89[j];
-    const T v90 = l2_h2i_bias[j];
-    const T v91 = v89 + v90;
-    const T v92 = v87 + v91;
-    const T v93 = T(1) / (T(1) + simdExp(-v92));
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v116 = v93 * v113;
-    const T v117 = v115 + v116;
-#line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v118 = simdTanh(v117);
-    const T v119 = v103 * v118;
-    l2_h_next[j] = v119;
-    l2_c_next[j] = v117;
-    saved_t119[j] = v119;
-  }
-#line 952 "lm_basic_modul_lstm.cpp"
-}
-
 // pw' = clip(pw + modfanout * M * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
@@ -1060,7 +927,7 @@ template <class T> static void replay_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepAr
       l2_et_next[i * 200 + j] = v135;
     }
   }
-#line 1064 "lm_basic_modul_lstm.cpp"
+#line 931 "lm_basic_modul_lstm.cpp"
 }
 
 /// One replay step of BasicModulLSTMLM for one batch element.
@@ -1084,7 +951,7 @@ template <class T> void replay_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o_16(a);
   forward_saved_h2o_17(a);
   forward_x2c_18(a);
-  replay_l2_g_l2_hn_l2_c(a);
+  forward_l2_g_l2_hn_l2_c_logits(a);
   forward_h2mod_20(a);
   forward_l2_m(a);
   replay_l1_pw_l1_et_l2_pw_l2_et(a);
@@ -1393,7 +1260,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t259[0] += acc259;
     t271[0] += acc271;
   }
-#line 1397 "lm_basic_modul_lstm.cpp"
+#line 1264 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1730,7 +1597,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   }
   t170[0] += acc170;
   t254[0] += acc254;
-#line 1734 "lm_basic_modul_lstm.cpp"
+#line 1601 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1765,7 +1632,7 @@ static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a
   t274[0] = v274;
   d_l1_h2mod_bias[0] += v274;
   d_l2_h2mod_bias[0] += v193;
-#line 1769 "lm_basic_modul_lstm.cpp"
+#line 1636 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1779,7 +1646,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t196, 200).noalias() =
       ConstRowVec<T>(t193, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 1783 "lm_basic_modul_lstm.cpp"
+#line 1650 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1793,7 +1660,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t214, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1797 "lm_basic_modul_lstm.cpp"
+#line 1664 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1807,7 +1674,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t221, 200).noalias() =
       ConstRowVec<T>(t218, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1811 "lm_basic_modul_lstm.cpp"
+#line 1678 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1821,7 +1688,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t225, 200).noalias() =
       ConstRowVec<T>(t218, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1825 "lm_basic_modul_lstm.cpp"
+#line 1692 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1835,7 +1702,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t232, 200).noalias() =
       ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1839 "lm_basic_modul_lstm.cpp"
+#line 1706 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1849,7 +1716,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t236, 200).noalias() =
       ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1853 "lm_basic_modul_lstm.cpp"
+#line 1720 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1863,7 +1730,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t243, 200).noalias() =
       ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1867 "lm_basic_modul_lstm.cpp"
+#line 1734 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1877,7 +1744,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t247, 200).noalias() =
       ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1881 "lm_basic_modul_lstm.cpp"
+#line 1748 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1891,7 +1758,7 @@ template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t277, 200).noalias() =
       ConstRowVec<T>(t274, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1895 "lm_basic_modul_lstm.cpp"
+#line 1762 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2199,7 +2066,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     d_l1_x2c_bias[j] += v292;
   }
-#line 2203 "lm_basic_modul_lstm.cpp"
+#line 2070 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2213,7 +2080,7 @@ template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t295, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 2217 "lm_basic_modul_lstm.cpp"
+#line 2084 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2227,7 +2094,7 @@ template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t301, 200).noalias() =
       ConstRowVec<T>(t298, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 2231 "lm_basic_modul_lstm.cpp"
+#line 2098 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2241,7 +2108,7 @@ template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t305, 200).noalias() =
       ConstRowVec<T>(t298, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 2245 "lm_basic_modul_lstm.cpp"
+#line 2112 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2255,7 +2122,7 @@ template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t312, 200).noalias() =
       ConstRowVec<T>(t309, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 2259 "lm_basic_modul_lstm.cpp"
+#line 2126 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2269,7 +2136,7 @@ template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t316, 200).noalias() =
       ConstRowVec<T>(t309, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 2273 "lm_basic_modul_lstm.cpp"
+#line 2140 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2283,7 +2150,7 @@ template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t323, 200).noalias() =
       ConstRowVec<T>(t320, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 2287 "lm_basic_modul_lstm.cpp"
+#line 2154 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2297,7 +2164,7 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t327, 200).noalias() =
       ConstRowVec<T>(t320, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 2301 "lm_basic_modul_lstm.cpp"
+#line 2168 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -2371,7 +2238,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v328 = v317 + v327;
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v328;
   }
-#line 2375 "lm_basic_modul_lstm.cpp"
+#line 2242 "lm_basic_modul_lstm.cpp"
 }
 
 // etaet = sigmoid(etaet_logit)
@@ -2411,7 +2278,7 @@ static void backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> 
   const T v250 = v72 * v249;
   const T v251 = v178 * v250;
   d_l2_etaet_logit[0] += v251;
-#line 2415 "lm_basic_modul_lstm.cpp"
+#line 2282 "lm_basic_modul_lstm.cpp"
 }
 
 /// One backward step of BasicModulLSTMLM for one batch element.
@@ -2521,7 +2388,7 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     carried_0_next[i] = acc12;
     carried_1_next[i] = acc17;
   }
-#line 2525 "lm_basic_modul_lstm.cpp"
+#line 2392 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -2678,7 +2545,7 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       d_l2_alpha[i * 200 + j] += v31;
     }
   }
-#line 2682 "lm_basic_modul_lstm.cpp"
+#line 2549 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2759,7 +2626,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     const T v4 = l2_h[j];
     record3[j] = v4;
   }
-#line 2763 "lm_basic_modul_lstm.cpp"
+#line 2630 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_backward stage 2:

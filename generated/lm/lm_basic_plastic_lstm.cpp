@@ -669,139 +669,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_carried_0_carried_1_l1_hebb_l2_hebb(a);
 }
 
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-// cn = f * c + i * g
-// hn = o * tanh(cn)
-//
-// replay stage 16: fused loop nest over [200]
-//   %97 tanh l2.g
-//   %103 mul l2.hn
-//   %101 add l2.cn -> next_state l2.c
-//   %103 mul l2.hn -> saved
-template <class T> static void replay_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t89 = a.scratch + 208;                          // [200]
-  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
-  const T *__restrict carried_1 = a.state + kStateCarried1;     // [200]
-  T *__restrict t97_l2_g = a.saved + 3120;                      // [200] l2.g
-  T *__restrict t79 = a.saved + 2704;                           // [200]
-  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  T *__restrict t83 = a.saved + 2912;                           // [200]
-  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  T *__restrict t58 = a.saved + 1872;                           // [200]
-  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  T *__restrict t63 = a.saved + 2080;                           // [200]
-  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
-  const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  T *__restrict t69 = a.saved + 2288;                           // [200]
-  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  T *__restrict t73 = a.saved + 2496;                           // [200]
-  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200] l2.hn
-  T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
-  T *__restrict saved_t103 = a.saved + 3328;                    // [200]
-#pragma omp simd
-  for (int j = 0; j < 192; ++j) {
-    const T v89 = t89[j];
-    const T v90 = l2_x2c_bias[j];
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v91 = v89 + v90;
-    const T v95 = carried_1[j];
-    const T v96 = v91 + v95;
-    const T v97 = simdTanh(v96);
-    t97_l2_g[j] = v97;
-    const T v79 = t79[j];
-    const T v80 = l2_x2o_bias[j];
-#line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v81 = v79 + v80;
-    const T v83 = t83[j];
-    const T v84 = l2_h2o_bias[j];
-    const T v85 = v83 + v84;
-    const T v86 = v81 + v85;
-    const T v87 = T(1) / (T(1) + simdExp(-v86));
-    const T v58 = t58[j];
-    const T v59 = l2_x2f_bias[j];
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v60 = v58 + v59;
-    const T v63 = t63[j];
-    const T v64 = l2_h2f_bias[j];
-    const T v65 = v63 + v64;
-    const T v66 = v60 + v65;
-    const T v67 = T(1) / (T(1) + simdExp(-v66));
-    const T v98 = l2_c[j];
-#line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v99 = v67 * v98;
-    const T v69 = t69[j];
-    const T v70 = l2_x2i_bias[j];
-#line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v71 = v69 + v70;
-    const T v73 = t73[j];
-    const T v74 = l2_h2i_bias[j];
-    const T v75 = v73 + v74;
-    const T v76 = v71 + v75;
-    const T v77 = T(1) / (T(1) + simdExp(-v76));
-#line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v100 = v77 * v97;
-    const T v101 = v99 + v100;
-#line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v102 = simdTanh(v101);
-    const T v103 = v87 * v102;
-    l2_h_next[j] = v103;
-    l2_c_next[j] = v101;
-    saved_t103[j] = v103;
-  }
-#pragma omp simd
-  for (int j = 192; j < 200; ++j) {
-    const T v89 = t89[j];
-    const T v90 = l2_x2c_bias[j];
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v91 = v89 + v90;
-    const T v95 = carried_1[j];
-    const T v96 = v91 + v95;
-    const T v97 = simdTanh(v96);
-    t97_l2_g[j] = v97;
-    const T v79 = t79[j];
-    const T v80 = l2_x2o_bias[j];
-#line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v81 = v79 + v80;
-    const T v83 = t83[j];
-    const T v84 = l2_h2o_bias[j];
-    const T v85 = v83 + v84;
-    const T v86 = v81 + v85;
-    const T v87 = T(1) / (T(1) + simdExp(-v86));
-    const T v58 = t58[j];
-    const T v59 = l2_x2f_bias[j];
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v60 = v58 + v59;
-    const T v63 = t63[j];
-    const T v64 = l2_h2f_bias[j];
-    const T v65 = v63 + v64;
-    const T v66 = v60 + v65;
-    const T v67 = T(1) / (T(1) + simdExp(-v66));
-    const T v98 = l2_c[j];
-#line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v99 = v67 * v98;
-    const T v69 = t69[j];
-    const T v70 = l2_x2i_bias[j];
-#line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v71 = v69 + v70;
-    const T v73 = t73[j];
-    const T v74 = l2_h2i_bias[j];
-    const T v75 = v73 + v74;
-    const T v76 = v71 + v75;
-    const T v77 = T(1) / (T(1) + simdExp(-v76));
-#line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v100 = v77 * v97;
-    const T v101 = v99 + v100;
-#line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v102 = simdTanh(v101);
-    const T v103 = v87 * v102;
-    l2_h_next[j] = v103;
-    l2_c_next[j] = v101;
-    saved_t103[j] = v103;
-  }
-#line 803 "lm_basic_plastic_lstm.cpp"
-}
-
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // replay stage 17: fused loop nest over [200, 200]
@@ -862,7 +729,7 @@ template <class T> static void replay_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a
       l2_hebb_next[i * 200 + j] = v108;
     }
   }
-#line 866 "lm_basic_plastic_lstm.cpp"
+#line 733 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One replay step of BasicPlasticLSTMLM for one batch element.
@@ -883,7 +750,7 @@ template <class T> void replay_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o_13(a);
   forward_saved_h2o_14(a);
   forward_x2c_15(a);
-  replay_l2_g_l2_hn_l2_c(a);
+  forward_l2_g_l2_hn_l2_c_logits(a);
   replay_l1_hebb_l2_hebb(a);
 }
 
@@ -1087,7 +954,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
     t146[i] = acc146;
     t205[i] = acc205;
   }
-#line 1091 "lm_basic_plastic_lstm.cpp"
+#line 958 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1389,7 +1256,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v103 = t103_l2_hn[j];
     record14[j] = v103;
   }
-#line 1393 "lm_basic_plastic_lstm.cpp"
+#line 1260 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1403,7 +1270,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t165, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1407 "lm_basic_plastic_lstm.cpp"
+#line 1274 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1417,7 +1284,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t172, 200).noalias() =
       ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1421 "lm_basic_plastic_lstm.cpp"
+#line 1288 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1431,7 +1298,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t176, 200).noalias() =
       ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1435 "lm_basic_plastic_lstm.cpp"
+#line 1302 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1445,7 +1312,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t183, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1449 "lm_basic_plastic_lstm.cpp"
+#line 1316 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1459,7 +1326,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t187, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1463 "lm_basic_plastic_lstm.cpp"
+#line 1330 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1473,7 +1340,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t194, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1477 "lm_basic_plastic_lstm.cpp"
+#line 1344 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1487,7 +1354,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t198, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1491 "lm_basic_plastic_lstm.cpp"
+#line 1358 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1778,7 +1645,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v220;
   }
-#line 1782 "lm_basic_plastic_lstm.cpp"
+#line 1649 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1792,7 +1659,7 @@ template <class T> static void backward_x2c_10(const dopa::StepArgs<T> &a) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t223, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1796 "lm_basic_plastic_lstm.cpp"
+#line 1663 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1806,7 +1673,7 @@ template <class T> static void backward_h2o_11(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t229, 200).noalias() =
       ConstRowVec<T>(t226, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1810 "lm_basic_plastic_lstm.cpp"
+#line 1677 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1820,7 +1687,7 @@ template <class T> static void backward_x2o_12(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t233, 200).noalias() =
       ConstRowVec<T>(t226, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1824 "lm_basic_plastic_lstm.cpp"
+#line 1691 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1834,7 +1701,7 @@ template <class T> static void backward_h2i_13(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t240, 200).noalias() =
       ConstRowVec<T>(t237, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1838 "lm_basic_plastic_lstm.cpp"
+#line 1705 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1848,7 +1715,7 @@ template <class T> static void backward_x2i_14(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t244, 200).noalias() =
       ConstRowVec<T>(t237, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1852 "lm_basic_plastic_lstm.cpp"
+#line 1719 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1862,7 +1729,7 @@ template <class T> static void backward_h2f_15(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t251, 200).noalias() =
       ConstRowVec<T>(t248, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1866 "lm_basic_plastic_lstm.cpp"
+#line 1733 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1876,7 +1743,7 @@ template <class T> static void backward_x2f_16(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t255, 200).noalias() =
       ConstRowVec<T>(t248, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1880 "lm_basic_plastic_lstm.cpp"
+#line 1747 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1939,7 +1806,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v256 = v245 + v255;
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v256;
   }
-#line 1943 "lm_basic_plastic_lstm.cpp"
+#line 1810 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One backward step of BasicPlasticLSTMLM for one batch element.
@@ -2031,7 +1898,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc10;
     carried_1_next[i] = acc15;
   }
-#line 2035 "lm_basic_plastic_lstm.cpp"
+#line 1902 "lm_basic_plastic_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -2186,7 +2053,7 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
       d_l2_alpha[i * 200 + j] += v27;
     }
   }
-#line 2190 "lm_basic_plastic_lstm.cpp"
+#line 2057 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2267,7 +2134,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     const T v3 = l2_h[j];
     record3[j] = v3;
   }
-#line 2271 "lm_basic_plastic_lstm.cpp"
+#line 2138 "lm_basic_plastic_lstm.cpp"
 }
 
 // prologue_backward stage 2:

@@ -860,119 +860,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_l3_h_l3_c_logits_ar_h(a);
 }
 
-// cn = f * c + i * g
-// hn = o * tanh(cn)
-//
-// replay stage 29: fused loop nest over [400]
-//   %152 mul l3.hn -> next_state l3.h
-//   %150 add l3.cn -> next_state l3.c
-template <class T> static void replay_l3_h_l3_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t128 = a.saved + 22752;                         // [400]
-  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t132 = a.saved + 23152;                         // [400]
-  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t107 = a.saved + 21152;                         // [400]
-  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t112 = a.saved + 21552;                         // [400]
-  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
-  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t118 = a.saved + 21952;                         // [400]
-  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t122 = a.saved + 22352;                         // [400]
-  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  T *__restrict t138 = a.saved + 23552;                         // [400]
-  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t142 = a.saved + 23952;                         // [400]
-  const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400]
-  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
-#pragma omp simd
-  for (int j = 0; j < 400; ++j) {
-    const T v128 = t128[j];
-    const T v129 = l3_x2o_bias[j];
-#line 22 "examples/lm/lstm.dopa"
-    const T v130 = v128 + v129;
-    const T v132 = t132[j];
-    const T v133 = l3_h2o_bias[j];
-    const T v134 = v132 + v133;
-    const T v135 = v130 + v134;
-    const T v136 = T(1) / (T(1) + simdExp(-v135));
-    const T v107 = t107[j];
-    const T v108 = l3_x2f_bias[j];
-#line 20 "examples/lm/lstm.dopa"
-    const T v109 = v107 + v108;
-    const T v112 = t112[j];
-    const T v113 = l3_h2f_bias[j];
-    const T v114 = v112 + v113;
-    const T v115 = v109 + v114;
-    const T v116 = T(1) / (T(1) + simdExp(-v115));
-    const T v147 = l3_c[j];
-#line 24 "examples/lm/lstm.dopa"
-    const T v148 = v116 * v147;
-    const T v118 = t118[j];
-    const T v119 = l3_x2i_bias[j];
-#line 21 "examples/lm/lstm.dopa"
-    const T v120 = v118 + v119;
-    const T v122 = t122[j];
-    const T v123 = l3_h2i_bias[j];
-    const T v124 = v122 + v123;
-    const T v125 = v120 + v124;
-    const T v126 = T(1) / (T(1) + simdExp(-v125));
-    const T v138 = t138[j];
-    const T v139 = l3_x2c_bias[j];
-#line 23 "examples/lm/lstm.dopa"
-    const T v140 = v138 + v139;
-    const T v142 = t142[j];
-    const T v143 = l3_h2c_bias[j];
-    const T v144 = v142 + v143;
-    const T v145 = v140 + v144;
-    const T v146 = simdTanh(v145);
-#line 24 "examples/lm/lstm.dopa"
-    const T v149 = v126 * v146;
-    const T v150 = v148 + v149;
-#line 25 "examples/lm/lstm.dopa"
-    const T v151 = simdTanh(v150);
-    const T v152 = v136 * v151;
-    l3_h_next[j] = v152;
-    l3_c_next[j] = v150;
-  }
-#line 940 "lm_lstm.cpp"
-}
-
-/// One replay step of LSTMLM for one batch element.
-template <class T> void replay_step(const dopa::StepArgs<T> &a) {
-  forward_enc(a);
-  forward_saved_drop_e(a);
-  forward_x(a);
-  forward_saved_x2f(a);
-  forward_saved_h2f(a);
-  forward_saved_x2i(a);
-  forward_saved_h2i(a);
-  forward_saved_x2o(a);
-  forward_saved_h2o(a);
-  forward_saved_x2c(a);
-  forward_saved_h2c(a);
-  forward_y1_l1_h_l1_c(a);
-  forward_saved_x2f_12(a);
-  forward_saved_h2f_13(a);
-  forward_saved_x2i_14(a);
-  forward_saved_h2i_15(a);
-  forward_saved_x2o_16(a);
-  forward_saved_h2o_17(a);
-  forward_saved_x2c_18(a);
-  forward_saved_h2c_19(a);
-  forward_y2_l2_h_l2_c(a);
-  forward_saved_x2f_21(a);
-  forward_saved_h2f_22(a);
-  forward_saved_x2i_23(a);
-  forward_saved_h2i_24(a);
-  forward_saved_x2o_25(a);
-  forward_saved_h2o_26(a);
-  forward_saved_x2c_27(a);
-  forward_saved_h2c_28(a);
-  replay_l3_h_l3_c(a);
-}
-
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1151,7 +1038,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     d_l3_x2c_bias[j] += v182;
     d_l3_h2c_bias[j] += v182;
   }
-#line 1155 "lm_lstm.cpp"
+#line 1042 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1165,7 +1052,7 @@ template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t185, 400).noalias() =
       ConstRowVec<T>(t182, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
-#line 1169 "lm_lstm.cpp"
+#line 1056 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1179,7 +1066,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t188, 1150).noalias() =
       ConstRowVec<T>(t182, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
-#line 1183 "lm_lstm.cpp"
+#line 1070 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1193,7 +1080,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t194, 400).noalias() =
       ConstRowVec<T>(t191, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1197 "lm_lstm.cpp"
+#line 1084 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1207,7 +1094,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t198, 1150).noalias() =
       ConstRowVec<T>(t191, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
-#line 1211 "lm_lstm.cpp"
+#line 1098 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1221,7 +1108,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t205, 400).noalias() =
       ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1225 "lm_lstm.cpp"
+#line 1112 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1235,7 +1122,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t209, 1150).noalias() =
       ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
-#line 1239 "lm_lstm.cpp"
+#line 1126 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1249,7 +1136,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t216, 400).noalias() =
       ConstRowVec<T>(t213, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1253 "lm_lstm.cpp"
+#line 1140 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1263,7 +1150,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t220, 1150).noalias() =
       ConstRowVec<T>(t213, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
-#line 1267 "lm_lstm.cpp"
+#line 1154 "lm_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1575,7 +1462,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v105 = t105_y2[j];
     record13[j] = v105;
   }
-#line 1579 "lm_lstm.cpp"
+#line 1466 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1589,7 +1476,7 @@ template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t240, 1150).noalias() =
       ConstRowVec<T>(t237, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
-#line 1593 "lm_lstm.cpp"
+#line 1480 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1603,7 +1490,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t243, 1150).noalias() =
       ConstRowVec<T>(t237, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
-#line 1607 "lm_lstm.cpp"
+#line 1494 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1617,7 +1504,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t249, 1150).noalias() =
       ConstRowVec<T>(t246, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
-#line 1621 "lm_lstm.cpp"
+#line 1508 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1631,7 +1518,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t253, 1150).noalias() =
       ConstRowVec<T>(t246, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
-#line 1635 "lm_lstm.cpp"
+#line 1522 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1645,7 +1532,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t260, 1150).noalias() =
       ConstRowVec<T>(t257, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
-#line 1649 "lm_lstm.cpp"
+#line 1536 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1659,7 +1546,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t264, 1150).noalias() =
       ConstRowVec<T>(t257, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
-#line 1663 "lm_lstm.cpp"
+#line 1550 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1673,7 +1560,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t271, 1150).noalias() =
       ConstRowVec<T>(t268, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
-#line 1677 "lm_lstm.cpp"
+#line 1564 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1687,7 +1574,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t275, 1150).noalias() =
       ConstRowVec<T>(t268, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
-#line 1691 "lm_lstm.cpp"
+#line 1578 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1994,7 +1881,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     d_l1_x2c_bias[j] += v292;
     d_l1_h2c_bias[j] += v292;
   }
-#line 1998 "lm_lstm.cpp"
+#line 1885 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -2008,7 +1895,7 @@ template <class T> static void backward_h2c_19(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t295, 1150).noalias() =
       ConstRowVec<T>(t292, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
-#line 2012 "lm_lstm.cpp"
+#line 1899 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -2022,7 +1909,7 @@ template <class T> static void backward_x2c_20(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t298, 400).noalias() =
       ConstRowVec<T>(t292, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
-#line 2026 "lm_lstm.cpp"
+#line 1913 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2036,7 +1923,7 @@ template <class T> static void backward_h2o_21(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t304, 1150).noalias() =
       ConstRowVec<T>(t301, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
-#line 2040 "lm_lstm.cpp"
+#line 1927 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2050,7 +1937,7 @@ template <class T> static void backward_x2o_22(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t308, 400).noalias() =
       ConstRowVec<T>(t301, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
-#line 2054 "lm_lstm.cpp"
+#line 1941 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2064,7 +1951,7 @@ template <class T> static void backward_h2i_23(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t315, 1150).noalias() =
       ConstRowVec<T>(t312, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
-#line 2068 "lm_lstm.cpp"
+#line 1955 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2078,7 +1965,7 @@ template <class T> static void backward_x2i_24(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t319, 400).noalias() =
       ConstRowVec<T>(t312, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
-#line 2082 "lm_lstm.cpp"
+#line 1969 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2092,7 +1979,7 @@ template <class T> static void backward_h2f_25(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t326, 1150).noalias() =
       ConstRowVec<T>(t323, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
-#line 2096 "lm_lstm.cpp"
+#line 1983 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2106,7 +1993,7 @@ template <class T> static void backward_x2f_26(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t330, 400).noalias() =
       ConstRowVec<T>(t323, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
-#line 2110 "lm_lstm.cpp"
+#line 1997 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2143,7 +2030,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v327 = v316 + v326;
     d_l1_h[j] = v327;
   }
-#line 2147 "lm_lstm.cpp"
+#line 2034 "lm_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2191,7 +2078,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v334 = v333 * v4;
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v334;
   }
-#line 2195 "lm_lstm.cpp"
+#line 2082 "lm_lstm.cpp"
 }
 
 /// One backward step of LSTMLM for one batch element.
@@ -3131,8 +3018,6 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 24,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
-      .replayFloat = replay_step<float>,
-      .replayDouble = replay_step<double>,
   };
   return s;
 }

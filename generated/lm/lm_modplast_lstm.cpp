@@ -1259,89 +1259,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_carried_2_l3_hebb(a);
 }
 
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-// cn = f * c + i * g
-// hn = o * tanh(cn)
-//
-// replay stage 36: fused loop nest over [400]
-//   %176 tanh l3.g
-//   %182 mul l3.hn
-//   %180 add l3.cn -> next_state l3.c
-//   %182 mul l3.hn -> saved
-template <class T> static void replay_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t168 = a.scratch + 7344;                        // [400]
-  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  const T *__restrict carried_2 = a.state + kStateCarried2;     // [400]
-  T *__restrict t176_l3_g = a.saved + 25888;                    // [400] l3.g
-  T *__restrict t158 = a.saved + 25088;                         // [400]
-  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t162 = a.saved + 25488;                         // [400]
-  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t137 = a.saved + 23488;                         // [400]
-  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t142 = a.saved + 23888;                         // [400]
-  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
-  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t148 = a.saved + 24288;                         // [400]
-  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t152 = a.saved + 24688;                         // [400]
-  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
-  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
-  T *__restrict saved_t182 = a.saved + 26288;                   // [400]
-#pragma omp simd
-  for (int j = 0; j < 400; ++j) {
-    const T v168 = t168[j];
-    const T v169 = l3_x2c_bias[j];
-#line 84 "examples/lm/modplast_lstm.dopa"
-    const T v170 = v168 + v169;
-    const T v174 = carried_2[j];
-    const T v175 = v170 + v174;
-    const T v176 = simdTanh(v175);
-    t176_l3_g[j] = v176;
-    const T v158 = t158[j];
-    const T v159 = l3_x2o_bias[j];
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v160 = v158 + v159;
-    const T v162 = t162[j];
-    const T v163 = l3_h2o_bias[j];
-    const T v164 = v162 + v163;
-    const T v165 = v160 + v164;
-    const T v166 = T(1) / (T(1) + simdExp(-v165));
-    const T v137 = t137[j];
-    const T v138 = l3_x2f_bias[j];
-#line 81 "examples/lm/modplast_lstm.dopa"
-    const T v139 = v137 + v138;
-    const T v142 = t142[j];
-    const T v143 = l3_h2f_bias[j];
-    const T v144 = v142 + v143;
-    const T v145 = v139 + v144;
-    const T v146 = T(1) / (T(1) + simdExp(-v145));
-    const T v177 = l3_c[j];
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v178 = v146 * v177;
-    const T v148 = t148[j];
-    const T v149 = l3_x2i_bias[j];
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v150 = v148 + v149;
-    const T v152 = t152[j];
-    const T v153 = l3_h2i_bias[j];
-    const T v154 = v152 + v153;
-    const T v155 = v150 + v154;
-    const T v156 = T(1) / (T(1) + simdExp(-v155));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v179 = v156 * v176;
-    const T v180 = v178 + v179;
-#line 86 "examples/lm/modplast_lstm.dopa"
-    const T v181 = simdTanh(v180);
-    const T v182 = v166 * v181;
-    l3_h_next[j] = v182;
-    l3_c_next[j] = v180;
-    saved_t182[j] = v182;
-  }
-#line 1343 "lm_modplast_lstm.cpp"
-}
-
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // replay stage 42: fused loop nest over [1149, 1149]
@@ -1400,7 +1317,7 @@ template <class T> static void replay_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a
       l2_hebb_next[i * 1149 + j] = v133;
     }
   }
-#line 1404 "lm_modplast_lstm.cpp"
+#line 1321 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1428,7 +1345,7 @@ template <class T> static void replay_l3_hebb(const dopa::StepArgs<T> &a) {
       l3_hebb_next[i * 400 + j] = v196;
     }
   }
-#line 1432 "lm_modplast_lstm.cpp"
+#line 1349 "lm_modplast_lstm.cpp"
 }
 
 /// One replay step of ModPlastLSTMLM for one batch element.
@@ -1469,7 +1386,7 @@ template <class T> void replay_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o_33(a);
   forward_saved_h2o_34(a);
   forward_x2c_35(a);
-  replay_l3_g_l3_hn_l3_c(a);
+  forward_l3_g_l3_hn_l3_c_logits(a);
   forward_h2mod_37(a);
   forward_l3_m(a);
   forward_modfanout_39(a);
@@ -1558,7 +1475,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     t257[i] += acc257;
     t259[i] = acc259;
   }
-#line 1562 "lm_modplast_lstm.cpp"
+#line 1479 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -1771,7 +1688,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     t400[i] += acc400;
     t402[i] = acc402;
   }
-#line 1775 "lm_modplast_lstm.cpp"
+#line 1692 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1784,7 +1701,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t261[e] = t257[e];
-#line 1788 "lm_modplast_lstm.cpp"
+#line 1705 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1798,7 +1715,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t264, 1).noalias() =
       ConstRowVec<T>(t261, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1802 "lm_modplast_lstm.cpp"
+#line 1719 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1832,7 +1749,7 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   record21[0] = v124;
   d_l3_h2mod_bias[0] += v268;
   record32[0] = v187;
-#line 1836 "lm_modplast_lstm.cpp"
+#line 1753 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1846,7 +1763,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t271, 400).noalias() =
       ConstRowVec<T>(t268, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1850 "lm_modplast_lstm.cpp"
+#line 1767 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2043,7 +1960,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l3_modfanout_bias[j] += v261;
   }
-#line 2047 "lm_modplast_lstm.cpp"
+#line 1964 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2057,7 +1974,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t289, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 2061 "lm_modplast_lstm.cpp"
+#line 1978 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2071,7 +1988,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t295, 400).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 2075 "lm_modplast_lstm.cpp"
+#line 1992 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2085,7 +2002,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t299, 1149).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 2089 "lm_modplast_lstm.cpp"
+#line 2006 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2099,7 +2016,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t306, 400).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 2103 "lm_modplast_lstm.cpp"
+#line 2020 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2113,7 +2030,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t310, 1149).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 2117 "lm_modplast_lstm.cpp"
+#line 2034 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2127,7 +2044,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t317, 400).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 2131 "lm_modplast_lstm.cpp"
+#line 2048 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2141,7 +2058,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 2145 "lm_modplast_lstm.cpp"
+#line 2062 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2154,7 +2071,7 @@ template <class T> static void backward_record_col_14(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t333[e] = t329[e];
-#line 2158 "lm_modplast_lstm.cpp"
+#line 2075 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2168,7 +2085,7 @@ template <class T> static void backward_modfanout_15(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t336, 1).noalias() =
       ConstRowVec<T>(t333, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 2172 "lm_modplast_lstm.cpp"
+#line 2089 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2189,7 +2106,7 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T v339 = v336 * v338;
   t339[0] = v339;
   d_l2_h2mod_bias[0] += v339;
-#line 2193 "lm_modplast_lstm.cpp"
+#line 2110 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2203,7 +2120,7 @@ template <class T> static void backward_h2mod_17(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t342, 1149).noalias() =
       ConstRowVec<T>(t339, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 2207 "lm_modplast_lstm.cpp"
+#line 2124 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2552,7 +2469,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v135 = t135_y2[j];
     record23[j] = v135;
   }
-#line 2556 "lm_modplast_lstm.cpp"
+#line 2473 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2566,7 +2483,7 @@ template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t360, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 2570 "lm_modplast_lstm.cpp"
+#line 2487 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2580,7 +2497,7 @@ template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t366, 1149).noalias() =
       ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2584 "lm_modplast_lstm.cpp"
+#line 2501 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2594,7 +2511,7 @@ template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t370, 1149).noalias() =
       ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2598 "lm_modplast_lstm.cpp"
+#line 2515 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2608,7 +2525,7 @@ template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t377, 1149).noalias() =
       ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2612 "lm_modplast_lstm.cpp"
+#line 2529 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2622,7 +2539,7 @@ template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t381, 1149).noalias() =
       ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2626 "lm_modplast_lstm.cpp"
+#line 2543 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2636,7 +2553,7 @@ template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t388, 1149).noalias() =
       ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2640 "lm_modplast_lstm.cpp"
+#line 2557 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2650,7 +2567,7 @@ template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t392, 1149).noalias() =
       ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2654 "lm_modplast_lstm.cpp"
+#line 2571 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2663,7 +2580,7 @@ template <class T> static void backward_record_col_26(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t404[e] = t400[e];
-#line 2667 "lm_modplast_lstm.cpp"
+#line 2584 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2677,7 +2594,7 @@ template <class T> static void backward_modfanout_27(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t407, 1).noalias() =
       ConstRowVec<T>(t404, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2681 "lm_modplast_lstm.cpp"
+#line 2598 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2698,7 +2615,7 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T v410 = v407 * v409;
   t410[0] = v410;
   d_l1_h2mod_bias[0] += v410;
-#line 2702 "lm_modplast_lstm.cpp"
+#line 2619 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2712,7 +2629,7 @@ template <class T> static void backward_h2mod_29(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t413, 1149).noalias() =
       ConstRowVec<T>(t410, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2716 "lm_modplast_lstm.cpp"
+#line 2633 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3027,7 +2944,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l1_modfanout_bias[j] += v404;
   }
-#line 3031 "lm_modplast_lstm.cpp"
+#line 2948 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -3041,7 +2958,7 @@ template <class T> static void backward_x2c_31(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t431, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 3045 "lm_modplast_lstm.cpp"
+#line 2962 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3055,7 +2972,7 @@ template <class T> static void backward_h2o_32(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t437, 1149).noalias() =
       ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 3059 "lm_modplast_lstm.cpp"
+#line 2976 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3069,7 +2986,7 @@ template <class T> static void backward_x2o_33(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t441, 400).noalias() =
       ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 3073 "lm_modplast_lstm.cpp"
+#line 2990 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3083,7 +3000,7 @@ template <class T> static void backward_h2i_34(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t448, 1149).noalias() =
       ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 3087 "lm_modplast_lstm.cpp"
+#line 3004 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3097,7 +3014,7 @@ template <class T> static void backward_x2i_35(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t452, 400).noalias() =
       ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 3101 "lm_modplast_lstm.cpp"
+#line 3018 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3111,7 +3028,7 @@ template <class T> static void backward_h2f_36(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t459, 1149).noalias() =
       ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 3115 "lm_modplast_lstm.cpp"
+#line 3032 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3125,7 +3042,7 @@ template <class T> static void backward_x2f_37(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t463, 400).noalias() =
       ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 3129 "lm_modplast_lstm.cpp"
+#line 3046 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3162,7 +3079,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v460 = v449 + v459;
     d_l1_h[j] = v460;
   }
-#line 3166 "lm_modplast_lstm.cpp"
+#line 3083 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -3210,7 +3127,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v467 = v466 * v4;
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v467;
   }
-#line 3214 "lm_modplast_lstm.cpp"
+#line 3131 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3230,7 +3147,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += v245;
     d_l2_alpha[i] += v237;
   }
-#line 3234 "lm_modplast_lstm.cpp"
+#line 3151 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3245,7 +3162,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 77 "examples/lm/modplast_lstm.dopa"
     d_l3_alpha[i] += v229;
   }
-#line 3249 "lm_modplast_lstm.cpp"
+#line 3166 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.
@@ -3359,7 +3276,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc13;
     carried_1_next[i] = acc18;
   }
-#line 3363 "lm_modplast_lstm.cpp"
+#line 3280 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -3390,7 +3307,7 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
     }
     carried_2_next[i] = acc23;
   }
-#line 3394 "lm_modplast_lstm.cpp"
+#line 3311 "lm_modplast_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -3503,7 +3420,7 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
     }
     t40[i] += acc40;
   }
-#line 3507 "lm_modplast_lstm.cpp"
+#line 3424 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -3626,7 +3543,7 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
     t48[i] += acc48;
     t56[i] += acc56;
   }
-#line 3630 "lm_modplast_lstm.cpp"
+#line 3547 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3707,7 +3624,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     const T v3 = l2_h[j];
     record3[j] = v3;
   }
-#line 3711 "lm_modplast_lstm.cpp"
+#line 3628 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3741,7 +3658,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     const T v6 = l3_h[j];
     record5[j] = v6;
   }
-#line 3745 "lm_modplast_lstm.cpp"
+#line 3662 "lm_modplast_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -3786,7 +3703,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += v56;
     d_l2_alpha[i] += v48;
   }
-#line 3790 "lm_modplast_lstm.cpp"
+#line 3707 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3801,7 +3718,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 77 "examples/lm/modplast_lstm.dopa"
     d_l3_alpha[i] += v40;
   }
-#line 3805 "lm_modplast_lstm.cpp"
+#line 3722 "lm_modplast_lstm.cpp"
 }
 
 /// One prologue_backward step of ModPlastLSTMLM for one batch element.

@@ -1343,89 +1343,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_carried_2_l3_pw_l3_et(a);
 }
 
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
-// cn = f * c + i * g
-// hn = o * tanh(cn)
-//
-// replay stage 37: fused loop nest over [400]
-//   %189 tanh l3.g
-//   %195 mul l3.hn
-//   %193 add l3.cn -> next_state l3.c
-//   %195 mul l3.hn -> saved
-template <class T> static void replay_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.scratch + 7344;                        // [400]
-  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  const T *__restrict carried_2 = a.state + kStateCarried2;     // [400]
-  T *__restrict t189_l3_g = a.saved + 25920;                    // [400] l3.g
-  T *__restrict t171 = a.saved + 25120;                         // [400]
-  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t175 = a.saved + 25520;                         // [400]
-  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t150 = a.saved + 23520;                         // [400]
-  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t155 = a.saved + 23920;                         // [400]
-  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
-  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t161 = a.saved + 24320;                         // [400]
-  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t165 = a.saved + 24720;                         // [400]
-  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
-  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
-  T *__restrict saved_t195 = a.saved + 26320;                   // [400]
-#pragma omp simd
-  for (int j = 0; j < 400; ++j) {
-    const T v181 = t181[j];
-    const T v182 = l3_x2c_bias[j];
-#line 120 "examples/lm/modul_lstm.dopa"
-    const T v183 = v181 + v182;
-    const T v187 = carried_2[j];
-    const T v188 = v183 + v187;
-    const T v189 = simdTanh(v188);
-    t189_l3_g[j] = v189;
-    const T v171 = t171[j];
-    const T v172 = l3_x2o_bias[j];
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v173 = v171 + v172;
-    const T v175 = t175[j];
-    const T v176 = l3_h2o_bias[j];
-    const T v177 = v175 + v176;
-    const T v178 = v173 + v177;
-    const T v179 = T(1) / (T(1) + simdExp(-v178));
-    const T v150 = t150[j];
-    const T v151 = l3_x2f_bias[j];
-#line 117 "examples/lm/modul_lstm.dopa"
-    const T v152 = v150 + v151;
-    const T v155 = t155[j];
-    const T v156 = l3_h2f_bias[j];
-    const T v157 = v155 + v156;
-    const T v158 = v152 + v157;
-    const T v159 = T(1) / (T(1) + simdExp(-v158));
-    const T v190 = l3_c[j];
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v191 = v159 * v190;
-    const T v161 = t161[j];
-    const T v162 = l3_x2i_bias[j];
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v163 = v161 + v162;
-    const T v165 = t165[j];
-    const T v166 = l3_h2i_bias[j];
-    const T v167 = v165 + v166;
-    const T v168 = v163 + v167;
-    const T v169 = T(1) / (T(1) + simdExp(-v168));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v192 = v169 * v189;
-    const T v193 = v191 + v192;
-#line 122 "examples/lm/modul_lstm.dopa"
-    const T v194 = simdTanh(v193);
-    const T v195 = v179 * v194;
-    l3_h_next[j] = v195;
-    l3_c_next[j] = v193;
-    saved_t195[j] = v195;
-  }
-#line 1427 "lm_modul_lstm.cpp"
-}
-
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
@@ -1525,7 +1442,7 @@ template <class T> static void replay_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepAr
       l2_et_next[i * 1149 + j] = v146;
     }
   }
-#line 1529 "lm_modul_lstm.cpp"
+#line 1446 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1567,7 +1484,7 @@ template <class T> static void replay_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
       l3_et_next[i * 400 + j] = v215;
     }
   }
-#line 1571 "lm_modul_lstm.cpp"
+#line 1488 "lm_modul_lstm.cpp"
 }
 
 /// One replay step of ModulLSTMLM for one batch element.
@@ -1609,7 +1526,7 @@ template <class T> void replay_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o_34(a);
   forward_saved_h2o_35(a);
   forward_x2c_36(a);
-  replay_l3_g_l3_hn_l3_c(a);
+  forward_l3_g_l3_hn_l3_c_logits(a);
   forward_h2mod_38(a);
   forward_l3_m(a);
   forward_modfanout_40(a);
@@ -1722,7 +1639,7 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
     t282[0] += acc282;
     t291[i] += acc291;
   }
-#line 1726 "lm_modul_lstm.cpp"
+#line 1643 "lm_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -2002,7 +1919,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t449[0] += acc449;
     t456[i] += acc456;
   }
-#line 2006 "lm_modul_lstm.cpp"
+#line 1923 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2046,7 +1963,7 @@ template <class T> static void backward_etaet(const dopa::StepArgs<T> &a) {
     record29[j] = v195;
   }
   t276[0] += acc276;
-#line 2050 "lm_modul_lstm.cpp"
+#line 1967 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2059,7 +1976,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t294[e] = t291[e];
-#line 2063 "lm_modul_lstm.cpp"
+#line 1980 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2073,7 +1990,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t297, 1).noalias() =
       ConstRowVec<T>(t294, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 2077 "lm_modul_lstm.cpp"
+#line 1994 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2107,7 +2024,7 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   record21[0] = v131;
   d_l3_h2mod_bias[0] += v301;
   record32[0] = v200;
-#line 2111 "lm_modul_lstm.cpp"
+#line 2028 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2121,7 +2038,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t304, 400).noalias() =
       ConstRowVec<T>(t301, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 2125 "lm_modul_lstm.cpp"
+#line 2042 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2300,7 +2217,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l3_modfanout_bias[j] += v294;
   }
-#line 2304 "lm_modul_lstm.cpp"
+#line 2221 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2314,7 +2231,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t322, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 2318 "lm_modul_lstm.cpp"
+#line 2235 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2328,7 +2245,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t328, 400).noalias() =
       ConstRowVec<T>(t325, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 2332 "lm_modul_lstm.cpp"
+#line 2249 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2342,7 +2259,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t332, 1149).noalias() =
       ConstRowVec<T>(t325, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 2346 "lm_modul_lstm.cpp"
+#line 2263 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2356,7 +2273,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t339, 400).noalias() =
       ConstRowVec<T>(t336, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 2360 "lm_modul_lstm.cpp"
+#line 2277 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2370,7 +2287,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t343, 1149).noalias() =
       ConstRowVec<T>(t336, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 2374 "lm_modul_lstm.cpp"
+#line 2291 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2384,7 +2301,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t350, 400).noalias() =
       ConstRowVec<T>(t347, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 2388 "lm_modul_lstm.cpp"
+#line 2305 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2398,7 +2315,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t354, 1149).noalias() =
       ConstRowVec<T>(t347, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 2402 "lm_modul_lstm.cpp"
+#line 2319 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2502,7 +2419,7 @@ template <class T> static void backward_etaet_15(const dopa::StepArgs<T> &a) {
   }
   t361[0] += acc361;
   t443[0] += acc443;
-#line 2506 "lm_modul_lstm.cpp"
+#line 2423 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2515,7 +2432,7 @@ template <class T> static void backward_record_col_16(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t377[e] = t374[e];
-#line 2519 "lm_modul_lstm.cpp"
+#line 2436 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2529,7 +2446,7 @@ template <class T> static void backward_modfanout_17(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t380, 1).noalias() =
       ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 2533 "lm_modul_lstm.cpp"
+#line 2450 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2550,7 +2467,7 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T v383 = v380 * v382;
   t383[0] = v383;
   d_l2_h2mod_bias[0] += v383;
-#line 2554 "lm_modul_lstm.cpp"
+#line 2471 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2564,7 +2481,7 @@ template <class T> static void backward_h2mod_19(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t386, 1149).noalias() =
       ConstRowVec<T>(t383, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 2568 "lm_modul_lstm.cpp"
+#line 2485 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2860,7 +2777,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l2_modfanout_bias[j] += v377;
   }
-#line 2864 "lm_modul_lstm.cpp"
+#line 2781 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2874,7 +2791,7 @@ template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t404, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 2878 "lm_modul_lstm.cpp"
+#line 2795 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2888,7 +2805,7 @@ template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t410, 1149).noalias() =
       ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2892 "lm_modul_lstm.cpp"
+#line 2809 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2902,7 +2819,7 @@ template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t414, 1149).noalias() =
       ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2906 "lm_modul_lstm.cpp"
+#line 2823 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2916,7 +2833,7 @@ template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t421, 1149).noalias() =
       ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2920 "lm_modul_lstm.cpp"
+#line 2837 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2930,7 +2847,7 @@ template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t425, 1149).noalias() =
       ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2934 "lm_modul_lstm.cpp"
+#line 2851 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2944,7 +2861,7 @@ template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t432, 1149).noalias() =
       ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2948 "lm_modul_lstm.cpp"
+#line 2865 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2958,7 +2875,7 @@ template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t436, 1149).noalias() =
       ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2962 "lm_modul_lstm.cpp"
+#line 2879 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2971,7 +2888,7 @@ template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t459[e] = t456[e];
-#line 2975 "lm_modul_lstm.cpp"
+#line 2892 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2985,7 +2902,7 @@ template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t462, 1).noalias() =
       ConstRowVec<T>(t459, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2989 "lm_modul_lstm.cpp"
+#line 2906 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -3006,7 +2923,7 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T v465 = v462 * v464;
   t465[0] = v465;
   d_l1_h2mod_bias[0] += v465;
-#line 3010 "lm_modul_lstm.cpp"
+#line 2927 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -3020,7 +2937,7 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t468, 1149).noalias() =
       ConstRowVec<T>(t465, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 3024 "lm_modul_lstm.cpp"
+#line 2941 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3347,7 +3264,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l1_modfanout_bias[j] += v459;
   }
-#line 3351 "lm_modul_lstm.cpp"
+#line 3268 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -3361,7 +3278,7 @@ template <class T> static void backward_x2c_33(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t486, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 3365 "lm_modul_lstm.cpp"
+#line 3282 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3375,7 +3292,7 @@ template <class T> static void backward_h2o_34(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t492, 1149).noalias() =
       ConstRowVec<T>(t489, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 3379 "lm_modul_lstm.cpp"
+#line 3296 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3389,7 +3306,7 @@ template <class T> static void backward_x2o_35(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t496, 400).noalias() =
       ConstRowVec<T>(t489, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 3393 "lm_modul_lstm.cpp"
+#line 3310 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3403,7 +3320,7 @@ template <class T> static void backward_h2i_36(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t503, 1149).noalias() =
       ConstRowVec<T>(t500, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 3407 "lm_modul_lstm.cpp"
+#line 3324 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3417,7 +3334,7 @@ template <class T> static void backward_x2i_37(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t507, 400).noalias() =
       ConstRowVec<T>(t500, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 3421 "lm_modul_lstm.cpp"
+#line 3338 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3431,7 +3348,7 @@ template <class T> static void backward_h2f_38(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t514, 1149).noalias() =
       ConstRowVec<T>(t511, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 3435 "lm_modul_lstm.cpp"
+#line 3352 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3445,7 +3362,7 @@ template <class T> static void backward_x2f_39(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t518, 400).noalias() =
       ConstRowVec<T>(t511, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 3449 "lm_modul_lstm.cpp"
+#line 3366 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3488,7 +3405,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v515 = v504 + v514;
     d_l1_h[j] = v515;
   }
-#line 3492 "lm_modul_lstm.cpp"
+#line 3409 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -3540,7 +3457,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v522 = v521 * v4;
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v522;
   }
-#line 3544 "lm_modul_lstm.cpp"
+#line 3461 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3560,7 +3477,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += v267;
     d_l2_alpha[i] += v259;
   }
-#line 3564 "lm_modul_lstm.cpp"
+#line 3481 "lm_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
@@ -3601,7 +3518,7 @@ static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a)
 #line 113 "examples/lm/modul_lstm.dopa"
   const T v285 = v276 + v284;
   d_l3_etaet[0] += v285;
-#line 3605 "lm_modul_lstm.cpp"
+#line 3522 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3616,7 +3533,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += v251;
   }
-#line 3620 "lm_modul_lstm.cpp"
+#line 3537 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.
@@ -3747,7 +3664,7 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     carried_0_next[i] = acc16;
     carried_1_next[i] = acc21;
   }
-#line 3751 "lm_modul_lstm.cpp"
+#line 3668 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -3783,7 +3700,7 @@ template <class T> static void prologue_forward_carried_2_l3_pw_l3_et(const dopa
     }
     carried_2_next[i] = acc26;
   }
-#line 3787 "lm_modul_lstm.cpp"
+#line 3704 "lm_modul_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -3897,7 +3814,7 @@ template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepA
     }
     t46[i] += acc46;
   }
-#line 3901 "lm_modul_lstm.cpp"
+#line 3818 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -4023,7 +3940,7 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
     t54[i] += acc54;
     t62[i] += acc62;
   }
-#line 4027 "lm_modul_lstm.cpp"
+#line 3944 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -4104,7 +4021,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     const T v4 = l2_h[j];
     record3[j] = v4;
   }
-#line 4108 "lm_modul_lstm.cpp"
+#line 4025 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -4138,7 +4055,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     const T v8 = l3_h[j];
     record5[j] = v8;
   }
-#line 4142 "lm_modul_lstm.cpp"
+#line 4059 "lm_modul_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -4183,7 +4100,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += v62;
     d_l2_alpha[i] += v54;
   }
-#line 4187 "lm_modul_lstm.cpp"
+#line 4104 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -4198,7 +4115,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += v46;
   }
-#line 4202 "lm_modul_lstm.cpp"
+#line 4119 "lm_modul_lstm.cpp"
 }
 
 /// One prologue_backward step of ModulLSTMLM for one batch element.

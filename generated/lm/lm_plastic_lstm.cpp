@@ -989,89 +989,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_carried_2_l3_hebb(a);
 }
 
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-// cn = f * c + i * g
-// hn = o * tanh(cn)
-//
-// replay stage 26: fused loop nest over [400]
-//   %158 tanh l3.g
-//   %164 mul l3.hn
-//   %162 add l3.cn -> next_state l3.c
-//   %164 mul l3.hn -> saved
-template <class T> static void replay_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t150 = a.scratch + 2704;                        // [400]
-  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  const T *__restrict carried_2 = a.state + kStateCarried2;     // [400]
-  T *__restrict t158_l3_g = a.saved + 23552;                    // [400] l3.g
-  T *__restrict t140 = a.saved + 22752;                         // [400]
-  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t144 = a.saved + 23152;                         // [400]
-  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t119 = a.saved + 21152;                         // [400]
-  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t124 = a.saved + 21552;                         // [400]
-  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
-  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t130 = a.saved + 21952;                         // [400]
-  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t134 = a.saved + 22352;                         // [400]
-  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
-  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
-  T *__restrict saved_t164 = a.saved + 23952;                   // [400]
-#pragma omp simd
-  for (int j = 0; j < 400; ++j) {
-    const T v150 = t150[j];
-    const T v151 = l3_x2c_bias[j];
-#line 52 "examples/lm/plastic_lstm.dopa"
-    const T v152 = v150 + v151;
-    const T v156 = carried_2[j];
-    const T v157 = v152 + v156;
-    const T v158 = simdTanh(v157);
-    t158_l3_g[j] = v158;
-    const T v140 = t140[j];
-    const T v141 = l3_x2o_bias[j];
-#line 51 "examples/lm/plastic_lstm.dopa"
-    const T v142 = v140 + v141;
-    const T v144 = t144[j];
-    const T v145 = l3_h2o_bias[j];
-    const T v146 = v144 + v145;
-    const T v147 = v142 + v146;
-    const T v148 = T(1) / (T(1) + simdExp(-v147));
-    const T v119 = t119[j];
-    const T v120 = l3_x2f_bias[j];
-#line 49 "examples/lm/plastic_lstm.dopa"
-    const T v121 = v119 + v120;
-    const T v124 = t124[j];
-    const T v125 = l3_h2f_bias[j];
-    const T v126 = v124 + v125;
-    const T v127 = v121 + v126;
-    const T v128 = T(1) / (T(1) + simdExp(-v127));
-    const T v159 = l3_c[j];
-#line 53 "examples/lm/plastic_lstm.dopa"
-    const T v160 = v128 * v159;
-    const T v130 = t130[j];
-    const T v131 = l3_x2i_bias[j];
-#line 50 "examples/lm/plastic_lstm.dopa"
-    const T v132 = v130 + v131;
-    const T v134 = t134[j];
-    const T v135 = l3_h2i_bias[j];
-    const T v136 = v134 + v135;
-    const T v137 = v132 + v136;
-    const T v138 = T(1) / (T(1) + simdExp(-v137));
-#line 53 "examples/lm/plastic_lstm.dopa"
-    const T v161 = v138 * v158;
-    const T v162 = v160 + v161;
-#line 54 "examples/lm/plastic_lstm.dopa"
-    const T v163 = simdTanh(v162);
-    const T v164 = v148 * v163;
-    l3_h_next[j] = v164;
-    l3_c_next[j] = v162;
-    saved_t164[j] = v164;
-  }
-#line 1073 "lm_plastic_lstm.cpp"
-}
-
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // replay stage 27: fused loop nest over [1149, 1149]
@@ -1130,7 +1047,7 @@ template <class T> static void replay_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a
       l2_hebb_next[i * 1149 + j] = v115;
     }
   }
-#line 1134 "lm_plastic_lstm.cpp"
+#line 1051 "lm_plastic_lstm.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -1158,7 +1075,7 @@ template <class T> static void replay_l3_hebb(const dopa::StepArgs<T> &a) {
       l3_hebb_next[i * 400 + j] = v169;
     }
   }
-#line 1162 "lm_plastic_lstm.cpp"
+#line 1079 "lm_plastic_lstm.cpp"
 }
 
 /// One replay step of PlasticLSTMLM for one batch element.
@@ -1189,7 +1106,7 @@ template <class T> void replay_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o_23(a);
   forward_saved_h2o_24(a);
   forward_x2c_25(a);
-  replay_l3_g_l3_hn_l3_c(a);
+  forward_l3_g_l3_hn_l3_c_logits(a);
   replay_l1_hebb_l2_hebb(a);
   replay_l3_hebb(a);
 }
@@ -1267,7 +1184,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     t202[i] += acc202;
     t229[i] = acc229;
   }
-#line 1271 "lm_plastic_lstm.cpp"
+#line 1188 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -1465,7 +1382,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     t292[i] = acc292;
     t354[i] = acc354;
   }
-#line 1469 "lm_plastic_lstm.cpp"
+#line 1386 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1665,7 +1582,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     record23[j] = v164;
   }
   t231[0] += acc231;
-#line 1669 "lm_plastic_lstm.cpp"
+#line 1586 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1679,7 +1596,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t253, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1683 "lm_plastic_lstm.cpp"
+#line 1600 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1693,7 +1610,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t259, 400).noalias() =
       ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1697 "lm_plastic_lstm.cpp"
+#line 1614 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1707,7 +1624,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t263, 1149).noalias() =
       ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1711 "lm_plastic_lstm.cpp"
+#line 1628 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1721,7 +1638,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t270, 400).noalias() =
       ConstRowVec<T>(t267, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1725 "lm_plastic_lstm.cpp"
+#line 1642 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1735,7 +1652,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t274, 1149).noalias() =
       ConstRowVec<T>(t267, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1739 "lm_plastic_lstm.cpp"
+#line 1656 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1749,7 +1666,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t281, 400).noalias() =
       ConstRowVec<T>(t278, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1753 "lm_plastic_lstm.cpp"
+#line 1670 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1763,7 +1680,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t285, 1149).noalias() =
       ConstRowVec<T>(t278, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1767 "lm_plastic_lstm.cpp"
+#line 1684 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2132,7 +2049,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   }
   t294[0] += acc294;
   t356[0] += acc356;
-#line 2136 "lm_plastic_lstm.cpp"
+#line 2053 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2146,7 +2063,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t315, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 2150 "lm_plastic_lstm.cpp"
+#line 2067 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2160,7 +2077,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(t318, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2164 "lm_plastic_lstm.cpp"
+#line 2081 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2174,7 +2091,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t325, 1149).noalias() =
       ConstRowVec<T>(t318, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2178 "lm_plastic_lstm.cpp"
+#line 2095 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2188,7 +2105,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t332, 1149).noalias() =
       ConstRowVec<T>(t329, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2192 "lm_plastic_lstm.cpp"
+#line 2109 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2202,7 +2119,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t336, 1149).noalias() =
       ConstRowVec<T>(t329, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2206 "lm_plastic_lstm.cpp"
+#line 2123 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2216,7 +2133,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t343, 1149).noalias() =
       ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2220 "lm_plastic_lstm.cpp"
+#line 2137 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2230,7 +2147,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t347, 1149).noalias() =
       ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2234 "lm_plastic_lstm.cpp"
+#line 2151 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2542,7 +2459,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v374;
   }
-#line 2546 "lm_plastic_lstm.cpp"
+#line 2463 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2556,7 +2473,7 @@ template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t377, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2560 "lm_plastic_lstm.cpp"
+#line 2477 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2570,7 +2487,7 @@ template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t383, 1149).noalias() =
       ConstRowVec<T>(t380, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2574 "lm_plastic_lstm.cpp"
+#line 2491 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2584,7 +2501,7 @@ template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t387, 400).noalias() =
       ConstRowVec<T>(t380, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2588 "lm_plastic_lstm.cpp"
+#line 2505 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2598,7 +2515,7 @@ template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t394, 1149).noalias() =
       ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2602 "lm_plastic_lstm.cpp"
+#line 2519 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2612,7 +2529,7 @@ template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t398, 400).noalias() =
       ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2616 "lm_plastic_lstm.cpp"
+#line 2533 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2626,7 +2543,7 @@ template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t405, 1149).noalias() =
       ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2630 "lm_plastic_lstm.cpp"
+#line 2547 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2640,7 +2557,7 @@ template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t409, 400).noalias() =
       ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2644 "lm_plastic_lstm.cpp"
+#line 2561 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2683,7 +2600,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v406 = v395 + v405;
     d_l1_h[j] = v406;
   }
-#line 2687 "lm_plastic_lstm.cpp"
+#line 2604 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2735,7 +2652,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v413 = v412 * v4;
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v413;
   }
-#line 2739 "lm_plastic_lstm.cpp"
+#line 2656 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2755,7 +2672,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += v218;
     d_l2_alpha[i] += v210;
   }
-#line 2759 "lm_plastic_lstm.cpp"
+#line 2676 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
@@ -2778,7 +2695,7 @@ template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::St
   d_l2_eta[0] += v294;
   const T v231 = t231[0];
   d_l3_eta[0] += v231;
-#line 2782 "lm_plastic_lstm.cpp"
+#line 2699 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2793,7 +2710,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 46 "examples/lm/plastic_lstm.dopa"
     d_l3_alpha[i] += v202;
   }
-#line 2797 "lm_plastic_lstm.cpp"
+#line 2714 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.
@@ -2896,7 +2813,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc13;
     carried_1_next[i] = acc18;
   }
-#line 2900 "lm_plastic_lstm.cpp"
+#line 2817 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2927,7 +2844,7 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
     }
     carried_2_next[i] = acc23;
   }
-#line 2931 "lm_plastic_lstm.cpp"
+#line 2848 "lm_plastic_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -3040,7 +2957,7 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
     }
     t40[i] += acc40;
   }
-#line 3044 "lm_plastic_lstm.cpp"
+#line 2961 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -3163,7 +3080,7 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
     t48[i] += acc48;
     t56[i] += acc56;
   }
-#line 3167 "lm_plastic_lstm.cpp"
+#line 3084 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3244,7 +3161,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     const T v3 = l2_h[j];
     record3[j] = v3;
   }
-#line 3248 "lm_plastic_lstm.cpp"
+#line 3165 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3278,7 +3195,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     const T v6 = l3_h[j];
     record5[j] = v6;
   }
-#line 3282 "lm_plastic_lstm.cpp"
+#line 3199 "lm_plastic_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -3323,7 +3240,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += v56;
     d_l2_alpha[i] += v48;
   }
-#line 3327 "lm_plastic_lstm.cpp"
+#line 3244 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3338,7 +3255,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 46 "examples/lm/plastic_lstm.dopa"
     d_l3_alpha[i] += v40;
   }
-#line 3342 "lm_plastic_lstm.cpp"
+#line 3259 "lm_plastic_lstm.cpp"
 }
 
 /// One prologue_backward step of PlasticLSTMLM for one batch element.

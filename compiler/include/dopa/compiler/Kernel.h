@@ -124,9 +124,9 @@ struct FusedNetwork {
   /// the same state layout. Empty otherwise.
   std::vector<FusedNetwork> prologue;
   /// The forward as the backward's replays need it (deriveReplay; the C++ target's element-major
-  /// order runs it): the forward kernel less its outputs and less the carried products'
-  /// reductions in the traces' nest, whose next values the first forward records instead
-  /// (replayRecorded, per state). Its stages are the forward's stages replayFrom[s], with items
+  /// order runs it): the forward kernel less the stages that only compute outputs and less the
+  /// carried products' reductions in the traces' nest, whose next values the first forward
+  /// records instead (replayRecorded, per state). Its stages are the forward's stages replayFrom[s], with items
   /// left out where replayTrimmed[s]. No stages: nothing to leave out (the replays run the
   /// forward kernel).
   Kernel replay;
