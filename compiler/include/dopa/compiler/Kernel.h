@@ -126,9 +126,9 @@ struct FusedNetwork {
   /// The forward as the backward's replays need it (deriveReplay; the C++ target's element-major
   /// order runs it): the forward kernel less the stages that only compute outputs and less the
   /// carried products' reductions in the traces' nest, whose next values the first forward
-  /// records instead (replayRecorded, per state). Its stages are the forward's stages replayFrom[s], with items
-  /// left out where replayTrimmed[s]. No stages: nothing to leave out (the replays run the
-  /// forward kernel).
+  /// records instead (replayRecorded, per state). Its stages are the forward's stages
+  /// replayFrom[s], with items left out where replayTrimmed[s]. No stages: nothing to leave out
+  /// (the replays run the forward kernel).
   Kernel replay;
   std::vector<int> replayFrom;
   std::vector<char> replayTrimmed;
