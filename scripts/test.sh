@@ -44,6 +44,6 @@ mapfile -t sources < <(git ls-files '*.cpp' '*.h' ':!:generated/*')
 clang-format-19 --dry-run --Werror "${sources[@]}"
 # One clang-tidy per file, $jobs at a time (xargs fails when any of them does).
 git ls-files 'dsl/*.cpp' 'compiler/*.cpp' 'runtime/*.cpp' 'tools/*.cpp' |
-  xargs -P "$jobs" -n 1 clang-tidy-19 -p build --quiet
+  xargs -r -P "$jobs" -n 1 clang-tidy-19 -p build --quiet
 
 section "all checks passed"

@@ -21,6 +21,7 @@
 #include "dopa/compiler/Kernel.h"
 
 #include <functional>
+#include <stdexcept>
 #include <vector>
 
 using namespace dopa;
@@ -84,6 +85,8 @@ void kern::deriveReplay(FusedNetwork &f) {
     bool recorded = false, anyKept = false;
     for (size_t i = st.items.size(); i-- > 0;) { // (a nest's copies come after the value)
       const Item &it = st.items[i];
+      if (it.node < 0) // a zeroing: only backward kernels have them (fuseSteps' sinks)
+        throw std::logic_error("deriveReplay: a forward stage has an item without a node");
       Buf home = fk.home[size_t(it.node)];
       bool produces = it.kind != Item::Store && it.kind != Item::Accumulate;
       bool sink =
