@@ -19,10 +19,14 @@
 #                 test perplexities too; a mid-epoch checkpoint (the carried state of every
 #                 stream) of 2 ranks resumed by 1 process and the reverse end where a straight run
 #                 ends.
+#      cuda       `--engine cuda` (cue-reward modul): 2 ranks against 1 process as in `same`, and a
+#                 2-rank checkpoint resumed by 1 process and the reverse as in `resume`; the
+#                 gradients go through host memory. Exits 77 (SKIP) without a CUDA device.
 #      sweep      scripts/reproduce-maze.sh under mpirun: 4 runs shared by 2 ranks (each run once,
 #                 no figure); a plain rerun then finds them done and draws the figure.
 set -euo pipefail
 dopa=$1 root=$2 scratch=$3 case=$4
+python=${DOPA_TEST_PYTHON:-/usr/bin/python3} # with numpy
 rm -rf "$scratch" && mkdir -p "$scratch" && cd "$scratch"
 # CI runs as root in a container: allow it, allow more ranks than cores, no CMA between ranks.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -39,7 +43,7 @@ compare() {
   cmp a.csv b.csv || { echo "rewards differ:"; paste -d'|' a.csv b.csv; exit 1; }
   "$dopa" export "$1" --out a.safetensors > /dev/null
   "$dopa" export "$2" --out b.safetensors > /dev/null
-  /usr/bin/python3 - "$root" <<'PY'
+  "$python" - "$root" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1] + "/bench/reference")
 import numpy as np
@@ -143,7 +147,7 @@ lm)
   "$dopa" "${lm[@]}" --epochs 2 --stop-after 3 --out b > b.log 2>&1 || { cat b.log; exit 1; }
   grep -q "stopped after 3 windows" a.log || { cat a.log; exit 1; }
   grep -q "stopped after 3 windows" b.log || { cat b.log; exit 1; }
-  /usr/bin/python3 - "$root" a/checkpoint.st b/checkpoint.st <<'PY'
+  "$python" - "$root" a/checkpoint.st b/checkpoint.st <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1] + "/bench/reference")
 import numpy as np
@@ -167,7 +171,7 @@ PY
   for run in two a-at b-at; do
     "$dopa" export one --out one.safetensors > /dev/null
     "$dopa" export "$run" --out run.safetensors > /dev/null
-    /usr/bin/python3 - "$root" one "$run" <<'PY'
+    "$python" - "$root" one "$run" <<'PY'
 import csv, sys
 sys.path.insert(0, sys.argv[1] + "/bench/reference")
 import numpy as np
@@ -189,6 +193,32 @@ print(f"{run}: 12 windows, losses and norms to 1e-4, parameters to {worst:.1e}")
 assert worst <= 1e-4, worst
 PY
   done
+  ;;
+cuda)
+  cu=(train cue-reward --variant modul --engine cuda --batch 6 --eplen 12 --burn-in 0 --lr 1e-3
+      --seed 3 --threads 1 --checkpoint-every 1)
+  set +e
+  "$dopa" "${cu[@]}" --iters 1 --out probe > probe.log 2>&1
+  rc=$?
+  set -e
+  if grep -qE "no usable CUDA device|built without CUDA" probe.log; then
+    echo "SKIP: $(grep -oE "no usable CUDA device|built without CUDA" probe.log)"
+    exit 77
+  fi
+  [ "$rc" -eq 0 ] || { cat probe.log; exit 1; }
+  "$dopa" "${cu[@]}" --iters 3 --out one > one.log 2>&1 || { cat one.log; exit 1; }
+  $mpirun "$dopa" "${cu[@]}" --iters 3 --out two > two.log 2>&1 || { cat two.log; exit 1; }
+  cat two.log
+  grep -q "engine cuda, 2 ranks" two.log || exit 1
+  compare one two
+  "$dopa" "${cu[@]}" --iters 4 --out straight > /dev/null 2>&1
+  $mpirun "$dopa" "${cu[@]}" --iters 2 --out a > /dev/null 2>&1
+  "$dopa" "${cu[@]}" --iters 4 --out a --resume > a.log 2>&1
+  "$dopa" "${cu[@]}" --iters 2 --out b > /dev/null 2>&1
+  $mpirun "$dopa" "${cu[@]}" --iters 4 --out b --resume > b.log 2>&1
+  grep -q "resuming" a.log && grep -q "resuming" b.log
+  compare straight a
+  compare straight b
   ;;
 sweep)
   sweep=(env ENGINE=generic ITERS=3 SEEDS='0 1' VARIANTS='modplast plastic' JOBS=1 THREADS=1

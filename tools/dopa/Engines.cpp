@@ -219,6 +219,19 @@ EngineNetwork makeCuda(const EngineRequest &req, const std::string &tool) {
     printError(tool, "--engine cuda: no usable CUDA device on this machine");
     return out;
   }
+  try {
+    int device = cudaUseDeviceFor(req.localRank);
+    std::string rank = req.localRank ? " (rank " + std::to_string(req.localRank) + " here)" : "";
+    printStderr(tool + ": CUDA engine on " + cudaDeviceDescription() + rank + "\n");
+    if (req.localRank >= cudaDeviceCount())
+      printStderr(tool + ": warning: rank " + std::to_string(req.localRank) +
+                  " of this machine shares GPU " + std::to_string(device) +
+                  " with another rank: without MPS (nvidia-cuda-mps-control -d) CUDA "
+                  "time-slices the processes, 7x slower per iteration on an H200 (docs/mpi.md)\n");
+  } catch (const std::exception &ex) {
+    printError(tool, std::string("--engine cuda: ") + ex.what());
+    return out;
+  }
   auto c = std::make_unique<CudaNetwork>(e->cuda());
   c->executor().setCheckpointEvery(req.bpttSegment);
   out.inputRows = rowsOf(e->spec(), c->info());

@@ -52,6 +52,7 @@ struct EngineRequest {
   int expectedSteps = 0;            // generated: episode length to plan for; all: memory check
   int batch = 1;                    // episodes per iteration (memory check)
   long long maxMemory = 0;          // --max-memory: the memory check's limit (0: available)
+  int localRank = 0;                // cuda: this rank's index on its machine (picks its GPU)
 };
 
 /// What one training iteration of request.batch episodes of request.expectedSteps steps needs, in

@@ -197,6 +197,7 @@ int tool::runTrain(const TrainOptions &opt, const TaskInfo &info, const TaskOpti
   if (opt.comm) {
     auto [first, last] = batchSlice(opt.config.batch, opt.comm->rank(), opt.comm->size());
     request.batch = std::max(1, last - first);
+    request.localRank = opt.comm->localRank();
   }
   request.maxMemory = opt.maxMemory;
   EngineNetwork engine = makeEngineNetwork(request, "dopa train");

@@ -336,9 +336,6 @@ int tool::trainCommand(TrainArgs &a) {
     return usage("--spec runs on --engine generated (compiled on demand into the cache) or "
                  "generic; the cuda engine runs the examples compiled at build time");
   o.specGiven = !o.spec.path.empty();
-  if (o.comm && o.engine == "cuda")
-    return usage("--engine cuda does not run data-parallel yet (every rank would use GPU 0): "
-                 "run it as one process");
   int code = 0;
   TaskOptions taskOptions;
   if (!checkTaskOptions(a, *info, taskOptions, code))

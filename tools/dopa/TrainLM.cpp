@@ -207,6 +207,7 @@ EngineNetwork lmEngine(const TrainOptions &o, const LMArgs &lm) {
   if (o.comm) {
     auto [first, last] = batchSlice(o.config.batch, o.comm->rank(), o.comm->size());
     request.batch = std::max(1, last - first);
+    request.localRank = o.comm->localRank();
   }
   request.maxMemory = o.maxMemory;
   return makeEngineNetwork(request, "dopa train");
@@ -313,9 +314,6 @@ int tool::trainLanguageModel(TrainArgs &a) {
     return usage("--spec runs on --engine generated (compiled on demand into the cache) or "
                  "generic; the cuda engine runs the examples compiled at build time");
   o.specGiven = !o.spec.path.empty();
-  if (o.comm && o.comm->size() > 1 && o.engine == "cuda")
-    return usage("--engine cuda does not run data-parallel yet (every rank would use GPU 0): "
-                 "run it as one process");
   Corpus corpus;
   try {
     corpus = loadPtb(lm.data, !lm.noVerify);

@@ -13,6 +13,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <mutex>
@@ -117,16 +118,30 @@ template <class T> void onDevice(T *dst, const T *src, size_t n) {
 
 } // namespace
 
-bool dopa::cudaDeviceAvailable() {
+bool dopa::cudaDeviceAvailable() { return cudaDeviceCount() > 0; }
+
+int dopa::cudaDeviceCount() {
   int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
+int dopa::cudaUseDeviceFor(int localRank) {
+  int n = 0;
+  check(cudaGetDeviceCount(&n), "cudaGetDeviceCount");
+  if (n < 1)
+    throw std::runtime_error("no CUDA device");
+  int device = std::max(localRank, 0) % n;
+  check(cudaSetDevice(device), "cudaSetDevice");
+  return device;
 }
 
 std::string dopa::cudaDeviceDescription() {
   cudaDeviceProp p{};
-  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess)
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&p, device) != cudaSuccess)
     return "no CUDA device";
-  return std::string(p.name) + ", " + std::to_string(p.multiProcessorCount) + " SMs, " +
+  return "GPU " + std::to_string(device) + ": " + std::string(p.name) + ", " +
+         std::to_string(p.multiProcessorCount) + " SMs, " +
          std::to_string(p.sharedMemPerMultiprocessor / 1024) + " KiB shared memory per SM, " +
          std::to_string(p.totalGlobalMem >> 30) + " GiB, sm_" + std::to_string(p.major) +
          std::to_string(p.minor);

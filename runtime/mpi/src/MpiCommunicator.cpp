@@ -36,9 +36,16 @@ public:
   WorldCommunicator() {
     check(MPI_Comm_rank(MPI_COMM_WORLD, &myRank), "MPI_Comm_rank");
     check(MPI_Comm_size(MPI_COMM_WORLD, &mySize), "MPI_Comm_size");
+    // The ranks that share this machine's memory (and its GPUs), numbered in world order.
+    MPI_Comm node = MPI_COMM_NULL;
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, myRank, MPI_INFO_NULL, &node),
+          "MPI_Comm_split_type");
+    check(MPI_Comm_rank(node, &myLocalRank), "MPI_Comm_rank");
+    check(MPI_Comm_free(&node), "MPI_Comm_free");
   }
   int rank() const override { return myRank; }
   int size() const override { return mySize; }
+  int localRank() const override { return myLocalRank; }
 
   void allgather(const float *mine, float *all, const std::vector<int> &counts) override {
     std::vector<int> displs(counts.size());
@@ -102,7 +109,7 @@ private:
     }
   }
 
-  int myRank = 0, mySize = 1;
+  int myRank = 0, mySize = 1, myLocalRank = 0;
 };
 
 } // namespace

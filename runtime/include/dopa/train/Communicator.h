@@ -25,6 +25,9 @@ public:
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  /// This rank's index among the ranks on its own machine (the CUDA engine runs on GPU
+  /// localRank() modulo the machine's GPU count); rank() unless the transport knows better.
+  virtual int localRank() const { return rank(); }
   /// Every rank's `counts[r]` floats (this rank's are `mine`), concatenated in rank order into
   /// `all`, on every rank.
   virtual void allgather(const float *mine, float *all, const std::vector<int> &counts) = 0;

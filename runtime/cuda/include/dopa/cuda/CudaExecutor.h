@@ -22,8 +22,14 @@ namespace dopa {
 
 /// Whether a CUDA device is usable (false without a driver or a GPU).
 bool cudaDeviceAvailable();
-/// The device's name and its limits, for reports ("NVIDIA H100 ..., 132 SMs, 228 KiB smem/SM").
+/// How many CUDA devices this process sees (0 without a driver or a GPU).
+int cudaDeviceCount();
+/// The current device's name and its limits, for reports ("NVIDIA H100 ..., 132 SMs, ...").
 std::string cudaDeviceDescription();
+/// Make GPU `localRank` modulo the number of GPUs this process's current device (so that the ranks
+/// of a data-parallel job on one machine spread over its GPUs); returns the device's ordinal.
+/// Call it before creating a CudaExecutor (its memory lives on the device current at creation).
+int cudaUseDeviceFor(int localRank);
 
 template <class T> class CudaExecutor {
 public:
