@@ -5,8 +5,9 @@
 // kThreads); in an [M, N] nest a warp takes a row and its lanes the columns, in a rank-1 nest the
 // threads share the elements; partial sums are reduced over the warp and added atomically where
 // warps or blocks share an accumulator. A forward and a backward __global__ kernel run the stages
-// with a grid-wide barrier between them, and host launchers start them cooperatively. The file
-// includes dopa/cuda/DeviceSupport.cuh (warp sums, the grid barrier, the launcher) and nothing
+// with dopa::elementSync between them (the barrier of the element's blocks: a block's, a
+// cluster's or the grid's, as the launch chose), and host launchers call dopa::launchStep. The
+// file includes dopa/cuda/DeviceSupport.cuh (warp sums, the barrier, the launcher) and nothing
 // else.
 //
 //===----------------------------------------------------------------------===//
@@ -79,7 +80,7 @@ void CudaEmitter::emitNestLoops(std::ostringstream &out, const std::vector<Accum
   const ir::Shape &space = stage->space;
   size_t rank = space.size();
   if (zeroed)
-    out << "dopa::gridSync();\n";
+    out << "dopa::elementSync(a.splits);\n";
   std::string decls, finish;
   for (const Accumulator &p : partials) {
     decls += "T " + p.var + " = T(0);\n";
@@ -185,11 +186,11 @@ void CudaEmitter::emitStepFunction(const std::string &kind,
      << "a.grads = ba.grads;\na.record = ba.record ? ba.record + b * ba.recordStride : "
         "nullptr;\n";
   for (size_t i = 0; i < stages.size(); ++i)
-    os << (i ? "dopa::gridSync();\n" : "") << stages[i] << "(a);\n";
+    os << (i ? "dopa::elementSync(ba.splits);\n" : "") << stages[i] << "(a);\n";
   os << "}\n\n";
   os << "template <class T> void " << kind
      << "_launch(const dopa::BatchArgs<T> &ba, void *stream) {\n"
-     << "dopa::launchCooperative(" << kind << "_kernel<T>, ba, kThreads, stream);\n"
+     << "dopa::launchStep(" << kind << "_kernel<T>, ba, kThreads, stream);\n"
      << "}\n\n";
 }
 

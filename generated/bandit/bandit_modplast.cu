@@ -324,28 +324,28 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_i2h(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_hn(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2_da(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_da(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2v(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_hebb(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_logits(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // output value  = h2v(hn)
@@ -408,7 +408,7 @@ template <class T> __device__ __forceinline__ void backward_tanh_outer(const dop
   (void)nthreads;
   for (int e = tid; e < 32; e += nthreads)
     t56[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 32; i += nthreads >> 5) {
     T acc50 = T(0);
     for (int j = threadIdx.x & 31; j < 32; j += 32) {
@@ -455,7 +455,7 @@ template <class T> __device__ __forceinline__ void backward_tanh(const dopa::Ste
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
     t52[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   {
     T acc52 = T(0);
     for (int j = tid; j < 32; j += nthreads) {
@@ -607,7 +607,7 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
   (void)nthreads;
   for (int e = tid; e < 32; e += nthreads)
     t69[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 32; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 32; j += 32) {
       const T v67 = t67[i];
@@ -734,30 +734,30 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_h2v(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_tanh_outer(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_tanh(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_h2_da_bias_h2v_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2_da(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_i2h_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_hebb_grad_alpha(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_h(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_record_x(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_h2o_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {

@@ -707,50 +707,50 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_saved_enc(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_hn_l1_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f_10(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f_11(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i_12(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i_13(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o_14(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o_15(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2c_16(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2c_17(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l2_hn_l2_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_dec(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // output logits = dec(y2)
@@ -1586,50 +1586,50 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_dec(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2c_11(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c_12(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o_13(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o_14(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i_15(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i_16(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f_17(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f_18(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_h_grad_enc_weight(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_dec_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {

@@ -867,58 +867,58 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_saved_enc(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_g_l1_hn_l1_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2mod(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_m(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f_12(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f_13(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i_14(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i_15(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o_16(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o_17(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x2c_18(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l2_g_l2_hn_l2_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2mod_20(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l2_m(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_dec(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_hebb_l2_hebb(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // output logits = dec(y2)
@@ -988,7 +988,7 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
     t223[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
     t227[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc146 = T(0);
     T acc151 = T(0);
@@ -1324,7 +1324,7 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
   (void)nthreads;
   for (int e = tid; e < 200; e += nthreads)
     t175[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v173 = t173[i];
@@ -1738,7 +1738,7 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
   (void)nthreads;
   for (int e = tid; e < 200; e += nthreads)
     t250[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v248 = t248[i];
@@ -2024,58 +2024,58 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_dec(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l1_modfanout_l2_modfanout(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l1_h2mod_bias_l2_h2mod_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2mod(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l2_hebb_grad_l2_alpha(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2mod_13(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_hebb_grad_l1_alpha(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c_16(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o_17(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o_18(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i_19(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i_20(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f_21(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f_22(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_h_grad_enc_weight(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_dec_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {

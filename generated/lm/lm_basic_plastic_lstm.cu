@@ -763,50 +763,50 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_saved_enc(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_g_l1_hn_l1_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f_10(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f_11(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i_12(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i_13(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o_14(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o_15(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x2c_16(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l2_g_l2_hn_l2_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_dec(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_hebb_l2_hebb(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // output logits = dec(y2)
@@ -864,7 +864,7 @@ __device__ __forceinline__ void backward_grad_l1_eta_l2_eta(const dopa::StepArgs
     t136[e] = T(0);
   for (int e = tid; e < 200; e += nthreads)
     t202[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc135 = T(0);
     T acc201 = T(0);
@@ -1116,7 +1116,7 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
   (void)nthreads;
   for (int e = tid; e < 200; e += nthreads)
     t153[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v151 = t151[i];
@@ -1504,7 +1504,7 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
   (void)nthreads;
   for (int e = tid; e < 200; e += nthreads)
     t218[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
       const T v216 = t216[i];
@@ -1785,52 +1785,52 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_dec(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l1_eta_l2_eta(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l2_hebb_grad_l2_alpha(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_hebb_grad_l1_alpha(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c_13(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o_14(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o_15(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i_16(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i_17(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f_18(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f_19(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_h_grad_enc_weight(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_dec_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {

@@ -1596,106 +1596,106 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_enc(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_drop_e(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_g_l1_hn_y1_l1_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2mod(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_m(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_modfanout(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_eta(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_col(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_sub(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f_18(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f_19(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i_20(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i_21(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o_22(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o_23(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x2c_24(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l2_g_l2_hn_y2_l2_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2mod_26(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l2_m(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_modfanout_28(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l2_eta(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_col_30(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f_31(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f_32(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i_33(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i_34(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o_35(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o_36(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x2c_37(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul_38(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l3_g_l3_hn_y3_l3_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2mod_40(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l3_m(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_modfanout_42(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l3_eta(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_col_44(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul_45(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_pw_l1_et_l2_pw_l2_et(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l3_pw_l3_et(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1753,7 +1753,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_et(const dopa::
     t258[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
     t267[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc250 = T(0);
     T acc258 = T(0);
@@ -1828,7 +1828,7 @@ template <class T> __device__ __forceinline__ void backward_etaet(const dopa::St
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
     t252[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   {
     T acc252 = T(0);
     for (int j = tid; j < 400; j += nthreads) {
@@ -2158,7 +2158,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::
     t297[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
     t300[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc300 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
@@ -2403,7 +2403,7 @@ __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &
     t441[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t448[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc343 = T(0);
     T acc351 = T(0);
@@ -2527,7 +2527,7 @@ template <class T> __device__ __forceinline__ void backward_etaet_17(const dopa:
     t345[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
     t435[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   {
     T acc345 = T(0);
     T acc435 = T(0);
@@ -2859,7 +2859,7 @@ template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::
     t387[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t390[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc390 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -3363,7 +3363,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::
     t477[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t480[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc480 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -3788,108 +3788,108 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_matmul(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l3_et(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_etaet(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_record_col(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_modfanout(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l3_h2mod_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2mod(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l3_pw(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_et_l2_et(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_etaet_17(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_record_col_18(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_modfanout_19(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l2_h2mod_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2mod_21(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l2_pw(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c_24(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o_25(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o_26(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i_27(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i_28(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f_29(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f_30(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_record_col_31(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_modfanout_32(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l1_h2mod_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2mod_34(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_pw(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c_37(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o_38(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o_39(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i_40(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i_41(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f_42(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f_43(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_h(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l3_h_grad_enc_weight(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_dec_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l1_alpha_l2_alpha(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l1_etaet_l2_etaet_l3_etaet(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l3_alpha(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {

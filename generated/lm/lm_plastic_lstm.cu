@@ -1168,74 +1168,74 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_enc(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_drop_e(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_g_y1_l1_h_l1_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f_12(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f_13(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i_14(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i_15(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o_16(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o_17(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x2c_18(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l2_g_y2_l2_h_l2_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2f_20(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2f_21(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2i_22(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2i_23(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_x2o_24(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_h2o_25(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_x2c_26(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul_27(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l3_g_y3_l3_h_l3_c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul_29(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l1_hebb_l2_hebb(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_l3_hebb(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1278,7 +1278,7 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
   (void)nthreads;
   for (int e = tid; e < 400; e += nthreads)
     t210[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc205 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
@@ -1381,7 +1381,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
     t207[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   {
     T acc207 = T(0);
     for (int j = tid; j < 400; j += nthreads) {
@@ -1532,7 +1532,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
     t228[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
     t231[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc231 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
@@ -1750,7 +1750,7 @@ __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a
     t281[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t351[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc276 = T(0);
     T acc346 = T(0);
@@ -1880,7 +1880,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
     t278[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
     t348[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   {
     T acc278 = T(0);
     T acc348 = T(0);
@@ -2042,7 +2042,7 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
     t298[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t301[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc301 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -2449,7 +2449,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
     t368[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t371[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc371 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -2857,80 +2857,80 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_matmul(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_eta_outer(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l3_hebb(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_eta_outer_11(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l2_hebb(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c_14(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o_15(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o_16(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i_17(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i_18(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f_19(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f_20(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_hebb(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2c_23(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o_24(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2o_25(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2i_26(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2i_27(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2f_28(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_x2f_29(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l1_h(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_l3_h_grad_enc_weight(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_dec_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l1_alpha_l2_alpha(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l1_eta_l2_eta_l3_eta(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_l3_alpha(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {

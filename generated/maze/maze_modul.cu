@@ -359,30 +359,30 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_i2h(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_hn(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2_da(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_da(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_saved_sub(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2v(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_pw_et(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_logits(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // output value  = h2v(hn)
@@ -460,7 +460,7 @@ template <class T> __device__ __forceinline__ void backward_d_et(const dopa::Ste
     t62[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
     t71[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     T acc53 = T(0);
     T acc62 = T(0);
@@ -527,7 +527,7 @@ template <class T> __device__ __forceinline__ void backward_etaet(const dopa::St
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
     t55[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   {
     T acc55 = T(0);
     for (int j = tid; j < 100; j += nthreads) {
@@ -679,7 +679,7 @@ __device__ __forceinline__ void backward_d_pw_grad_alpha(const dopa::StepArgs<T>
   (void)nthreads;
   for (int e = tid; e < 100; e += nthreads)
     t86[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 100; j += 32) {
       const T v84 = t84[i];
@@ -828,32 +828,32 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_h2v(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_et(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_etaet(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_h2_da_bias_h2v_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2_da(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_i2h_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_pw_grad_alpha(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_h(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_record_x(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_etaet(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_h2o_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {

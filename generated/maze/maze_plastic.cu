@@ -273,24 +273,24 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_i2h(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_hn(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2v(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_hebb(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_logits(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // output value  = h2v(hn)
@@ -353,7 +353,7 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
   (void)nthreads;
   for (int e = tid; e < 101; e += nthreads)
     t51[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 101; i += nthreads >> 5) {
     T acc45 = T(0);
     for (int j = threadIdx.x & 31; j < 101; j += 32) {
@@ -409,7 +409,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
     t47[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   {
     T acc47 = T(0);
     for (int j = tid; j < 101; j += nthreads) {
@@ -471,7 +471,7 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
   (void)nthreads;
   for (int e = tid; e < 101; e += nthreads)
     t57[e] = T(0);
-  dopa::gridSync();
+  dopa::elementSync(a.splits);
   for (int i = tid >> 5; i < 101; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 101; j += 32) {
       const T v55 = t55[i];
@@ -636,28 +636,28 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_h2v(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_eta_outer(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_i2h_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_hebb_grad_alpha(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_h(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_record_x(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_eta(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_h2o_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_h2v_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {

@@ -230,22 +230,22 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_i2h(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_matmul(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_hn(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_h2v(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_logits(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   forward_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // output value  = h2v(hn)
@@ -438,22 +438,22 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_h2v(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_h2o(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_i2h_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_d_h(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_record_x(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_h2o_bias(a);
-  dopa::gridSync();
+  dopa::elementSync(ba.splits);
   backward_grad_h2v_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {

@@ -4,9 +4,10 @@
 // the inputs uploaded and the outputs downloaded at every step (as a trainer with the environment
 // on the host does), then BPTT with output gradients for every step. Times the generated CUDA
 // network and, for reference, the generated C++ on this machine's cores. Prints one line per
-// engine: "engine variant median_s min_s".
+// engine: "engine variant median_s min_s" (the CUDA engine's name tagged with the launch policy
+// when DOPA_CUDA_BARRIER or DOPA_CUDA_SPLITS sets one, e.g. "cuda/cluster4").
 //
-//   dopa_gpu_bench [variant] [iterations]
+//   dopa_gpu_bench [variant] [iterations] [cuda]    # cuda: time only the CUDA engine
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/cuda/CudaExecutor.h"
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 using namespace dopa;
@@ -78,6 +80,12 @@ template <class Exec> Timing timeIt(Exec &exec, int iters) {
 int main(int argc, char **argv) {
   std::string variant = argc > 1 ? argv[1] : "modul";
   int iters = argc > 2 ? std::stoi(argv[2]) : 10;
+  bool cudaOnly = argc > 3 && std::string(argv[3]) == "cuda";
+  std::string engine = "cuda";
+  const char *barrier = std::getenv("DOPA_CUDA_BARRIER"), *splits = std::getenv("DOPA_CUDA_SPLITS");
+  if ((barrier && *barrier) || (splits && *splits))
+    engine += "/" + std::string(barrier && *barrier ? barrier : "default") +
+              (splits && *splits ? splits : "");
   const ExampleNetwork *ex = findExample("cue_reward", variant);
   const GeneratedSpec *cpuSpec = ex ? &ex->spec() : nullptr;
   if (!cpuSpec || !ex->cuda) {
@@ -92,9 +100,11 @@ int main(int argc, char **argv) {
   std::fprintf(stderr, "device: %s\n", cudaDeviceDescription().c_str());
   CudaExecutor<float> gpu(ex->cuda());
   Timing g = timeIt(gpu, iters);
-  std::printf("cuda %s %.5f %.5f\n", variant.c_str(), g.median, g.min);
-  std::fprintf(stderr, "cuda %s: forward %.5f s, backward %.5f s\n", variant.c_str(), g.forward,
-               g.backward);
+  std::printf("%s %s %.5f %.5f\n", engine.c_str(), variant.c_str(), g.median, g.min);
+  std::fprintf(stderr, "%s %s: forward %.5f s, backward %.5f s\n", engine.c_str(), variant.c_str(),
+               g.forward, g.backward);
+  if (cudaOnly)
+    return 0;
   GeneratedExecutor<float> cpu(*cpuSpec);
   Timing c = timeIt(cpu, std::max(2, iters / 4));
   std::printf("cpp %s %.5f %.5f\n", variant.c_str(), c.median, c.min);
