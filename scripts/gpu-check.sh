@@ -1,59 +1,199 @@
 #!/usr/bin/env bash
 # gpu-check.sh - the GPU checks in one command, for a machine with an NVIDIA GPU, nvcc, CMake, ninja,
-# a C++ compiler and PyTorch with CUDA, but no LLVM and perhaps no Eigen/doctest/nlohmann headers
-# (pass a folder holding them as DOPA_HEADERS_DIR; scripts/gpu-headers.sh prepares one).
+# a C++ compiler and PyTorch with CUDA, but perhaps no Debian packages at all.
 #
-# Builds the runtime, the committed generated/ networks (C++ and CUDA), the gpu tests and the
-# runtime-only dopa tool (no compiler needed: -DDOPA_RUNTIME_ONLY=ON), runs the gpu tests (CUDA vs
-# C++ for every example), trains cue-reward briefly with `dopa train --engine cuda` next to the C++
-# engine (same seed; last rewards and seconds per iteration), then times one cue-reward iteration
-# (modul, B=30, H=200, T=120) for the generated CUDA, the generated C++ on this machine's cores, and
-# the PyTorch formulation on the GPU, and prints a table last.
-set -euo pipefail
+# The tools come from .gpu-bundle/ when scripts/gpu-bundle.sh made one here (runtime-only dopa,
+# the gpu test and benchmark, built for any AVX2 x86-64, and Open MPI for a machine without it);
+# otherwise, or when those do not start, they are built (runtime only, CUDA on; header-only
+# dependencies from DOPA_HEADERS_DIR, which scripts/gpu-headers.sh prepares as .gpu-headers/).
+#
+# Then, each section under a time limit and logged to $OUT (or /tmp/gpu-check):
+#   1. for each launch policy (POLICIES: auto, the built-in choice, then DOPA_CUDA_BARRIER grid,
+#      block or cluster with DOPA_CUDA_SPLITS k), the gpu tests (generated CUDA against generated
+#      C++ for every example network) and the time of one cue-reward iteration; the fastest
+#      policy that passes is used for the rest;
+#   2. mpi: `dopa train --engine cuda` with 2 ranks against 1 process, and resume across rank
+#      counts (tests/mpi/mpi_train.sh cuda); iteration times for 1 and 2 ranks on the one GPU and
+#      for 1 and 4 independent runs sharing it, without and with MPS (SPEEDS=0 skips these);
+#   3. `dopa train --engine cuda` next to the C++ engine (same seed; rewards, seconds/iteration);
+#   4. one cue-reward iteration (B=30, H=200, T=120) of the generated CUDA, the generated C++ on
+#      this machine's cores and the PyTorch formulation on the GPU;
+# and a table last.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
+out=${OUT:-/tmp/gpu-check} logs=/tmp/gpu-check-logs # $out: what comes back (few files)
+mkdir -p "$out" "$logs"
 jobs=${DOPA_JOBS:-$(nproc)}
-build=${BUILD:-build-gpu}
 iters=${ITERS:-10}
-headers=${DOPA_HEADERS_DIR:-$PWD/.gpu-headers}
 start=$(date +%s)
 section() { printf '\n== %s (%ds)\n' "$1" $(( $(date +%s) - start )); }
+summary=()
+note() { summary+=("$1"); echo "$1"; echo "$1" >> "$out/notes.txt"; }
+export DOPA_EXAMPLES_DIR=$root/examples OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 
-section "configure and build (runtime only, CUDA on)"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDOPA_RUNTIME_ONLY=ON -DDOPA_CUDA=ON \
-  -DDOPA_HEADERS_DIR="$headers" > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
-ninja -C "$build" -j"$jobs" dopa_gpu_tests dopa_gpu_bench dopa
-if nm -C "$build/bin/dopa" | grep -q "llvm::"; then echo "runtime-only dopa has LLVM symbols"; exit 1; fi
+section "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
+nproc
+grep -m1 "model name" /proc/cpuinfo
 
-section "gpu tests"
-ctest --test-dir "$build" -L gpu --output-on-failure | tee "$build.ctest.log"
+section "tools"
+bin=""
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/usr/local/cuda/lib64
+if [ -f .gpu-bundle/bundle.tar.gz ]; then
+  rm -rf /tmp/dopa-bundle && mkdir -p /tmp/dopa-bundle/tests/gpu
+  tar -C /tmp/dopa-bundle -xzf .gpu-bundle/bundle.tar.gz
+  mv /tmp/dopa-bundle/bin/dopa_gpu_* /tmp/dopa-bundle/tests/gpu/
+  if mpirun --version 2>&1 | grep -q "Open MPI"; then
+    note "mpi: this machine's Open MPI ($(mpirun --version 2>&1 | head -1))"
+    for lib in /tmp/dopa-bundle/lib/*; do # the machine's own where it has them (its mpirun's)
+      if ldconfig -p | grep -q "/$(basename "$lib")\$"; then rm "$lib"; fi
+    done
+    ls /tmp/dopa-bundle/lib
+  else # Open MPI from the bundle: its files where its launcher looks for them
+    tar -C / -xzf /tmp/dopa-bundle/mpi/root.tar.gz
+    mkdir -p /tmp/dopa-bundle/mpi/bin && ln -sf /usr/bin/orterun /tmp/dopa-bundle/mpi/bin/mpirun
+    export PATH=/tmp/dopa-bundle/mpi/bin:$PATH
+    export OMPI_MCA_mca_base_component_show_load_errors=0 OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp
+    note "mpi: Open MPI from the bundle"
+  fi
+  export LD_LIBRARY_PATH=/tmp/dopa-bundle/lib:$LD_LIBRARY_PATH
+  if /tmp/dopa-bundle/bin/dopa --version; then
+    bin=/tmp/dopa-bundle/bin tests=/tmp/dopa-bundle/tests/gpu
+  else
+    ldd /tmp/dopa-bundle/bin/dopa | grep "not found"
+    note "bundle: its dopa does not start here; building"
+  fi
+fi
+if [ -z "$bin" ]; then
+  build=${BUILD:-build-gpu}
+  headers=${DOPA_HEADERS_DIR:-$root/.gpu-headers}
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDOPA_RUNTIME_ONLY=ON -DDOPA_CUDA=ON \
+    -DDOPA_HEADERS_DIR="$headers" > "$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 1; }
+  timeout 420 ninja -C "$build" -j"$jobs" dopa_gpu_tests dopa_gpu_bench dopa > "$out/build.log" 2>&1 ||
+    { tail -40 "$out/build.log"; exit 1; }
+  bin=$root/$build/bin tests=$root/$build/tests/gpu
+fi
+note "tools: $bin ($(( $(date +%s) - start )) s in)"
 
-section "dopa train --engine cuda next to the C++ engine"
-train_iters=${TRAIN_ITERS:-60}
-trains=()
-for engine in cuda generated; do
-  rm -rf "$build/train-$engine"
-  "$build/bin/dopa" train cue-reward --variant modul --engine "$engine" --iters "$train_iters" \
-    --burn-in 0 --lr 1e-3 --seed 0 --out "$build/train-$engine" 2>&1 | tail -2
-  trains+=("$(awk -F, -v e="$engine" 'NR > 1 {n++; r += $2; s += $5} END {
-    printf "%-9s %5d iterations  mean reward %+.3f  %.4f s/it", e, n, r / n, s / n}' \
-    "$build/train-$engine/log.csv")")
-done
+# with POLICY (e.g. cluster:4, grid, block; auto: the built-in choice): run the rest of the line
+# with DOPA_CUDA_BARRIER and DOPA_CUDA_SPLITS set from it.
+with() {
+  local policy=$1
+  shift
+  if [ "$policy" = auto ]; then
+    env -u DOPA_CUDA_BARRIER -u DOPA_CUDA_SPLITS "$@"
+    return
+  fi
+  local barrier=${policy%%:*} splits=""
+  [ "$policy" != "$barrier" ] && splits=${policy#*:}
+  DOPA_CUDA_BARRIER=$barrier DOPA_CUDA_SPLITS=$splits "$@"
+}
 
-section "benchmark: one cue-reward iteration"
+section "1. launch policies: gpu tests (CUDA against C++, every example) and timing"
 rows=()
-for variant in ${VARIANTS:-modul plastic}; do
-  while read -r line; do rows+=("$line"); done < <("$build/tests/gpu/dopa_gpu_bench" "$variant" "$iters" 2> >(tee -a "$build.bench.log" >&2))
-  rows+=("$(python3 bench/reference/cuda_iteration.py --variant "$variant" --iters "$iters")")
+best="" bestTime=""
+for policy in ${POLICIES:-auto grid block cluster:8 cluster:4 cluster:2}; do
+  with "$policy" timeout 100 "$tests/dopa_gpu_tests" > "$logs/gpu_tests_${policy/:/}.log" 2>&1
+  rc=$?
+  [ "$rc" -eq 0 ] || tail -30 "$logs/gpu_tests_${policy/:/}.log"
+  note "gpu tests, $policy: exit $rc; $(grep -E '^\[doctest\] (test cases|assertions)' \
+    "$logs/gpu_tests_${policy/:/}.log" | tr -s ' ' | tr '\n' ' ')"
+  for variant in ${VARIANTS:-modul plastic rnn}; do
+    line=$(with "$policy" timeout 30 "$tests/dopa_gpu_bench" "$variant" "$iters" cuda 2>> "$out/bench.log")
+    echo "$line"
+    rows+=("$line")
+    read -r _ v med _ <<< "$line"
+    if [ "$rc" -eq 0 ] && [ "$v" = modul ] && { [ -z "$bestTime" ] ||
+      awk -v a="$med" -v b="$bestTime" 'BEGIN {exit !(a < b)}'; }; then
+      best=$policy bestTime=$med
+    fi
+  done
 done
+note "fastest policy that passed the gpu tests (modul): ${best:-none} ($bestTime s); used below"
+[ -n "$best" ] && [ "$best" != auto ] &&
+  export DOPA_CUDA_BARRIER=${best%%:*} DOPA_CUDA_SPLITS=$([ "$best" != "${best%%:*}" ] && echo "${best#*:}")
+
+# speeds LABEL: cue-reward modul --engine cuda at batch 30, 1 and 2 ranks, then 1 and 4 independent
+# runs at once (a process each), seconds per iteration from log.csv (iterations 5 on).
+speeds() {
+  local label=$1 np n s
+  for np in 1 2; do
+    rm -rf "/tmp/mpi-speed-$np"
+    timeout 120 mpirun -np $np "$bin/dopa" train cue-reward --variant modul --engine cuda --iters 30 \
+      --threads 1 --seed 0 --out "/tmp/mpi-speed-$np" > "$logs/mpi_speed_$np.log" 2>&1 ||
+      tail -5 "$logs/mpi_speed_$np.log"
+    note "$label: $(awk -F, -v np=$np 'NR > 6 {n++; s += $5} END {
+      printf "data-parallel, %d rank(s): %.4f s/iteration", np, s / n}' "/tmp/mpi-speed-$np/log.csv")"
+  done
+  for n in 1 4; do
+    for s in $(seq 1 $n); do
+      rm -rf "/tmp/share-$n-$s"
+      timeout 120 "$bin/dopa" train cue-reward --variant modul --engine cuda --iters 40 --threads 1 \
+        --seed "$s" --out "/tmp/share-$n-$s" > /dev/null 2>&1 &
+    done
+    wait
+    note "$label: $(cat /tmp/share-$n-*/log.csv | awk -F, -v n=$n '$1 ~ /^[0-9]+$/ && $1 >= 5 {c++; s += $5} END {
+      printf "%d independent runs at once: %.4f s/iteration each, %.1f iterations/s together",
+      n, s / c, n * c / s}')"
+  done
+}
+
+section "2. mpi with the CUDA engine"
+if command -v mpirun > /dev/null; then
+  mpirun --version 2>&1 | head -1
+  DOPA_TEST_PYTHON=python3 timeout 300 bash tests/mpi/mpi_train.sh "$bin/dopa" "$root" \
+    /tmp/mpi-cuda cuda > "$out/mpi_cuda.log" 2>&1
+  rc=$?
+  tail -20 "$out/mpi_cuda.log"
+  note "mpi.cuda (2 ranks = 1 process; resume 2->1 and 1->2): exit $rc"
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  [ "${SPEEDS:-1}" = 1 ] && speeds "one GPU, no MPS"
+  if [ "${SPEEDS:-1}" != 1 ]; then
+    note "speeds: skipped (SPEEDS=0)"
+  elif command -v nvidia-cuda-mps-control > /dev/null; then
+    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+    if nvidia-cuda-mps-control -d; then
+      sleep 1
+      speeds "one GPU, MPS"
+      echo quit | nvidia-cuda-mps-control
+      sleep 1
+    fi
+    unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+  else
+    note "MPS: no nvidia-cuda-mps-control here"
+  fi
+else
+  note "mpi: no mpirun here and no bundle: SKIP"
+fi
+
+section "3. dopa train --engine cuda next to the C++ engine"
+for engine in cuda generated; do
+  rm -rf "/tmp/train-$engine"
+  timeout 150 "$bin/dopa" train cue-reward --variant modul --engine "$engine" --iters "${TRAIN_ITERS:-60}" \
+    --burn-in 0 --lr 1e-3 --seed 0 --out "/tmp/train-$engine" 2>&1 | tail -2
+  note "$(awk -F, -v e="$engine" 'NR > 1 {n++; r += $2; s += $5} END {
+    printf "train %-9s %5d iterations  mean reward %+.3f  %.4f s/it", e, n, r / n, s / n}' \
+    "/tmp/train-$engine/log.csv")"
+done
+
+section "4. benchmark: one cue-reward iteration against C++ and PyTorch"
+for variant in ${VARIANTS:-modul plastic rnn}; do
+  while read -r line; do rows+=("$line"); done < <(timeout 120 "$tests/dopa_gpu_bench" "$variant" "$iters" 2>> "$out/bench.log")
+  rows+=("$(timeout 120 python3 bench/reference/cuda_iteration.py --variant "$variant" --iters "$iters")")
+done
+cat "$out/bench.log"
 
 section "summary"
-grep -E "tests passed|tests failed|Skipped|Failed" "$build.ctest.log" || true
-printf '%s\n' "${trains[@]}"
-printf '%-8s %-9s %12s %10s %14s\n' engine variant "median s/it" "min s/it" "PyTorch/engine"
-for r in "${rows[@]}"; do
-  read -r engine variant med min <<< "$r"
-  ref=$(printf '%s\n' "${rows[@]}" | awk -v v="$variant" '$1 == "pytorch" && $2 == v {print $3}')
-  printf '%-8s %-9s %12s %10s %14s\n' "$engine" "$variant" "$med" "$min" \
-    "$(awk -v a="$ref" -v b="$med" 'BEGIN {printf "%.1fx", a / b}')"
-done
+printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"
+{
+  printf '%-15s %-9s %12s %10s %14s\n' engine variant "median s/it" "min s/it" "PyTorch/engine"
+  for r in "${rows[@]}"; do
+    read -r engine variant med min <<< "$r"
+    ref=$(printf '%s\n' "${rows[@]}" | awk -v v="$variant" '$1 == "pytorch" && $2 == v {print $3}')
+    printf '%-15s %-9s %12s %10s %14s\n' "$engine" "$variant" "$med" "$min" \
+      "$(awk -v a="$ref" -v b="$med" 'BEGIN {if (a > 0 && b > 0) printf "%.1fx", a / b}')"
+  done
+} | tee -a "$out/summary.txt"
+echo "total $(( $(date +%s) - start )) s"
