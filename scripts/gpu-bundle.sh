@@ -27,7 +27,7 @@ multi=/usr/lib/x86_64-linux-gnu
 } 2>/dev/null | awk '/=> \// {print $3}' | sort -u |
   grep -vE '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s)\.so' |
   while read -r lib; do cp -L "$lib" .gpu-bundle/lib/; done
-ldd build-dev/bin/dopa | awk '/=> \// {print $3}' | grep -E 'lib(mpi_cxx|cudart|gomp)\.so' |
+ldd build-dev/bin/dopa | awk '/=> \// {print $3}' | { grep -E 'lib(mpi_cxx|cudart|gomp)\.so' || true; } |
   while read -r lib; do cp -L "$lib" .gpu-bundle/lib/; done
 tar -C / -czf .gpu-bundle/mpi/root.tar.gz usr/bin/orterun usr/bin/orted usr/bin/mpirun \
   usr/lib/x86_64-linux-gnu/openmpi usr/lib/x86_64-linux-gnu/pmix2 usr/share/openmpi \

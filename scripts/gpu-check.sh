@@ -30,6 +30,8 @@ start=$(date +%s)
 section() { printf '\n== %s (%ds)\n' "$1" $(( $(date +%s) - start )); }
 summary=()
 note() { summary+=("$1"); echo "$1"; echo "$1" >> "$out/notes.txt"; }
+fail=0 # the exit status: 1 when a check failed (the table is printed anyway)
+failed() { fail=1; note "FAILED: $1"; }
 export DOPA_EXAMPLES_DIR=$root/examples OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 
 section "machine"
@@ -44,12 +46,17 @@ if [ -f .gpu-bundle/bundle.tar.gz ]; then
   rm -rf /tmp/dopa-bundle && mkdir -p /tmp/dopa-bundle/tests/gpu
   tar -C /tmp/dopa-bundle -xzf .gpu-bundle/bundle.tar.gz
   mv /tmp/dopa-bundle/bin/dopa_gpu_* /tmp/dopa-bundle/tests/gpu/
-  if mpirun --version 2>&1 | grep -q "Open MPI"; then
-    note "mpi: this machine's Open MPI ($(mpirun --version 2>&1 | head -1))"
+  launcher=$(mpirun --version 2>&1 | head -n 1)
+  if [[ $launcher == *"Open MPI"* ]]; then
+    note "mpi: this machine's Open MPI ($launcher)"
+    cache=$(ldconfig -p)
     for lib in /tmp/dopa-bundle/lib/*; do # the machine's own where it has them (its mpirun's)
-      if ldconfig -p | grep -q "/$(basename "$lib")\$"; then rm "$lib"; fi
+      if grep -q "/$(basename "$lib")\$" <<< "$cache"; then rm "$lib"; fi
     done
     ls /tmp/dopa-bundle/lib
+  elif command -v mpirun > /dev/null; then # another MPI: leave it alone, and its mpirun cannot
+    note "mpi: this machine's mpirun is not Open MPI ($launcher); the mpi checks are skipped"
+    nompi=1
   else # Open MPI from the bundle: its files where its launcher looks for them
     tar -C / -xzf /tmp/dopa-bundle/mpi/root.tar.gz
     mkdir -p /tmp/dopa-bundle/mpi/bin && ln -sf /usr/bin/orterun /tmp/dopa-bundle/mpi/bin/mpirun
@@ -97,6 +104,7 @@ for policy in ${POLICIES:-auto grid block cluster:8 cluster:4 cluster:2}; do
   with "$policy" timeout 100 "$tests/dopa_gpu_tests" > "$logs/gpu_tests_${policy/:/}.log" 2>&1
   rc=$?
   [ "$rc" -eq 0 ] || tail -30 "$logs/gpu_tests_${policy/:/}.log"
+  [ "$rc" -eq 0 ] || failed "gpu tests under $policy (exit $rc)"
   note "gpu tests, $policy: exit $rc; $(grep -E '^\[doctest\] (test cases|assertions)' \
     "$logs/gpu_tests_${policy/:/}.log" | tr -s ' ' | tr '\n' ' ')"
   for variant in ${VARIANTS:-modul plastic rnn}; do
@@ -110,6 +118,7 @@ for policy in ${POLICIES:-auto grid block cluster:8 cluster:4 cluster:2}; do
     fi
   done
 done
+[ -n "$best" ] || failed "no launch policy passed the gpu tests"
 note "fastest policy that passed the gpu tests (modul): ${best:-none} ($bestTime s); used below"
 [ -n "$best" ] && [ "$best" != auto ] &&
   export DOPA_CUDA_BARRIER=${best%%:*} DOPA_CUDA_SPLITS=$([ "$best" != "${best%%:*}" ] && echo "${best#*:}")
@@ -124,7 +133,8 @@ speeds() {
       --threads 1 --seed 0 --out "/tmp/mpi-speed-$np" > "$logs/mpi_speed_$np.log" 2>&1 ||
       tail -5 "$logs/mpi_speed_$np.log"
     note "$label: $(awk -F, -v np=$np 'NR > 6 {n++; s += $5} END {
-      printf "data-parallel, %d rank(s): %.4f s/iteration", np, s / n}' "/tmp/mpi-speed-$np/log.csv")"
+      if (n) printf "data-parallel, %d rank(s): %.4f s/iteration", np, s / n
+      else printf "data-parallel, %d rank(s): FAILED (no log)", np}' "/tmp/mpi-speed-$np/log.csv")"
   done
   for n in 1 4; do
     for s in $(seq 1 $n); do
@@ -134,19 +144,21 @@ speeds() {
     done
     wait
     note "$label: $(cat /tmp/share-$n-*/log.csv | awk -F, -v n=$n '$1 ~ /^[0-9]+$/ && $1 >= 5 {c++; s += $5} END {
-      printf "%d independent runs at once: %.4f s/iteration each, %.1f iterations/s together",
-      n, s / c, n * c / s}')"
+      if (c) printf "%d independent runs at once: %.4f s/iteration each, %.1f iterations/s together",
+        n, s / c, n * c / s
+      else printf "%d independent runs at once: FAILED (no logs)", n}')"
   done
 }
 
 section "2. mpi with the CUDA engine"
-if command -v mpirun > /dev/null; then
+if [ -z "${nompi:-}" ] && command -v mpirun > /dev/null; then
   mpirun --version 2>&1 | head -1
   DOPA_TEST_PYTHON=python3 timeout 300 bash tests/mpi/mpi_train.sh "$bin/dopa" "$root" \
     /tmp/mpi-cuda cuda > "$out/mpi_cuda.log" 2>&1
   rc=$?
   tail -20 "$out/mpi_cuda.log"
   note "mpi.cuda (2 ranks = 1 process; resume 2->1 and 1->2): exit $rc"
+  [ "$rc" -eq 0 ] || failed "mpi.cuda (exit $rc; 77 is a skip, which is a failure where a GPU is)"
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
   [ "${SPEEDS:-1}" = 1 ] && speeds "one GPU, no MPS"
   if [ "${SPEEDS:-1}" != 1 ]; then
@@ -164,7 +176,7 @@ if command -v mpirun > /dev/null; then
   else
     note "MPS: no nvidia-cuda-mps-control here"
   fi
-else
+elif [ -z "${nompi:-}" ]; then
   note "mpi: no mpirun here and no bundle: SKIP"
 fi
 
@@ -174,8 +186,9 @@ for engine in cuda generated; do
   timeout 150 "$bin/dopa" train cue-reward --variant modul --engine "$engine" --iters "${TRAIN_ITERS:-60}" \
     --burn-in 0 --lr 1e-3 --seed 0 --out "/tmp/train-$engine" 2>&1 | tail -2
   note "$(awk -F, -v e="$engine" 'NR > 1 {n++; r += $2; s += $5} END {
-    printf "train %-9s %5d iterations  mean reward %+.3f  %.4f s/it", e, n, r / n, s / n}' \
-    "/tmp/train-$engine/log.csv")"
+    if (n) printf "train %-9s %5d iterations  mean reward %+.3f  %.4f s/it", e, n, r / n, s / n
+    else printf "train %-9s FAILED (no log)", e}' "/tmp/train-$engine/log.csv")"
+  [ -s "/tmp/train-$engine/log.csv" ] || failed "dopa train --engine $engine"
 done
 
 section "4. benchmark: one cue-reward iteration against C++ and PyTorch"
@@ -196,4 +209,5 @@ printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"
       "$(awk -v a="$ref" -v b="$med" 'BEGIN {if (a > 0 && b > 0) printf "%.1fx", a / b}')"
   done
 } | tee -a "$out/summary.txt"
-echo "total $(( $(date +%s) - start )) s"
+echo "total $(( $(date +%s) - start )) s; $([ "$fail" -eq 0 ] && echo "every check passed" || echo "SOME CHECKS FAILED (above)")"
+exit "$fail"

@@ -160,12 +160,12 @@ void CudaEmitter::emitOpaque(std::ostringstream &out) {
   emitOpaqueOp(out);
 }
 
-/// The kernel (block b runs a share of batch element b / splits; the stages in order with a grid
-/// barrier between them) and its host launcher.
+/// The kernel (blockIdx.x / splits is the batch element, blockIdx.x % splits the block's share of
+/// it; the stages in order with elementSync between them) and its host launcher.
 void CudaEmitter::emitStepFunction(const std::string &kind,
                                    const std::vector<std::string> &stages) {
   os << "/// One " << kind << " step of " << net.forward.name
-     << " for the whole batch: block b runs batch element b.\n"
+     << " for the whole batch: ba.splits consecutive blocks run each batch element.\n"
      << "template <class T>\n__global__ void __launch_bounds__(kThreads) " << kind
      << "_kernel(const dopa::BatchArgs<T> ba) {\n"
      << "const int64_t b = ba.firstElement + blockIdx.x / ba.splits;\n"

@@ -295,7 +295,8 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 296 "bandit_modplast.cu"
 }
 
-/// One forward step of BanditModplast for the whole batch: block b runs batch element b.
+/// One forward step of BanditModplast for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -365,7 +366,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t40[c] = acc;
   }
-#line 369 "bandit_modplast.cu"
+#line 370 "bandit_modplast.cu"
 }
 
 // output logits = h2o(hn)
@@ -386,7 +387,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 32 + c];
     t44[c] = acc;
   }
-#line 390 "bandit_modplast.cu"
+#line 391 "bandit_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -433,7 +434,7 @@ template <class T> __device__ __forceinline__ void backward_tanh_outer(const dop
       t50[i] = acc50;
     }
   }
-#line 437 "bandit_modplast.cu"
+#line 438 "bandit_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -473,7 +474,7 @@ template <class T> __device__ __forceinline__ void backward_tanh(const dopa::Ste
       atomicAdd(&t52[0], acc52);
     }
   }
-#line 477 "bandit_modplast.cu"
+#line 478 "bandit_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -513,7 +514,7 @@ __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::St
       atomicAdd(&d_h2v_bias[0], v34);
     }
   }
-#line 517 "bandit_modplast.cu"
+#line 518 "bandit_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -533,7 +534,7 @@ template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::St
     acc += t60[0] * h2DA_weight[c];
     t63[c] = acc;
   }
-#line 537 "bandit_modplast.cu"
+#line 538 "bandit_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -579,7 +580,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       atomicAdd(&d_i2h_bias[j], v67);
     }
   }
-#line 583 "bandit_modplast.cu"
+#line 584 "bandit_modplast.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -639,7 +640,7 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
       atomicAdd(&d_alpha[i * 32 + j], v71);
     }
   }
-#line 643 "bandit_modplast.cu"
+#line 644 "bandit_modplast.cu"
 }
 
 // state  h    : [H] = 0
@@ -666,7 +667,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       d_h[j] = v70;
     }
   }
-#line 670 "bandit_modplast.cu"
+#line 671 "bandit_modplast.cu"
 }
 
 // backward stage 9: fused loop nest over [5]
@@ -705,7 +706,8 @@ __device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of BanditModplast for the whole batch: block b runs batch element b.
+/// One backward step of BanditModplast for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

@@ -296,7 +296,8 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 297 "cue_reward_modplast.cu"
 }
 
-/// One forward step of CueRewardModplast for the whole batch: block b runs batch element b.
+/// One forward step of CueRewardModplast for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -366,7 +367,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t40[c] = acc;
   }
-#line 370 "cue_reward_modplast.cu"
+#line 371 "cue_reward_modplast.cu"
 }
 
 // output logits = h2o(hn)
@@ -387,7 +388,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t44[c] = acc;
   }
-#line 391 "cue_reward_modplast.cu"
+#line 392 "cue_reward_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -434,7 +435,7 @@ template <class T> __device__ __forceinline__ void backward_tanh_outer(const dop
       t50[i] = acc50;
     }
   }
-#line 438 "cue_reward_modplast.cu"
+#line 439 "cue_reward_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -474,7 +475,7 @@ template <class T> __device__ __forceinline__ void backward_tanh(const dopa::Ste
       atomicAdd(&t52[0], acc52);
     }
   }
-#line 478 "cue_reward_modplast.cu"
+#line 479 "cue_reward_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -514,7 +515,7 @@ __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::St
       atomicAdd(&d_h2v_bias[0], v34);
     }
   }
-#line 518 "cue_reward_modplast.cu"
+#line 519 "cue_reward_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -534,7 +535,7 @@ template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::St
     acc += t60[0] * h2DA_weight[c];
     t63[c] = acc;
   }
-#line 538 "cue_reward_modplast.cu"
+#line 539 "cue_reward_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -580,7 +581,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       atomicAdd(&d_i2h_bias[j], v67);
     }
   }
-#line 584 "cue_reward_modplast.cu"
+#line 585 "cue_reward_modplast.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -640,7 +641,7 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
       atomicAdd(&d_alpha[i * 200 + j], v71);
     }
   }
-#line 644 "cue_reward_modplast.cu"
+#line 645 "cue_reward_modplast.cu"
 }
 
 // state  h    : [H] = 0
@@ -667,7 +668,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       d_h[j] = v70;
     }
   }
-#line 671 "cue_reward_modplast.cu"
+#line 672 "cue_reward_modplast.cu"
 }
 
 // backward stage 9: fused loop nest over [27]
@@ -706,7 +707,8 @@ __device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of CueRewardModplast for the whole batch: block b runs batch element b.
+/// One backward step of CueRewardModplast for the whole batch: ba.splits consecutive blocks run
+/// each batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

@@ -245,7 +245,8 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 246 "cue_reward_plastic.cu"
 }
 
-/// One forward step of CueRewardPlastic for the whole batch: block b runs batch element b.
+/// One forward step of CueRewardPlastic for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -311,7 +312,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t35[c] = acc;
   }
-#line 315 "cue_reward_plastic.cu"
+#line 316 "cue_reward_plastic.cu"
 }
 
 // output logits = h2o(hn)
@@ -332,7 +333,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t39[c] = acc;
   }
-#line 336 "cue_reward_plastic.cu"
+#line 337 "cue_reward_plastic.cu"
 }
 
 // param  eta : [] = 0.1
@@ -379,7 +380,7 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
       t45[i] = acc45;
     }
   }
-#line 383 "cue_reward_plastic.cu"
+#line 384 "cue_reward_plastic.cu"
 }
 
 // param  eta : [] = 0.1
@@ -444,7 +445,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       atomicAdd(&t47[0], acc47);
     }
   }
-#line 448 "cue_reward_plastic.cu"
+#line 449 "cue_reward_plastic.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -504,7 +505,7 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
       atomicAdd(&d_alpha[i * 200 + j], v59);
     }
   }
-#line 508 "cue_reward_plastic.cu"
+#line 509 "cue_reward_plastic.cu"
 }
 
 // state  h    : [H] = 0
@@ -531,7 +532,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       d_h[j] = v58;
     }
   }
-#line 535 "cue_reward_plastic.cu"
+#line 536 "cue_reward_plastic.cu"
 }
 
 // backward stage 6: fused loop nest over [27]
@@ -565,7 +566,7 @@ template <class T> __device__ __forceinline__ void backward_grad_eta(const dopa:
 #line 9 "examples/cue_reward/plastic.dopa"
     atomicAdd(&d_eta[0], v47);
   }
-#line 569 "cue_reward_plastic.cu"
+#line 570 "cue_reward_plastic.cu"
 }
 
 // backward stage 8: fused loop nest over [2]
@@ -608,7 +609,8 @@ __device__ __forceinline__ void backward_grad_h2v_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of CueRewardPlastic for the whole batch: block b runs batch element b.
+/// One backward step of CueRewardPlastic for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

@@ -678,7 +678,8 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 679 "lm_basic_lstm.cu"
 }
 
-/// One forward step of BasicLSTMLM for the whole batch: block b runs batch element b.
+/// One forward step of BasicLSTMLM for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -771,7 +772,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 206 + c];
     t108[c] = acc;
   }
-#line 775 "lm_basic_lstm.cu"
+#line 776 "lm_basic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -962,7 +963,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       record13[j] = v96;
     }
   }
-#line 966 "lm_basic_lstm.cu"
+#line 967 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -983,7 +984,7 @@ template <class T> __device__ __forceinline__ void backward_h2c(const dopa::Step
       acc += t123[k] * l2_h2c_weight[k * 206 + c];
     t126[c] = acc;
   }
-#line 987 "lm_basic_lstm.cu"
+#line 988 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1004,7 +1005,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t123[k] * l2_x2c_weight[k * 206 + c];
     t129[c] = acc;
   }
-#line 1008 "lm_basic_lstm.cu"
+#line 1009 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1025,7 +1026,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t133[k] * l2_h2o_weight[k * 206 + c];
     t136[c] = acc;
   }
-#line 1029 "lm_basic_lstm.cu"
+#line 1030 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1046,7 +1047,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t133[k] * l2_x2o_weight[k * 206 + c];
     t140[c] = acc;
   }
-#line 1050 "lm_basic_lstm.cu"
+#line 1051 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1067,7 +1068,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t144[k] * l2_h2i_weight[k * 206 + c];
     t147[c] = acc;
   }
-#line 1071 "lm_basic_lstm.cu"
+#line 1072 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1088,7 +1089,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t144[k] * l2_x2i_weight[k * 206 + c];
     t151[c] = acc;
   }
-#line 1092 "lm_basic_lstm.cu"
+#line 1093 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1109,7 +1110,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t155[k] * l2_h2f_weight[k * 206 + c];
     t158[c] = acc;
   }
-#line 1113 "lm_basic_lstm.cu"
+#line 1114 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1130,7 +1131,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t155[k] * l2_x2f_weight[k * 206 + c];
     t162[c] = acc;
   }
-#line 1134 "lm_basic_lstm.cu"
+#line 1135 "lm_basic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1319,7 +1320,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_h2c_bias[j], v176);
     }
   }
-#line 1323 "lm_basic_lstm.cu"
+#line 1324 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1340,7 +1341,7 @@ template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::S
       acc += t176[k] * l1_h2c_weight[k * 206 + c];
     t179[c] = acc;
   }
-#line 1344 "lm_basic_lstm.cu"
+#line 1345 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1361,7 +1362,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::S
       acc += t176[k] * l1_x2c_weight[k * 206 + c];
     t182[c] = acc;
   }
-#line 1365 "lm_basic_lstm.cu"
+#line 1366 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1382,7 +1383,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::S
       acc += t185[k] * l1_h2o_weight[k * 206 + c];
     t188[c] = acc;
   }
-#line 1386 "lm_basic_lstm.cu"
+#line 1387 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1403,7 +1404,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::S
       acc += t185[k] * l1_x2o_weight[k * 206 + c];
     t192[c] = acc;
   }
-#line 1407 "lm_basic_lstm.cu"
+#line 1408 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1424,7 +1425,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::S
       acc += t196[k] * l1_h2i_weight[k * 206 + c];
     t199[c] = acc;
   }
-#line 1428 "lm_basic_lstm.cu"
+#line 1429 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1445,7 +1446,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::S
       acc += t196[k] * l1_x2i_weight[k * 206 + c];
     t203[c] = acc;
   }
-#line 1449 "lm_basic_lstm.cu"
+#line 1450 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1466,7 +1467,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::S
       acc += t207[k] * l1_h2f_weight[k * 206 + c];
     t210[c] = acc;
   }
-#line 1470 "lm_basic_lstm.cu"
+#line 1471 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1487,7 +1488,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
       acc += t207[k] * l1_x2f_weight[k * 206 + c];
     t214[c] = acc;
   }
-#line 1491 "lm_basic_lstm.cu"
+#line 1492 "lm_basic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1534,7 +1535,7 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 206 + j], v215);
     }
   }
-#line 1538 "lm_basic_lstm.cu"
+#line 1539 "lm_basic_lstm.cu"
 }
 
 // backward stage 20: fused loop nest over [10000]
@@ -1557,7 +1558,8 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of BasicLSTMLM for the whole batch: block b runs batch element b.
+/// One backward step of BasicLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

@@ -838,7 +838,8 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 839 "lm_basic_modplast_lstm.cu"
 }
 
-/// One forward step of BasicModplastLSTMLM for the whole batch: block b runs batch element b.
+/// One forward step of BasicModplastLSTMLM for the whole batch: ba.splits consecutive blocks run
+/// each batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -939,7 +940,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 200 + c];
     t138[c] = acc;
   }
-#line 943 "lm_basic_modplast_lstm.cu"
+#line 944 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1052,7 +1053,7 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
       atomicAdd(&t227[0], acc227);
     }
   }
-#line 1056 "lm_basic_modplast_lstm.cu"
+#line 1057 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1095,7 +1096,7 @@ backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l2_h2mod_bias[0], v155);
     }
   }
-#line 1099 "lm_basic_modplast_lstm.cu"
+#line 1100 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1115,7 +1116,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t155[0] * l2_h2mod_weight[c];
     t158[c] = acc;
   }
-#line 1119 "lm_basic_modplast_lstm.cu"
+#line 1120 "lm_basic_modplast_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1295,7 +1296,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       record15[j] = v113;
     }
   }
-#line 1299 "lm_basic_modplast_lstm.cu"
+#line 1300 "lm_basic_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1358,7 +1359,7 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
       atomicAdd(&d_l2_alpha[i * 200 + j], v177);
     }
   }
-#line 1362 "lm_basic_modplast_lstm.cu"
+#line 1363 "lm_basic_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1379,7 +1380,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t173[k] * l2_x2c_weight[k * 200 + c];
     t183[c] = acc;
   }
-#line 1383 "lm_basic_modplast_lstm.cu"
+#line 1384 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1400,7 +1401,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t187[k] * l2_h2o_weight[k * 200 + c];
     t190[c] = acc;
   }
-#line 1404 "lm_basic_modplast_lstm.cu"
+#line 1405 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1421,7 +1422,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t187[k] * l2_x2o_weight[k * 200 + c];
     t194[c] = acc;
   }
-#line 1425 "lm_basic_modplast_lstm.cu"
+#line 1426 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1442,7 +1443,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t198[k] * l2_h2i_weight[k * 200 + c];
     t201[c] = acc;
   }
-#line 1446 "lm_basic_modplast_lstm.cu"
+#line 1447 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1463,7 +1464,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t198[k] * l2_x2i_weight[k * 200 + c];
     t205[c] = acc;
   }
-#line 1467 "lm_basic_modplast_lstm.cu"
+#line 1468 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1484,7 +1485,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t209[k] * l2_h2f_weight[k * 200 + c];
     t212[c] = acc;
   }
-#line 1488 "lm_basic_modplast_lstm.cu"
+#line 1489 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1505,7 +1506,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t209[k] * l2_x2f_weight[k * 200 + c];
     t216[c] = acc;
   }
-#line 1509 "lm_basic_modplast_lstm.cu"
+#line 1510 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1525,7 +1526,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa:
     acc += t230[0] * l1_h2mod_weight[c];
     t233[c] = acc;
   }
-#line 1529 "lm_basic_modplast_lstm.cu"
+#line 1530 "lm_basic_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1709,7 +1710,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v248);
     }
   }
-#line 1713 "lm_basic_modplast_lstm.cu"
+#line 1714 "lm_basic_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1772,7 +1773,7 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
       atomicAdd(&d_l1_alpha[i * 200 + j], v252);
     }
   }
-#line 1776 "lm_basic_modplast_lstm.cu"
+#line 1777 "lm_basic_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1793,7 +1794,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_16(const dopa::S
       acc += t248[k] * l1_x2c_weight[k * 200 + c];
     t258[c] = acc;
   }
-#line 1797 "lm_basic_modplast_lstm.cu"
+#line 1798 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1814,7 +1815,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_17(const dopa::S
       acc += t261[k] * l1_h2o_weight[k * 200 + c];
     t264[c] = acc;
   }
-#line 1818 "lm_basic_modplast_lstm.cu"
+#line 1819 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1835,7 +1836,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_18(const dopa::S
       acc += t261[k] * l1_x2o_weight[k * 200 + c];
     t268[c] = acc;
   }
-#line 1839 "lm_basic_modplast_lstm.cu"
+#line 1840 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1856,7 +1857,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_19(const dopa::S
       acc += t272[k] * l1_h2i_weight[k * 200 + c];
     t275[c] = acc;
   }
-#line 1860 "lm_basic_modplast_lstm.cu"
+#line 1861 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1877,7 +1878,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_20(const dopa::S
       acc += t272[k] * l1_x2i_weight[k * 200 + c];
     t279[c] = acc;
   }
-#line 1881 "lm_basic_modplast_lstm.cu"
+#line 1882 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1898,7 +1899,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_21(const dopa::S
       acc += t283[k] * l1_h2f_weight[k * 200 + c];
     t286[c] = acc;
   }
-#line 1902 "lm_basic_modplast_lstm.cu"
+#line 1903 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1919,7 +1920,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_22(const dopa::S
       acc += t283[k] * l1_x2f_weight[k * 200 + c];
     t290[c] = acc;
   }
-#line 1923 "lm_basic_modplast_lstm.cu"
+#line 1924 "lm_basic_modplast_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1972,7 +1973,7 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v291);
     }
   }
-#line 1976 "lm_basic_modplast_lstm.cu"
+#line 1977 "lm_basic_modplast_lstm.cu"
 }
 
 // backward stage 24: fused loop nest over [10000]
@@ -1995,7 +1996,8 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of BasicModplastLSTMLM for the whole batch: block b runs batch element b.
+/// One backward step of BasicModplastLSTMLM for the whole batch: ba.splits consecutive blocks run
+/// each batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

@@ -908,7 +908,8 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 909 "lm_basic_modul_lstm.cu"
 }
 
-/// One forward step of BasicModulLSTMLM for the whole batch: block b runs batch element b.
+/// One forward step of BasicModulLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -1011,7 +1012,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 200 + c];
     t155[c] = acc;
   }
-#line 1015 "lm_basic_modul_lstm.cu"
+#line 1016 "lm_basic_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -1175,7 +1176,7 @@ backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a
       atomicAdd(&t267[0], acc267);
     }
   }
-#line 1179 "lm_basic_modul_lstm.cu"
+#line 1180 "lm_basic_modul_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1387,7 +1388,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&t250[0], acc250);
     }
   }
-#line 1391 "lm_basic_modul_lstm.cu"
+#line 1392 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1430,7 +1431,7 @@ backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l2_h2mod_bias[0], v182);
     }
   }
-#line 1434 "lm_basic_modul_lstm.cu"
+#line 1435 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1450,7 +1451,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t182[0] * l2_h2mod_weight[c];
     t185[c] = acc;
   }
-#line 1454 "lm_basic_modul_lstm.cu"
+#line 1455 "lm_basic_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -1512,7 +1513,7 @@ __device__ __forceinline__ void backward_d_l2_pw_grad_l2_alpha(const dopa::StepA
       atomicAdd(&d_l2_alpha[i * 200 + j], v204);
     }
   }
-#line 1516 "lm_basic_modul_lstm.cu"
+#line 1517 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1533,7 +1534,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t200[k] * l2_x2c_weight[k * 200 + c];
     t210[c] = acc;
   }
-#line 1537 "lm_basic_modul_lstm.cu"
+#line 1538 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1554,7 +1555,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t214[k] * l2_h2o_weight[k * 200 + c];
     t217[c] = acc;
   }
-#line 1558 "lm_basic_modul_lstm.cu"
+#line 1559 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1575,7 +1576,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t214[k] * l2_x2o_weight[k * 200 + c];
     t221[c] = acc;
   }
-#line 1579 "lm_basic_modul_lstm.cu"
+#line 1580 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1596,7 +1597,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t225[k] * l2_h2i_weight[k * 200 + c];
     t228[c] = acc;
   }
-#line 1600 "lm_basic_modul_lstm.cu"
+#line 1601 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1617,7 +1618,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t225[k] * l2_x2i_weight[k * 200 + c];
     t232[c] = acc;
   }
-#line 1621 "lm_basic_modul_lstm.cu"
+#line 1622 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1638,7 +1639,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t236[k] * l2_h2f_weight[k * 200 + c];
     t239[c] = acc;
   }
-#line 1642 "lm_basic_modul_lstm.cu"
+#line 1643 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1659,7 +1660,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t236[k] * l2_x2f_weight[k * 200 + c];
     t243[c] = acc;
   }
-#line 1663 "lm_basic_modul_lstm.cu"
+#line 1664 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1679,7 +1680,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa:
     acc += t270[0] * l1_h2mod_weight[c];
     t273[c] = acc;
   }
-#line 1683 "lm_basic_modul_lstm.cu"
+#line 1684 "lm_basic_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1871,7 +1872,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v288);
     }
   }
-#line 1875 "lm_basic_modul_lstm.cu"
+#line 1876 "lm_basic_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -1933,7 +1934,7 @@ __device__ __forceinline__ void backward_d_l1_pw_grad_l1_alpha(const dopa::StepA
       atomicAdd(&d_l1_alpha[i * 200 + j], v292);
     }
   }
-#line 1937 "lm_basic_modul_lstm.cu"
+#line 1938 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1954,7 +1955,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_16(const dopa::S
       acc += t288[k] * l1_x2c_weight[k * 200 + c];
     t298[c] = acc;
   }
-#line 1958 "lm_basic_modul_lstm.cu"
+#line 1959 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1975,7 +1976,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_17(const dopa::S
       acc += t301[k] * l1_h2o_weight[k * 200 + c];
     t304[c] = acc;
   }
-#line 1979 "lm_basic_modul_lstm.cu"
+#line 1980 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1996,7 +1997,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_18(const dopa::S
       acc += t301[k] * l1_x2o_weight[k * 200 + c];
     t308[c] = acc;
   }
-#line 2000 "lm_basic_modul_lstm.cu"
+#line 2001 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2017,7 +2018,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_19(const dopa::S
       acc += t312[k] * l1_h2i_weight[k * 200 + c];
     t315[c] = acc;
   }
-#line 2021 "lm_basic_modul_lstm.cu"
+#line 2022 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2038,7 +2039,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_20(const dopa::S
       acc += t312[k] * l1_x2i_weight[k * 200 + c];
     t319[c] = acc;
   }
-#line 2042 "lm_basic_modul_lstm.cu"
+#line 2043 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2059,7 +2060,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_21(const dopa::S
       acc += t323[k] * l1_h2f_weight[k * 200 + c];
     t326[c] = acc;
   }
-#line 2063 "lm_basic_modul_lstm.cu"
+#line 2064 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2080,7 +2081,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_22(const dopa::S
       acc += t323[k] * l1_x2f_weight[k * 200 + c];
     t330[c] = acc;
   }
-#line 2084 "lm_basic_modul_lstm.cu"
+#line 2085 "lm_basic_modul_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -2137,7 +2138,7 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v331);
     }
   }
-#line 2141 "lm_basic_modul_lstm.cu"
+#line 2142 "lm_basic_modul_lstm.cu"
 }
 
 // etaet = sigmoid(etaet_logit)
@@ -2183,7 +2184,7 @@ backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
     const T v247 = v167 * v246;
     atomicAdd(&d_l2_etaet_logit[0], v247);
   }
-#line 2187 "lm_basic_modul_lstm.cu"
+#line 2188 "lm_basic_modul_lstm.cu"
 }
 
 // backward stage 25: fused loop nest over [10000]
@@ -2206,7 +2207,8 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of BasicModulLSTMLM for the whole batch: block b runs batch element b.
+/// One backward step of BasicModulLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

@@ -734,7 +734,8 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 735 "lm_basic_plastic_lstm.cu"
 }
 
-/// One forward step of BasicPlasticLSTMLM for the whole batch: block b runs batch element b.
+/// One forward step of BasicPlasticLSTMLM for the whole batch: ba.splits consecutive blocks run
+/// each batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -827,7 +828,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 200 + c];
     t126[c] = acc;
   }
-#line 831 "lm_basic_plastic_lstm.cu"
+#line 832 "lm_basic_plastic_lstm.cu"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -908,7 +909,7 @@ __device__ __forceinline__ void backward_grad_l1_eta_l2_eta(const dopa::StepArgs
       t201[i] = acc201;
     }
   }
-#line 912 "lm_basic_plastic_lstm.cu"
+#line 913 "lm_basic_plastic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1088,7 +1089,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       record13[j] = v107;
     }
   }
-#line 1092 "lm_basic_plastic_lstm.cu"
+#line 1093 "lm_basic_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1148,7 +1149,7 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
       atomicAdd(&d_l2_alpha[i * 200 + j], v155);
     }
   }
-#line 1152 "lm_basic_plastic_lstm.cu"
+#line 1153 "lm_basic_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1169,7 +1170,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t151[k] * l2_x2c_weight[k * 200 + c];
     t161[c] = acc;
   }
-#line 1173 "lm_basic_plastic_lstm.cu"
+#line 1174 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1190,7 +1191,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t165[k] * l2_h2o_weight[k * 200 + c];
     t168[c] = acc;
   }
-#line 1194 "lm_basic_plastic_lstm.cu"
+#line 1195 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1211,7 +1212,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t165[k] * l2_x2o_weight[k * 200 + c];
     t172[c] = acc;
   }
-#line 1215 "lm_basic_plastic_lstm.cu"
+#line 1216 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1232,7 +1233,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t176[k] * l2_h2i_weight[k * 200 + c];
     t179[c] = acc;
   }
-#line 1236 "lm_basic_plastic_lstm.cu"
+#line 1237 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1253,7 +1254,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t176[k] * l2_x2i_weight[k * 200 + c];
     t183[c] = acc;
   }
-#line 1257 "lm_basic_plastic_lstm.cu"
+#line 1258 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1274,7 +1275,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t187[k] * l2_h2f_weight[k * 200 + c];
     t190[c] = acc;
   }
-#line 1278 "lm_basic_plastic_lstm.cu"
+#line 1279 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1295,7 +1296,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t187[k] * l2_x2f_weight[k * 200 + c];
     t194[c] = acc;
   }
-#line 1299 "lm_basic_plastic_lstm.cu"
+#line 1300 "lm_basic_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1476,7 +1477,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v216);
     }
   }
-#line 1480 "lm_basic_plastic_lstm.cu"
+#line 1481 "lm_basic_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1536,7 +1537,7 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
       atomicAdd(&d_l1_alpha[i * 200 + j], v220);
     }
   }
-#line 1540 "lm_basic_plastic_lstm.cu"
+#line 1541 "lm_basic_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1557,7 +1558,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_13(const dopa::S
       acc += t216[k] * l1_x2c_weight[k * 200 + c];
     t226[c] = acc;
   }
-#line 1561 "lm_basic_plastic_lstm.cu"
+#line 1562 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1578,7 +1579,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_14(const dopa::S
       acc += t229[k] * l1_h2o_weight[k * 200 + c];
     t232[c] = acc;
   }
-#line 1582 "lm_basic_plastic_lstm.cu"
+#line 1583 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1599,7 +1600,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_15(const dopa::S
       acc += t229[k] * l1_x2o_weight[k * 200 + c];
     t236[c] = acc;
   }
-#line 1603 "lm_basic_plastic_lstm.cu"
+#line 1604 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1620,7 +1621,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_16(const dopa::S
       acc += t240[k] * l1_h2i_weight[k * 200 + c];
     t243[c] = acc;
   }
-#line 1624 "lm_basic_plastic_lstm.cu"
+#line 1625 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1641,7 +1642,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_17(const dopa::S
       acc += t240[k] * l1_x2i_weight[k * 200 + c];
     t247[c] = acc;
   }
-#line 1645 "lm_basic_plastic_lstm.cu"
+#line 1646 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1662,7 +1663,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_18(const dopa::S
       acc += t251[k] * l1_h2f_weight[k * 200 + c];
     t254[c] = acc;
   }
-#line 1666 "lm_basic_plastic_lstm.cu"
+#line 1667 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1683,7 +1684,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_19(const dopa::S
       acc += t251[k] * l1_x2f_weight[k * 200 + c];
     t258[c] = acc;
   }
-#line 1687 "lm_basic_plastic_lstm.cu"
+#line 1688 "lm_basic_plastic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1733,7 +1734,7 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v259);
     }
   }
-#line 1737 "lm_basic_plastic_lstm.cu"
+#line 1738 "lm_basic_plastic_lstm.cu"
 }
 
 // backward stage 21: fused loop nest over [10000]
@@ -1756,7 +1757,8 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of BasicPlasticLSTMLM for the whole batch: block b runs batch element b.
+/// One backward step of BasicPlasticLSTMLM for the whole batch: ba.splits consecutive blocks run
+/// each batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

@@ -1045,7 +1045,8 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 1046 "lm_lstm.cu"
 }
 
-/// One forward step of LSTMLM for the whole batch: block b runs batch element b.
+/// One forward step of LSTMLM for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -1160,7 +1161,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t170[c] = acc;
   }
-#line 1164 "lm_lstm.cu"
+#line 1165 "lm_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1352,7 +1353,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l3_h2c_bias[j], v188);
     }
   }
-#line 1356 "lm_lstm.cu"
+#line 1357 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1373,7 +1374,7 @@ template <class T> __device__ __forceinline__ void backward_h2c(const dopa::Step
       acc += t188[k] * l3_h2c_weight[k * 400 + c];
     t191[c] = acc;
   }
-#line 1377 "lm_lstm.cu"
+#line 1378 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1394,7 +1395,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t188[k] * l3_x2c_weight[k * 1150 + c];
     t194[c] = acc;
   }
-#line 1398 "lm_lstm.cu"
+#line 1399 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1415,7 +1416,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t197[k] * l3_h2o_weight[k * 400 + c];
     t200[c] = acc;
   }
-#line 1419 "lm_lstm.cu"
+#line 1420 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1436,7 +1437,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t197[k] * l3_x2o_weight[k * 1150 + c];
     t204[c] = acc;
   }
-#line 1440 "lm_lstm.cu"
+#line 1441 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1457,7 +1458,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t208[k] * l3_h2i_weight[k * 400 + c];
     t211[c] = acc;
   }
-#line 1461 "lm_lstm.cu"
+#line 1462 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1478,7 +1479,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t208[k] * l3_x2i_weight[k * 1150 + c];
     t215[c] = acc;
   }
-#line 1482 "lm_lstm.cu"
+#line 1483 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1499,7 +1500,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t219[k] * l3_h2f_weight[k * 400 + c];
     t222[c] = acc;
   }
-#line 1503 "lm_lstm.cu"
+#line 1504 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1520,7 +1521,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t219[k] * l3_x2f_weight[k * 1150 + c];
     t226[c] = acc;
   }
-#line 1524 "lm_lstm.cu"
+#line 1525 "lm_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1719,7 +1720,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       record15[j] = v105;
     }
   }
-#line 1723 "lm_lstm.cu"
+#line 1724 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1740,7 +1741,7 @@ template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::S
       acc += t243[k] * l2_h2c_weight[k * 1150 + c];
     t246[c] = acc;
   }
-#line 1744 "lm_lstm.cu"
+#line 1745 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1761,7 +1762,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::S
       acc += t243[k] * l2_x2c_weight[k * 1150 + c];
     t249[c] = acc;
   }
-#line 1765 "lm_lstm.cu"
+#line 1766 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1782,7 +1783,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::S
       acc += t252[k] * l2_h2o_weight[k * 1150 + c];
     t255[c] = acc;
   }
-#line 1786 "lm_lstm.cu"
+#line 1787 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1803,7 +1804,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::S
       acc += t252[k] * l2_x2o_weight[k * 1150 + c];
     t259[c] = acc;
   }
-#line 1807 "lm_lstm.cu"
+#line 1808 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1824,7 +1825,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::S
       acc += t263[k] * l2_h2i_weight[k * 1150 + c];
     t266[c] = acc;
   }
-#line 1828 "lm_lstm.cu"
+#line 1829 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1845,7 +1846,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::S
       acc += t263[k] * l2_x2i_weight[k * 1150 + c];
     t270[c] = acc;
   }
-#line 1849 "lm_lstm.cu"
+#line 1850 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1866,7 +1867,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::S
       acc += t274[k] * l2_h2f_weight[k * 1150 + c];
     t277[c] = acc;
   }
-#line 1870 "lm_lstm.cu"
+#line 1871 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1887,7 +1888,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
       acc += t274[k] * l2_x2f_weight[k * 1150 + c];
     t281[c] = acc;
   }
-#line 1891 "lm_lstm.cu"
+#line 1892 "lm_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2080,7 +2081,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_h2c_bias[j], v298);
     }
   }
-#line 2084 "lm_lstm.cu"
+#line 2085 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -2101,7 +2102,7 @@ template <class T> __device__ __forceinline__ void backward_h2c_20(const dopa::S
       acc += t298[k] * l1_h2c_weight[k * 1150 + c];
     t301[c] = acc;
   }
-#line 2105 "lm_lstm.cu"
+#line 2106 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -2122,7 +2123,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_21(const dopa::S
       acc += t298[k] * l1_x2c_weight[k * 400 + c];
     t304[c] = acc;
   }
-#line 2126 "lm_lstm.cu"
+#line 2127 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2143,7 +2144,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_22(const dopa::S
       acc += t307[k] * l1_h2o_weight[k * 1150 + c];
     t310[c] = acc;
   }
-#line 2147 "lm_lstm.cu"
+#line 2148 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2164,7 +2165,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_23(const dopa::S
       acc += t307[k] * l1_x2o_weight[k * 400 + c];
     t314[c] = acc;
   }
-#line 2168 "lm_lstm.cu"
+#line 2169 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2185,7 +2186,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_24(const dopa::S
       acc += t318[k] * l1_h2i_weight[k * 1150 + c];
     t321[c] = acc;
   }
-#line 2189 "lm_lstm.cu"
+#line 2190 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2206,7 +2207,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_25(const dopa::S
       acc += t318[k] * l1_x2i_weight[k * 400 + c];
     t325[c] = acc;
   }
-#line 2210 "lm_lstm.cu"
+#line 2211 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2227,7 +2228,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_26(const dopa::S
       acc += t329[k] * l1_h2f_weight[k * 1150 + c];
     t332[c] = acc;
   }
-#line 2231 "lm_lstm.cu"
+#line 2232 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2248,7 +2249,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_27(const dopa::S
       acc += t329[k] * l1_x2f_weight[k * 400 + c];
     t336[c] = acc;
   }
-#line 2252 "lm_lstm.cu"
+#line 2253 "lm_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2277,7 +2278,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
       d_l1_h[j] = v333;
     }
   }
-#line 2281 "lm_lstm.cu"
+#line 2282 "lm_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2330,7 +2331,7 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v340);
     }
   }
-#line 2334 "lm_lstm.cu"
+#line 2335 "lm_lstm.cu"
 }
 
 // backward stage 30: fused loop nest over [10000]
@@ -2353,7 +2354,8 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of LSTMLM for the whole batch: block b runs batch element b.
+/// One backward step of LSTMLM for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

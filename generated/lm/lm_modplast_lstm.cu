@@ -1488,7 +1488,8 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 1489 "lm_modplast_lstm.cu"
 }
 
-/// One forward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.
+/// One forward step of ModPlastLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -1635,7 +1636,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t223[c] = acc;
   }
-#line 1639 "lm_modplast_lstm.cu"
+#line 1640 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1689,7 +1690,7 @@ template <class T> __device__ __forceinline__ void backward_col_outer(const dopa
       t235[i] = acc235;
     }
   }
-#line 1693 "lm_modplast_lstm.cu"
+#line 1694 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1705,7 +1706,7 @@ template <class T> __device__ __forceinline__ void backward_record_col(const dop
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t237[e] = t233[e];
-#line 1709 "lm_modplast_lstm.cu"
+#line 1710 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1726,7 +1727,7 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
       acc += t237[k] * l3_modfanout_weight[k + c];
     t240[c] = acc;
   }
-#line 1730 "lm_modplast_lstm.cu"
+#line 1731 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1768,7 +1769,7 @@ __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs
       record31[0] = v193;
     }
   }
-#line 1772 "lm_modplast_lstm.cu"
+#line 1773 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1788,7 +1789,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t244[0] * l3_h2mod_weight[c];
     t247[c] = acc;
   }
-#line 1792 "lm_modplast_lstm.cu"
+#line 1793 "lm_modplast_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1985,7 +1986,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l3_modfanout_bias[j], v237);
     }
   }
-#line 1989 "lm_modplast_lstm.cu"
+#line 1990 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2052,7 +2053,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
       atomicAdd(&t267[i], acc267);
     }
   }
-#line 2056 "lm_modplast_lstm.cu"
+#line 2057 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2073,7 +2074,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t262[k] * l3_x2c_weight[k * 1149 + c];
     t273[c] = acc;
   }
-#line 2077 "lm_modplast_lstm.cu"
+#line 2078 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2094,7 +2095,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t276[k] * l3_h2o_weight[k * 400 + c];
     t279[c] = acc;
   }
-#line 2098 "lm_modplast_lstm.cu"
+#line 2099 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2115,7 +2116,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t276[k] * l3_x2o_weight[k * 1149 + c];
     t283[c] = acc;
   }
-#line 2119 "lm_modplast_lstm.cu"
+#line 2120 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2136,7 +2137,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t287[k] * l3_h2i_weight[k * 400 + c];
     t290[c] = acc;
   }
-#line 2140 "lm_modplast_lstm.cu"
+#line 2141 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2157,7 +2158,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t287[k] * l3_x2i_weight[k * 1149 + c];
     t294[c] = acc;
   }
-#line 2161 "lm_modplast_lstm.cu"
+#line 2162 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2178,7 +2179,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t298[k] * l3_h2f_weight[k * 400 + c];
     t301[c] = acc;
   }
-#line 2182 "lm_modplast_lstm.cu"
+#line 2183 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2199,7 +2200,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t298[k] * l3_x2f_weight[k * 1149 + c];
     t305[c] = acc;
   }
-#line 2203 "lm_modplast_lstm.cu"
+#line 2204 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2290,7 +2291,7 @@ __device__ __forceinline__ void backward_col_outer_15(const dopa::StepArgs<T> &a
       t394[i] = acc394;
     }
   }
-#line 2294 "lm_modplast_lstm.cu"
+#line 2295 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2307,7 +2308,7 @@ __device__ __forceinline__ void backward_record_col_16(const dopa::StepArgs<T> &
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t317[e] = t313[e];
-#line 2311 "lm_modplast_lstm.cu"
+#line 2312 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -2329,7 +2330,7 @@ __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a
       acc += t317[k] * l2_modfanout_weight[k + c];
     t320[c] = acc;
   }
-#line 2333 "lm_modplast_lstm.cu"
+#line 2334 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2358,7 +2359,7 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
       atomicAdd(&d_l2_h2mod_bias[0], v323);
     }
   }
-#line 2362 "lm_modplast_lstm.cu"
+#line 2363 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2378,7 +2379,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa:
     acc += t323[0] * l2_h2mod_weight[c];
     t326[c] = acc;
   }
-#line 2382 "lm_modplast_lstm.cu"
+#line 2383 "lm_modplast_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2587,7 +2588,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       record23[j] = v139;
     }
   }
-#line 2591 "lm_modplast_lstm.cu"
+#line 2592 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2654,7 +2655,7 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
       atomicAdd(&t346[i], acc346);
     }
   }
-#line 2658 "lm_modplast_lstm.cu"
+#line 2659 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2675,7 +2676,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::S
       acc += t341[k] * l2_x2c_weight[k * 1149 + c];
     t352[c] = acc;
   }
-#line 2679 "lm_modplast_lstm.cu"
+#line 2680 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2696,7 +2697,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::S
       acc += t355[k] * l2_h2o_weight[k * 1149 + c];
     t358[c] = acc;
   }
-#line 2700 "lm_modplast_lstm.cu"
+#line 2701 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2717,7 +2718,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::S
       acc += t355[k] * l2_x2o_weight[k * 1149 + c];
     t362[c] = acc;
   }
-#line 2721 "lm_modplast_lstm.cu"
+#line 2722 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2738,7 +2739,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::S
       acc += t366[k] * l2_h2i_weight[k * 1149 + c];
     t369[c] = acc;
   }
-#line 2742 "lm_modplast_lstm.cu"
+#line 2743 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2759,7 +2760,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::S
       acc += t366[k] * l2_x2i_weight[k * 1149 + c];
     t373[c] = acc;
   }
-#line 2763 "lm_modplast_lstm.cu"
+#line 2764 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2780,7 +2781,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::S
       acc += t377[k] * l2_h2f_weight[k * 1149 + c];
     t380[c] = acc;
   }
-#line 2784 "lm_modplast_lstm.cu"
+#line 2785 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2801,7 +2802,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::S
       acc += t377[k] * l2_x2f_weight[k * 1149 + c];
     t384[c] = acc;
   }
-#line 2805 "lm_modplast_lstm.cu"
+#line 2806 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2818,7 +2819,7 @@ __device__ __forceinline__ void backward_record_col_29(const dopa::StepArgs<T> &
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t396[e] = t392[e];
-#line 2822 "lm_modplast_lstm.cu"
+#line 2823 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -2840,7 +2841,7 @@ __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a
       acc += t396[k] * l1_modfanout_weight[k + c];
     t399[c] = acc;
   }
-#line 2844 "lm_modplast_lstm.cu"
+#line 2845 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2869,7 +2870,7 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
       atomicAdd(&d_l1_h2mod_bias[0], v402);
     }
   }
-#line 2873 "lm_modplast_lstm.cu"
+#line 2874 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2889,7 +2890,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa:
     acc += t402[0] * l1_h2mod_weight[c];
     t405[c] = acc;
   }
-#line 2893 "lm_modplast_lstm.cu"
+#line 2894 "lm_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -3084,7 +3085,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_modfanout_bias[j], v396);
     }
   }
-#line 3088 "lm_modplast_lstm.cu"
+#line 3089 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -3151,7 +3152,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
       atomicAdd(&t425[i], acc425);
     }
   }
-#line 3155 "lm_modplast_lstm.cu"
+#line 3156 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -3172,7 +3173,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::S
       acc += t420[k] * l1_x2c_weight[k * 400 + c];
     t431[c] = acc;
   }
-#line 3176 "lm_modplast_lstm.cu"
+#line 3177 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3193,7 +3194,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::S
       acc += t434[k] * l1_h2o_weight[k * 1149 + c];
     t437[c] = acc;
   }
-#line 3197 "lm_modplast_lstm.cu"
+#line 3198 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3214,7 +3215,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::S
       acc += t434[k] * l1_x2o_weight[k * 400 + c];
     t441[c] = acc;
   }
-#line 3218 "lm_modplast_lstm.cu"
+#line 3219 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3235,7 +3236,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::S
       acc += t445[k] * l1_h2i_weight[k * 1149 + c];
     t448[c] = acc;
   }
-#line 3239 "lm_modplast_lstm.cu"
+#line 3240 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3256,7 +3257,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::S
       acc += t445[k] * l1_x2i_weight[k * 400 + c];
     t452[c] = acc;
   }
-#line 3260 "lm_modplast_lstm.cu"
+#line 3261 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3277,7 +3278,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::S
       acc += t456[k] * l1_h2f_weight[k * 1149 + c];
     t459[c] = acc;
   }
-#line 3281 "lm_modplast_lstm.cu"
+#line 3282 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3298,7 +3299,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::S
       acc += t456[k] * l1_x2f_weight[k * 400 + c];
     t463[c] = acc;
   }
-#line 3302 "lm_modplast_lstm.cu"
+#line 3303 "lm_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -3330,7 +3331,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
       d_l1_h[j] = v460;
     }
   }
-#line 3334 "lm_modplast_lstm.cu"
+#line 3335 "lm_modplast_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -3386,7 +3387,7 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v467);
     }
   }
-#line 3390 "lm_modplast_lstm.cu"
+#line 3391 "lm_modplast_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
@@ -3432,7 +3433,7 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
       atomicAdd(&d_l2_alpha[i], v346);
     }
   }
-#line 3436 "lm_modplast_lstm.cu"
+#line 3437 "lm_modplast_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3453,10 +3454,11 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
       atomicAdd(&d_l3_alpha[i], v267);
     }
   }
-#line 3457 "lm_modplast_lstm.cu"
+#line 3458 "lm_modplast_lstm.cu"
 }
 
-/// One backward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.
+/// One backward step of ModPlastLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

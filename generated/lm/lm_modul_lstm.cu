@@ -1567,7 +1567,8 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 1568 "lm_modul_lstm.cu"
 }
 
-/// One forward step of ModulLSTMLM for the whole batch: block b runs batch element b.
+/// One forward step of ModulLSTMLM for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -1716,7 +1717,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t245[c] = acc;
   }
-#line 1720 "lm_modul_lstm.cu"
+#line 1721 "lm_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -1797,7 +1798,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_et(const dopa::
       atomicAdd(&t267[i], acc267);
     }
   }
-#line 1801 "lm_modul_lstm.cu"
+#line 1802 "lm_modul_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1851,7 +1852,7 @@ template <class T> __device__ __forceinline__ void backward_etaet(const dopa::St
       atomicAdd(&t252[0], acc252);
     }
   }
-#line 1855 "lm_modul_lstm.cu"
+#line 1856 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1867,7 +1868,7 @@ template <class T> __device__ __forceinline__ void backward_record_col(const dop
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t270[e] = t267[e];
-#line 1871 "lm_modul_lstm.cu"
+#line 1872 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1888,7 +1889,7 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
       acc += t270[k] * l3_modfanout_weight[k + c];
     t273[c] = acc;
   }
-#line 1892 "lm_modul_lstm.cu"
+#line 1893 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1930,7 +1931,7 @@ __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs
       record31[0] = v206;
     }
   }
-#line 1934 "lm_modul_lstm.cu"
+#line 1935 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1950,7 +1951,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t277[0] * l3_h2mod_weight[c];
     t280[c] = acc;
   }
-#line 1954 "lm_modul_lstm.cu"
+#line 1955 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2128,7 +2129,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l3_modfanout_bias[j], v270);
     }
   }
-#line 2132 "lm_modul_lstm.cu"
+#line 2133 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -2194,7 +2195,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::
       atomicAdd(&t300[i], acc300);
     }
   }
-#line 2198 "lm_modul_lstm.cu"
+#line 2199 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2215,7 +2216,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t295[k] * l3_x2c_weight[k * 1149 + c];
     t306[c] = acc;
   }
-#line 2219 "lm_modul_lstm.cu"
+#line 2220 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2236,7 +2237,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t309[k] * l3_h2o_weight[k * 400 + c];
     t312[c] = acc;
   }
-#line 2240 "lm_modul_lstm.cu"
+#line 2241 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2257,7 +2258,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t309[k] * l3_x2o_weight[k * 1149 + c];
     t316[c] = acc;
   }
-#line 2261 "lm_modul_lstm.cu"
+#line 2262 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2278,7 +2279,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t320[k] * l3_h2i_weight[k * 400 + c];
     t323[c] = acc;
   }
-#line 2282 "lm_modul_lstm.cu"
+#line 2283 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2299,7 +2300,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t320[k] * l3_x2i_weight[k * 1149 + c];
     t327[c] = acc;
   }
-#line 2303 "lm_modul_lstm.cu"
+#line 2304 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2320,7 +2321,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t331[k] * l3_h2f_weight[k * 400 + c];
     t334[c] = acc;
   }
-#line 2324 "lm_modul_lstm.cu"
+#line 2325 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2341,7 +2342,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t331[k] * l3_x2f_weight[k * 1149 + c];
     t338[c] = acc;
   }
-#line 2345 "lm_modul_lstm.cu"
+#line 2346 "lm_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -2484,7 +2485,7 @@ __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &
       atomicAdd(&t448[i], acc448);
     }
   }
-#line 2488 "lm_modul_lstm.cu"
+#line 2489 "lm_modul_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2561,7 +2562,7 @@ template <class T> __device__ __forceinline__ void backward_etaet_17(const dopa:
       atomicAdd(&t435[0], acc435);
     }
   }
-#line 2565 "lm_modul_lstm.cu"
+#line 2566 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2578,7 +2579,7 @@ __device__ __forceinline__ void backward_record_col_18(const dopa::StepArgs<T> &
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t361[e] = t358[e];
-#line 2582 "lm_modul_lstm.cu"
+#line 2583 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -2600,7 +2601,7 @@ __device__ __forceinline__ void backward_modfanout_19(const dopa::StepArgs<T> &a
       acc += t361[k] * l2_modfanout_weight[k + c];
     t364[c] = acc;
   }
-#line 2604 "lm_modul_lstm.cu"
+#line 2605 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2629,7 +2630,7 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
       atomicAdd(&d_l2_h2mod_bias[0], v367);
     }
   }
-#line 2633 "lm_modul_lstm.cu"
+#line 2634 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2649,7 +2650,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_21(const dopa:
     acc += t367[0] * l2_h2mod_weight[c];
     t370[c] = acc;
   }
-#line 2653 "lm_modul_lstm.cu"
+#line 2654 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2829,7 +2830,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l2_modfanout_bias[j], v361);
     }
   }
-#line 2833 "lm_modul_lstm.cu"
+#line 2834 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -2895,7 +2896,7 @@ template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::
       atomicAdd(&t390[i], acc390);
     }
   }
-#line 2899 "lm_modul_lstm.cu"
+#line 2900 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2916,7 +2917,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_24(const dopa::S
       acc += t385[k] * l2_x2c_weight[k * 1149 + c];
     t396[c] = acc;
   }
-#line 2920 "lm_modul_lstm.cu"
+#line 2921 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2937,7 +2938,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_25(const dopa::S
       acc += t399[k] * l2_h2o_weight[k * 1149 + c];
     t402[c] = acc;
   }
-#line 2941 "lm_modul_lstm.cu"
+#line 2942 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2958,7 +2959,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_26(const dopa::S
       acc += t399[k] * l2_x2o_weight[k * 1149 + c];
     t406[c] = acc;
   }
-#line 2962 "lm_modul_lstm.cu"
+#line 2963 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2979,7 +2980,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_27(const dopa::S
       acc += t410[k] * l2_h2i_weight[k * 1149 + c];
     t413[c] = acc;
   }
-#line 2983 "lm_modul_lstm.cu"
+#line 2984 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3000,7 +3001,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_28(const dopa::S
       acc += t410[k] * l2_x2i_weight[k * 1149 + c];
     t417[c] = acc;
   }
-#line 3004 "lm_modul_lstm.cu"
+#line 3005 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3021,7 +3022,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_29(const dopa::S
       acc += t421[k] * l2_h2f_weight[k * 1149 + c];
     t424[c] = acc;
   }
-#line 3025 "lm_modul_lstm.cu"
+#line 3026 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3042,7 +3043,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_30(const dopa::S
       acc += t421[k] * l2_x2f_weight[k * 1149 + c];
     t428[c] = acc;
   }
-#line 3046 "lm_modul_lstm.cu"
+#line 3047 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -3059,7 +3060,7 @@ __device__ __forceinline__ void backward_record_col_31(const dopa::StepArgs<T> &
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t451[e] = t448[e];
-#line 3063 "lm_modul_lstm.cu"
+#line 3064 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -3081,7 +3082,7 @@ __device__ __forceinline__ void backward_modfanout_32(const dopa::StepArgs<T> &a
       acc += t451[k] * l1_modfanout_weight[k + c];
     t454[c] = acc;
   }
-#line 3085 "lm_modul_lstm.cu"
+#line 3086 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -3110,7 +3111,7 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
       atomicAdd(&d_l1_h2mod_bias[0], v457);
     }
   }
-#line 3114 "lm_modul_lstm.cu"
+#line 3115 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -3130,7 +3131,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_34(const dopa:
     acc += t457[0] * l1_h2mod_weight[c];
     t460[c] = acc;
   }
-#line 3134 "lm_modul_lstm.cu"
+#line 3135 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -3333,7 +3334,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_modfanout_bias[j], v451);
     }
   }
-#line 3337 "lm_modul_lstm.cu"
+#line 3338 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -3399,7 +3400,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::
       atomicAdd(&t480[i], acc480);
     }
   }
-#line 3403 "lm_modul_lstm.cu"
+#line 3404 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -3420,7 +3421,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_37(const dopa::S
       acc += t475[k] * l1_x2c_weight[k * 400 + c];
     t486[c] = acc;
   }
-#line 3424 "lm_modul_lstm.cu"
+#line 3425 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3441,7 +3442,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_38(const dopa::S
       acc += t489[k] * l1_h2o_weight[k * 1149 + c];
     t492[c] = acc;
   }
-#line 3445 "lm_modul_lstm.cu"
+#line 3446 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3462,7 +3463,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_39(const dopa::S
       acc += t489[k] * l1_x2o_weight[k * 400 + c];
     t496[c] = acc;
   }
-#line 3466 "lm_modul_lstm.cu"
+#line 3467 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3483,7 +3484,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_40(const dopa::S
       acc += t500[k] * l1_h2i_weight[k * 1149 + c];
     t503[c] = acc;
   }
-#line 3487 "lm_modul_lstm.cu"
+#line 3488 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3504,7 +3505,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_41(const dopa::S
       acc += t500[k] * l1_x2i_weight[k * 400 + c];
     t507[c] = acc;
   }
-#line 3508 "lm_modul_lstm.cu"
+#line 3509 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3525,7 +3526,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_42(const dopa::S
       acc += t511[k] * l1_h2f_weight[k * 1149 + c];
     t514[c] = acc;
   }
-#line 3529 "lm_modul_lstm.cu"
+#line 3530 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3546,7 +3547,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_43(const dopa::S
       acc += t511[k] * l1_x2f_weight[k * 400 + c];
     t518[c] = acc;
   }
-#line 3550 "lm_modul_lstm.cu"
+#line 3551 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -3582,7 +3583,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
       d_l1_h[j] = v515;
     }
   }
-#line 3586 "lm_modul_lstm.cu"
+#line 3587 "lm_modul_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -3642,7 +3643,7 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v522);
     }
   }
-#line 3646 "lm_modul_lstm.cu"
+#line 3647 "lm_modul_lstm.cu"
 }
 
 // backward stage 46: fused loop nest over [10000]
@@ -3688,7 +3689,7 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
       atomicAdd(&d_l2_alpha[i], v390);
     }
   }
-#line 3692 "lm_modul_lstm.cu"
+#line 3693 "lm_modul_lstm.cu"
 }
 
 // param  etaet : [] = 0.01
@@ -3735,7 +3736,7 @@ backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
     const T v261 = v252 + v260;
     atomicAdd(&d_l3_etaet[0], v261);
   }
-#line 3739 "lm_modul_lstm.cu"
+#line 3740 "lm_modul_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3756,10 +3757,11 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
       atomicAdd(&d_l3_alpha[i], v300);
     }
   }
-#line 3760 "lm_modul_lstm.cu"
+#line 3761 "lm_modul_lstm.cu"
 }
 
-/// One backward step of ModulLSTMLM for the whole batch: block b runs batch element b.
+/// One backward step of ModulLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

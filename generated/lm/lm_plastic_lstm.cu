@@ -1139,7 +1139,8 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 1140 "lm_plastic_lstm.cu"
 }
 
-/// One forward step of PlasticLSTMLM for the whole batch: block b runs batch element b.
+/// One forward step of PlasticLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -1256,7 +1257,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t196[c] = acc;
   }
-#line 1260 "lm_plastic_lstm.cu"
+#line 1261 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
@@ -1303,7 +1304,7 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
       t205[i] = acc205;
     }
   }
-#line 1307 "lm_plastic_lstm.cu"
+#line 1308 "lm_plastic_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1502,7 +1503,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&t207[0], acc207);
     }
   }
-#line 1506 "lm_plastic_lstm.cu"
+#line 1507 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1569,7 +1570,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
       atomicAdd(&t231[i], acc231);
     }
   }
-#line 1573 "lm_plastic_lstm.cu"
+#line 1574 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1590,7 +1591,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t226[k] * l3_x2c_weight[k * 1149 + c];
     t237[c] = acc;
   }
-#line 1594 "lm_plastic_lstm.cu"
+#line 1595 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1611,7 +1612,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t240[k] * l3_h2o_weight[k * 400 + c];
     t243[c] = acc;
   }
-#line 1615 "lm_plastic_lstm.cu"
+#line 1616 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1632,7 +1633,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t240[k] * l3_x2o_weight[k * 1149 + c];
     t247[c] = acc;
   }
-#line 1636 "lm_plastic_lstm.cu"
+#line 1637 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1653,7 +1654,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t251[k] * l3_h2i_weight[k * 400 + c];
     t254[c] = acc;
   }
-#line 1657 "lm_plastic_lstm.cu"
+#line 1658 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1674,7 +1675,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t251[k] * l3_x2i_weight[k * 1149 + c];
     t258[c] = acc;
   }
-#line 1678 "lm_plastic_lstm.cu"
+#line 1679 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1695,7 +1696,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t262[k] * l3_h2f_weight[k * 400 + c];
     t265[c] = acc;
   }
-#line 1699 "lm_plastic_lstm.cu"
+#line 1700 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1716,7 +1717,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t262[k] * l3_x2f_weight[k * 1149 + c];
     t269[c] = acc;
   }
-#line 1720 "lm_plastic_lstm.cu"
+#line 1721 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
@@ -1792,7 +1793,7 @@ __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a
       t346[i] = acc346;
     }
   }
-#line 1796 "lm_plastic_lstm.cu"
+#line 1797 "lm_plastic_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2012,7 +2013,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&t348[0], acc348);
     }
   }
-#line 2016 "lm_plastic_lstm.cu"
+#line 2017 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2079,7 +2080,7 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
       atomicAdd(&t301[i], acc301);
     }
   }
-#line 2083 "lm_plastic_lstm.cu"
+#line 2084 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2100,7 +2101,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_14(const dopa::S
       acc += t296[k] * l2_x2c_weight[k * 1149 + c];
     t307[c] = acc;
   }
-#line 2104 "lm_plastic_lstm.cu"
+#line 2105 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2121,7 +2122,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_15(const dopa::S
       acc += t310[k] * l2_h2o_weight[k * 1149 + c];
     t313[c] = acc;
   }
-#line 2125 "lm_plastic_lstm.cu"
+#line 2126 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2142,7 +2143,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_16(const dopa::S
       acc += t310[k] * l2_x2o_weight[k * 1149 + c];
     t317[c] = acc;
   }
-#line 2146 "lm_plastic_lstm.cu"
+#line 2147 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2163,7 +2164,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_17(const dopa::S
       acc += t321[k] * l2_h2i_weight[k * 1149 + c];
     t324[c] = acc;
   }
-#line 2167 "lm_plastic_lstm.cu"
+#line 2168 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2184,7 +2185,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_18(const dopa::S
       acc += t321[k] * l2_x2i_weight[k * 1149 + c];
     t328[c] = acc;
   }
-#line 2188 "lm_plastic_lstm.cu"
+#line 2189 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2205,7 +2206,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_19(const dopa::S
       acc += t332[k] * l2_h2f_weight[k * 1149 + c];
     t335[c] = acc;
   }
-#line 2209 "lm_plastic_lstm.cu"
+#line 2210 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2226,7 +2227,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::S
       acc += t332[k] * l2_x2f_weight[k * 1149 + c];
     t339[c] = acc;
   }
-#line 2230 "lm_plastic_lstm.cu"
+#line 2231 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2419,7 +2420,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v366);
     }
   }
-#line 2423 "lm_plastic_lstm.cu"
+#line 2424 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2486,7 +2487,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
       atomicAdd(&t371[i], acc371);
     }
   }
-#line 2490 "lm_plastic_lstm.cu"
+#line 2491 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2507,7 +2508,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_23(const dopa::S
       acc += t366[k] * l1_x2c_weight[k * 400 + c];
     t377[c] = acc;
   }
-#line 2511 "lm_plastic_lstm.cu"
+#line 2512 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2528,7 +2529,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_24(const dopa::S
       acc += t380[k] * l1_h2o_weight[k * 1149 + c];
     t383[c] = acc;
   }
-#line 2532 "lm_plastic_lstm.cu"
+#line 2533 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2549,7 +2550,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_25(const dopa::S
       acc += t380[k] * l1_x2o_weight[k * 400 + c];
     t387[c] = acc;
   }
-#line 2553 "lm_plastic_lstm.cu"
+#line 2554 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2570,7 +2571,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_26(const dopa::S
       acc += t391[k] * l1_h2i_weight[k * 1149 + c];
     t394[c] = acc;
   }
-#line 2574 "lm_plastic_lstm.cu"
+#line 2575 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2591,7 +2592,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_27(const dopa::S
       acc += t391[k] * l1_x2i_weight[k * 400 + c];
     t398[c] = acc;
   }
-#line 2595 "lm_plastic_lstm.cu"
+#line 2596 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2612,7 +2613,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_28(const dopa::S
       acc += t402[k] * l1_h2f_weight[k * 1149 + c];
     t405[c] = acc;
   }
-#line 2616 "lm_plastic_lstm.cu"
+#line 2617 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2633,7 +2634,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_29(const dopa::S
       acc += t402[k] * l1_x2f_weight[k * 400 + c];
     t409[c] = acc;
   }
-#line 2637 "lm_plastic_lstm.cu"
+#line 2638 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2669,7 +2670,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
       d_l1_h[j] = v406;
     }
   }
-#line 2673 "lm_plastic_lstm.cu"
+#line 2674 "lm_plastic_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2729,7 +2730,7 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v413);
     }
   }
-#line 2733 "lm_plastic_lstm.cu"
+#line 2734 "lm_plastic_lstm.cu"
 }
 
 // backward stage 32: fused loop nest over [10000]
@@ -2775,7 +2776,7 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
       atomicAdd(&d_l2_alpha[i], v301);
     }
   }
-#line 2779 "lm_plastic_lstm.cu"
+#line 2780 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
@@ -2804,7 +2805,7 @@ __device__ __forceinline__ void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::S
     const T v207 = t207[0];
     atomicAdd(&d_l3_eta[0], v207);
   }
-#line 2808 "lm_plastic_lstm.cu"
+#line 2809 "lm_plastic_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2825,10 +2826,11 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
       atomicAdd(&d_l3_alpha[i], v231);
     }
   }
-#line 2829 "lm_plastic_lstm.cu"
+#line 2830 "lm_plastic_lstm.cu"
 }
 
-/// One backward step of PlasticLSTMLM for the whole batch: block b runs batch element b.
+/// One backward step of PlasticLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

@@ -330,7 +330,8 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 331 "maze_modul.cu"
 }
 
-/// One forward step of MazeModul for the whole batch: block b runs batch element b.
+/// One forward step of MazeModul for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -402,7 +403,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t47[c] = acc;
   }
-#line 406 "maze_modul.cu"
+#line 407 "maze_modul.cu"
 }
 
 // output logits = h2o(hn)
@@ -423,7 +424,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 100 + c];
     t51[c] = acc;
   }
-#line 427 "maze_modul.cu"
+#line 428 "maze_modul.cu"
 }
 
 // state  et : [H, H] = 0
@@ -505,7 +506,7 @@ template <class T> __device__ __forceinline__ void backward_d_et(const dopa::Ste
       atomicAdd(&t71[0], acc71);
     }
   }
-#line 509 "maze_modul.cu"
+#line 510 "maze_modul.cu"
 }
 
 // param  etaet : [] = 0.01
@@ -545,7 +546,7 @@ template <class T> __device__ __forceinline__ void backward_etaet(const dopa::St
       atomicAdd(&t55[0], acc55);
     }
   }
-#line 549 "maze_modul.cu"
+#line 550 "maze_modul.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -585,7 +586,7 @@ __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::St
       atomicAdd(&d_h2v_bias[0], v40);
     }
   }
-#line 589 "maze_modul.cu"
+#line 590 "maze_modul.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -605,7 +606,7 @@ template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::St
     acc += t77[0] * h2DA_weight[c];
     t80[c] = acc;
   }
-#line 609 "maze_modul.cu"
+#line 610 "maze_modul.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -651,7 +652,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       atomicAdd(&d_i2h_bias[j], v84);
     }
   }
-#line 655 "maze_modul.cu"
+#line 656 "maze_modul.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -710,7 +711,7 @@ __device__ __forceinline__ void backward_d_pw_grad_alpha(const dopa::StepArgs<T>
       atomicAdd(&d_alpha[i * 100 + j], v88);
     }
   }
-#line 714 "maze_modul.cu"
+#line 715 "maze_modul.cu"
 }
 
 // state  h  : [H] = 0
@@ -737,7 +738,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       d_h[j] = v87;
     }
   }
-#line 741 "maze_modul.cu"
+#line 742 "maze_modul.cu"
 }
 
 // backward stage 9: fused loop nest over [17]
@@ -776,7 +777,7 @@ template <class T> __device__ __forceinline__ void backward_grad_etaet(const dop
     const T v65 = v55 + v64;
     atomicAdd(&d_etaet[0], v65);
   }
-#line 780 "maze_modul.cu"
+#line 781 "maze_modul.cu"
 }
 
 // backward stage 11: fused loop nest over [4]
@@ -799,7 +800,8 @@ __device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of MazeModul for the whole batch: block b runs batch element b.
+/// One backward step of MazeModul for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

@@ -244,7 +244,8 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 245 "maze_plastic.cu"
 }
 
-/// One forward step of MazePlastic for the whole batch: block b runs batch element b.
+/// One forward step of MazePlastic for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -310,7 +311,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t35[c] = acc;
   }
-#line 314 "maze_plastic.cu"
+#line 315 "maze_plastic.cu"
 }
 
 // output logits = h2o(hn)
@@ -331,7 +332,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 101 + c];
     t39[c] = acc;
   }
-#line 335 "maze_plastic.cu"
+#line 336 "maze_plastic.cu"
 }
 
 // param  eta : [] = 0.01
@@ -378,7 +379,7 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
       t45[i] = acc45;
     }
   }
-#line 382 "maze_plastic.cu"
+#line 383 "maze_plastic.cu"
 }
 
 // param  eta : [] = 0.01
@@ -443,7 +444,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       atomicAdd(&t47[0], acc47);
     }
   }
-#line 447 "maze_plastic.cu"
+#line 448 "maze_plastic.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -503,7 +504,7 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
       atomicAdd(&d_alpha[i * 101 + j], v59);
     }
   }
-#line 507 "maze_plastic.cu"
+#line 508 "maze_plastic.cu"
 }
 
 // state  h    : [H] = 0
@@ -530,7 +531,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       d_h[j] = v58;
     }
   }
-#line 534 "maze_plastic.cu"
+#line 535 "maze_plastic.cu"
 }
 
 // backward stage 6: fused loop nest over [17]
@@ -564,7 +565,7 @@ template <class T> __device__ __forceinline__ void backward_grad_eta(const dopa:
 #line 10 "examples/maze/plastic.dopa"
     atomicAdd(&d_eta[0], v47);
   }
-#line 568 "maze_plastic.cu"
+#line 569 "maze_plastic.cu"
 }
 
 // backward stage 8: fused loop nest over [4]
@@ -607,7 +608,8 @@ __device__ __forceinline__ void backward_grad_h2v_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of MazePlastic for the whole batch: block b runs batch element b.
+/// One backward step of MazePlastic for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

@@ -201,7 +201,8 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 202 "maze_rnn.cu"
 }
 
-/// One forward step of MazeRNN for the whole batch: block b runs batch element b.
+/// One forward step of MazeRNN for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
@@ -265,7 +266,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t23[c] = acc;
   }
-#line 269 "maze_rnn.cu"
+#line 270 "maze_rnn.cu"
 }
 
 // output logits = h2o(hn)
@@ -286,7 +287,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 139 + c];
     t27[c] = acc;
   }
-#line 290 "maze_rnn.cu"
+#line 291 "maze_rnn.cu"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -329,7 +330,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       record4[j] = v9;
     }
   }
-#line 333 "maze_rnn.cu"
+#line 334 "maze_rnn.cu"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -350,7 +351,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       acc += t32[k] * w[k * 139 + c];
     d_h[c] = acc;
   }
-#line 354 "maze_rnn.cu"
+#line 355 "maze_rnn.cu"
 }
 
 // backward stage 4: fused loop nest over [17]
@@ -409,7 +410,8 @@ __device__ __forceinline__ void backward_grad_h2v_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of MazeRNN for the whole batch: block b runs batch element b.
+/// One backward step of MazeRNN for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
   const int64_t b = ba.firstElement + blockIdx.x / ba.splits;

@@ -93,8 +93,8 @@ int main(int argc, char **argv) {
                  variant.c_str());
     return 2;
   }
-  if (!cudaDeviceAvailable()) {
-    std::printf("SKIP: no CUDA device\n");
+  if (std::string problem = cudaDeviceProblem(); !problem.empty()) {
+    std::printf("SKIP: no usable CUDA device (%s)\n", problem.c_str());
     return 77;
   }
   std::fprintf(stderr, "device: %s\n", cudaDeviceDescription().c_str());

@@ -155,8 +155,9 @@ TEST_CASE("device checkpoint replays give the gradients of one whole-episode rep
 }
 
 int main(int argc, char **argv) {
-  if (!cudaDeviceAvailable()) {
-    std::printf("SKIP: no CUDA device on this machine; the gpu tests did not run\n");
+  if (std::string problem = cudaDeviceProblem(); !problem.empty()) {
+    std::printf("SKIP: no usable CUDA device on this machine (%s); the gpu tests did not run\n",
+                problem.c_str());
     return 77;
   }
   std::printf("device: %s\n", cudaDeviceDescription().c_str());

@@ -84,7 +84,8 @@ resume)
   "$dopa" "${common[@]}" --iters 4 --out a --resume > a.log 2>&1
   "$dopa" "${common[@]}" --iters 2 --out b > /dev/null 2>&1
   $mpirun "$dopa" "${common[@]}" --iters 4 --out b --resume > b.log 2>&1
-  grep -q "resuming" a.log && grep -q "resuming" b.log
+  grep -q "resuming" a.log || { cat a.log; exit 1; }
+  grep -q "resuming" b.log || { cat b.log; exit 1; }
   compare straight a
   compare straight b
   ;;
@@ -216,7 +217,8 @@ cuda)
   "$dopa" "${cu[@]}" --iters 4 --out a --resume > a.log 2>&1
   "$dopa" "${cu[@]}" --iters 2 --out b > /dev/null 2>&1
   $mpirun "$dopa" "${cu[@]}" --iters 4 --out b --resume > b.log 2>&1
-  grep -q "resuming" a.log && grep -q "resuming" b.log
+  grep -q "resuming" a.log || { cat a.log; exit 1; }
+  grep -q "resuming" b.log || { cat b.log; exit 1; }
   compare straight a
   compare straight b
   ;;

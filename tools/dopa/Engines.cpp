@@ -18,6 +18,8 @@
 #endif
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <omp.h>
 
@@ -215,15 +217,19 @@ EngineNetwork makeCuda(const EngineRequest &req, const std::string &tool) {
                          " has only a C++ build");
     return out;
   }
-  if (!cudaDeviceAvailable()) {
-    printError(tool, "--engine cuda: no usable CUDA device on this machine");
+  if (std::string problem = cudaDeviceProblem(); !problem.empty()) {
+    printError(tool, "--engine cuda: no usable CUDA device on this machine (" + problem + ")");
     return out;
   }
   try {
     int device = cudaUseDeviceFor(req.localRank);
-    std::string rank = req.localRank ? " (rank " + std::to_string(req.localRank) + " here)" : "";
+    std::string rank = req.localRank ? " (local rank " + std::to_string(req.localRank) + ")" : "";
     printStderr(tool + ": CUDA engine on " + cudaDeviceDescription() + rank + "\n");
-    if (req.localRank >= cudaDeviceCount())
+    // More ranks than GPUs here, unless the launcher gave each rank a GPU of its own (one device
+    // in CUDA_VISIBLE_DEVICES, as Slurm's --gpus-per-task=1 does).
+    const char *visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    bool boundPerRank = visible && *visible && !std::strchr(visible, ',');
+    if (req.localRank >= cudaDeviceCount() && !boundPerRank)
       printStderr(tool + ": warning: rank " + std::to_string(req.localRank) +
                   " of this machine shares GPU " + std::to_string(device) +
                   " with another rank: without MPS (nvidia-cuda-mps-control -d) CUDA "

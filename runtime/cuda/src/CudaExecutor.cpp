@@ -120,6 +120,14 @@ template <class T> void onDevice(T *dst, const T *src, size_t n) {
 
 bool dopa::cudaDeviceAvailable() { return cudaDeviceCount() > 0; }
 
+std::string dopa::cudaDeviceProblem() {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess)
+    return cudaGetErrorString(e);
+  return n > 0 ? "" : "no CUDA device";
+}
+
 int dopa::cudaDeviceCount() {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;

@@ -22,6 +22,9 @@ namespace dopa {
 
 /// Whether a CUDA device is usable (false without a driver or a GPU).
 bool cudaDeviceAvailable();
+/// Why no CUDA device is usable ("" when one is): "no CUDA device", or CUDA's error (e.g. a driver
+/// older than this build's CUDA runtime).
+std::string cudaDeviceProblem();
 /// How many CUDA devices this process sees (0 without a driver or a GPU).
 int cudaDeviceCount();
 /// The current device's name and its limits, for reports ("NVIDIA H100 ..., 132 SMs, ...").

@@ -1,7 +1,7 @@
 //===- CudaSpec.h - What generated CUDA networks export --------------------===//
 //
-// The CUDA emitter prints, per network, a forward and a backward kernel (one thread block per batch
-// element, the fused stages of the C++ kernels mapped onto the block's threads) and host launchers
+// The CUDA emitter prints, per network, a forward and a backward kernel (`splits` thread blocks per
+// batch element, the fused stages of the C++ kernels mapped onto their threads) and host launchers
 // taking a BatchArgs: the same buffers as StepArgs for the whole batch, with per-element strides.
 // The description and the state layout are the C++ network's, which CudaSpec points to; the saved,
 // scratch and record blocks and the deferred gradients are the CUDA kernels' own (the C++ kernels

@@ -44,6 +44,7 @@ enum class Barrier { Block, Cluster, Grid };
 struct LaunchPolicy {
   Barrier barrier = Barrier::Cluster;
   int splits = 0;
+  bool chosen = false; // DOPA_CUDA_BARRIER set the barrier (else: the default)
 };
 
 /// The policy, read once: clusters of 4 blocks per element on Hopper and later, else the
@@ -60,6 +61,7 @@ inline LaunchPolicy launchPolicy() {
     p.barrier = major >= 9 ? Barrier::Cluster : Barrier::Grid;
     if (const char *v = std::getenv("DOPA_CUDA_BARRIER"); v && *v) {
       const std::string s(v);
+      p.chosen = true;
       if (s == "block")
         p.barrier = Barrier::Block;
       else if (s == "cluster")
@@ -96,19 +98,26 @@ __device__ __forceinline__ void elementSync(int splits) {
   cooperative_groups::this_grid().sync();
 }
 
-/// How many blocks of `kernel` the current device runs at once (cached per kernel and device).
-inline int coResidentBlocks(const void *kernel, int threads) {
+/// What a launch needs to know of a kernel on the current device (cached per kernel and device):
+/// how many of its blocks run at once, and the architecture its code was compiled for (90 for
+/// sm_90; a cluster barrier exists only in code for 90 and later, see elementSync).
+struct KernelFacts {
+  int coResident = 0, arch = 0;
+};
+inline KernelFacts kernelFacts(const void *kernel, int threads) {
   static std::mutex mutex;
-  static std::map<std::pair<const void *, int>, int> known;
+  static std::map<std::pair<const void *, int>, KernelFacts> known;
   int device = 0;
   cudaGetDevice(&device);
   std::lock_guard<std::mutex> lock(mutex);
-  auto [it, fresh] = known.emplace(std::make_pair(kernel, device), 0);
+  auto [it, fresh] = known.emplace(std::make_pair(kernel, device), KernelFacts{});
   if (fresh) {
     int sms = 0, perSM = 0;
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
     cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
-    it->second = sms * perSM;
+    cudaFuncAttributes attributes = {};
+    cudaFuncGetAttributes(&attributes, kernel);
+    it->second = {sms * perSM, attributes.ptxVersion};
   }
   return it->second;
 }
@@ -118,7 +127,16 @@ inline int coResidentBlocks(const void *kernel, int threads) {
 /// the device at once, in chunks of the batch when the whole batch does not fit.
 template <class T>
 void launchStep(void (*kernel)(const BatchArgs<T>), BatchArgs<T> ba, int threads, void *stream) {
-  const LaunchPolicy policy = launchPolicy();
+  LaunchPolicy policy = launchPolicy();
+  const KernelFacts facts = kernelFacts(reinterpret_cast<const void *>(kernel), threads);
+  if (policy.barrier == Barrier::Cluster && facts.arch < 90) {
+    if (policy.chosen)
+      throw std::runtime_error("DOPA_CUDA_BARRIER=cluster needs kernels compiled for sm_90 or "
+                               "later (CMAKE_CUDA_ARCHITECTURES); these are for sm_" +
+                               std::to_string(facts.arch));
+    // Code for an older GPU run on Hopper: it has no cluster barrier (elementSync).
+    policy.barrier = Barrier::Grid;
+  }
   const auto s = static_cast<cudaStream_t>(stream);
   auto check = [](cudaError_t e, const char *what) {
     if (e != cudaSuccess)
@@ -148,7 +166,7 @@ void launchStep(void (*kernel)(const BatchArgs<T>), BatchArgs<T> ba, int threads
     check(cudaLaunchKernelEx(&config, kernel, ba), "cluster launch");
     return;
   }
-  const int capacity = coResidentBlocks(reinterpret_cast<const void *>(kernel), threads);
+  const int capacity = facts.coResident;
   if (capacity < 1)
     throw std::runtime_error("CUDA kernel does not fit on the device");
   for (int first = 0; first < batch; first += capacity) {
