@@ -56,6 +56,20 @@ assert worst <= 1e-4, worst  # Adam magnifies rounding in tiny gradients
 PY
 }
 
+# resumes ARGS...: a 2-rank checkpoint of `dopa ARGS` resumed by 1 process and a 1-process one by
+# 2 ranks both end where an uninterrupted run ends.
+resumes() {
+  "$dopa" "$@" --iters 4 --out straight > /dev/null 2>&1
+  $mpirun "$dopa" "$@" --iters 2 --out a > /dev/null 2>&1
+  "$dopa" "$@" --iters 4 --out a --resume > a.log 2>&1
+  "$dopa" "$@" --iters 2 --out b > /dev/null 2>&1
+  $mpirun "$dopa" "$@" --iters 4 --out b --resume > b.log 2>&1
+  grep -q "resuming" a.log || { cat a.log; exit 1; }
+  grep -q "resuming" b.log || { cat b.log; exit 1; }
+  compare straight a
+  compare straight b
+}
+
 # fails_with LOG PATTERN CMD...: CMD (a job) ends within 60 s with a non-zero status (not the
 # timeout's) and its output, in LOG and shown, holds PATTERN.
 fails_with() {
@@ -79,15 +93,7 @@ same)
   compare one two
   ;;
 resume)
-  "$dopa" "${common[@]}" --iters 4 --out straight > /dev/null 2>&1
-  $mpirun "$dopa" "${common[@]}" --iters 2 --out a > /dev/null 2>&1
-  "$dopa" "${common[@]}" --iters 4 --out a --resume > a.log 2>&1
-  "$dopa" "${common[@]}" --iters 2 --out b > /dev/null 2>&1
-  $mpirun "$dopa" "${common[@]}" --iters 4 --out b --resume > b.log 2>&1
-  grep -q "resuming" a.log || { cat a.log; exit 1; }
-  grep -q "resuming" b.log || { cat b.log; exit 1; }
-  compare straight a
-  compare straight b
+  resumes "${common[@]}"
   ;;
 mismatch)
   fails_with m.log "the ranks were not started alike: rank 1 differs from rank 0" \
@@ -203,7 +209,7 @@ cuda)
   rc=$?
   set -e
   if grep -qE "no usable CUDA device|built without CUDA" probe.log; then
-    echo "SKIP: $(grep -oE "no usable CUDA device|built without CUDA" probe.log)"
+    echo "SKIP: $(grep -m1 -E "no usable CUDA device|built without CUDA" probe.log)"
     exit 77
   fi
   [ "$rc" -eq 0 ] || { cat probe.log; exit 1; }
@@ -212,15 +218,7 @@ cuda)
   cat two.log
   grep -q "engine cuda, 2 ranks" two.log || exit 1
   compare one two
-  "$dopa" "${cu[@]}" --iters 4 --out straight > /dev/null 2>&1
-  $mpirun "$dopa" "${cu[@]}" --iters 2 --out a > /dev/null 2>&1
-  "$dopa" "${cu[@]}" --iters 4 --out a --resume > a.log 2>&1
-  "$dopa" "${cu[@]}" --iters 2 --out b > /dev/null 2>&1
-  $mpirun "$dopa" "${cu[@]}" --iters 4 --out b --resume > b.log 2>&1
-  grep -q "resuming" a.log || { cat a.log; exit 1; }
-  grep -q "resuming" b.log || { cat b.log; exit 1; }
-  compare straight a
-  compare straight b
+  resumes "${cu[@]}"
   ;;
 sweep)
   sweep=(env ENGINE=generic ITERS=3 SEEDS='0 1' VARIANTS='modplast plastic' JOBS=1 THREADS=1
