@@ -103,8 +103,10 @@ best="" bestTime=""
 for policy in ${POLICIES:-auto grid block cluster:8 cluster:4 cluster:2}; do
   with "$policy" timeout 100 "$tests/dopa_gpu_tests" > "$logs/gpu_tests_${policy/:/}.log" 2>&1
   rc=$?
-  [ "$rc" -eq 0 ] || tail -30 "$logs/gpu_tests_${policy/:/}.log"
-  [ "$rc" -eq 0 ] || failed "gpu tests under $policy (exit $rc)"
+  if [ "$rc" -ne 0 ]; then
+    tail -30 "$logs/gpu_tests_${policy/:/}.log"
+    failed "gpu tests under $policy (exit $rc)"
+  fi
   note "gpu tests, $policy: exit $rc; $(grep -E '^\[doctest\] (test cases|assertions)' \
     "$logs/gpu_tests_${policy/:/}.log" | tr -s ' ' | tr '\n' ' ')"
   for variant in ${VARIANTS:-modul plastic rnn}; do

@@ -56,6 +56,17 @@ assert worst <= 1e-4, worst  # Adam magnifies rounding in tiny gradients
 PY
 }
 
+# matches_one ENGINE ARGS...: 2 ranks of `dopa ARGS` (on ENGINE, as their log says) train what 1
+# process trains: the same rewards, the same parameters up to float rounding (compare).
+matches_one() {
+  local engine=$1
+  shift
+  "$dopa" "$@" --iters 3 --out one > one.log 2>&1 || { cat one.log; exit 1; }
+  $mpirun "$dopa" "$@" --iters 3 --out two > two.log 2>&1 || { cat two.log; exit 1; }
+  grep -q "engine $engine, 2 ranks" two.log || { cat two.log; exit 1; }
+  compare one two
+}
+
 # resumes ARGS...: a 2-rank checkpoint of `dopa ARGS` resumed by 1 process and a 1-process one by
 # 2 ranks both end where an uninterrupted run ends.
 resumes() {
@@ -87,10 +98,7 @@ fails_with() {
 
 case $case in
 same)
-  "$dopa" "${common[@]}" --iters 3 --out one > one.log 2>&1
-  $mpirun "$dopa" "${common[@]}" --iters 3 --out two > two.log 2>&1
-  grep -q "engine generated, 2 ranks" two.log || { cat two.log; exit 1; }
-  compare one two
+  matches_one generated "${common[@]}"
   ;;
 resume)
   resumes "${common[@]}"
@@ -213,11 +221,7 @@ cuda)
     exit 77
   fi
   [ "$rc" -eq 0 ] || { cat probe.log; exit 1; }
-  "$dopa" "${cu[@]}" --iters 3 --out one > one.log 2>&1 || { cat one.log; exit 1; }
-  $mpirun "$dopa" "${cu[@]}" --iters 3 --out two > two.log 2>&1 || { cat two.log; exit 1; }
-  cat two.log
-  grep -q "engine cuda, 2 ranks" two.log || exit 1
-  compare one two
+  matches_one cuda "${cu[@]}"
   resumes "${cu[@]}"
   ;;
 sweep)

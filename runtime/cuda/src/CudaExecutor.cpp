@@ -118,7 +118,7 @@ template <class T> void onDevice(T *dst, const T *src, size_t n) {
 
 } // namespace
 
-bool dopa::cudaDeviceAvailable() { return cudaDeviceCount() > 0; }
+bool dopa::cudaDeviceAvailable() { return cudaDeviceProblem().empty(); }
 
 std::string dopa::cudaDeviceProblem() {
   int n = 0;
