@@ -542,8 +542,36 @@ void GeneratedExecutor<T>::forward(int steps, const T *const *const *inputs,
   for (int t = 0; t < steps; ++t)
     checkIndexInputs(netInfo, genSpec.inputRows, inputs[t], B);
   int first = numSteps;
-  for (int t = 0; t < steps; ++t)
-    stepKernels(inputs[t], outputs[t]);
+  Impl &m = *impl;
+  if (m.stageMajor || steps < 2) {
+    for (int t = 0; t < steps; ++t)
+      stepKernels(inputs[t], outputs[t]);
+  } else {
+    // Element-major: every step is recorded first (its buffers fixed, the checkpoints swapped in
+    // as the steps would), then each thread runs its elements' whole window, element after
+    // element, so that an element's traces stay in the thread's cache from step to step instead
+    // of leaving it while the other elements step. The same kernels on the same blocks as step
+    // after step: the same values.
+    m.prepareThreads();
+    m.reserveReadouts(int64_t(first) + steps, first, B);
+    std::vector<RecordedStep> window;
+    window.reserve(size_t(steps));
+    auto run = [&] {
+      const int n = int(window.size()), batch = B;
+#pragma omp parallel for schedule(static) if (batch > 1)
+      for (int b = 0; b < batch; ++b)
+        for (int t = 0; t < n; ++t)
+          runElementStep(window[size_t(t)], b, outputs[t]);
+    };
+    try {
+      for (int t = 0; t < steps; ++t)
+        window.push_back(recordStep(inputs[t]));
+    } catch (...) {
+      run(); // the steps recorded before the failure are complete, as step() calls would leave them
+      throw;
+    }
+    run();
+  }
   // The batched readouts of all the steps at once: W is read once, not once per step.
   for (int r = 0; r < genSpec.numReadouts && steps > 0; ++r) {
     const BatchedReadout &ro = genSpec.readouts[r];
@@ -565,19 +593,16 @@ void GeneratedExecutor<T>::forward(int steps, const T *const *const *inputs,
 }
 
 template <class T>
-void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs) {
-  if (B == 0)
-    throw std::logic_error("step() before beginEpisode()");
+typename GeneratedExecutor<T>::RecordedStep
+GeneratedExecutor<T>::recordStep(const T *const *inputs) {
   Impl &m = *impl;
-  // Integer inputs index tables: check them here, outside the parallel region.
-  checkIndexInputs(netInfo, genSpec.inputRows, inputs, B);
   if (numSteps == 0 && m.proFwd) // the carried states of the start, kept with it
     m.runPrologue(m.cur.data(), paramBuf.data(), B);
   // An outer checkpoint (the start is one) is not copied: the state buffer becomes the
   // checkpoint, the checkpoint's old buffer becomes the state buffer, and this step runs out of
   // place, from the one into the other. (A copy of B blocks is 9.7 MB for cue_reward at H = 200.)
-  // The checkpoint's buffer is sized here; the swap comes after every allocation of the step
-  // (takeCheckpoint), so a failed one leaves the states where they were.
+  // The checkpoint's buffer is sized here; the swap comes after every allocation of the step, so
+  // a failed one leaves the states where they were.
   AlignedBuf<T> *checkpoint = nullptr;
   if (numSteps == 0 || (m.outer != INT_MAX && numSteps % m.outer == 0)) {
     if (numSteps > 0 && m.numCheckpoints == m.checkpoints.size())
@@ -585,103 +610,136 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
     checkpoint = &m.checkpoints[numSteps == 0 ? 0 : m.numCheckpoints];
     checkpoint->resize(size_t(B * m.S));
   }
-  // Where this step reads its states: the state buffer, or the checkpoint it has just become.
-  auto takeCheckpoint = [&]() -> const T * {
-    if (!checkpoint)
-      return m.cur.data();
-    std::swap(*checkpoint, m.cur);
-    if (numSteps > 0)
-      ++m.numCheckpoints;
-    return checkpoint->data();
-  };
   AlignedBuf<T> rec(size_t(std::max<int64_t>(B * (m.inputTotal + m.recordedNumel), 1)));
-  {
+  if (inputs) {
     int64_t at = 0;
     for (size_t k = 0; k < m.inputNumel.size(); ++k) {
       std::copy(inputs[k], inputs[k] + B * m.inputNumel[k], rec.data() + at);
       at += B * m.inputNumel[k];
     }
   }
-  m.tape.push_back(std::move(rec));
-  const T *tapeIn = m.tape.back().data();
-  T *recorded = m.tape.back().data() + B * m.inputTotal; // (useReplay)
   m.reserveReadouts(numSteps + 1, numSteps, B);
-  if (!m.stageMajor)
-    m.prepareThreads();
-  size_t nIn = m.inputNumel.size(), nOut = m.outputNumel.size();
-  int batch = B;
-  // Element b's input and output pointers (the readouts' inputs X go where their outputs would).
-  auto pointers = [&](int b, const T **in, T **out) {
-    int64_t at = 0;
-    for (size_t k = 0; k < nIn; ++k) {
-      in[k] = tapeIn + at + b * m.inputNumel[k];
-      at += batch * m.inputNumel[k];
-    }
-    for (size_t k = 0; k < nOut; ++k)
-      out[k] = outputs[k] + b * m.outputNumel[k];
-    for (int r = 0; r < genSpec.numReadouts; ++r) // the readout's input X, kept for the backward
-      out[size_t(genSpec.readouts[r].output)] =
-          m.readoutX[size_t(r)].data() + (int64_t(numSteps) * batch + b) * genSpec.readouts[r].cols;
-  };
-  // Every element's input and output pointers, allocated here (not per element in a region).
-  std::vector<const T *> in(std::max<size_t>(size_t(batch) * nIn, 1));
-  std::vector<T *> out(std::max<size_t>(size_t(batch) * nOut, 1));
-  if (m.stageMajor) {
-    m.prepareElements(batch);
-    if (numSteps == 0) // a recording starts: the parameters are fixed until it ends
-      m.packProducts(false, paramBuf.data());
-    const size_t numArgs = size_t(batch);
-    std::vector<StepArgs<T>> args(numArgs);
-    // A plan without replay keeps this step's state (copied by the group's thread) and saved
-    // values for the backward.
-    const bool keep = numSteps < m.keepSteps;
-    const int64_t at = int64_t(numSteps);
-    const T *from = takeCheckpoint();
-    for (int b = 0; b < batch; ++b) {
-      pointers(b, in.data() + b * nIn, out.data() + b * nOut);
-      typename Impl::Thread &e = m.elements[size_t(b)];
-      T *saved = keep ? e.replaySaved.data() + at * m.saved : e.saved.data();
-      args[size_t(b)] =
-          forwardArgs<T>(paramBuf.data(), in.data() + b * nIn, from + b * m.S,
-                         m.next.data() + b * m.S, out.data() + b * nOut, saved, e.scratch.data());
-    }
-    int groups = m.groups;
-#pragma omp parallel num_threads(groups) if (groups > 1)
-    {
-      // The team may be smaller than asked (nested or limited OpenMP): every group runs anyway.
-      for (int g = threadId(); g < groups; g += teamSize()) {
-        auto [lo, hi] = m.groupRange(batch, g);
-        for (int b = lo; b < hi && keep; ++b)
-          std::copy(from + b * m.S, from + (b + 1) * m.S,
-                    m.elements[size_t(b)].replay.data() + at * m.S);
-        m.runStages(false, args.data() + lo, hi - lo, lo);
-      }
-    }
-  } else {
-    const T *from = takeCheckpoint();
-#pragma omp parallel for schedule(static) if (batch > 1)
-    for (int b = 0; b < batch; ++b) {
-      typename Impl::Thread &t = m.thread();
-      const T **inB = in.data() + b * nIn;
-      T **outB = out.data() + b * nOut;
-      pointers(b, inB, outB);
-      T *state = m.cur.data() + b * m.S; // the next states (in place, unless from differs)
-      StepArgs<T> a = forwardArgs<T>(paramBuf.data(), inB, from + b * m.S,
-                                     m.inPlace ? t.tmp.data() : m.next.data() + b * m.S, outB,
-                                     t.saved.data(), t.scratch.data());
-      if (m.inPlace)
-        a.inPlace = state;
-      m.fwd(a);
-      if (m.inPlace) // the states not updated in place, from the spare block
-        copySlots(t.tmp.data(), state, genSpec.numForwardCopies, genSpec.forwardCopies);
-      if (m.useReplay) // what the replay step leaves out, for the backward's replays
-        packSlots(m.inPlace ? state : m.next.data() + b * m.S, recorded + b * m.recordedNumel,
-                  genSpec.numReplayRecorded, genSpec.replayRecorded);
-    }
+  m.tape.push_back(std::move(rec));
+  // Nothing allocates after this point: the state buffer becomes the checkpoint.
+  RecordedStep s;
+  s.from = m.cur.data();
+  if (checkpoint) {
+    std::swap(*checkpoint, m.cur);
+    if (numSteps > 0)
+      ++m.numCheckpoints;
+    s.from = checkpoint->data();
   }
+  s.cur = m.cur.data();
+  s.next = m.next.data();
+  s.tape = m.tape.back().data();
+  s.step = numSteps;
   if (!m.inPlace)
     std::swap(m.cur, m.next);
   ++numSteps;
+  return s;
+}
+
+template <class T>
+void GeneratedExecutor<T>::elementPointers(const RecordedStep &s, int b, T *const *outputs,
+                                           const T **in, T **out) {
+  Impl &m = *impl;
+  int64_t at = 0;
+  for (size_t k = 0; k < m.inputNumel.size(); ++k) {
+    in[k] = s.tape + at + b * m.inputNumel[k];
+    at += B * m.inputNumel[k];
+  }
+  for (size_t k = 0; k < m.outputNumel.size(); ++k)
+    out[k] = outputs[k] + b * m.outputNumel[k];
+  for (int r = 0; r < genSpec.numReadouts; ++r) // the readout's input X, kept for the backward
+    out[size_t(genSpec.readouts[r].output)] =
+        m.readoutX[size_t(r)].data() + (int64_t(s.step) * B + b) * genSpec.readouts[r].cols;
+}
+
+template <class T>
+void GeneratedExecutor<T>::runElementStep(const RecordedStep &s, int b, T *const *outputs) {
+  Impl &m = *impl;
+  typename Impl::Thread &t = m.thread();
+  // At most a few inputs and outputs: the pointer arrays on the stack.
+  constexpr size_t kMaxOnStack = 16;
+  const T *inStack[kMaxOnStack];
+  T *outStack[kMaxOnStack];
+  std::vector<const T *> inHeap;
+  std::vector<T *> outHeap;
+  const T **in = inStack;
+  T **out = outStack;
+  if (m.inputNumel.size() > kMaxOnStack) {
+    inHeap.resize(m.inputNumel.size());
+    in = inHeap.data();
+  }
+  if (m.outputNumel.size() > kMaxOnStack) {
+    outHeap.resize(m.outputNumel.size());
+    out = outHeap.data();
+  }
+  elementPointers(s, b, outputs, in, out);
+  T *state = s.cur + b * m.S; // the next states (in place, unless from differs)
+  T *next = m.inPlace ? t.tmp.data() : s.next + b * m.S;
+  StepArgs<T> a = forwardArgs<T>(paramBuf.data(), in, s.from + b * m.S, next, out, t.saved.data(),
+                                 t.scratch.data());
+  if (m.inPlace)
+    a.inPlace = state;
+  m.fwd(a);
+  if (m.inPlace) // the states not updated in place, from the spare block
+    copySlots(t.tmp.data(), state, genSpec.numForwardCopies, genSpec.forwardCopies);
+  if (m.useReplay) // what the replay step leaves out, for the backward's replays
+    packSlots(m.inPlace ? state : next, s.tape + B * m.inputTotal + b * m.recordedNumel,
+              genSpec.numReplayRecorded, genSpec.replayRecorded);
+}
+
+template <class T>
+void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs) {
+  if (B == 0)
+    throw std::logic_error("step() before beginEpisode()");
+  Impl &m = *impl;
+  // Integer inputs index tables: check them here, outside the parallel region.
+  checkIndexInputs(netInfo, genSpec.inputRows, inputs, B);
+  int batch = B;
+  if (!m.stageMajor) {
+    m.prepareThreads();
+    const RecordedStep s = recordStep(inputs);
+#pragma omp parallel for schedule(static) if (batch > 1)
+    for (int b = 0; b < batch; ++b)
+      runElementStep(s, b, outputs);
+    return;
+  }
+  // Stage-major: every element's buffers and (at a recording's start: the parameters are fixed
+  // until it ends) the batched products' packed weights, before the step is recorded.
+  m.prepareElements(batch);
+  if (numSteps == 0)
+    m.packProducts(false, paramBuf.data());
+  // A plan without replay keeps this step's state (copied by the group's thread) and saved
+  // values for the backward.
+  const bool keep = numSteps < m.keepSteps;
+  const size_t nIn = m.inputNumel.size(), nOut = m.outputNumel.size();
+  std::vector<const T *> in(std::max<size_t>(size_t(batch) * nIn, 1));
+  std::vector<T *> out(std::max<size_t>(size_t(batch) * nOut, 1));
+  std::vector<StepArgs<T>> args(static_cast<size_t>(batch));
+  const RecordedStep s = recordStep(inputs);
+  const int64_t at = int64_t(s.step);
+  for (int b = 0; b < batch; ++b) {
+    elementPointers(s, b, outputs, in.data() + b * nIn, out.data() + b * nOut);
+    typename Impl::Thread &e = m.elements[size_t(b)];
+    T *saved = keep ? e.replaySaved.data() + at * m.saved : e.saved.data();
+    args[size_t(b)] =
+        forwardArgs<T>(paramBuf.data(), in.data() + b * nIn, s.from + b * m.S, s.next + b * m.S,
+                       out.data() + b * nOut, saved, e.scratch.data());
+  }
+  int groups = m.groups;
+#pragma omp parallel num_threads(groups) if (groups > 1)
+  {
+    // The team may be smaller than asked (nested or limited OpenMP): every group runs anyway.
+    for (int g = threadId(); g < groups; g += teamSize()) {
+      auto [lo, hi] = m.groupRange(batch, g);
+      for (int b = lo; b < hi && keep; ++b)
+        std::copy(s.from + b * m.S, s.from + (b + 1) * m.S,
+                  m.elements[size_t(b)].replay.data() + at * m.S);
+      m.runStages(false, args.data() + lo, hi - lo, lo);
+    }
+  }
 }
 
 template <class T> int GeneratedExecutor<T>::planBackward(int steps) {

@@ -344,26 +344,47 @@ TEST_CASE("the replay step's replays equal the forward step's, bit for bit") {
 TEST_CASE("forward() over several steps equals step() step by step") {
   // The batched readouts run as one GEMM for all the steps of a forward() call (or per step, then
   // copied, when the caller's outputs are not consecutive); the same values as step() either way.
+  // In element-major order forward() runs each element's whole window before the next element's
+  // (the steps recorded first, their outer checkpoints swapped in as step() would): the same
+  // kernels on the same blocks, so the final states and the gradients are the same bits, whatever
+  // the checkpoint interval (2 and 3 put checkpoints inside both calls' windows).
   int withReadouts = 0;
   for (const test::CodegenCase &c : test::codegenCases()) {
-    INFO("case " << c.name);
-    GeneratedExecutor<double> gen(c.generated());
-    useAutoOrder(gen, c.generated());
     withReadouts += c.generated().numReadouts > 0;
-    const NetworkInfo &info = gen.info();
-    gen.params() = makeParams<double>(info, 5, 3.0, true);
-    Episode<double> ep = makeEpisode<double>(info, 9, 3, 31);
-    RunResult<double> stepwise = run(gen, info, ep);
-    for (bool contiguous : {true, false}) {
-      INFO("consecutive outputs: " << contiguous);
-      GeneratedExecutor<double> fresh(c.generated()); // its buffers grow inside forward()
-      useAutoOrder(fresh, c.generated());
-      fresh.params() = gen.params();
-      RunResult<double> r = runForward(fresh, info, ep, contiguous);
-      std::string worstName;
-      double worst = compareRuns(info, r, stepwise, worstName);
-      INFO("worst: " << worstName << " " << worst);
-      CHECK(worst <= 1e-13);
+    for (auto [order, every] : {std::pair{StageOrder::Auto, 0},
+                                {StageOrder::ElementMajor, 0},
+                                {StageOrder::ElementMajor, 2},
+                                {StageOrder::ElementMajor, 3}}) {
+      INFO("case " << c.name << ", order " << int(order) << ", checkpoint every " << every);
+      GeneratedExecutor<double> gen(c.generated());
+      if (order == StageOrder::Auto)
+        useAutoOrder(gen, c.generated());
+      else
+        gen.setStageOrder(order);
+      gen.setCheckpointEvery(every);
+      const NetworkInfo &info = gen.info();
+      gen.params() = makeParams<double>(info, 5, 3.0, true);
+      Episode<double> ep = makeEpisode<double>(info, 9, 3, 31);
+      RunResult<double> stepwise = run(gen, info, ep);
+      for (bool contiguous : {true, false}) {
+        INFO("consecutive outputs: " << contiguous);
+        GeneratedExecutor<double> fresh(c.generated()); // its buffers grow inside forward()
+        if (order == StageOrder::Auto)
+          useAutoOrder(fresh, c.generated());
+        else
+          fresh.setStageOrder(order);
+        fresh.setCheckpointEvery(every);
+        fresh.params() = gen.params();
+        RunResult<double> r = runForward(fresh, info, ep, contiguous);
+        std::string worstName;
+        double worst = compareRuns(info, r, stepwise, worstName);
+        INFO("worst: " << worstName << " " << worst);
+        CHECK(worst <= 1e-13);
+        if (!fresh.stageMajor()) {
+          CHECK(r.states == stepwise.states);
+          CHECK(r.grads == stepwise.grads);
+        }
+      }
     }
   }
   CHECK(withReadouts >= 2); // the *_readout cases

@@ -241,8 +241,10 @@ public:
   int batch() const { return B; }
   void step(const T *const *inputs, T *const *outputs);
   /// `steps` steps (Network::forward): the batched readouts of all of them as one GEMM each, with
-  /// the steps stacked (one read of the weight instead of one per step). The same values as as many
-  /// step() calls, up to the GEMM's rounding.
+  /// the steps stacked (one read of the weight instead of one per step); in element-major order,
+  /// each thread runs one element's whole window before its next element's, so that the element's
+  /// traces stay in the thread's cache from step to step. The same values as as many step() calls,
+  /// up to the readouts' GEMM's rounding (states and gradients: the same bits).
   void forward(int steps, const T *const *const *inputs, T *const *const *outputs);
   /// BPTT over the recorded steps. `inputGrads[t][k]` (optional; networks compiled with input
   /// gradients only, std::logic_error otherwise) receives dLoss/d input k at step t, B * numel
@@ -277,6 +279,23 @@ private:
   /// One step's kernels for every element: all outputs but the batched readouts' (whose inputs
   /// are kept in readoutX); records the step.
   void stepKernels(const T *const *inputs, T *const *outputs);
+  /// A step recorded and not yet run: where its elements read their states (from) and write them
+  /// (cur, in place; next otherwise), its tape (the batch's inputs, then the replay's records),
+  /// its index.
+  struct RecordedStep {
+    const T *from = nullptr;
+    T *cur = nullptr, *next = nullptr;
+    T *tape = nullptr;
+    int step = 0;
+  };
+  /// Record the next step for every element: the prologue at the start, its outer checkpoint
+  /// (the state buffer swapped in), its tape entry with a copy of `inputs` (left for the caller
+  /// when null), room in the readouts' inputs. Every allocation comes before the swap.
+  RecordedStep recordStep(const T *const *inputs);
+  /// Element b's input and output pointers for step s (a batched readout's output: its input X).
+  void elementPointers(const RecordedStep &s, int b, T *const *outputs, const T **in, T **out);
+  /// Element b's kernels of recorded step s (element-major order), on the calling thread.
+  void runElementStep(const RecordedStep &s, int b, T *const *outputs);
   /// Choose the replay capacity for `steps` (the plan) and size every thread's buffers; returns
   /// the capacity (steps per replay).
   int planBackward(int steps);
