@@ -14,7 +14,8 @@
 #      policy that passes is used for the rest;
 #   2. mpi: `dopa train --engine cuda` with 2 ranks against 1 process, and resume across rank
 #      counts (tests/mpi/mpi_train.sh cuda); iteration times for 1 and 2 ranks on the one GPU and
-#      for 1 and 4 independent runs sharing it, without and with MPS (SPEEDS=0 skips these);
+#      for 1 and 4 independent runs sharing it, without and with MPS, and for 4 and 10 seeds in
+#      one process (dopa train --seeds; seed 1 against its separate run) (SPEEDS=0 skips these);
 #   3. `dopa train --engine cuda` next to the C++ engine (same seed; rewards, seconds/iteration);
 #   4. one cue-reward iteration (B=30, H=200, T=120) of the generated CUDA, the generated C++ on
 #      this machine's cores and the PyTorch formulation on the GPU;
@@ -152,6 +153,24 @@ speeds() {
   done
 }
 
+# seedsInOneProcess N: cue-reward modul --engine cuda --seeds 1-N in one process (each seed's run on
+# its own thread and CUDA stream), seconds per iteration from the seeds' logs (iterations 5 on);
+# seed 1 must equal the separate run of seed 1 (speeds' /tmp/share-1-1) in its rewards and losses.
+seedsInOneProcess() {
+  local n=$1 dir=/tmp/seeds-$1
+  rm -rf "$dir"
+  timeout 240 "$bin/dopa" train cue-reward --variant modul --engine cuda --iters 40 --threads "$n" \
+    --seeds "1-$n" --out "$dir" > "$logs/seeds_$n.log" 2>&1 || tail -5 "$logs/seeds_$n.log"
+  note "one GPU, no MPS: $(cat "$dir"/seed-*/log.csv 2> /dev/null | awk -F, -v n="$n" '$1 ~ /^[0-9]+$/ && $1 >= 5 {c++; s += $5} END {
+    if (c) printf "%d seeds in one process (--seeds): %.4f s/iteration each, %.1f iterations/s together",
+      n, s / c, n * c / s
+    else printf "%d seeds in one process (--seeds): FAILED (no logs)", n}')"
+  if [ -s /tmp/share-1-1/log.csv ] && ! diff -q <(cut -d, -f1-4 /tmp/share-1-1/log.csv) \
+    <(cut -d, -f1-4 "$dir/seed-1/log.csv" 2> /dev/null) > /dev/null; then
+    failed "--seeds 1-$n: seed 1's log differs from the separate run of seed 1"
+  fi
+}
+
 section "2. mpi with the CUDA engine"
 if [ -z "${nompi:-}" ] && command -v mpirun > /dev/null; then
   mpirun --version 2>&1 | head -1
@@ -162,7 +181,10 @@ if [ -z "${nompi:-}" ] && command -v mpirun > /dev/null; then
   note "mpi.cuda (2 ranks = 1 process; resume 2->1 and 1->2): exit $rc"
   [ "$rc" -eq 0 ] || failed "mpi.cuda (exit $rc; 77 is a skip, which is a failure where a GPU is)"
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-  [ "${SPEEDS:-1}" = 1 ] && speeds "one GPU, no MPS"
+  if [ "${SPEEDS:-1}" = 1 ]; then
+    speeds "one GPU, no MPS"
+    for n in 4 10; do seedsInOneProcess "$n"; done
+  fi
   if [ "${SPEEDS:-1}" != 1 ]; then
     note "speeds: skipped (SPEEDS=0)"
   elif command -v nvidia-cuda-mps-control > /dev/null; then

@@ -73,6 +73,10 @@ struct TrainOptions {
   bool specGiven = false; // --spec: the user's spec (the generated engine compiles it on demand)
   Communicator *comm = nullptr; // the ranks of a data-parallel run (mpirun); null: one process
   std::vector<std::string> commandLine; // recorded in config.json
+  // --seeds: one run per seed in this process, in --out/seed-<seed> (empty: one run, --seed);
+  // --runs-at-once of them at a time (0: as many as threads, every seed with the cuda engine).
+  std::vector<uint64_t> seeds;
+  int runsAtOnce = 0;
 };
 
 /// Train on the task `info` makes from `taskOptions` (checked by TrainCommand.cpp); the task is

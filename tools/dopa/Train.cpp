@@ -14,14 +14,23 @@
 #include "RunConfig.h"
 
 #include "dopa/examples/ExampleNetworks.h"
+#include "dopa/runtime/Memory.h"
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/Trainer.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <unistd.h>
 
 using namespace dopa;
@@ -91,6 +100,15 @@ std::string notAFile(const std::string &path) {
   return path + (fs::is_directory(status) ? ": is a directory" : ": is not a regular file");
 }
 
+/// The mean reward of the last 50 iterations of `log` (of all, when fewer); 0 for none.
+double finalReward(const std::vector<IterationLog> &log) {
+  size_t n = std::min<size_t>(log.size(), 50);
+  double sum = 0;
+  for (size_t i = log.size() - n; i < log.size(); ++i)
+    sum += log[i].meanReward;
+  return n ? sum / double(n) : 0;
+}
+
 /// The rank-0-only parts of a run: everything that writes or prints.
 bool isRoot(const Communicator *comm) { return !comm || comm->rank() == 0; }
 
@@ -105,12 +123,25 @@ std::string rankMismatch(Communicator *comm, Trainer &trainer) {
   return comm->firstDifference(text + trainer.stateDigest());
 }
 
+/// How a run of several seeds (dopa train --seeds) runs each of them: quietly (one progress line
+/// for all, SeedsProgress), its messages prefixed with its seed, a finished checkpoint not an
+/// error.
+struct SeedRun {
+  std::string label;                                     // "seed 3: "
+  std::function<void(int64_t start)> started;            // the first iteration it runs
+  std::function<void(const IterationLog &log)> progress; // after each iteration
+  std::vector<IterationLog> log;                         // its whole log, at the end
+  bool complete = false; // the checkpoint was at --iters already: nothing ran
+};
+
 /// Start or resume `net` on the task and train it; the exit code. With ranks, rank 0 holds the
-/// run folder and writes and prints everything; every rank reads a checkpoint it resumes.
+/// run folder and writes and prints everything; every rank reads a checkpoint it resumes. `seed`
+/// (not null) runs it as one of several seeds.
 int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
-            const TaskOptions &taskOptions) {
+            const TaskOptions &taskOptions, SeedRun *seed = nullptr) {
   Communicator *comm = opt.comm;
   bool root = isRoot(comm);
+  const std::string label = seed ? seed->label : "";
   std::unique_ptr<EpisodicTask> taskPtr = info.make(opt.config.batch, taskOptions);
   EpisodicTask &task = *taskPtr;
   TrainConfig config = opt.config;
@@ -127,6 +158,11 @@ int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
   if (opt.resume) {
     trainer.resume(ckpt);
     int64_t at = trainer.state().iteration;
+    if (opt.config.iterations <= at && seed) {
+      seed->log = trainer.state().log;
+      seed->complete = true;
+      return 0;
+    }
     if (opt.config.iterations <= at) {
       printError("dopa train", ckpt + ": the checkpoint is at iteration " + std::to_string(at) +
                                    "; --iters " + std::to_string(opt.config.iterations) +
@@ -134,7 +170,8 @@ int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
       return 2;
     }
     if (root)
-      printStderr("dopa train: resuming " + ckpt + " at iteration " + std::to_string(at) + "\n");
+      printStderr("dopa train: " + label + "resuming " + ckpt + " at iteration " +
+                  std::to_string(at) + "\n");
   } else {
     if (root && std::filesystem::exists(ckpt))
       throw DataError(
@@ -149,39 +186,135 @@ int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
     return trainer.run(), 0;
   writeRunConfig(opt.config.outDir, opt.commandLine, trainer.settings(), trainer.state().iteration);
   std::string ranks = comm ? ", " + std::to_string(comm->size()) + " ranks" : "";
-  printStderr("dopa train: " + opt.config.task + " task, " + net.info().name + " (" +
-              std::to_string(net.info().numLearned()) + " parameters), batch " +
-              std::to_string(opt.config.batch) + ", " + std::to_string(task.episodeLength()) +
-              "-step episodes, " + std::to_string(opt.config.iterations) + " iterations, engine " +
-              opt.engine + ranks + "\n");
+  if (!seed)
+    printStderr("dopa train: " + opt.config.task + " task, " + net.info().name + " (" +
+                std::to_string(net.info().numLearned()) + " parameters), batch " +
+                std::to_string(opt.config.batch) + ", " + std::to_string(task.episodeLength()) +
+                "-step episodes, " + std::to_string(opt.config.iterations) +
+                " iterations, engine " + opt.engine + ranks + "\n");
   Progress progress(trainer.state().iteration);
+  if (seed)
+    seed->started(trainer.state().iteration);
   try {
-    trainer.run([&](const TrainConfig &c, const IterationLog &l) { progress.update(c, l); });
+    trainer.run([&](const TrainConfig &c, const IterationLog &l) {
+      if (seed)
+        seed->progress(l);
+      else
+        progress.update(c, l);
+    });
   } catch (const std::runtime_error &e) {
     printError("dopa train",
-               std::string(e.what()) + "; " +
+               label + e.what() + "; " +
                    (std::filesystem::exists(ckpt) ? "the last good checkpoint is kept at " + ckpt
                                                   : std::string("no checkpoint was written yet")));
     return 1;
   }
   std::string png = (std::filesystem::path(opt.config.outDir) / "learning_curve.png").string();
-  if (plotLearningCurve({{net.info().name, trainer.state().log}}, png,
-                        opt.config.task + " task: " + net.info().name))
+  bool plotted = plotLearningCurve({{net.info().name, trainer.state().log}}, png,
+                                   opt.config.task + " task: " + net.info().name);
+  if (seed) {
+    seed->log = trainer.state().log;
+    return 0;
+  }
+  if (plotted)
     printStderr("dopa train: learning curve " + png + "\n");
-  const auto &log = trainer.state().log;
-  double last = 0;
-  size_t n = std::min<size_t>(log.size(), 50);
-  for (size_t i = log.size() - n; i < log.size(); ++i)
-    last += log[i].meanReward;
-  printStdout(format("final mean reward (last %zu iterations): %.3f\n", n, last / double(n)));
+  printStdout(format("final mean reward (last %zu iterations): %.3f\n",
+                     std::min<size_t>(trainer.state().log.size(), 50),
+                     finalReward(trainer.state().log)));
   return 0;
 }
 
-} // namespace
+/// One progress line for the runs of `dopa train --seeds`: the iterations done of all the seeds',
+/// how many run, the mean over the running seeds of their last 20 rewards, iterations per second
+/// in all, the time left. Redrawn in place on a terminal, printed every 10% otherwise.
+class SeedsProgress {
+public:
+  SeedsProgress(size_t runs, int64_t iterations)
+      : tty(isatty(2)), iterations(iterations), seeds(runs) {}
 
-int tool::runTrain(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &taskOptions) {
-  // The episode length for the memory check, from a task of one episode; the real one after it.
-  int episodeLength = info.make(1, taskOptions)->episodeLength();
+  void started(size_t run, int64_t at) {
+    std::lock_guard<std::mutex> guard(mutex);
+    if (!clockStarted) {
+      begin = std::chrono::steady_clock::now();
+      clockStarted = true;
+    }
+    seeds[run].at = at;
+    seeds[run].running = true;
+  }
+  void update(size_t run, const IterationLog &log) {
+    std::lock_guard<std::mutex> guard(mutex);
+    PerSeed &p = seeds[run];
+    p.recent.push_back(log.meanReward);
+    if (p.recent.size() > 20)
+      p.recent.erase(p.recent.begin());
+    p.at = log.iteration + 1;
+    ++ran;
+    draw(false);
+  }
+  void finished(size_t run, int64_t at) {
+    std::lock_guard<std::mutex> guard(mutex);
+    seeds[run].running = false;
+    seeds[run].at = std::max(seeds[run].at, at);
+    if (++ended == seeds.size() && ran > 0)
+      draw(true);
+  }
+
+private:
+  struct PerSeed {
+    int64_t at = 0;
+    bool running = false;
+    std::vector<double> recent;
+  };
+  void draw(bool last) {
+    int64_t done = 0, all = iterations * int64_t(seeds.size());
+    int running = 0, withRewards = 0;
+    double reward = 0;
+    for (const PerSeed &p : seeds) {
+      done += std::min(p.at, iterations);
+      running += p.running;
+      if (p.recent.empty())
+        continue;
+      double sum = 0;
+      for (double r : p.recent)
+        sum += r;
+      reward += sum / double(p.recent.size());
+      ++withRewards;
+    }
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    double rate = seconds > 0 ? double(ran) / seconds : 0;
+    double eta = rate > 0 ? double(all - done) / rate : 0;
+    int width = 24, filled = all > 0 ? int(double(width) * double(done) / double(all)) : width;
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "[%s%s] %lld/%lld iterations of %zu seeds, %d running | reward %+6.2f (last 20, "
+                  "mean of seeds) | %.1f it/s in all | ETA %s",
+                  std::string(size_t(filled), '#').c_str(),
+                  std::string(size_t(width - filled), '.').c_str(), static_cast<long long>(done),
+                  static_cast<long long>(all), seeds.size(), running,
+                  withRewards ? reward / withRewards : 0.0, rate, formatDuration(eta).c_str());
+    int64_t step = std::max<int64_t>(1, all / 10);
+    if (tty) {
+      std::fprintf(stderr, "\r%s%s", line, last ? "\n" : "");
+    } else if (last || (done < all && done / step != printedAt)) {
+      printedAt = done / step;
+      std::fprintf(stderr, "%s\n", line);
+    }
+  }
+
+  std::mutex mutex;
+  bool tty;
+  int64_t iterations;
+  std::vector<PerSeed> seeds;
+  std::chrono::steady_clock::time_point begin;
+  bool clockStarted = false;
+  int64_t ran = 0, printedAt = 0;
+  size_t ended = 0;
+};
+
+/// What the engine is asked for: the run's network at its batch (with ranks, this process's
+/// slice), sized for episodes of `episodeLength` steps.
+EngineRequest engineRequest(const TrainOptions &opt, int episodeLength) {
   EngineRequest request;
   request.engine = opt.engine;
   request.task = opt.task;
@@ -200,7 +333,134 @@ int tool::runTrain(const TrainOptions &opt, const TaskInfo &info, const TaskOpti
     request.localRank = opt.comm->localRank();
   }
   request.maxMemory = opt.maxMemory;
-  EngineNetwork engine = makeEngineNetwork(request, "dopa train");
+  return request;
+}
+
+/// `dopa train --seeds`: one run per seed in this process, `runsAtOnce` at a time on as many
+/// threads, each with its share of the OpenMP threads and of the memory, in --out/seed-<seed>.
+/// With --resume, a seed with a checkpoint continues it and one without starts. Each seed's run is
+/// the run `--seed <seed> --threads <its share>` makes, bit for bit.
+int runSeeds(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &taskOptions,
+             int episodeLength) {
+  namespace fs = std::filesystem;
+  const size_t n = opt.seeds.size();
+  const int total = omp_get_max_threads();
+  int atOnce = opt.runsAtOnce > 0 ? opt.runsAtOnce
+                                  : (opt.engine == "cuda" ? int(n) : std::min(int(n), total));
+  atOnce = std::max(1, std::min(atOnce, int(n)));
+  const int perRun = std::max(1, total / atOnce);
+  const long long memory = opt.maxMemory > 0 ? opt.maxMemory : availableMemoryBytes();
+  std::string seedList;
+  for (uint64_t s : opt.seeds)
+    seedList += (seedList.empty() ? "" : " ") + std::to_string(s);
+  printStderr("dopa train: " + opt.config.task + " task, " + opt.config.description + ", seeds " +
+              seedList + ": " + std::to_string(atOnce) + " at once, " + std::to_string(perRun) +
+              " thread" + (perRun > 1 ? "s" : "") + " each, batch " +
+              std::to_string(opt.config.batch) + ", " + std::to_string(opt.config.iterations) +
+              " iterations, engine " + opt.engine + "; folders " +
+              (fs::path(opt.config.outDir) / "seed-<seed>").string() + "\n");
+  SeedsProgress progress(n, opt.config.iterations);
+  std::vector<SeedRun> runs(n);
+  std::vector<int> codes(n, 0);
+  std::vector<char> skipped(n, 1); // (not vector<bool>: each thread writes its own seeds')
+  std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false};
+  std::mutex engineMutex; // engines are made one at a time (the on-demand compiler's cache)
+  auto worker = [&] {
+    omp_set_num_threads(perRun); // this thread's OpenMP team: its share
+    for (size_t i; !stop && (i = next++) < n;) {
+      skipped[i] = 0;
+      TrainOptions o = opt;
+      o.seeds.clear();
+      o.config.seed = opt.seeds[i];
+      o.config.threads = perRun;
+      o.config.outDir =
+          (fs::path(opt.config.outDir) / ("seed-" + std::to_string(o.config.seed))).string();
+      o.resume = opt.resume && fs::exists(fs::path(o.config.outDir) / "checkpoint.st");
+      SeedRun &run = runs[i];
+      run.label = "seed " + std::to_string(o.config.seed) + ": ";
+      run.started = [&progress, i](int64_t at) { progress.started(i, at); };
+      run.progress = [&progress, i](const IterationLog &l) { progress.update(i, l); };
+      try { // (nothing may leave a thread: an exception would end the process)
+        EngineNetwork engine;
+        {
+          std::lock_guard<std::mutex> guard(engineMutex);
+          EngineRequest request = engineRequest(o, episodeLength);
+          request.maxMemory = std::max<long long>(1, memory / atOnce);
+          engine = makeEngineNetwork(request, "dopa train");
+        }
+        if (!engine.net) { // (the same for every seed: the others are not tried)
+          codes[i] = engine.exitCode;
+          stop = true;
+          continue;
+        }
+        codes[i] = trainOn(*engine.net, o, info, taskOptions, &run);
+      } catch (const std::exception &e) {
+        printError("dopa train", run.label + e.what());
+        codes[i] = 1;
+      }
+      progress.finished(i, run.log.empty() ? 0 : run.log.back().iteration + 1);
+    }
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(size_t(atOnce));
+  try {
+    for (int t = 0; t < atOnce; ++t)
+      threads.emplace_back(worker);
+  } catch (const std::system_error &e) { // the threads that started run every seed
+    if (threads.empty()) {
+      printError("dopa train", std::string("cannot start a thread for the seeds: ") + e.what());
+      return 1;
+    }
+  }
+  for (std::thread &t : threads)
+    t.join();
+  // Every seed's outcome, the mean over the seeds that ran, and their curves in one picture.
+  std::vector<std::pair<std::string, std::vector<IterationLog>>> curves;
+  std::vector<double> finals;
+  int code = 0;
+  for (size_t i = 0; i < n; ++i) {
+    std::string name = "seed " + std::to_string(opt.seeds[i]);
+    if (skipped[i] || codes[i] != 0) {
+      printStdout(name + ": " +
+                  (skipped[i] ? std::string("not run")
+                              : "failed (exit code " + std::to_string(codes[i]) + ")") +
+                  "\n");
+      code = code ? code : (skipped[i] ? 1 : codes[i]);
+      continue;
+    }
+    const std::vector<IterationLog> &log = runs[i].log;
+    finals.push_back(finalReward(log));
+    printStdout(format("%s: final mean reward (last %zu iterations): %.3f%s\n", name.c_str(),
+                       std::min<size_t>(log.size(), 50), finals.back(),
+                       runs[i].complete ? " (its checkpoint was at --iters already)" : ""));
+    curves.emplace_back(name, log);
+  }
+  if (finals.size() > 1) {
+    double mean = 0, var = 0;
+    for (double f : finals)
+      mean += f;
+    mean /= double(finals.size());
+    for (double f : finals)
+      var += (f - mean) * (f - mean);
+    printStdout(format("final mean reward over %zu seeds: %.3f (standard deviation %.3f)\n",
+                       finals.size(), mean, std::sqrt(var / double(finals.size() - 1))));
+  }
+  std::string png = (fs::path(opt.config.outDir) / "learning_curves.png").string();
+  if (!curves.empty() &&
+      plotLearningCurve(curves, png, opt.config.task + " task: " + opt.config.description))
+    printStderr("dopa train: learning curves " + png + "\n");
+  return code;
+}
+
+} // namespace
+
+int tool::runTrain(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &taskOptions) {
+  // The episode length for the memory check, from a task of one episode; the real one after it.
+  int episodeLength = info.make(1, taskOptions)->episodeLength();
+  if (!opt.seeds.empty())
+    return runSeeds(opt, info, taskOptions, episodeLength);
+  EngineNetwork engine = makeEngineNetwork(engineRequest(opt, episodeLength), "dopa train");
   if (!engine.net)
     return engine.exitCode;
   std::unique_ptr<Network> netPtr = std::move(engine.net);

@@ -16,9 +16,12 @@
 
 #include <omp.h>
 
+#include <charconv>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
+#include <string_view>
 
 using namespace dopa;
 using namespace dopa::tool;
@@ -208,6 +211,48 @@ bool checkTaskOptions(const TrainArgs &a, const TaskInfo &info, TaskOptions &opt
 
 } // namespace
 
+bool tool::parseSeedList(const std::string &text, std::vector<uint64_t> &seeds,
+                         std::string &error) {
+  seeds.clear();
+  auto number = [](std::string_view t, uint64_t &v) {
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    return !t.empty() && ec == std::errc() && end == t.data() + t.size();
+  };
+  constexpr uint64_t kMaxSeeds = 10000; // a typo (0-99999999) is not run
+  std::set<uint64_t> seen;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t comma = text.find(',', at);
+    std::string_view item(text.data() + at,
+                          (comma == std::string::npos ? text.size() : comma) - at);
+    size_t dash = item.find('-');
+    uint64_t lo = 0, hi = 0;
+    bool ok = dash == std::string_view::npos
+                  ? number(item, lo) && (hi = lo, true)
+                  : number(item.substr(0, dash), lo) && number(item.substr(dash + 1), hi);
+    if (!ok || hi < lo) {
+      error = "'" + std::string(item) + "' in '" + text +
+              "' is not a seed or a range FIRST-LAST of seeds (e.g. 0-9,12)";
+      return false;
+    }
+    if (hi - lo >= kMaxSeeds || seeds.size() + (hi - lo + 1) > kMaxSeeds) {
+      error = "more than " + std::to_string(kMaxSeeds) + " seeds in '" + text + "'";
+      return false;
+    }
+    for (uint64_t s = lo; s <= hi; ++s) {
+      if (!seen.insert(s).second) {
+        error = "seed " + std::to_string(s) + " is given twice in '" + text + "'";
+        return false;
+      }
+      seeds.push_back(s);
+    }
+    if (comma == std::string::npos)
+      break;
+    at = comma + 1;
+  }
+  return true;
+}
+
 CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
   TrainOptions &o = a.opt;
   CLI::App *cmd = app.add_subcommand(
@@ -228,7 +273,17 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
       ->check(CLI::IsMember({"float", "bf16"}));
   a.rlOnly.push_back(
       cmd->add_option("--iters", o.config.iterations, "Training iterations (batches of episodes)"));
-  cmd->add_option("--seed", o.config.seed, "Random seed (parameters, tasks, actions)");
+  a.seedOpt = cmd->add_option("--seed", o.config.seed, "Random seed (parameters, tasks, actions)");
+  a.seedsOpt = cmd->add_option("--seeds", a.seeds,
+                               "Train one run per seed in this process, --runs-at-once of them at "
+                               "a time, each in --out/seed-<seed>: --seeds 0-9 or 1,4,7 (a "
+                               "figure's seeds; on one GPU, without MPS)")
+                   ->type_name("LIST");
+  a.rlOnly.push_back(a.seedsOpt);
+  a.rlOnly.push_back(
+      cmd->add_option("--runs-at-once", o.runsAtOnce,
+                      "With --seeds: runs at a time, the threads shared among them (default: "
+                      "one per thread; every seed with --engine cuda)"));
   a.lm.batchOpt = cmd->add_option("--batch", o.config.batch,
                                   "Episodes per iteration (--bs; default 30), or the language "
                                   "model's parallel streams (default 20)");
@@ -324,6 +379,17 @@ int tool::trainCommand(TrainArgs &a) {
     return usage("--batch, --eplen and --iters must be positive");
   if (!setThreads(a.threads))
     return usage(threadsMessage);
+  if (a.seedsOpt->count()) {
+    std::string error;
+    if (!parseSeedList(a.seeds, o.seeds, error))
+      return usage("--seeds: " + error);
+    if (a.seedOpt->count())
+      return usage("--seed and --seeds: give one of them");
+    if (o.comm)
+      return usage("--seeds runs its seeds in one process; under mpirun, run one seed per job");
+  }
+  if (o.runsAtOnce < 0 || (o.runsAtOnce > 0 && o.seeds.empty()))
+    return usage("--runs-at-once takes a positive count, with --seeds");
   applyDefaults(a, info->defaults);
   if (std::string problem = numbersProblem(a); !problem.empty())
     return usage(problem);

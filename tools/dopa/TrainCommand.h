@@ -47,6 +47,8 @@ struct TrainArgs {
   CLI::Option *lrOpt = nullptr, *clipOpt = nullptr, *bentOpt = nullptr, *blossvOpt = nullptr;
   CLI::Option *gammaOpt = nullptr, *adamEpsOpt = nullptr;
   int threads = 0;
+  std::string seeds; // --seeds 0-9,12
+  CLI::Option *seedOpt = nullptr, *seedsOpt = nullptr;
   bool listTasks = false;
   LMArgs lm;
   // Options of one kind of training only: given to the other, they are usage errors.
@@ -56,6 +58,9 @@ struct TrainArgs {
 CLI::App *addTrainOptions(CLI::App &app, TrainArgs &args);
 /// The checks, then runTrain. Exit codes as in Commands.h.
 int trainCommand(TrainArgs &args);
+/// The seeds of `--seeds`: "0-9", "1,4,7", "0-4,10-14"; each seed once, in the order given. False,
+/// with the problem in `error`, when the text is not such a list.
+bool parseSeedList(const std::string &text, std::vector<uint64_t> &seeds, std::string &error);
 /// `dopa train lm`: the language model on a corpus (TrainLM.cpp).
 int trainLanguageModel(TrainArgs &args);
 

@@ -38,6 +38,7 @@ void check(cublasStatus_t s, const char *what) {
 struct Cublas {
   decltype(&cublasCreate_v2) create = nullptr;
   decltype(&cublasDestroy_v2) destroy = nullptr;
+  decltype(&cublasSetStream_v2) setStream = nullptr;
   decltype(&cublasSgemm_v2) sgemm = nullptr;
   decltype(&cublasDgemm_v2) dgemm = nullptr;
 };
@@ -61,6 +62,7 @@ const Cublas &cublas() {
                                dlerror());
     resolve(lib, "cublasCreate_v2", api.create);
     resolve(lib, "cublasDestroy_v2", api.destroy);
+    resolve(lib, "cublasSetStream_v2", api.setStream);
     resolve(lib, "cublasSgemm_v2", api.sgemm);
     resolve(lib, "cublasDgemm_v2", api.dgemm);
   });
@@ -253,6 +255,8 @@ CudaExecutor<T>::CudaExecutor(const CudaSpec &spec)
   m.params.resize(netInfo.numParams);
   m.grads.resize(netInfo.numParams);
   check(cublas().create(&m.blas), "cublasCreate");
+  // The calling thread's stream, as every launch and copy here (see synchronize()).
+  check(cublas().setStream(m.blas, cudaStreamPerThread), "cublasSetStream");
 }
 
 template <class T> CudaExecutor<T>::~CudaExecutor() {
@@ -260,8 +264,11 @@ template <class T> CudaExecutor<T>::~CudaExecutor() {
     cublas().destroy(impl->blas);
 }
 
+// Every launch, copy and cuBLAS call of an executor goes to its thread's default stream (the
+// runtime is compiled with CUDA_API_PER_THREAD_DEFAULT_STREAM): executors driven by different
+// host threads (dopa train --seeds) run side by side on one GPU, and one waits for its own work.
 template <class T> void CudaExecutor<T>::synchronize() {
-  check(cudaDeviceSynchronize(), "kernel execution");
+  check(cudaStreamSynchronize(cudaStreamPerThread), "kernel execution");
 }
 
 template <class T> void CudaExecutor<T>::beginEpisode(int batch) {
