@@ -381,7 +381,7 @@ GeneratedExecutor<T>::recordStep(const T *const *inputs) {
     checkpoint->resize(size_t(B * m.S));
   }
   AlignedBuf<T> rec(size_t(std::max<int64_t>(B * (m.inputTotal + m.recordedNumel), 1)));
-  if (inputs) {
+  {
     int64_t at = 0;
     for (size_t k = 0; k < m.inputNumel.size(); ++k) {
       std::copy(inputs[k], inputs[k] + B * m.inputNumel[k], rec.data() + at);
@@ -429,22 +429,9 @@ template <class T>
 void GeneratedExecutor<T>::runElementStep(const RecordedStep &s, int b, T *const *outputs) {
   Impl &m = *impl;
   typename Impl::Thread &t = m.thread();
-  // At most a few inputs and outputs: the pointer arrays on the stack.
-  constexpr size_t kMaxOnStack = 16;
-  const T *inStack[kMaxOnStack];
-  T *outStack[kMaxOnStack];
-  std::vector<const T *> inHeap;
-  std::vector<T *> outHeap;
-  const T **in = inStack;
-  T **out = outStack;
-  if (m.inputNumel.size() > kMaxOnStack) {
-    inHeap.resize(m.inputNumel.size());
-    in = inHeap.data();
-  }
-  if (m.outputNumel.size() > kMaxOnStack) {
-    outHeap.resize(m.outputNumel.size());
-    out = outHeap.data();
-  }
+  // The thread's pointer arrays (prepareThreads sized them: nothing allocates in a region).
+  const T **in = t.inPointers.data();
+  T **out = t.outPointers.data();
   elementPointers(s, b, outputs, in, out);
   T *state = s.cur + b * m.S; // the next states (in place, unless from differs)
   T *next = m.inPlace ? t.tmp.data() : s.next + b * m.S;

@@ -101,6 +101,9 @@ template <class T> struct GeneratedExecutor<T>::Impl {
         tmp, record;
     detail::AlignedBuf<T>
         prologue; // carried products: the prologue's saved values, then its record
+    // An element's input and output pointers for one step (runElementStep).
+    std::vector<const T *> inPointers;
+    std::vector<T *> outPointers;
   };
   // Carried products (GeneratedSpec::prologueForwardFloat): the prologue's step functions, or null.
   StepFn<T> proFwd = nullptr, proBwd = nullptr;
@@ -241,6 +244,8 @@ template <class T> struct GeneratedExecutor<T>::Impl {
       t.outputs.resize(size_t(std::max<int64_t>(outputTotal, 1)));
       t.prologue.resize(size_t(proNumel));
       t.tmp.resize(size_t(S)); // the spare state (runPrologue, an in-place forward)
+      t.inPointers.resize(std::max<size_t>(inputNumel.size(), 1));
+      t.outPointers.resize(std::max<size_t>(outputNumel.size(), 1));
     }
   }
   Thread &thread() { return threads[size_t(detail::threadId())]; }

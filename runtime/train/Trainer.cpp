@@ -654,7 +654,7 @@ bool dopa::plotLearningCurve(
     return q + "'";
   };
   std::ostringstream script;
-  script << "set terminal pngcairo size 960,540 font 'DejaVu Sans,11'\n"
+  script << "set terminal pngcairo noenhanced size 960,540 font 'DejaVu Sans,11'\n"
          << "set output " << quoted(pngPath) << "\n"
          << "set title " << quoted(title) << "\nset xlabel 'iteration (batch of episodes)'\n"
          << "set ylabel 'mean reward per episode (moving average of 20 iterations)'\n"

@@ -21,7 +21,9 @@ void tool::writeRunConfig(const std::string &outDir, const std::vector<std::stri
                           int64_t startIteration) {
   std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  std::tm utc{};
+  gmtime_r(&now, &utc); // (not std::gmtime: the seeds of --seeds write theirs at once)
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
   nlohmann::ordered_json start;
   start["command"] = commandLine;
   start["started"] = stamp;

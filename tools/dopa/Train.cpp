@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -255,7 +256,11 @@ public:
     std::lock_guard<std::mutex> guard(mutex);
     seeds[run].running = false;
     seeds[run].at = std::max(seeds[run].at, at);
-    if (++ended == seeds.size() && ran > 0)
+  }
+  /// The last line, once every thread has ended (whether the seeds finished, failed or never ran).
+  void close() {
+    std::lock_guard<std::mutex> guard(mutex);
+    if (ran > 0)
       draw(true);
   }
 
@@ -309,7 +314,6 @@ private:
   std::chrono::steady_clock::time_point begin;
   bool clockStarted = false;
   int64_t ran = 0, printedAt = 0;
-  size_t ended = 0;
 };
 
 /// What the engine is asked for: the run's network at its batch (with ranks, this process's
@@ -336,86 +340,28 @@ EngineRequest engineRequest(const TrainOptions &opt, int episodeLength) {
   return request;
 }
 
-/// `dopa train --seeds`: one run per seed in this process, `runsAtOnce` at a time on as many
-/// threads, each with its share of the OpenMP threads and of the memory, in --out/seed-<seed>.
-/// With --resume, a seed with a checkpoint continues it and one without starts. Each seed's run is
-/// the run `--seed <seed> --threads <its share>` makes, bit for bit.
-int runSeeds(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &taskOptions,
-             int episodeLength) {
-  namespace fs = std::filesystem;
-  const size_t n = opt.seeds.size();
-  const int total = omp_get_max_threads();
-  int atOnce = opt.runsAtOnce > 0 ? opt.runsAtOnce
-                                  : (opt.engine == "cuda" ? int(n) : std::min(int(n), total));
-  atOnce = std::max(1, std::min(atOnce, int(n)));
-  const int perRun = std::max(1, total / atOnce);
-  const long long memory = opt.maxMemory > 0 ? opt.maxMemory : availableMemoryBytes();
-  std::string seedList;
-  for (uint64_t s : opt.seeds)
-    seedList += (seedList.empty() ? "" : " ") + std::to_string(s);
-  printStderr("dopa train: " + opt.config.task + " task, " + opt.config.description + ", seeds " +
-              seedList + ": " + std::to_string(atOnce) + " at once, " + std::to_string(perRun) +
-              " thread" + (perRun > 1 ? "s" : "") + " each, batch " +
-              std::to_string(opt.config.batch) + ", " + std::to_string(opt.config.iterations) +
-              " iterations, engine " + opt.engine + "; folders " +
-              (fs::path(opt.config.outDir) / "seed-<seed>").string() + "\n");
-  SeedsProgress progress(n, opt.config.iterations);
-  std::vector<SeedRun> runs(n);
-  std::vector<int> codes(n, 0);
-  std::vector<char> skipped(n, 1); // (not vector<bool>: each thread writes its own seeds')
-  std::atomic<size_t> next{0};
-  std::atomic<bool> stop{false};
-  std::mutex engineMutex; // engines are made one at a time (the on-demand compiler's cache)
-  auto worker = [&] {
-    omp_set_num_threads(perRun); // this thread's OpenMP team: its share
-    for (size_t i; !stop && (i = next++) < n;) {
-      skipped[i] = 0;
-      TrainOptions o = opt;
-      o.seeds.clear();
-      o.config.seed = opt.seeds[i];
-      o.config.threads = perRun;
-      o.config.outDir =
-          (fs::path(opt.config.outDir) / ("seed-" + std::to_string(o.config.seed))).string();
-      o.resume = opt.resume && fs::exists(fs::path(o.config.outDir) / "checkpoint.st");
-      SeedRun &run = runs[i];
-      run.label = "seed " + std::to_string(o.config.seed) + ": ";
-      run.started = [&progress, i](int64_t at) { progress.started(i, at); };
-      run.progress = [&progress, i](const IterationLog &l) { progress.update(i, l); };
-      try { // (nothing may leave a thread: an exception would end the process)
-        EngineNetwork engine;
-        {
-          std::lock_guard<std::mutex> guard(engineMutex);
-          EngineRequest request = engineRequest(o, episodeLength);
-          request.maxMemory = std::max<long long>(1, memory / atOnce);
-          engine = makeEngineNetwork(request, "dopa train");
-        }
-        if (!engine.net) { // (the same for every seed: the others are not tried)
-          codes[i] = engine.exitCode;
-          stop = true;
-          continue;
-        }
-        codes[i] = trainOn(*engine.net, o, info, taskOptions, &run);
-      } catch (const std::exception &e) {
-        printError("dopa train", run.label + e.what());
-        codes[i] = 1;
-      }
-      progress.finished(i, run.log.empty() ? 0 : run.log.back().iteration + 1);
-    }
-  };
-  std::vector<std::thread> threads;
-  threads.reserve(size_t(atOnce));
+/// The thread count seed checkpoint `path` records, or 0 (none recorded, no checkpoint, or one the
+/// resume will report as damaged).
+int recordedThreads(const std::string &path) {
   try {
-    for (int t = 0; t < atOnce; ++t)
-      threads.emplace_back(worker);
-  } catch (const std::system_error &e) { // the threads that started run every seed
-    if (threads.empty()) {
-      printError("dopa train", std::string("cannot start a thread for the seeds: ") + e.what());
-      return 1;
-    }
+    TensorFile f = readSafeTensors(path);
+    auto it = f.metadata.find("threads");
+    int v = 0;
+    if (it == f.metadata.end())
+      return 0;
+    auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+    return ec == std::errc() && end == it->second.data() + it->second.size() && v > 0 ? v : 0;
+  } catch (const std::exception &) {
+    return 0;
   }
-  for (std::thread &t : threads)
-    t.join();
-  // Every seed's outcome, the mean over the seeds that ran, and their curves in one picture.
+}
+
+/// Every seed's outcome on stdout, the mean over the seeds that ran, their curves in one picture
+/// (--out/learning_curves.png); the exit code: the first failure's, else 0.
+int reportSeeds(const TrainOptions &opt, const std::vector<SeedRun> &runs,
+                const std::vector<int> &codes, const std::vector<char> &skipped) {
+  namespace fs = std::filesystem;
+  const size_t n = runs.size();
   std::vector<std::pair<std::string, std::vector<IterationLog>>> curves;
   std::vector<double> finals;
   int code = 0;
@@ -451,6 +397,113 @@ int runSeeds(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &t
       plotLearningCurve(curves, png, opt.config.task + " task: " + opt.config.description))
     printStderr("dopa train: learning curves " + png + "\n");
   return code;
+}
+
+/// `dopa train --seeds`: one run per seed in this process, `runsAtOnce` at a time on as many
+/// threads, in --out/seed-<seed>. Each run gets its share of the OpenMP threads (a resumed seed
+/// keeps the count its checkpoint records: it sets the order of sums) and of --max-memory (the
+/// check before it allocates; --memory-budget is each executor's own). With --resume, a seed with
+/// a checkpoint continues it and one without starts. Each seed's run is the run `--seed <seed>
+/// --threads <its share>` makes, bit for bit.
+int runSeeds(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &taskOptions,
+             int episodeLength) {
+  namespace fs = std::filesystem;
+  const size_t n = opt.seeds.size();
+  const int total = omp_get_max_threads();
+  int atOnce = opt.runsAtOnce > 0 ? opt.runsAtOnce : std::min(int(n), total);
+  atOnce = std::max(1, std::min(atOnce, int(n)));
+  const int perRun = std::max(1, total / atOnce);
+  const long long memory = opt.maxMemory > 0 ? opt.maxMemory : availableMemoryBytes();
+  // The folder of the seeds' folders and of their common plot: one --seeds run at a time.
+  std::unique_ptr<RunLock> lock;
+  try {
+    lock = std::make_unique<RunLock>(opt.config.outDir);
+  } catch (const std::exception &e) {
+    printError("dopa train", e.what());
+    return 1;
+  }
+  std::string seedList;
+  for (uint64_t s : opt.seeds)
+    seedList += (seedList.empty() ? "" : " ") + std::to_string(s);
+  printStderr("dopa train: " + opt.config.task + " task, " + opt.config.description + ", seeds " +
+              seedList + ": " + std::to_string(atOnce) + " at once, " + std::to_string(perRun) +
+              " thread" + (perRun > 1 ? "s" : "") + " each, batch " +
+              std::to_string(opt.config.batch) + ", " + std::to_string(opt.config.iterations) +
+              " iterations, engine " + opt.engine + "; folders " +
+              (fs::path(opt.config.outDir) / "seed-<seed>").string() + "\n");
+  SeedsProgress progress(n, opt.config.iterations);
+  std::vector<SeedRun> runs(n);
+  std::vector<int> codes(n, 0);
+  std::vector<char> skipped(n, 1); // (not vector<bool>: each thread writes its own seeds')
+  std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false};
+  std::mutex engineMutex; // engines are made one at a time (the on-demand compiler's cache)
+  auto runSeed = [&](size_t i) {
+    SeedRun &run = runs[i];
+    TrainOptions o = opt;
+    o.seeds.clear();
+    o.config.seed = opt.seeds[i];
+    o.config.outDir =
+        (fs::path(opt.config.outDir) / ("seed-" + std::to_string(o.config.seed))).string();
+    std::string ckpt = (fs::path(o.config.outDir) / "checkpoint.st").string();
+    std::error_code ec;
+    o.resume = opt.resume && fs::exists(ckpt, ec);
+    int threads = perRun;
+    if (int had = o.resume ? recordedThreads(ckpt) : 0; had > 0 && had != perRun) {
+      threads = had;
+      printStderr("dopa train: " + run.label + "its checkpoint was written with " +
+                  std::to_string(had) + " thread" + (had > 1 ? "s" : "") +
+                  ", which it keeps (the thread count sets the order of sums)\n");
+    }
+    omp_set_num_threads(threads); // this thread's OpenMP team for this seed
+    o.config.threads = threads;
+    run.started = [&progress, i](int64_t at) { progress.started(i, at); };
+    run.progress = [&progress, i](const IterationLog &l) { progress.update(i, l); };
+    EngineNetwork engine;
+    {
+      std::lock_guard<std::mutex> guard(engineMutex);
+      EngineRequest request = engineRequest(o, episodeLength);
+      request.maxMemory = std::max<long long>(1, memory / atOnce);
+      engine = makeEngineNetwork(request, "dopa train");
+    }
+    if (!engine.net) { // (the same for every seed: the others are not tried)
+      stop = true;
+      return engine.exitCode;
+    }
+    return trainOn(*engine.net, o, info, taskOptions, &run);
+  };
+  auto worker = [&] {
+    // Nothing may leave a thread (an exception would end the process without a word).
+    for (size_t i; !stop && (i = next++) < n;) {
+      skipped[i] = 0;
+      runs[i].label = "seed " + std::to_string(opt.seeds[i]) + ": ";
+      try {
+        codes[i] = runSeed(i);
+      } catch (const std::exception &e) {
+        printError("dopa train", runs[i].label + e.what());
+        codes[i] = 1;
+      } catch (...) {
+        printError("dopa train", runs[i].label + "an unknown error");
+        codes[i] = 1;
+      }
+      progress.finished(i, runs[i].log.empty() ? 0 : runs[i].log.back().iteration + 1);
+    }
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(size_t(atOnce));
+  try {
+    for (int t = 0; t < atOnce; ++t)
+      threads.emplace_back(worker);
+  } catch (const std::exception &e) { // the threads that started run every seed
+    if (threads.empty()) {
+      printError("dopa train", std::string("cannot start a thread for the seeds: ") + e.what());
+      return 1;
+    }
+  }
+  for (std::thread &t : threads)
+    t.join();
+  progress.close();
+  return reportSeeds(opt, runs, codes, skipped);
 }
 
 } // namespace

@@ -239,7 +239,8 @@ bool tool::parseSeedList(const std::string &text, std::vector<uint64_t> &seeds,
       error = "more than " + std::to_string(kMaxSeeds) + " seeds in '" + text + "'";
       return false;
     }
-    for (uint64_t s = lo; s <= hi; ++s) {
+    for (uint64_t k = 0; k <= hi - lo; ++k) { // (not s <= hi: hi may be the largest uint64_t)
+      const uint64_t s = lo + k;
       if (!seen.insert(s).second) {
         error = "seed " + std::to_string(s) + " is given twice in '" + text + "'";
         return false;
@@ -277,13 +278,13 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
   a.seedsOpt = cmd->add_option("--seeds", a.seeds,
                                "Train one run per seed in this process, --runs-at-once of them at "
                                "a time, each in --out/seed-<seed>: --seeds 0-9 or 1,4,7 (a "
-                               "figure's seeds; on one GPU, without MPS)")
+                               "figure's seeds; on one GPU, each on its own CUDA stream)")
                    ->type_name("LIST");
   a.rlOnly.push_back(a.seedsOpt);
   a.rlOnly.push_back(
       cmd->add_option("--runs-at-once", o.runsAtOnce,
                       "With --seeds: runs at a time, the threads shared among them (default: "
-                      "one per thread; every seed with --engine cuda)"));
+                      "one per thread)"));
   a.lm.batchOpt = cmd->add_option("--batch", o.config.batch,
                                   "Episodes per iteration (--bs; default 30), or the language "
                                   "model's parallel streams (default 20)");

@@ -69,7 +69,13 @@ const Cublas &cublas() {
   return api;
 }
 
-/// A device buffer of T.
+/// Where an executor's launches go: the calling thread's default stream, named explicitly (the
+/// runtime is also compiled with CUDA_API_PER_THREAD_DEFAULT_STREAM, so the synchronous copies
+/// use it too). Executors driven by different host threads (dopa train --seeds) share the GPU.
+void *const kStream = static_cast<void *>(cudaStreamPerThread);
+
+/// A device buffer of T. It keeps its largest allocation (cudaFree waits for the whole device,
+/// every thread's work included).
 template <class T> class DeviceBuf {
 public:
   DeviceBuf() = default;
@@ -77,23 +83,26 @@ public:
   ~DeviceBuf() { cudaFree(ptr); }
   DeviceBuf(const DeviceBuf &) = delete;
   DeviceBuf &operator=(const DeviceBuf &) = delete;
-  DeviceBuf(DeviceBuf &&o) noexcept : ptr(o.ptr), count(o.count) {
+  DeviceBuf(DeviceBuf &&o) noexcept : ptr(o.ptr), count(o.count), capacity(o.capacity) {
     o.ptr = nullptr;
-    o.count = 0;
+    o.count = o.capacity = 0;
   }
   DeviceBuf &operator=(DeviceBuf &&o) noexcept {
     std::swap(ptr, o.ptr);
     std::swap(count, o.count);
+    std::swap(capacity, o.capacity);
     return *this;
   }
   void resize(size_t n) {
-    if (n == count)
+    if (n <= capacity) {
+      count = n;
       return;
+    }
     cudaFree(ptr);
     ptr = nullptr;
-    count = n;
-    if (n)
-      check(cudaMalloc(&ptr, n * sizeof(T)), "cudaMalloc");
+    count = capacity = 0;
+    check(cudaMalloc(&ptr, n * sizeof(T)), "cudaMalloc");
+    count = capacity = n;
   }
   void zero() {
     if (count)
@@ -105,7 +114,7 @@ public:
 
 private:
   T *ptr = nullptr;
-  size_t count = 0;
+  size_t count = 0, capacity = 0;
 };
 
 template <class T> void toDevice(T *dst, const T *src, size_t n) {
@@ -332,14 +341,15 @@ template <class T> void CudaExecutor<T>::step(const T *const *inputs, T *const *
     std::copy_n(inputs[k], B * m.inputNumel[k], stageIn + at);
     at += B * m.inputNumel[k];
   }
-  check(cudaMemcpyAsync(rec.data(), stageIn, size_t(at) * sizeof(T), cudaMemcpyHostToDevice),
+  check(cudaMemcpyAsync(rec.data(), stageIn, size_t(at) * sizeof(T), cudaMemcpyHostToDevice,
+                        cudaStreamPerThread),
         "cudaMemcpyAsync H2D");
   BatchArgs<T> a = m.args(B, rec.data());
   a.state = m.cur.data();
   a.next = m.next.data();
   m.savedScratch.resize(size_t(B * m.saved)); // recomputed in the backward, not kept
   a.saved = m.savedScratch.data();
-  m.fwd(a, nullptr);
+  m.fwd(a, kStream);
   check(cudaGetLastError(), "forward kernel launch");
   int64_t outTotal = 0;
   for (int64_t n : m.outputNumel)
@@ -414,7 +424,7 @@ void CudaExecutor<T>::backward(const T *const *const *outputGrads,
       a.state = m.segStates.data() + r * B * S;
       a.next = m.segStates.data() + (r + 1) * B * S;
       a.saved = m.segSaved.data() + r * B * m.saved;
-      m.fwd(a, nullptr);
+      m.fwd(a, kStream);
     }
     for (int step = to - 1; step >= from; --step) {
       int r = step - from;
@@ -427,7 +437,7 @@ void CudaExecutor<T>::backward(const T *const *const *outputGrads,
       a.gradNext = gNext;
       a.gradPrev = gPrev;
       a.record = m.record ? m.records.data() + int64_t(step) * B * m.record : nullptr;
-      m.bwd(a, nullptr);
+      m.bwd(a, kStream);
       std::swap(gNext, gPrev);
     }
     check(cudaGetLastError(), "backward kernel launch");

@@ -289,8 +289,8 @@ private:
     int step = 0;
   };
   /// Record the next step for every element: the prologue at the start, its outer checkpoint
-  /// (the state buffer swapped in), its tape entry with a copy of `inputs` (left for the caller
-  /// when null), room in the readouts' inputs. Every allocation comes before the swap.
+  /// (the state buffer swapped in), its tape entry with a copy of `inputs`, room in the readouts'
+  /// inputs. Every allocation comes before the swap.
   RecordedStep recordStep(const T *const *inputs);
   /// Element b's input and output pointers for step s (a batched readout's output: its input X).
   void elementPointers(const RecordedStep &s, int b, T *const *outputs, const T **in, T **out);

@@ -56,7 +56,8 @@ public:
   /// Keep the states every k steps (0: only the episode's start; the backward replays the
   /// whole episode, storing everything, which fits a GPU at the paper's sizes).
   void setCheckpointEvery(int k) { checkpointEvery = k; }
-  /// Wait for the device and report the first error (kernel launches are asynchronous).
+  /// Wait for this executor's work and report the first error (kernel launches are asynchronous).
+  /// The work goes to the calling thread's default stream: drive an executor from one thread.
   void synchronize();
 
 private:
