@@ -14,6 +14,7 @@
 #include <climits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -144,23 +145,20 @@ template <class T> struct GeneratedExecutor<T>::Impl {
 
   explicit Impl(const GeneratedSpec &s)
       : spec(s), S(s.stateNumel), saved(s.savedNumel), scratch(s.scratchNumel) {
-    if constexpr (std::is_same_v<T, float>) {
-      fwd = s.forwardFloat;
-      bwd = s.backwardFloat;
-      rep = s.replayFloat;
-      fwdStages = s.forwardStagesFloat;
-      bwdStages = s.backwardStagesFloat;
-      proFwd = s.prologueForwardFloat;
-      proBwd = s.prologueBackwardFloat;
-    } else {
-      fwd = s.forwardDouble;
-      bwd = s.backwardDouble;
-      rep = s.replayDouble;
-      fwdStages = s.forwardStagesDouble;
-      bwdStages = s.backwardStagesDouble;
-      proFwd = s.prologueForwardDouble;
-      proBwd = s.prologueBackwardDouble;
-    }
+    // The spec's function of this precision: `f` for float, `d` for double.
+    auto pick = [](auto f, auto d) {
+      if constexpr (std::is_same_v<T, float>)
+        return f;
+      else
+        return d;
+    };
+    fwd = pick(s.forwardFloat, s.forwardDouble);
+    bwd = pick(s.backwardFloat, s.backwardDouble);
+    rep = pick(s.replayFloat, s.replayDouble);
+    fwdStages = pick(s.forwardStagesFloat, s.forwardStagesDouble);
+    bwdStages = pick(s.backwardStagesFloat, s.backwardStagesDouble);
+    proFwd = pick(s.prologueForwardFloat, s.prologueForwardDouble);
+    proBwd = pick(s.prologueBackwardFloat, s.prologueBackwardDouble);
     if (!s.replayFloat || !s.replayDouble) // both or neither (the plan's layoutOf counts so)
       rep = nullptr;
     if (!proFwd != !proBwd)
