@@ -6,6 +6,8 @@
 // with the running reward and the ETA, writes log.csv and checkpoint.st to --out (atomically),
 // resumes bit-exactly with --resume, and draws learning_curve.png with gnuplot at the end. The run
 // holds a lock on --out (RunLock) from before it reads or writes anything there until it ends.
+// With --seeds, one such run per seed in this process, several at a time on their own threads
+// (runSeeds), each in --out/seed-<seed>, with one progress line and one plot for all.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
