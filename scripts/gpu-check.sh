@@ -126,6 +126,16 @@ note "fastest policy that passed the gpu tests (modul): ${best:-none} ($bestTime
 [ -n "$best" ] && [ "$best" != auto ] &&
   export DOPA_CUDA_BARRIER=${best%%:*} DOPA_CUDA_SPLITS=$([ "$best" != "${best%%:*}" ] && echo "${best#*:}")
 
+# together N WHAT LOG...: the logs of N runs that ran at once: seconds per iteration each
+# (iterations 5 on) and iterations per second together.
+together() {
+  local n=$1 what=$2
+  shift 2
+  cat "$@" 2> /dev/null | awk -F, -v n="$n" -v what="$what" '$1 ~ /^[0-9]+$/ && $1 >= 5 {c++; s += $5} END {
+    if (c) printf "%d %s: %.4f s/iteration each, %.1f iterations/s together", n, what, s / c, n * c / s
+    else printf "%d %s: FAILED (no logs)", n, what}'
+}
+
 # speeds LABEL: cue-reward modul --engine cuda at batch 30, 1 and 2 ranks, then 1 and 4 independent
 # runs at once (a process each), seconds per iteration from log.csv (iterations 5 on).
 speeds() {
@@ -146,10 +156,7 @@ speeds() {
         --seed "$s" --out "/tmp/share-$n-$s" > /dev/null 2>&1 &
     done
     wait
-    note "$label: $(cat /tmp/share-$n-*/log.csv | awk -F, -v n=$n '$1 ~ /^[0-9]+$/ && $1 >= 5 {c++; s += $5} END {
-      if (c) printf "%d independent runs at once: %.4f s/iteration each, %.1f iterations/s together",
-        n, s / c, n * c / s
-      else printf "%d independent runs at once: FAILED (no logs)", n}')"
+    note "$label: $(together "$n" "independent runs at once" /tmp/share-$n-*/log.csv)"
   done
 }
 
@@ -161,11 +168,10 @@ seedsInOneProcess() {
   rm -rf "$dir"
   timeout 240 "$bin/dopa" train cue-reward --variant modul --engine cuda --iters 40 --threads "$n" \
     --seeds "1-$n" --out "$dir" > "$logs/seeds_$n.log" 2>&1 || tail -5 "$logs/seeds_$n.log"
-  note "one GPU, no MPS: $(cat "$dir"/seed-*/log.csv 2> /dev/null | awk -F, -v n="$n" '$1 ~ /^[0-9]+$/ && $1 >= 5 {c++; s += $5} END {
-    if (c) printf "%d seeds in one process (--seeds): %.4f s/iteration each, %.1f iterations/s together",
-      n, s / c, n * c / s
-    else printf "%d seeds in one process (--seeds): FAILED (no logs)", n}')"
-  if [ -s /tmp/share-1-1/log.csv ] && ! diff -q <(cut -d, -f1-4 /tmp/share-1-1/log.csv) \
+  note "one GPU, no MPS: $(together "$n" "seeds in one process (--seeds)" "$dir"/seed-*/log.csv)"
+  if [ ! -s /tmp/share-1-1/log.csv ]; then
+    note "--seeds 1-$n against the separate run of seed 1: SKIP (that run left no log)"
+  elif ! diff -q <(cut -d, -f1-4 /tmp/share-1-1/log.csv) \
     <(cut -d, -f1-4 "$dir/seed-1/log.csv" 2> /dev/null) > /dev/null; then
     failed "--seeds 1-$n: seed 1's log differs from the separate run of seed 1"
   fi

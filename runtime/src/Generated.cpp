@@ -312,36 +312,11 @@ void GeneratedExecutor<T>::forward(int steps, const T *const *const *inputs,
   for (int t = 0; t < steps; ++t)
     checkIndexInputs(netInfo, genSpec.inputRows, inputs[t], B);
   int first = numSteps;
-  Impl &m = *impl;
-  if (m.stageMajor || steps < 2) {
+  if (impl->stageMajor)
     for (int t = 0; t < steps; ++t)
       stepKernels(inputs[t], outputs[t]);
-  } else {
-    // Element-major: every step is recorded first (its buffers fixed, the checkpoints swapped in
-    // as the steps would), then each thread runs its elements' whole window, element after
-    // element, so that an element's traces stay in the thread's cache from step to step instead
-    // of leaving it while the other elements step. The same kernels on the same blocks as step
-    // after step: the same values.
-    m.prepareThreads();
-    m.reserveReadouts(int64_t(first) + steps, first, B);
-    std::vector<RecordedStep> window;
-    window.reserve(size_t(steps));
-    auto run = [&] {
-      const int n = int(window.size()), batch = B;
-#pragma omp parallel for schedule(static) if (batch > 1)
-      for (int b = 0; b < batch; ++b)
-        for (int t = 0; t < n; ++t)
-          runElementStep(window[size_t(t)], b, outputs[t]);
-    };
-    try {
-      for (int t = 0; t < steps; ++t)
-        window.push_back(recordStep(inputs[t]));
-    } catch (...) {
-      run(); // the steps recorded before the failure are complete, as step() calls would leave them
-      throw;
-    }
-    run();
-  }
+  else
+    runElementMajor(steps, inputs, outputs);
   // The batched readouts of all the steps at once: W is read once, not once per step.
   for (int r = 0; r < genSpec.numReadouts && steps > 0; ++r) {
     const BatchedReadout &ro = genSpec.readouts[r];
@@ -360,6 +335,35 @@ void GeneratedExecutor<T>::forward(int steps, const T *const *const *inputs,
     for (int t = 0; t < steps; ++t)
       std::copy(y.data() + t * per, y.data() + (t + 1) * per, outputs[t][k]);
   }
+}
+
+template <class T>
+void GeneratedExecutor<T>::runElementMajor(int steps, const T *const *const *inputs,
+                                           T *const *const *outputs) {
+  // Every step is recorded first (its buffers fixed, the checkpoints swapped in as the steps
+  // would), then each thread runs its elements' whole window, element after element, so that an
+  // element's traces stay in the thread's cache from step to step instead of leaving it while the
+  // other elements step. The same kernels on the same blocks as step after step: the same values.
+  Impl &m = *impl;
+  m.prepareThreads();
+  m.reserveReadouts(int64_t(numSteps) + steps, numSteps, B);
+  std::vector<RecordedStep> window;
+  window.reserve(size_t(steps));
+  auto run = [&] {
+    const int n = int(window.size()), batch = B;
+#pragma omp parallel for schedule(static) if (batch > 1)
+    for (int b = 0; b < batch; ++b)
+      for (int t = 0; t < n; ++t)
+        runElementStep(window[size_t(t)], b, outputs[t]);
+  };
+  try {
+    for (int t = 0; t < steps; ++t)
+      window.push_back(recordStep(inputs[t]));
+  } catch (...) {
+    run(); // the steps recorded before the failure are complete, as step() calls would leave them
+    throw;
+  }
+  run();
 }
 
 template <class T>
@@ -454,15 +458,11 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
   Impl &m = *impl;
   // Integer inputs index tables: check them here, outside the parallel region.
   checkIndexInputs(netInfo, genSpec.inputRows, inputs, B);
-  int batch = B;
   if (!m.stageMajor) {
-    m.prepareThreads();
-    const RecordedStep s = recordStep(inputs);
-#pragma omp parallel for schedule(static) if (batch > 1)
-    for (int b = 0; b < batch; ++b)
-      runElementStep(s, b, outputs);
+    runElementMajor(1, &inputs, &outputs);
     return;
   }
+  int batch = B;
   // Stage-major: every element's buffers and (at a recording's start: the parameters are fixed
   // until it ends) the batched products' packed weights, before the step is recorded.
   m.prepareElements(batch);

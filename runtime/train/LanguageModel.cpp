@@ -10,6 +10,7 @@
 #include "dopa/runtime/FileIO.h"
 #include "dopa/train/Fnv1a.h"
 #include "dopa/train/Optim.h"
+#include "dopa/train/Plot.h"
 #include "dopa/train/Task.h"
 #include "dopa/train/Trainer.h"
 
@@ -732,10 +733,6 @@ std::string LanguageModelTrainer::stateDigest() const {
 
 bool dopa::plotPerplexity(const std::vector<EpochLog> &epochs, const std::string &pngPath,
                           const std::string &title) {
-  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
-    std::fprintf(stderr, "dopa: gnuplot not found; no plot written (epochs.csv has the data)\n");
-    return false;
-  }
   fs::path dir = fs::path(pngPath).parent_path();
   std::string data = (dir / ".perplexity.csv").string();
   {
@@ -744,16 +741,13 @@ bool dopa::plotPerplexity(const std::vector<EpochLog> &epochs, const std::string
       out << e.epoch << "," << e.trainPerplexity << "," << e.validPerplexity << "\n";
   }
   std::ostringstream script;
-  script << "set terminal pngcairo size 960,540 font 'DejaVu Sans,11'\n"
-         << "set output '" << pngPath << "'\n"
-         << "set title '" << title << "'\nset xlabel 'epoch'\nset ylabel 'perplexity'\n"
+  script << "set title " << gnuplotQuoted(title)
+         << "\nset xlabel 'epoch'\nset ylabel 'perplexity'\n"
          << "set logscale y\nset key right top\nset grid\nset datafile separator ','\n"
-         << "plot '" << data << "' using 1:3 with linespoints lw 2 title 'validation', '" << data
-         << "' using 1:2 with linespoints lw 1 dt 2 title 'training'\n";
-  std::string scriptPath = (dir / ".perplexity.gp").string();
-  std::ofstream(scriptPath) << script.str();
-  bool ok = std::system(("gnuplot '" + scriptPath + "'").c_str()) == 0;
-  fs::remove(scriptPath);
+         << "plot " << gnuplotQuoted(data)
+         << " using 1:3 with linespoints lw 2 title 'validation', " << gnuplotQuoted(data)
+         << " using 1:2 with linespoints lw 1 dt 2 title 'training'\n";
+  bool ok = runGnuplot(script.str(), pngPath, "epochs.csv");
   fs::remove(data);
   return ok;
 }

@@ -1,8 +1,8 @@
 //===- Trainer.cpp - Meta-training on an episodic task with A2C ---------===//
 //
 // Implements the training loop, checkpoints (safetensors with a version, a configuration
-// fingerprint and an FNV-1a checksum, written atomically), the run-folder lock and the gnuplot
-// learning curve.
+// fingerprint and an FNV-1a checksum, written atomically), the run-folder lock and the
+// learning curve (its gnuplot script; Plot.cpp runs it).
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/train/Trainer.h"
@@ -10,6 +10,7 @@
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/CueReward.h"
 #include "dopa/train/Fnv1a.h"
+#include "dopa/train/Plot.h"
 
 #include <omp.h>
 
@@ -640,23 +641,9 @@ bool dopa::plotLearningCurve(
     const std::vector<std::pair<std::string, std::vector<IterationLog>>> &runs,
     const std::string &pngPath, const std::string &title) {
   namespace fs = std::filesystem;
-  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
-    std::fprintf(stderr, "dopa: gnuplot not found; no plot written (log.csv has the data)\n");
-    return false;
-  }
   fs::path dir = fs::path(pngPath).parent_path();
-  // A gnuplot string in single quotes: a quote inside is doubled (a path or a spec's name may
-  // hold one).
-  auto quoted = [](const std::string &text) {
-    std::string q = "'";
-    for (char c : text)
-      q += c == '\'' ? std::string("''") : std::string(1, c);
-    return q + "'";
-  };
   std::ostringstream script;
-  script << "set terminal pngcairo noenhanced size 960,540 font 'DejaVu Sans,11'\n"
-         << "set output " << quoted(pngPath) << "\n"
-         << "set title " << quoted(title) << "\nset xlabel 'iteration (batch of episodes)'\n"
+  script << "set title " << gnuplotQuoted(title) << "\nset xlabel 'iteration (batch of episodes)'\n"
          << "set ylabel 'mean reward per episode (moving average of 20 iterations)'\n"
          << "set key left top\nset grid\n"
          << "set datafile separator ','\nplot ";
@@ -673,34 +660,11 @@ bool dopa::plotLearningCurve(
       out << log[k].iteration << "," << log[k].meanReward << "," << sum / double(k - from + 1)
           << "\n";
     }
-    script << (i ? ", " : "") << quoted(data) << " using 1:3 with lines lw 2 title "
-           << quoted(runs[i].first);
+    script << (i ? ", " : "") << gnuplotQuoted(data) << " using 1:3 with lines lw 2 title "
+           << gnuplotQuoted(runs[i].first);
   }
   script << "\n";
-  std::string scriptPath = (dir / ".curve.gp").string();
-  std::ofstream(scriptPath) << script.str();
-  // gnuplot's warnings (an empty y range, for a curve that is flat so far) are noise next to a
-  // progress line: its messages are shown only when it fails.
-  std::string errPath = (dir / ".curve.err").string();
-  // (The shell's single quotes: a quote inside ends them, is escaped, and opens them again.)
-  auto shellQuoted = [](const std::string &text) {
-    std::string q = "'";
-    for (char c : text)
-      q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-  };
-  bool ok =
-      std::system(("gnuplot " + shellQuoted(scriptPath) + " 2> " + shellQuoted(errPath)).c_str()) ==
-      0;
-  if (!ok) {
-    std::ifstream err(errPath);
-    std::string line, text;
-    while (std::getline(err, line))
-      text += "  " + line + "\n";
-    std::fprintf(stderr, "dopa: gnuplot could not draw %s:\n%s", pngPath.c_str(), text.c_str());
-  }
-  fs::remove(errPath);
-  fs::remove(scriptPath);
+  bool ok = runGnuplot(script.str(), pngPath, "log.csv");
   for (size_t i = 0; i < runs.size(); ++i)
     fs::remove(dir / (".curve-" + std::to_string(i) + ".csv"));
   return ok;

@@ -24,7 +24,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -348,20 +347,17 @@ int recordedThreads(const std::string &path) {
   try {
     TensorFile f = readSafeTensors(path);
     auto it = f.metadata.find("threads");
-    int v = 0;
-    if (it == f.metadata.end())
-      return 0;
-    auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
-    return ec == std::errc() && end == it->second.data() + it->second.size() && v > 0 ? v : 0;
+    return it == f.metadata.end() ? 0 : int(metadataCount(it->second, path, "threads"));
   } catch (const std::exception &) {
     return 0;
   }
 }
 
 /// Every seed's outcome on stdout, the mean over the seeds that ran, their curves in one picture
-/// (--out/learning_curves.png); the exit code: the first failure's, else 0.
+/// (--out/learning_curves.png); the exit code: the first failure's, else 0. The seeds from `taken`
+/// on were not run (the engine could not be made).
 int reportSeeds(const TrainOptions &opt, const std::vector<SeedRun> &runs,
-                const std::vector<int> &codes, const std::vector<char> &skipped) {
+                const std::vector<int> &codes, size_t taken) {
   namespace fs = std::filesystem;
   const size_t n = runs.size();
   std::vector<std::pair<std::string, std::vector<IterationLog>>> curves;
@@ -369,12 +365,13 @@ int reportSeeds(const TrainOptions &opt, const std::vector<SeedRun> &runs,
   int code = 0;
   for (size_t i = 0; i < n; ++i) {
     std::string name = "seed " + std::to_string(opt.seeds[i]);
-    if (skipped[i] || codes[i] != 0) {
+    const bool skipped = i >= taken;
+    if (skipped || codes[i] != 0) {
       printStdout(name + ": " +
-                  (skipped[i] ? std::string("not run")
-                              : "failed (exit code " + std::to_string(codes[i]) + ")") +
+                  (skipped ? std::string("not run")
+                           : "failed (exit code " + std::to_string(codes[i]) + ")") +
                   "\n");
-      code = code ? code : (skipped[i] ? 1 : codes[i]);
+      code = code ? code : (skipped ? 1 : codes[i]);
       continue;
     }
     const std::vector<IterationLog> &log = runs[i].log;
@@ -436,8 +433,7 @@ int runSeeds(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &t
   SeedsProgress progress(n, opt.config.iterations);
   std::vector<SeedRun> runs(n);
   std::vector<int> codes(n, 0);
-  std::vector<char> skipped(n, 1); // (not vector<bool>: each thread writes its own seeds')
-  std::atomic<size_t> next{0};
+  std::atomic<size_t> next{0}; // the seeds are taken in order: [0, min(next, n)) were run
   std::atomic<bool> stop{false};
   std::mutex engineMutex; // engines are made one at a time (the on-demand compiler's cache)
   auto runSeed = [&](size_t i) {
@@ -477,7 +473,6 @@ int runSeeds(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &t
   auto worker = [&] {
     // Nothing may leave a thread (an exception would end the process without a word).
     for (size_t i; !stop && (i = next++) < n;) {
-      skipped[i] = 0;
       runs[i].label = "seed " + std::to_string(opt.seeds[i]) + ": ";
       try {
         codes[i] = runSeed(i);
@@ -505,7 +500,7 @@ int runSeeds(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &t
   for (std::thread &t : threads)
     t.join();
   progress.close();
-  return reportSeeds(opt, runs, codes, skipped);
+  return reportSeeds(opt, runs, codes, std::min<size_t>(next, n));
 }
 
 } // namespace

@@ -264,8 +264,7 @@ CudaExecutor<T>::CudaExecutor(const CudaSpec &spec)
   m.params.resize(netInfo.numParams);
   m.grads.resize(netInfo.numParams);
   check(cublas().create(&m.blas), "cublasCreate");
-  // The calling thread's stream, as every launch and copy here (see synchronize()).
-  check(cublas().setStream(m.blas, cudaStreamPerThread), "cublasSetStream");
+  check(cublas().setStream(m.blas, cudaStreamPerThread), "cublasSetStream"); // (kStream)
 }
 
 template <class T> CudaExecutor<T>::~CudaExecutor() {
@@ -273,9 +272,7 @@ template <class T> CudaExecutor<T>::~CudaExecutor() {
     cublas().destroy(impl->blas);
 }
 
-// Every launch, copy and cuBLAS call of an executor goes to its thread's default stream (the
-// runtime is compiled with CUDA_API_PER_THREAD_DEFAULT_STREAM): executors driven by different
-// host threads (dopa train --seeds) run side by side on one GPU, and one waits for its own work.
+// The calling thread's stream only (kStream): other threads' executors keep running.
 template <class T> void CudaExecutor<T>::synchronize() {
   check(cudaStreamSynchronize(cudaStreamPerThread), "kernel execution");
 }

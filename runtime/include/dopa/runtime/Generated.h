@@ -279,6 +279,9 @@ private:
   /// One step's kernels for every element: all outputs but the batched readouts' (whose inputs
   /// are kept in readoutX); records the step.
   void stepKernels(const T *const *inputs, T *const *outputs);
+  /// `steps` steps in element-major order: recordStep() for each, then each element's whole window
+  /// on one thread (runElementStep); the index inputs are checked by the caller.
+  void runElementMajor(int steps, const T *const *const *inputs, T *const *const *outputs);
   /// A step recorded and not yet run: where its elements read their states (from) and write them
   /// (cur, in place; next otherwise), its tape (the batch's inputs, then the replay's records),
   /// its index.
