@@ -88,6 +88,61 @@ const StoredTensor *TensorFile::find(const std::string &name) const {
   return nullptr;
 }
 
+/// Throws unless a header of `headerLen` bytes fits in a file of `fileSize` bytes (and is sane).
+static void checkHeaderLength(uint64_t headerLen, size_t fileSize, const std::string &path) {
+  if (headerLen > fileSize - 8 || headerLen > (uint64_t(100) << 20))
+    throw DataError(path + ": header: header length " + std::to_string(headerLen) +
+                    " does not fit in the file (truncated or not a safetensors file)");
+}
+
+/// The header's JSON object; throws naming the file when it is not one.
+static nlohmann::json parseHeader(const std::string &text, const std::string &path) {
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception &e) {
+    throw DataError(path + ": header: invalid JSON: " + e.what());
+  }
+  if (!header.is_object())
+    throw DataError(path + ": header: is not a JSON object");
+  return header;
+}
+
+/// The "__metadata__" entry as a map of strings; throws naming the field when it is not one.
+static std::map<std::string, std::string> metadataOf(const nlohmann::json &entry,
+                                                     const std::string &path) {
+  if (!entry.is_object())
+    throw DataError(path + ": __metadata__: must be an object of strings");
+  std::map<std::string, std::string> metadata;
+  for (auto m = entry.begin(); m != entry.end(); ++m) {
+    if (!m->is_string())
+      throw DataError(path + ": __metadata__." + m.key() + ": must be a string");
+    metadata[m.key()] = m->get<std::string>();
+  }
+  return metadata;
+}
+
+std::map<std::string, std::string> dopa::readSafeTensorsMetadata(const std::string &path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in)
+    throw DataError(path + ": cannot open: " + std::strerror(errno));
+  auto fileSize = size_t(in.tellg());
+  if (fileSize < 8)
+    throw DataError(path + ": header: file is " + std::to_string(fileSize) +
+                    " bytes, too short for the 8-byte header length");
+  uint8_t len[8];
+  in.seekg(0);
+  in.read(reinterpret_cast<char *>(len), 8);
+  uint64_t headerLen = load<uint64_t>(len);
+  checkHeaderLength(headerLen, fileSize, path);
+  std::string text(headerLen, '\0');
+  if (!in.read(text.data(), std::streamsize(headerLen)))
+    throw DataError(path + ": header: cannot read " + std::to_string(headerLen) + " bytes");
+  nlohmann::json header = parseHeader(text, path);
+  auto it = header.find("__metadata__");
+  return it == header.end() ? std::map<std::string, std::string>{} : metadataOf(*it, path);
+}
+
 TensorFile dopa::readSafeTensors(const std::string &path) {
   auto fail = [&](const std::string &where, const std::string &msg) -> DataError {
     return DataError(path + (where.empty() ? "" : ": " + where) + ": " + msg);
@@ -100,30 +155,15 @@ TensorFile dopa::readSafeTensors(const std::string &path) {
     throw fail("header", "file is " + std::to_string(data.size()) +
                              " bytes, too short for the 8-byte header length");
   uint64_t headerLen = load<uint64_t>(reinterpret_cast<const uint8_t *>(data.data()));
-  if (headerLen > data.size() - 8 || headerLen > (uint64_t(100) << 20))
-    throw fail("header", "header length " + std::to_string(headerLen) +
-                             " does not fit in the file (truncated or not a safetensors file)");
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(data.begin() + 8, data.begin() + 8 + long(headerLen));
-  } catch (const nlohmann::json::exception &e) {
-    throw fail("header", std::string("invalid JSON: ") + e.what());
-  }
-  if (!header.is_object())
-    throw fail("header", "is not a JSON object");
+  checkHeaderLength(headerLen, data.size(), path);
+  nlohmann::json header = parseHeader(data.substr(8, headerLen), path);
   size_t dataStart = 8 + headerLen, dataSize = data.size() - dataStart;
   TensorFile file;
   std::vector<std::pair<uint64_t, uint64_t>> extents;
   for (auto it = header.begin(); it != header.end(); ++it) {
     const std::string &name = it.key();
     if (name == "__metadata__") {
-      if (!it->is_object())
-        throw fail("__metadata__", "must be an object of strings");
-      for (auto m = it->begin(); m != it->end(); ++m) {
-        if (!m->is_string())
-          throw fail("__metadata__." + m.key(), "must be a string");
-        file.metadata[m.key()] = m->get<std::string>();
-      }
+      file.metadata = metadataOf(*it, path);
       continue;
     }
     const nlohmann::json &entry = *it;

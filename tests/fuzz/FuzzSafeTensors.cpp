@@ -2,7 +2,8 @@
 //
 // Checkpoints, parameters and data arrive as safetensors files from users and other tools. Any
 // byte string must either load or raise DataError: never crash, hang, over-allocate or read out of
-// bounds. Loaded files are also checked against a parameter list, as `dopa grad` does.
+// bounds; the same holds for the metadata-only reader. Loaded files are also checked against a
+// parameter list, as `dopa grad` does.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/Network.h"
@@ -18,6 +19,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char *>(data), std::streamsize(size));
+  }
+  try {
+    (void)dopa::readSafeTensorsMetadata(path);
+  } catch (const dopa::DataError &) {
+    // Likewise for the metadata-only reader.
   }
   try {
     dopa::TensorFile file = dopa::readSafeTensors(path);

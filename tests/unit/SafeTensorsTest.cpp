@@ -122,6 +122,52 @@ TEST_CASE("corrupt safetensors files are rejected with the file and field named"
   }
 }
 
+TEST_CASE("the metadata alone is read from the header, with the header's errors") {
+  std::string path = tempPath("meta.st");
+  float f[2] = {1, 2};
+  TensorFile file;
+  file.tensors.push_back(StoredTensor::fromFloat("w", {2}, f));
+  file.metadata["threads"] = "3";
+  writeSafeTensors(path, file);
+  CHECK(readSafeTensorsMetadata(path) == std::map<std::string, std::string>{{"threads", "3"}});
+  auto metadataError = [&] {
+    try {
+      readSafeTensorsMetadata(path);
+    } catch (const DataError &e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  SUBCASE("no metadata") {
+    writeRaw(path, R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})", "1234");
+    CHECK(readSafeTensorsMetadata(path).empty());
+  }
+  SUBCASE("too short") {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << "abc";
+    CHECK(metadataError().find("too short") != std::string::npos);
+  }
+  SUBCASE("header length beyond the file") {
+    writeRaw(path, "{}", "");
+    std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+    uint64_t huge = 1 << 20;
+    out.write(reinterpret_cast<const char *>(&huge), 8);
+    out.close();
+    CHECK(metadataError().find("does not fit in the file") != std::string::npos);
+  }
+  SUBCASE("invalid JSON") {
+    writeRaw(path, "{\"w\": ", "");
+    CHECK(metadataError().find("invalid JSON") != std::string::npos);
+  }
+  SUBCASE("a metadata value that is not a string") {
+    writeRaw(path, R"({"__metadata__": {"threads": 3}})", "");
+    CHECK(metadataError().find("__metadata__.threads: must be a string") != std::string::npos);
+  }
+  SUBCASE("missing file") {
+    path = tempPath("does-not-exist.st");
+    CHECK(metadataError().find("cannot open") != std::string::npos);
+  }
+}
+
 TEST_CASE("a failed write leaves the previous file intact and no temporary behind") {
   std::string path = tempPath("keep.st");
   float one = 1;

@@ -345,9 +345,9 @@ EngineRequest engineRequest(const TrainOptions &opt, int episodeLength) {
 /// resume will report as damaged).
 int recordedThreads(const std::string &path) {
   try {
-    TensorFile f = readSafeTensors(path);
-    auto it = f.metadata.find("threads");
-    return it == f.metadata.end() ? 0 : int(metadataCount(it->second, path, "threads"));
+    std::map<std::string, std::string> metadata = readSafeTensorsMetadata(path);
+    auto it = metadata.find("threads");
+    return it == metadata.end() ? 0 : int(metadataCount(it->second, path, "threads"));
   } catch (const std::exception &) {
     return 0;
   }

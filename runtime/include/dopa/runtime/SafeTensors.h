@@ -48,6 +48,10 @@ struct TensorFile {
 /// Read and validate a safetensors file. Throws DataError naming the file and the offending field.
 TensorFile readSafeTensors(const std::string &path);
 
+/// Only the header's "__metadata__" (empty when there is none), read without the tensors' data:
+/// the header is validated as JSON and the metadata as strings; the tensors are not checked.
+std::map<std::string, std::string> readSafeTensorsMetadata(const std::string &path);
+
 /// Write with writeFileAtomically (FileIO.h): a regular file is replaced through a flushed
 /// temporary renamed over it, so an interrupted write never leaves a truncated file behind; a link,
 /// device or FIFO is never replaced. Throws DataError (FileWriteError) on I/O errors.
