@@ -32,7 +32,9 @@ ldd build-dev/bin/dopa | awk '/=> \// {print $3}' | { grep -E 'lib(mpi_cxx|cudar
 tar -C / -czf .gpu-bundle/mpi/root.tar.gz usr/bin/orterun usr/bin/orted usr/bin/mpirun \
   usr/lib/x86_64-linux-gnu/openmpi usr/lib/x86_64-linux-gnu/pmix2 usr/share/openmpi \
   etc/openmpi
-tar -C .gpu-bundle -czf .gpu-bundle.tar.gz bin lib mpi
+# xz with a dictionary larger than a binary: the three binaries share most of their bytes (every
+# network's kernels), which gzip's 32 KB window cannot see (30 MB with gzip, 14 with xz).
+tar -C .gpu-bundle -cf - bin lib mpi | xz -9 -T2 > .gpu-bundle.tar.xz
 rm -rf .gpu-bundle/bin .gpu-bundle/lib .gpu-bundle/mpi
-mv .gpu-bundle.tar.gz .gpu-bundle/bundle.tar.gz
+mv .gpu-bundle.tar.xz .gpu-bundle/bundle.tar.xz
 du -sh .gpu-bundle

@@ -8,17 +8,20 @@
 # dependencies from DOPA_HEADERS_DIR, which scripts/gpu-headers.sh prepares as .gpu-headers/).
 #
 # Then, each section under a time limit and logged to $OUT (or /tmp/gpu-check):
-#   1. for each launch policy (POLICIES: auto, the built-in choice, then DOPA_CUDA_BARRIER grid,
-#      block or cluster with DOPA_CUDA_SPLITS k), the gpu tests (generated CUDA against generated
-#      C++ for every example network) and the time of one cue-reward iteration; the fastest
-#      policy that passes is used for the rest;
+#   1. for each launch policy (POLICIES: auto, the built-in choice, then barrier[:splits][/threads]:
+#      DOPA_CUDA_BARRIER grid, block or cluster, DOPA_CUDA_SPLITS k, DOPA_CUDA_THREADS per block),
+#      the gpu tests (generated CUDA against generated C++ for every example network) and the time
+#      of one cue-reward iteration; the fastest policy that passes is used for the rest;
 #   2. mpi: `dopa train --engine cuda` with 2 ranks against 1 process, and resume across rank
 #      counts (tests/mpi/mpi_train.sh cuda); iteration times for 1 and 2 ranks on the one GPU and
-#      for 1 and 4 independent runs sharing it, without and with MPS, and for 4 and 10 seeds in
-#      one process (dopa train --seeds; seed 1 against its separate run) (SPEEDS=0 skips these);
+#      for 1 and 4 independent runs sharing it, without and with MPS (SPEEDS=0 skips these);
+#   seeds: 1, 4 and 10 seeds in one process (dopa train --seeds) under each of SEED_POLICIES
+#      (default: auto, block/256, block/512), seed 1 against its separate run;
 #   3. `dopa train --engine cuda` next to the C++ engine (same seed; rewards, seconds/iteration);
-#   4. one cue-reward iteration (B=30, H=200, T=120) of the generated CUDA, the generated C++ on
-#      this machine's cores and the PyTorch formulation on the GPU;
+#   4. one cue-reward iteration (B=30, H=200, T=120) of the generated CUDA (the backward's segments
+#      in one launch each, and launched per step: DOPA_CUDA_STEPWISE=1), the generated C++ on this
+#      machine's cores and the PyTorch formulation on the GPU;
+# SECTIONS (default "1 2 seeds 3 4") chooses among 2, seeds, 3 and 4 (section 1 always runs),
 # and a table last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +32,7 @@ jobs=${DOPA_JOBS:-$(nproc)}
 iters=${ITERS:-10}
 start=$(date +%s)
 section() { printf '\n== %s (%ds)\n' "$1" $(( $(date +%s) - start )); }
+wanted() { [[ " ${SECTIONS:-1 2 seeds 3 4} " == *" $1 "* ]]; } # the sections to run
 summary=()
 note() { summary+=("$1"); echo "$1"; echo "$1" >> "$out/notes.txt"; }
 fail=0 # the exit status: 1 when a check failed (the table is printed anyway)
@@ -43,9 +47,12 @@ grep -m1 "model name" /proc/cpuinfo
 section "tools"
 bin=""
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/usr/local/cuda/lib64
-if [ -f .gpu-bundle/bundle.tar.gz ]; then
+if [ -f .gpu-bundle/bundle.tar.xz ]; then
   rm -rf /tmp/dopa-bundle && mkdir -p /tmp/dopa-bundle/tests/gpu
-  tar -C /tmp/dopa-bundle -xzf .gpu-bundle/bundle.tar.gz
+  # tar's xz where the machine has one, else Python's
+  tar -C /tmp/dopa-bundle -xJf .gpu-bundle/bundle.tar.xz 2> /dev/null ||
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+      .gpu-bundle/bundle.tar.xz /tmp/dopa-bundle
   mv /tmp/dopa-bundle/bin/dopa_gpu_* /tmp/dopa-bundle/tests/gpu/
   launcher=$(mpirun --version 2>&1 | head -n 1)
   if [[ $launcher == *"Open MPI"* ]]; then
@@ -84,32 +91,38 @@ if [ -z "$bin" ]; then
 fi
 note "tools: $bin ($(( $(date +%s) - start )) s in)"
 
-# with POLICY (e.g. cluster:4, grid, block; auto: the built-in choice): run the rest of the line
-# with DOPA_CUDA_BARRIER and DOPA_CUDA_SPLITS set from it.
+# with POLICY (e.g. cluster:4, grid, block/256; auto: the built-in choice): run the rest of the
+# line with DOPA_CUDA_BARRIER, DOPA_CUDA_SPLITS and DOPA_CUDA_THREADS set from it (barrier[:splits]
+# [/threads per block]).
 with() {
   local policy=$1
   shift
+  local threads=""
+  if [[ $policy == */* ]]; then
+    threads=${policy#*/} policy=${policy%%/*}
+  fi
   if [ "$policy" = auto ]; then
-    env -u DOPA_CUDA_BARRIER -u DOPA_CUDA_SPLITS "$@"
+    env -u DOPA_CUDA_BARRIER -u DOPA_CUDA_SPLITS DOPA_CUDA_THREADS=$threads "$@"
     return
   fi
   local barrier=${policy%%:*} splits=""
   [ "$policy" != "$barrier" ] && splits=${policy#*:}
-  DOPA_CUDA_BARRIER=$barrier DOPA_CUDA_SPLITS=$splits "$@"
+  DOPA_CUDA_BARRIER=$barrier DOPA_CUDA_SPLITS=$splits DOPA_CUDA_THREADS=$threads "$@"
 }
 
 section "1. launch policies: gpu tests (CUDA against C++, every example) and timing"
 rows=()
 best="" bestTime=""
 for policy in ${POLICIES:-auto grid block cluster:8 cluster:4 cluster:2}; do
-  with "$policy" timeout 100 "$tests/dopa_gpu_tests" > "$logs/gpu_tests_${policy/:/}.log" 2>&1
+  tag=${policy//[:\/]/-}
+  with "$policy" timeout 100 "$tests/dopa_gpu_tests" > "$logs/gpu_tests_$tag.log" 2>&1
   rc=$?
   if [ "$rc" -ne 0 ]; then
-    tail -30 "$logs/gpu_tests_${policy/:/}.log"
+    tail -30 "$logs/gpu_tests_$tag.log"
     failed "gpu tests under $policy (exit $rc)"
   fi
   note "gpu tests, $policy: exit $rc; $(grep -E '^\[doctest\] (test cases|assertions)' \
-    "$logs/gpu_tests_${policy/:/}.log" | tr -s ' ' | tr '\n' ' ')"
+    "$logs/gpu_tests_$tag.log" | tr -s ' ' | tr '\n' ' ')"
   for variant in ${VARIANTS:-modul plastic rnn}; do
     line=$(with "$policy" timeout 30 "$tests/dopa_gpu_bench" "$variant" "$iters" cuda 2>> "$out/bench.log")
     echo "$line"
@@ -160,25 +173,41 @@ speeds() {
   done
 }
 
-# seedsInOneProcess N: cue-reward modul --engine cuda --seeds 1-N in one process (each seed's run on
-# its own thread and CUDA stream), seconds per iteration from the seeds' logs (iterations 5 on);
-# seed 1 must equal the separate run of seed 1 (speeds' /tmp/share-1-1) in its rewards and losses.
+# seedsInOneProcess N POLICY: cue-reward modul --engine cuda --seeds 1-N in one process (each
+# seed's run on its own thread and CUDA stream) under launch POLICY, seconds per iteration from the
+# seeds' logs (iterations 5 on). Seed 1 is compared with the separate run of seed 1 (speeds'
+# /tmp/share-1-1): the GPU's atomic sums make runs differ in the last bits, so iteration 0 must
+# agree (the same reward, loss and gradient norm within 1e-3) and the rest is reported.
 seedsInOneProcess() {
-  local n=$1 dir=/tmp/seeds-$1
+  local n=$1 policy=$2 dir=/tmp/seeds-$1-${2//[:\/]/-}
   rm -rf "$dir"
-  timeout 240 "$bin/dopa" train cue-reward --variant modul --engine cuda --iters 40 --threads "$n" \
-    --seeds "1-$n" --out "$dir" > "$logs/seeds_$n.log" 2>&1 || tail -5 "$logs/seeds_$n.log"
-  note "one GPU, no MPS: $(together "$n" "seeds in one process (--seeds)" "$dir"/seed-*/log.csv)"
+  with "$policy" timeout 240 "$bin/dopa" train cue-reward --variant modul --engine cuda --iters 40 \
+    --threads "$n" --seeds "1-$n" --out "$dir" > "$logs/seeds_$n.log" 2>&1 ||
+    tail -5 "$logs/seeds_$n.log"
+  note "one GPU, no MPS, $policy: $(together "$n" "seeds in one process (--seeds)" "$dir"/seed-*/log.csv)"
   if [ ! -s /tmp/share-1-1/log.csv ]; then
     note "--seeds 1-$n against the separate run of seed 1: SKIP (that run left no log)"
-  elif ! diff -q <(cut -d, -f1-4 /tmp/share-1-1/log.csv) \
-    <(cut -d, -f1-4 "$dir/seed-1/log.csv" 2> /dev/null) > /dev/null; then
-    failed "--seeds 1-$n: seed 1's log differs from the separate run of seed 1"
+  elif ! agreement=$(python3 - /tmp/share-1-1/log.csv "$dir/seed-1/log.csv" << 'EOF'
+import csv, sys
+a, b = ([r for r in csv.DictReader(open(p))] for p in sys.argv[1:3])
+if not a or not b:
+    sys.exit("no rows")
+rel = lambda k: abs(float(a[0][k]) - float(b[0][k])) / max(abs(float(a[0][k])), 1e-12)
+same = next((i for i, (x, y) in enumerate(zip(a, b)) if x["mean_reward"] != y["mean_reward"]), min(len(a), len(b)))
+print(f"iteration 0: loss {rel('loss'):.1e}, grad norm {rel('grad_norm'):.1e} apart; the same rewards for {same} of {min(len(a), len(b))} iterations")
+sys.exit(a[0]["mean_reward"] != b[0]["mean_reward"] or rel("loss") > 1e-3 or rel("grad_norm") > 1e-3)
+EOF
+  ); then
+    failed "--seeds 1-$n ($policy): seed 1 is not the separate run of seed 1: ${agreement:-no log}"
+  else
+    note "--seeds 1-$n ($policy), seed 1 against its separate run: $agreement"
   fi
 }
 
 section "2. mpi with the CUDA engine"
-if [ -z "${nompi:-}" ] && command -v mpirun > /dev/null; then
+if ! wanted 2; then
+  note "section 2: skipped (SECTIONS)"
+elif [ -z "${nompi:-}" ] && command -v mpirun > /dev/null; then
   mpirun --version 2>&1 | head -1
   DOPA_TEST_PYTHON=python3 timeout 300 bash tests/mpi/mpi_train.sh "$bin/dopa" "$root" \
     /tmp/mpi-cuda cuda > "$out/mpi_cuda.log" 2>&1
@@ -189,7 +218,6 @@ if [ -z "${nompi:-}" ] && command -v mpirun > /dev/null; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
   if [ "${SPEEDS:-1}" = 1 ]; then
     speeds "one GPU, no MPS"
-    for n in 4 10; do seedsInOneProcess "$n"; done
   fi
   if [ "${SPEEDS:-1}" != 1 ]; then
     note "speeds: skipped (SPEEDS=0)"
@@ -210,8 +238,19 @@ elif [ -z "${nompi:-}" ]; then
   note "mpi: no mpirun here and no bundle: SKIP"
 fi
 
+section "2b. seeds in one process (dopa train --seeds) on the one GPU"
+if wanted seeds; then
+  if [ ! -s /tmp/share-1-1/log.csv ]; then # the separate run of seed 1 (section 2 makes it)
+    timeout 120 "$bin/dopa" train cue-reward --variant modul --engine cuda --iters 40 --threads 1 \
+      --seed 1 --out /tmp/share-1-1 > /dev/null 2>&1
+  fi
+  for policy in ${SEED_POLICIES:-auto block/256 block/512}; do
+    for n in 1 4 10; do seedsInOneProcess "$n" "$policy"; done
+  done
+fi
+
 section "3. dopa train --engine cuda next to the C++ engine"
-for engine in cuda generated; do
+wanted 3 && for engine in cuda generated; do
   rm -rf "/tmp/train-$engine"
   timeout 150 "$bin/dopa" train cue-reward --variant modul --engine "$engine" --iters "${TRAIN_ITERS:-60}" \
     --burn-in 0 --lr 1e-3 --seed 0 --out "/tmp/train-$engine" 2>&1 | tail -2
@@ -222,8 +261,10 @@ for engine in cuda generated; do
 done
 
 section "4. benchmark: one cue-reward iteration against C++ and PyTorch"
-for variant in ${VARIANTS:-modul plastic rnn}; do
+wanted 4 && for variant in ${VARIANTS:-modul plastic rnn}; do
   while read -r line; do rows+=("$line"); done < <(timeout 120 "$tests/dopa_gpu_bench" "$variant" "$iters" 2>> "$out/bench.log")
+  # the backward launched per step, against the default of one launch per segment
+  rows+=("$(DOPA_CUDA_STEPWISE=1 timeout 60 "$tests/dopa_gpu_bench" "$variant" "$iters" cuda 2>> "$out/bench.log")")
   rows+=("$(timeout 120 python3 bench/reference/cuda_iteration.py --variant "$variant" --iters "$iters")")
 done
 cat "$out/bench.log"

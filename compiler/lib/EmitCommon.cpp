@@ -243,8 +243,8 @@ NetworkEmitter::NetworkEmitter(const CompiledNetwork &net, const kern::FusedNetw
   }
   nameOffsetConstants();
   // The step functions, kernels and launchers share the stage functions' namespace.
-  for (const char *kind : {"forward", "backward", "replay"})
-    for (const char *what : {"step", "kernel", "launch"})
+  for (const char *kind : {"forward", "backward", "replay", "segment"})
+    for (const char *what : {"step", "kernel", "launch", "element"})
       usedStageNames.insert(std::string(kind) + "_" + what);
 }
 

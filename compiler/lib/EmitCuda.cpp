@@ -6,9 +6,10 @@
 // threads share the elements; partial sums are reduced over the warp and added atomically where
 // warps or blocks share an accumulator. A forward and a backward __global__ kernel run the stages
 // with dopa::elementSync between them (the barrier of the element's blocks: a block's, a
-// cluster's or the grid's, as the launch chose), and host launchers call dopa::launchStep. The
-// file includes dopa/cuda/DeviceSupport.cuh (warp sums, the barrier, the launcher) and nothing
-// else.
+// cluster's or the grid's, as the launch chose); a segment kernel runs a backward segment (its
+// replayed forward steps, then its backward steps) in one launch; host launchers call
+// dopa::launchStep. The file includes dopa/cuda/DeviceSupport.cuh (warp sums, the barrier, the
+// launcher) and nothing else.
 //
 //===----------------------------------------------------------------------===//
 #include "EmitCommon.h"
@@ -70,6 +71,7 @@ private:
   void emitOpaque(std::ostringstream &out) override;
   void emitStepFunction(const std::string &kind, const std::vector<std::string> &stages) override;
   void emitSpec() override;
+  void emitSegmentFunction();
 };
 
 /// The GPU mapping of a nest: rank 2, a warp per row i, its lanes over j; rank 1, the threads over
@@ -160,21 +162,23 @@ void CudaEmitter::emitOpaque(std::ostringstream &out) {
   emitOpaqueOp(out);
 }
 
-/// The kernel (blockIdx.x / splits is the batch element, blockIdx.x % splits the block's share of
-/// it; the stages in order with elementSync between them) and its host launcher.
+/// The step's body for one batch element (blockIdx.x / splits counted from firstElement;
+/// blockIdx.x % splits is the block's share of it: the stages in order with elementSync between
+/// them), the kernel that runs it for the whole batch, and the kernel's host launcher.
 void CudaEmitter::emitStepFunction(const std::string &kind,
                                    const std::vector<std::string> &stages) {
   os << "/// One " << kind << " step of " << net.forward.name
-     << " for the whole batch: ba.splits consecutive blocks run each batch element.\n"
-     << "template <class T>\n__global__ void __launch_bounds__(kThreads) " << kind
-     << "_kernel(const dopa::BatchArgs<T> ba) {\n"
-     << "const int64_t b = ba.firstElement + blockIdx.x / ba.splits;\n"
+     << " for one batch element: `splits` consecutive blocks run each element, from "
+        "`firstElement`.\n"
+     << "template <class T>\n__device__ __forceinline__ void " << kind
+     << "_element(const dopa::BatchArgs<T> &ba, int firstElement, int splits) {\n"
+     << "const int64_t b = firstElement + blockIdx.x / splits;\n"
      << "const T *in[dopa::kMaxIO];\nT *out[dopa::kMaxIO];\nconst T *gout[dopa::kMaxIO];\n"
      << "for (int k = 0; k < ba.numInputs; ++k)\nin[k] = ba.inputs[k] + b * ba.inputNumel[k];\n"
      << "for (int k = 0; k < ba.numOutputs; ++k) {\nout[k] = ba.outputs[k] ? ba.outputs[k] + b "
         "* ba.outputNumel[k] : nullptr;\ngout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * "
         "ba.outputNumel[k] : nullptr;\n}\n"
-     << "dopa::StepArgs<T> a;\na.split = blockIdx.x % ba.splits;\na.splits = ba.splits;\n"
+     << "dopa::StepArgs<T> a;\na.split = blockIdx.x % splits;\na.splits = splits;\n"
      << "a.params = ba.params;\na.inputs = in;\n"
      << "a.state = ba.state + b * ba.stateStride;\n"
      << "a.next = ba.next ? ba.next + b * ba.stateStride : nullptr;\na.outputs = out;\n"
@@ -186,17 +190,42 @@ void CudaEmitter::emitStepFunction(const std::string &kind,
      << "a.grads = ba.grads;\na.record = ba.record ? ba.record + b * ba.recordStride : "
         "nullptr;\n";
   for (size_t i = 0; i < stages.size(); ++i)
-    os << (i ? "dopa::elementSync(ba.splits);\n" : "") << stages[i] << "(a);\n";
+    os << (i ? "dopa::elementSync(splits);\n" : "") << stages[i] << "(a);\n";
   os << "}\n\n";
+  os << "/// One " << kind << " step of " << net.forward.name
+     << " for the whole batch: ba.splits consecutive blocks run each batch element.\n"
+     << "template <class T>\n__global__ void __launch_bounds__(kThreads) " << kind
+     << "_kernel(const dopa::BatchArgs<T> ba) {\n"
+     << kind << "_element(ba, ba.firstElement, ba.splits);\n}\n\n";
   os << "template <class T> void " << kind
      << "_launch(const dopa::BatchArgs<T> &ba, void *stream) {\n"
      << "dopa::launchStep(" << kind << "_kernel<T>, ba, kThreads, stream);\n"
      << "}\n\n";
 }
 
+/// A segment of the backward in one launch: the replayed forward steps, then the backward steps,
+/// each element's blocks waiting for each other between steps (a step reads only its own
+/// element's states and gradients from the step before), and its host launcher.
+void CudaEmitter::emitSegmentFunction() {
+  os << "/// A backward segment of " << net.forward.name
+     << " in one launch: sa.replays forward steps replayed from the segment's checkpoint, then "
+        "sa.backwards backward steps, their arguments in sa.steps (device memory).\n"
+     << "template <class T>\n__global__ void __launch_bounds__(kThreads) "
+        "segment_kernel(const dopa::SegmentArgs<T> sa) {\n"
+     << "for (int r = 0; r < sa.replays; ++r) {\n"
+     << "forward_element(sa.steps[r], sa.firstElement, sa.splits);\n"
+     << "dopa::elementSync(sa.splits);\n}\n"
+     << "for (int r = 0; r < sa.backwards; ++r) {\n"
+     << "if (r > 0)\ndopa::elementSync(sa.splits);\n"
+     << "backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);\n}\n}\n\n"
+     << "template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {\n"
+     << "dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);\n}\n\n";
+}
+
 /// The CudaSpec, its fields named in comments (CUDA is compiled as C++17, which has no designated
 /// initializers; nvcc and CMake 3.25 do not agree on a C++20 dialect flag).
 void CudaEmitter::emitSpec() {
+  emitSegmentFunction();
   // The deferred gradients of these kernels (the C++ ones may differ: batched readouts).
   os << "static const dopa::DeferredOuter cudaDeferred[] = {\n";
   for (const kern::DeferredOuter &d : f.deferred)
@@ -220,6 +249,8 @@ void CudaEmitter::emitSpec() {
      << "/*recordNumel=*/" << f.recordNumel << ",\n"
      << "/*numDeferred=*/" << f.deferred.size() << ",\n"
      << "/*deferred=*/cudaDeferred,\n"
+     << "/*segmentFloat=*/segment_launch<float>,\n"
+     << "/*segmentDouble=*/segment_launch<double>,\n"
      << "};\nreturn s;\n}\n\n";
 }
 

@@ -244,11 +244,12 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 245 "bandit_plastic.cu"
 }
 
-/// One forward step of BanditPlastic for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One forward step of BanditPlastic for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -259,8 +260,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -274,20 +275,27 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_i2h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_hn(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_value(a);
+}
+
+/// One forward step of BanditPlastic for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -311,7 +319,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t35[c] = acc;
   }
-#line 315 "bandit_plastic.cu"
+#line 323 "bandit_plastic.cu"
 }
 
 // output logits = h2o(hn)
@@ -332,7 +340,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 32 + c];
     t39[c] = acc;
   }
-#line 336 "bandit_plastic.cu"
+#line 344 "bandit_plastic.cu"
 }
 
 // param  eta : [] = 0.1
@@ -379,7 +387,7 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
       t45[i] = acc45;
     }
   }
-#line 383 "bandit_plastic.cu"
+#line 391 "bandit_plastic.cu"
 }
 
 // param  eta : [] = 0.1
@@ -444,7 +452,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       atomicAdd(&t47[0], acc47);
     }
   }
-#line 448 "bandit_plastic.cu"
+#line 456 "bandit_plastic.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -504,7 +512,7 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
       atomicAdd(&d_alpha[i * 32 + j], v59);
     }
   }
-#line 508 "bandit_plastic.cu"
+#line 516 "bandit_plastic.cu"
 }
 
 // state  h    : [H] = 0
@@ -531,7 +539,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       d_h[j] = v58;
     }
   }
-#line 535 "bandit_plastic.cu"
+#line 543 "bandit_plastic.cu"
 }
 
 // backward stage 6: fused loop nest over [5]
@@ -565,7 +573,7 @@ template <class T> __device__ __forceinline__ void backward_grad_eta(const dopa:
 #line 10 "examples/bandit/plastic.dopa"
     atomicAdd(&d_eta[0], v47);
   }
-#line 569 "bandit_plastic.cu"
+#line 577 "bandit_plastic.cu"
 }
 
 // backward stage 8: fused loop nest over [2]
@@ -608,11 +616,12 @@ __device__ __forceinline__ void backward_grad_h2v_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of BanditPlastic for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One backward step of BanditPlastic for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -623,8 +632,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -638,28 +647,55 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_eta_outer(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_i2h_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_hebb_grad_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_x(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_eta(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2o_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2v_bias(a);
+}
+
+/// One backward step of BanditPlastic for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of BanditPlastic in one launch: sa.replays forward steps replayed from the
+/// segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -684,6 +720,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/144,
       /*numDeferred=*/4,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

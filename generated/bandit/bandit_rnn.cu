@@ -201,11 +201,12 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 202 "bandit_rnn.cu"
 }
 
-/// One forward step of BanditRNN for the whole batch: ba.splits consecutive blocks run each batch
-/// element.
+/// One forward step of BanditRNN for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -216,8 +217,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -231,18 +232,25 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_i2h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_hn(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_value(a);
+}
+
+/// One forward step of BanditRNN for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -266,7 +274,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t23[c] = acc;
   }
-#line 270 "bandit_rnn.cu"
+#line 278 "bandit_rnn.cu"
 }
 
 // output logits = h2o(hn)
@@ -287,7 +295,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 32 + c];
     t27[c] = acc;
   }
-#line 291 "bandit_rnn.cu"
+#line 299 "bandit_rnn.cu"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -330,7 +338,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       record4[j] = v9;
     }
   }
-#line 334 "bandit_rnn.cu"
+#line 342 "bandit_rnn.cu"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -351,7 +359,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       acc += t32[k] * w[k * 32 + c];
     d_h[c] = acc;
   }
-#line 355 "bandit_rnn.cu"
+#line 363 "bandit_rnn.cu"
 }
 
 // backward stage 4: fused loop nest over [5]
@@ -410,11 +418,12 @@ __device__ __forceinline__ void backward_grad_h2v_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of BanditRNN for the whole batch: ba.splits consecutive blocks run each batch
-/// element.
+/// One backward step of BanditRNN for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -425,8 +434,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -440,22 +449,49 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_i2h_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_x(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2o_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2v_bias(a);
+}
+
+/// One backward step of BanditRNN for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of BanditRNN in one launch: sa.replays forward steps replayed from the
+/// segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -480,6 +516,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/144,
       /*numDeferred=*/4,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

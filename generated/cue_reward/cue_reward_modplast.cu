@@ -296,11 +296,12 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 297 "cue_reward_modplast.cu"
 }
 
-/// One forward step of CueRewardModplast for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One forward step of CueRewardModplast for one batch element: `splits` consecutive blocks run
+/// each element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -311,8 +312,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -326,24 +327,31 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_i2h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_hn(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2_da(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_da(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_value(a);
+}
+
+/// One forward step of CueRewardModplast for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -367,7 +375,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t40[c] = acc;
   }
-#line 371 "cue_reward_modplast.cu"
+#line 379 "cue_reward_modplast.cu"
 }
 
 // output logits = h2o(hn)
@@ -388,7 +396,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t44[c] = acc;
   }
-#line 392 "cue_reward_modplast.cu"
+#line 400 "cue_reward_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -435,7 +443,7 @@ template <class T> __device__ __forceinline__ void backward_tanh_outer(const dop
       t50[i] = acc50;
     }
   }
-#line 439 "cue_reward_modplast.cu"
+#line 447 "cue_reward_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -475,7 +483,7 @@ template <class T> __device__ __forceinline__ void backward_tanh(const dopa::Ste
       atomicAdd(&t52[0], acc52);
     }
   }
-#line 479 "cue_reward_modplast.cu"
+#line 487 "cue_reward_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -515,7 +523,7 @@ __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::St
       atomicAdd(&d_h2v_bias[0], v34);
     }
   }
-#line 519 "cue_reward_modplast.cu"
+#line 527 "cue_reward_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -535,7 +543,7 @@ template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::St
     acc += t60[0] * h2DA_weight[c];
     t63[c] = acc;
   }
-#line 539 "cue_reward_modplast.cu"
+#line 547 "cue_reward_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -581,7 +589,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       atomicAdd(&d_i2h_bias[j], v67);
     }
   }
-#line 585 "cue_reward_modplast.cu"
+#line 593 "cue_reward_modplast.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -641,7 +649,7 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
       atomicAdd(&d_alpha[i * 200 + j], v71);
     }
   }
-#line 645 "cue_reward_modplast.cu"
+#line 653 "cue_reward_modplast.cu"
 }
 
 // state  h    : [H] = 0
@@ -668,7 +676,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       d_h[j] = v70;
     }
   }
-#line 672 "cue_reward_modplast.cu"
+#line 680 "cue_reward_modplast.cu"
 }
 
 // backward stage 9: fused loop nest over [27]
@@ -707,11 +715,12 @@ __device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of CueRewardModplast for the whole batch: ba.splits consecutive blocks run
-/// each batch element.
+/// One backward step of CueRewardModplast for one batch element: `splits` consecutive blocks run
+/// each element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -722,8 +731,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -737,30 +746,57 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_tanh_outer(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_tanh(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2_da_bias_h2v_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2_da(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_i2h_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_hebb_grad_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_x(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2o_bias(a);
+}
+
+/// One backward step of CueRewardModplast for the whole batch: ba.splits consecutive blocks run
+/// each batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of CueRewardModplast in one launch: sa.replays forward steps replayed from
+/// the segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -786,6 +822,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/704,
       /*numDeferred=*/5,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

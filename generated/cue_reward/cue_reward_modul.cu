@@ -330,11 +330,12 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 331 "cue_reward_modul.cu"
 }
 
-/// One forward step of CueRewardModul for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One forward step of CueRewardModul for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -345,8 +346,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -360,26 +361,33 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_i2h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_hn(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2_da(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_da(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_sub(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_pw_et(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_value(a);
+}
+
+/// One forward step of CueRewardModul for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -403,7 +411,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t47[c] = acc;
   }
-#line 407 "cue_reward_modul.cu"
+#line 415 "cue_reward_modul.cu"
 }
 
 // output logits = h2o(hn)
@@ -424,7 +432,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t51[c] = acc;
   }
-#line 428 "cue_reward_modul.cu"
+#line 436 "cue_reward_modul.cu"
 }
 
 // state  et : [H, H] = 0
@@ -506,7 +514,7 @@ template <class T> __device__ __forceinline__ void backward_d_et(const dopa::Ste
       atomicAdd(&t71[0], acc71);
     }
   }
-#line 510 "cue_reward_modul.cu"
+#line 518 "cue_reward_modul.cu"
 }
 
 // param  etaet : [] = 0.1
@@ -546,7 +554,7 @@ template <class T> __device__ __forceinline__ void backward_etaet(const dopa::St
       atomicAdd(&t55[0], acc55);
     }
   }
-#line 550 "cue_reward_modul.cu"
+#line 558 "cue_reward_modul.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -586,7 +594,7 @@ __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::St
       atomicAdd(&d_h2v_bias[0], v40);
     }
   }
-#line 590 "cue_reward_modul.cu"
+#line 598 "cue_reward_modul.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -606,7 +614,7 @@ template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::St
     acc += t77[0] * h2DA_weight[c];
     t80[c] = acc;
   }
-#line 610 "cue_reward_modul.cu"
+#line 618 "cue_reward_modul.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -652,7 +660,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       atomicAdd(&d_i2h_bias[j], v84);
     }
   }
-#line 656 "cue_reward_modul.cu"
+#line 664 "cue_reward_modul.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -711,7 +719,7 @@ __device__ __forceinline__ void backward_d_pw_grad_alpha(const dopa::StepArgs<T>
       atomicAdd(&d_alpha[i * 200 + j], v88);
     }
   }
-#line 715 "cue_reward_modul.cu"
+#line 723 "cue_reward_modul.cu"
 }
 
 // state  h  : [H] = 0
@@ -738,7 +746,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       d_h[j] = v87;
     }
   }
-#line 742 "cue_reward_modul.cu"
+#line 750 "cue_reward_modul.cu"
 }
 
 // backward stage 9: fused loop nest over [27]
@@ -777,7 +785,7 @@ template <class T> __device__ __forceinline__ void backward_grad_etaet(const dop
     const T v65 = v55 + v64;
     atomicAdd(&d_etaet[0], v65);
   }
-#line 781 "cue_reward_modul.cu"
+#line 789 "cue_reward_modul.cu"
 }
 
 // backward stage 11: fused loop nest over [2]
@@ -800,11 +808,12 @@ __device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of CueRewardModul for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One backward step of CueRewardModul for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -815,8 +824,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -830,32 +839,59 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_et(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_etaet(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2_da_bias_h2v_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2_da(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_i2h_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_pw_grad_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_x(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_etaet(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2o_bias(a);
+}
+
+/// One backward step of CueRewardModul for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of CueRewardModul in one launch: sa.replays forward steps replayed from the
+/// segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -881,6 +917,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/704,
       /*numDeferred=*/5,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

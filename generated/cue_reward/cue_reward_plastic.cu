@@ -245,11 +245,12 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 246 "cue_reward_plastic.cu"
 }
 
-/// One forward step of CueRewardPlastic for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One forward step of CueRewardPlastic for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -260,8 +261,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -275,20 +276,27 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_i2h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_hn(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_value(a);
+}
+
+/// One forward step of CueRewardPlastic for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -312,7 +320,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t35[c] = acc;
   }
-#line 316 "cue_reward_plastic.cu"
+#line 324 "cue_reward_plastic.cu"
 }
 
 // output logits = h2o(hn)
@@ -333,7 +341,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t39[c] = acc;
   }
-#line 337 "cue_reward_plastic.cu"
+#line 345 "cue_reward_plastic.cu"
 }
 
 // param  eta : [] = 0.1
@@ -380,7 +388,7 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
       t45[i] = acc45;
     }
   }
-#line 384 "cue_reward_plastic.cu"
+#line 392 "cue_reward_plastic.cu"
 }
 
 // param  eta : [] = 0.1
@@ -445,7 +453,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       atomicAdd(&t47[0], acc47);
     }
   }
-#line 449 "cue_reward_plastic.cu"
+#line 457 "cue_reward_plastic.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -505,7 +513,7 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
       atomicAdd(&d_alpha[i * 200 + j], v59);
     }
   }
-#line 509 "cue_reward_plastic.cu"
+#line 517 "cue_reward_plastic.cu"
 }
 
 // state  h    : [H] = 0
@@ -532,7 +540,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       d_h[j] = v58;
     }
   }
-#line 536 "cue_reward_plastic.cu"
+#line 544 "cue_reward_plastic.cu"
 }
 
 // backward stage 6: fused loop nest over [27]
@@ -566,7 +574,7 @@ template <class T> __device__ __forceinline__ void backward_grad_eta(const dopa:
 #line 9 "examples/cue_reward/plastic.dopa"
     atomicAdd(&d_eta[0], v47);
   }
-#line 570 "cue_reward_plastic.cu"
+#line 578 "cue_reward_plastic.cu"
 }
 
 // backward stage 8: fused loop nest over [2]
@@ -609,11 +617,12 @@ __device__ __forceinline__ void backward_grad_h2v_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of CueRewardPlastic for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One backward step of CueRewardPlastic for one batch element: `splits` consecutive blocks run
+/// each element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -624,8 +633,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -639,28 +648,55 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_eta_outer(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_i2h_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_hebb_grad_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_x(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_eta(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2o_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2v_bias(a);
+}
+
+/// One backward step of CueRewardPlastic for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of CueRewardPlastic in one launch: sa.replays forward steps replayed from the
+/// segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -685,6 +721,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/688,
       /*numDeferred=*/4,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

@@ -678,11 +678,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 679 "lm_basic_lstm.cu"
 }
 
-/// One forward step of BasicLSTMLM for the whole batch: ba.splits consecutive blocks run each batch
-/// element.
+/// One forward step of BasicLSTMLM for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -693,8 +694,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -708,46 +709,53 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_saved_enc(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_hn_l1_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_10(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_11(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_12(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_13(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_14(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_15(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2c_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2c_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_hn_l2_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_dec(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
+}
+
+/// One forward step of BasicLSTMLM for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -772,7 +780,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 206 + c];
     t108[c] = acc;
   }
-#line 776 "lm_basic_lstm.cu"
+#line 784 "lm_basic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -963,7 +971,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       record13[j] = v96;
     }
   }
-#line 967 "lm_basic_lstm.cu"
+#line 975 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -984,7 +992,7 @@ template <class T> __device__ __forceinline__ void backward_h2c(const dopa::Step
       acc += t123[k] * l2_h2c_weight[k * 206 + c];
     t126[c] = acc;
   }
-#line 988 "lm_basic_lstm.cu"
+#line 996 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1005,7 +1013,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t123[k] * l2_x2c_weight[k * 206 + c];
     t129[c] = acc;
   }
-#line 1009 "lm_basic_lstm.cu"
+#line 1017 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1026,7 +1034,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t133[k] * l2_h2o_weight[k * 206 + c];
     t136[c] = acc;
   }
-#line 1030 "lm_basic_lstm.cu"
+#line 1038 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1047,7 +1055,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t133[k] * l2_x2o_weight[k * 206 + c];
     t140[c] = acc;
   }
-#line 1051 "lm_basic_lstm.cu"
+#line 1059 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1068,7 +1076,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t144[k] * l2_h2i_weight[k * 206 + c];
     t147[c] = acc;
   }
-#line 1072 "lm_basic_lstm.cu"
+#line 1080 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1089,7 +1097,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t144[k] * l2_x2i_weight[k * 206 + c];
     t151[c] = acc;
   }
-#line 1093 "lm_basic_lstm.cu"
+#line 1101 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1110,7 +1118,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t155[k] * l2_h2f_weight[k * 206 + c];
     t158[c] = acc;
   }
-#line 1114 "lm_basic_lstm.cu"
+#line 1122 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1131,7 +1139,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t155[k] * l2_x2f_weight[k * 206 + c];
     t162[c] = acc;
   }
-#line 1135 "lm_basic_lstm.cu"
+#line 1143 "lm_basic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1320,7 +1328,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_h2c_bias[j], v176);
     }
   }
-#line 1324 "lm_basic_lstm.cu"
+#line 1332 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1341,7 +1349,7 @@ template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::S
       acc += t176[k] * l1_h2c_weight[k * 206 + c];
     t179[c] = acc;
   }
-#line 1345 "lm_basic_lstm.cu"
+#line 1353 "lm_basic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1362,7 +1370,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::S
       acc += t176[k] * l1_x2c_weight[k * 206 + c];
     t182[c] = acc;
   }
-#line 1366 "lm_basic_lstm.cu"
+#line 1374 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1383,7 +1391,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::S
       acc += t185[k] * l1_h2o_weight[k * 206 + c];
     t188[c] = acc;
   }
-#line 1387 "lm_basic_lstm.cu"
+#line 1395 "lm_basic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1404,7 +1412,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::S
       acc += t185[k] * l1_x2o_weight[k * 206 + c];
     t192[c] = acc;
   }
-#line 1408 "lm_basic_lstm.cu"
+#line 1416 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1425,7 +1433,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::S
       acc += t196[k] * l1_h2i_weight[k * 206 + c];
     t199[c] = acc;
   }
-#line 1429 "lm_basic_lstm.cu"
+#line 1437 "lm_basic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1446,7 +1454,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::S
       acc += t196[k] * l1_x2i_weight[k * 206 + c];
     t203[c] = acc;
   }
-#line 1450 "lm_basic_lstm.cu"
+#line 1458 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1467,7 +1475,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::S
       acc += t207[k] * l1_h2f_weight[k * 206 + c];
     t210[c] = acc;
   }
-#line 1471 "lm_basic_lstm.cu"
+#line 1479 "lm_basic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1488,7 +1496,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
       acc += t207[k] * l1_x2f_weight[k * 206 + c];
     t214[c] = acc;
   }
-#line 1492 "lm_basic_lstm.cu"
+#line 1500 "lm_basic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1535,7 +1543,7 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 206 + j], v215);
     }
   }
-#line 1539 "lm_basic_lstm.cu"
+#line 1547 "lm_basic_lstm.cu"
 }
 
 // backward stage 20: fused loop nest over [10000]
@@ -1558,11 +1566,12 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of BasicLSTMLM for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One backward step of BasicLSTMLM for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -1573,8 +1582,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -1588,50 +1597,77 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_dec(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2c_11(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_12(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_13(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_14(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_15(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_h_grad_enc_weight(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_dec_bias(a);
+}
+
+/// One backward step of BasicLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of BasicLSTMLM in one launch: sa.replays forward steps replayed from the
+/// segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -1684,6 +1720,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/12704,
       /*numDeferred=*/17,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

@@ -838,11 +838,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 839 "lm_basic_modplast_lstm.cu"
 }
 
-/// One forward step of BasicModplastLSTMLM for the whole batch: ba.splits consecutive blocks run
-/// each batch element.
+/// One forward step of BasicModplastLSTMLM for one batch element: `splits` consecutive blocks run
+/// each element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -853,8 +854,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -868,54 +869,61 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_saved_enc(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_g_l1_hn_l1_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2mod(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_m(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_12(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_13(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_14(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_15(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_g_l2_hn_l2_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2mod_20(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_m(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_dec(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_hebb_l2_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
+}
+
+/// One forward step of BasicModplastLSTMLM for the whole batch: ba.splits consecutive blocks run
+/// each batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -940,7 +948,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 200 + c];
     t138[c] = acc;
   }
-#line 944 "lm_basic_modplast_lstm.cu"
+#line 952 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1053,7 +1061,7 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
       atomicAdd(&t227[0], acc227);
     }
   }
-#line 1057 "lm_basic_modplast_lstm.cu"
+#line 1065 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1096,7 +1104,7 @@ backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l2_h2mod_bias[0], v155);
     }
   }
-#line 1100 "lm_basic_modplast_lstm.cu"
+#line 1108 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1116,7 +1124,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t155[0] * l2_h2mod_weight[c];
     t158[c] = acc;
   }
-#line 1120 "lm_basic_modplast_lstm.cu"
+#line 1128 "lm_basic_modplast_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1296,7 +1304,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       record15[j] = v113;
     }
   }
-#line 1300 "lm_basic_modplast_lstm.cu"
+#line 1308 "lm_basic_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1359,7 +1367,7 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
       atomicAdd(&d_l2_alpha[i * 200 + j], v177);
     }
   }
-#line 1363 "lm_basic_modplast_lstm.cu"
+#line 1371 "lm_basic_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1380,7 +1388,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t173[k] * l2_x2c_weight[k * 200 + c];
     t183[c] = acc;
   }
-#line 1384 "lm_basic_modplast_lstm.cu"
+#line 1392 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1401,7 +1409,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t187[k] * l2_h2o_weight[k * 200 + c];
     t190[c] = acc;
   }
-#line 1405 "lm_basic_modplast_lstm.cu"
+#line 1413 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1422,7 +1430,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t187[k] * l2_x2o_weight[k * 200 + c];
     t194[c] = acc;
   }
-#line 1426 "lm_basic_modplast_lstm.cu"
+#line 1434 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1443,7 +1451,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t198[k] * l2_h2i_weight[k * 200 + c];
     t201[c] = acc;
   }
-#line 1447 "lm_basic_modplast_lstm.cu"
+#line 1455 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1464,7 +1472,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t198[k] * l2_x2i_weight[k * 200 + c];
     t205[c] = acc;
   }
-#line 1468 "lm_basic_modplast_lstm.cu"
+#line 1476 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1485,7 +1493,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t209[k] * l2_h2f_weight[k * 200 + c];
     t212[c] = acc;
   }
-#line 1489 "lm_basic_modplast_lstm.cu"
+#line 1497 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1506,7 +1514,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t209[k] * l2_x2f_weight[k * 200 + c];
     t216[c] = acc;
   }
-#line 1510 "lm_basic_modplast_lstm.cu"
+#line 1518 "lm_basic_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1526,7 +1534,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa:
     acc += t230[0] * l1_h2mod_weight[c];
     t233[c] = acc;
   }
-#line 1530 "lm_basic_modplast_lstm.cu"
+#line 1538 "lm_basic_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1710,7 +1718,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v248);
     }
   }
-#line 1714 "lm_basic_modplast_lstm.cu"
+#line 1722 "lm_basic_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1773,7 +1781,7 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
       atomicAdd(&d_l1_alpha[i * 200 + j], v252);
     }
   }
-#line 1777 "lm_basic_modplast_lstm.cu"
+#line 1785 "lm_basic_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1794,7 +1802,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_16(const dopa::S
       acc += t248[k] * l1_x2c_weight[k * 200 + c];
     t258[c] = acc;
   }
-#line 1798 "lm_basic_modplast_lstm.cu"
+#line 1806 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1815,7 +1823,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_17(const dopa::S
       acc += t261[k] * l1_h2o_weight[k * 200 + c];
     t264[c] = acc;
   }
-#line 1819 "lm_basic_modplast_lstm.cu"
+#line 1827 "lm_basic_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1836,7 +1844,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_18(const dopa::S
       acc += t261[k] * l1_x2o_weight[k * 200 + c];
     t268[c] = acc;
   }
-#line 1840 "lm_basic_modplast_lstm.cu"
+#line 1848 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1857,7 +1865,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_19(const dopa::S
       acc += t272[k] * l1_h2i_weight[k * 200 + c];
     t275[c] = acc;
   }
-#line 1861 "lm_basic_modplast_lstm.cu"
+#line 1869 "lm_basic_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1878,7 +1886,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_20(const dopa::S
       acc += t272[k] * l1_x2i_weight[k * 200 + c];
     t279[c] = acc;
   }
-#line 1882 "lm_basic_modplast_lstm.cu"
+#line 1890 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1899,7 +1907,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_21(const dopa::S
       acc += t283[k] * l1_h2f_weight[k * 200 + c];
     t286[c] = acc;
   }
-#line 1903 "lm_basic_modplast_lstm.cu"
+#line 1911 "lm_basic_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1920,7 +1928,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_22(const dopa::S
       acc += t283[k] * l1_x2f_weight[k * 200 + c];
     t290[c] = acc;
   }
-#line 1924 "lm_basic_modplast_lstm.cu"
+#line 1932 "lm_basic_modplast_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1973,7 +1981,7 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v291);
     }
   }
-#line 1977 "lm_basic_modplast_lstm.cu"
+#line 1985 "lm_basic_modplast_lstm.cu"
 }
 
 // backward stage 24: fused loop nest over [10000]
@@ -1996,11 +2004,12 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of BasicModplastLSTMLM for the whole batch: ba.splits consecutive blocks run
-/// each batch element.
+/// One backward step of BasicModplastLSTMLM for one batch element: `splits` consecutive blocks run
+/// each element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -2011,8 +2020,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -2026,58 +2035,85 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_dec(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_modfanout_l2_modfanout(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_h2mod_bias_l2_h2mod_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2mod(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_hebb_grad_l2_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2mod_13(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_hebb_grad_l1_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_19(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_20(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_21(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_22(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_h_grad_enc_weight(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_dec_bias(a);
+}
+
+/// One backward step of BasicModplastLSTMLM for the whole batch: ba.splits consecutive blocks run
+/// each batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of BasicModplastLSTMLM in one launch: sa.replays forward steps replayed from
+/// the segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -2132,6 +2168,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/12736,
       /*numDeferred=*/19,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

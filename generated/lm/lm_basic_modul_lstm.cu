@@ -908,11 +908,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 909 "lm_basic_modul_lstm.cu"
 }
 
-/// One forward step of BasicModulLSTMLM for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One forward step of BasicModulLSTMLM for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -923,8 +924,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -938,56 +939,63 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_saved_enc(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_etaet_l2_etaet(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_g_l1_hn_l1_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2mod(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_m(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_13(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_14(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_15(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c_19(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_g_l2_hn_l2_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2mod_21(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_m(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_dec(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_pw_l1_et_l2_pw_l2_et(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
+}
+
+/// One forward step of BasicModulLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -1012,7 +1020,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 200 + c];
     t155[c] = acc;
   }
-#line 1016 "lm_basic_modul_lstm.cu"
+#line 1024 "lm_basic_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -1176,7 +1184,7 @@ backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a
       atomicAdd(&t267[0], acc267);
     }
   }
-#line 1180 "lm_basic_modul_lstm.cu"
+#line 1188 "lm_basic_modul_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1388,7 +1396,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&t250[0], acc250);
     }
   }
-#line 1392 "lm_basic_modul_lstm.cu"
+#line 1400 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1431,7 +1439,7 @@ backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l2_h2mod_bias[0], v182);
     }
   }
-#line 1435 "lm_basic_modul_lstm.cu"
+#line 1443 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1451,7 +1459,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t182[0] * l2_h2mod_weight[c];
     t185[c] = acc;
   }
-#line 1455 "lm_basic_modul_lstm.cu"
+#line 1463 "lm_basic_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -1513,7 +1521,7 @@ __device__ __forceinline__ void backward_d_l2_pw_grad_l2_alpha(const dopa::StepA
       atomicAdd(&d_l2_alpha[i * 200 + j], v204);
     }
   }
-#line 1517 "lm_basic_modul_lstm.cu"
+#line 1525 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1534,7 +1542,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t200[k] * l2_x2c_weight[k * 200 + c];
     t210[c] = acc;
   }
-#line 1538 "lm_basic_modul_lstm.cu"
+#line 1546 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1555,7 +1563,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t214[k] * l2_h2o_weight[k * 200 + c];
     t217[c] = acc;
   }
-#line 1559 "lm_basic_modul_lstm.cu"
+#line 1567 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1576,7 +1584,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t214[k] * l2_x2o_weight[k * 200 + c];
     t221[c] = acc;
   }
-#line 1580 "lm_basic_modul_lstm.cu"
+#line 1588 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1597,7 +1605,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t225[k] * l2_h2i_weight[k * 200 + c];
     t228[c] = acc;
   }
-#line 1601 "lm_basic_modul_lstm.cu"
+#line 1609 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1618,7 +1626,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t225[k] * l2_x2i_weight[k * 200 + c];
     t232[c] = acc;
   }
-#line 1622 "lm_basic_modul_lstm.cu"
+#line 1630 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1639,7 +1647,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t236[k] * l2_h2f_weight[k * 200 + c];
     t239[c] = acc;
   }
-#line 1643 "lm_basic_modul_lstm.cu"
+#line 1651 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1660,7 +1668,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t236[k] * l2_x2f_weight[k * 200 + c];
     t243[c] = acc;
   }
-#line 1664 "lm_basic_modul_lstm.cu"
+#line 1672 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
@@ -1680,7 +1688,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa:
     acc += t270[0] * l1_h2mod_weight[c];
     t273[c] = acc;
   }
-#line 1684 "lm_basic_modul_lstm.cu"
+#line 1692 "lm_basic_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1872,7 +1880,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v288);
     }
   }
-#line 1876 "lm_basic_modul_lstm.cu"
+#line 1884 "lm_basic_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -1934,7 +1942,7 @@ __device__ __forceinline__ void backward_d_l1_pw_grad_l1_alpha(const dopa::StepA
       atomicAdd(&d_l1_alpha[i * 200 + j], v292);
     }
   }
-#line 1938 "lm_basic_modul_lstm.cu"
+#line 1946 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1955,7 +1963,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_16(const dopa::S
       acc += t288[k] * l1_x2c_weight[k * 200 + c];
     t298[c] = acc;
   }
-#line 1959 "lm_basic_modul_lstm.cu"
+#line 1967 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1976,7 +1984,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_17(const dopa::S
       acc += t301[k] * l1_h2o_weight[k * 200 + c];
     t304[c] = acc;
   }
-#line 1980 "lm_basic_modul_lstm.cu"
+#line 1988 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1997,7 +2005,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_18(const dopa::S
       acc += t301[k] * l1_x2o_weight[k * 200 + c];
     t308[c] = acc;
   }
-#line 2001 "lm_basic_modul_lstm.cu"
+#line 2009 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2018,7 +2026,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_19(const dopa::S
       acc += t312[k] * l1_h2i_weight[k * 200 + c];
     t315[c] = acc;
   }
-#line 2022 "lm_basic_modul_lstm.cu"
+#line 2030 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2039,7 +2047,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_20(const dopa::S
       acc += t312[k] * l1_x2i_weight[k * 200 + c];
     t319[c] = acc;
   }
-#line 2043 "lm_basic_modul_lstm.cu"
+#line 2051 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2060,7 +2068,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_21(const dopa::S
       acc += t323[k] * l1_h2f_weight[k * 200 + c];
     t326[c] = acc;
   }
-#line 2064 "lm_basic_modul_lstm.cu"
+#line 2072 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2081,7 +2089,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_22(const dopa::S
       acc += t323[k] * l1_x2f_weight[k * 200 + c];
     t330[c] = acc;
   }
-#line 2085 "lm_basic_modul_lstm.cu"
+#line 2093 "lm_basic_modul_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -2138,7 +2146,7 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v331);
     }
   }
-#line 2142 "lm_basic_modul_lstm.cu"
+#line 2150 "lm_basic_modul_lstm.cu"
 }
 
 // etaet = sigmoid(etaet_logit)
@@ -2184,7 +2192,7 @@ backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
     const T v247 = v167 * v246;
     atomicAdd(&d_l2_etaet_logit[0], v247);
   }
-#line 2188 "lm_basic_modul_lstm.cu"
+#line 2196 "lm_basic_modul_lstm.cu"
 }
 
 // backward stage 25: fused loop nest over [10000]
@@ -2207,11 +2215,12 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of BasicModulLSTMLM for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One backward step of BasicModulLSTMLM for one batch element: `splits` consecutive blocks run
+/// each element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -2222,8 +2231,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -2237,60 +2246,87 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_dec(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_h2mod_bias_l2_h2mod_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2mod(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_pw_grad_l2_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2mod_13(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_pw_grad_l1_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_19(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_20(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_21(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_22(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_h_grad_enc_weight(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_etaet_logit_l2_etaet_logit(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_dec_bias(a);
+}
+
+/// One backward step of BasicModulLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of BasicModulLSTMLM in one launch: sa.replays forward steps replayed from the
+/// segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -2345,6 +2381,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/12736,
       /*numDeferred=*/19,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

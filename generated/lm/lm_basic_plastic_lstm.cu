@@ -734,11 +734,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 735 "lm_basic_plastic_lstm.cu"
 }
 
-/// One forward step of BasicPlasticLSTMLM for the whole batch: ba.splits consecutive blocks run
-/// each batch element.
+/// One forward step of BasicPlasticLSTMLM for one batch element: `splits` consecutive blocks run
+/// each element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -749,8 +750,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -764,46 +765,53 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_saved_enc(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_g_l1_hn_l1_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_10(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_11(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_12(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_13(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_14(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_15(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_g_l2_hn_l2_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_dec(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_hebb_l2_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
+}
+
+/// One forward step of BasicPlasticLSTMLM for the whole batch: ba.splits consecutive blocks run
+/// each batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -828,7 +836,7 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
       acc += d_out_logits[k] * dec_weight[k * 200 + c];
     t126[c] = acc;
   }
-#line 832 "lm_basic_plastic_lstm.cu"
+#line 840 "lm_basic_plastic_lstm.cu"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -909,7 +917,7 @@ __device__ __forceinline__ void backward_grad_l1_eta_l2_eta(const dopa::StepArgs
       t201[i] = acc201;
     }
   }
-#line 913 "lm_basic_plastic_lstm.cu"
+#line 921 "lm_basic_plastic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1089,7 +1097,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       record13[j] = v107;
     }
   }
-#line 1093 "lm_basic_plastic_lstm.cu"
+#line 1101 "lm_basic_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1149,7 +1157,7 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
       atomicAdd(&d_l2_alpha[i * 200 + j], v155);
     }
   }
-#line 1153 "lm_basic_plastic_lstm.cu"
+#line 1161 "lm_basic_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1170,7 +1178,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t151[k] * l2_x2c_weight[k * 200 + c];
     t161[c] = acc;
   }
-#line 1174 "lm_basic_plastic_lstm.cu"
+#line 1182 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1191,7 +1199,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t165[k] * l2_h2o_weight[k * 200 + c];
     t168[c] = acc;
   }
-#line 1195 "lm_basic_plastic_lstm.cu"
+#line 1203 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1212,7 +1220,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t165[k] * l2_x2o_weight[k * 200 + c];
     t172[c] = acc;
   }
-#line 1216 "lm_basic_plastic_lstm.cu"
+#line 1224 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1233,7 +1241,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t176[k] * l2_h2i_weight[k * 200 + c];
     t179[c] = acc;
   }
-#line 1237 "lm_basic_plastic_lstm.cu"
+#line 1245 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1254,7 +1262,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t176[k] * l2_x2i_weight[k * 200 + c];
     t183[c] = acc;
   }
-#line 1258 "lm_basic_plastic_lstm.cu"
+#line 1266 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1275,7 +1283,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t187[k] * l2_h2f_weight[k * 200 + c];
     t190[c] = acc;
   }
-#line 1279 "lm_basic_plastic_lstm.cu"
+#line 1287 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1296,7 +1304,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t187[k] * l2_x2f_weight[k * 200 + c];
     t194[c] = acc;
   }
-#line 1300 "lm_basic_plastic_lstm.cu"
+#line 1308 "lm_basic_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1477,7 +1485,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v216);
     }
   }
-#line 1481 "lm_basic_plastic_lstm.cu"
+#line 1489 "lm_basic_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1537,7 +1545,7 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
       atomicAdd(&d_l1_alpha[i * 200 + j], v220);
     }
   }
-#line 1541 "lm_basic_plastic_lstm.cu"
+#line 1549 "lm_basic_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1558,7 +1566,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_13(const dopa::S
       acc += t216[k] * l1_x2c_weight[k * 200 + c];
     t226[c] = acc;
   }
-#line 1562 "lm_basic_plastic_lstm.cu"
+#line 1570 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1579,7 +1587,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_14(const dopa::S
       acc += t229[k] * l1_h2o_weight[k * 200 + c];
     t232[c] = acc;
   }
-#line 1583 "lm_basic_plastic_lstm.cu"
+#line 1591 "lm_basic_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1600,7 +1608,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_15(const dopa::S
       acc += t229[k] * l1_x2o_weight[k * 200 + c];
     t236[c] = acc;
   }
-#line 1604 "lm_basic_plastic_lstm.cu"
+#line 1612 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1621,7 +1629,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_16(const dopa::S
       acc += t240[k] * l1_h2i_weight[k * 200 + c];
     t243[c] = acc;
   }
-#line 1625 "lm_basic_plastic_lstm.cu"
+#line 1633 "lm_basic_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1642,7 +1650,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_17(const dopa::S
       acc += t240[k] * l1_x2i_weight[k * 200 + c];
     t247[c] = acc;
   }
-#line 1646 "lm_basic_plastic_lstm.cu"
+#line 1654 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1663,7 +1671,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_18(const dopa::S
       acc += t251[k] * l1_h2f_weight[k * 200 + c];
     t254[c] = acc;
   }
-#line 1667 "lm_basic_plastic_lstm.cu"
+#line 1675 "lm_basic_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1684,7 +1692,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_19(const dopa::S
       acc += t251[k] * l1_x2f_weight[k * 200 + c];
     t258[c] = acc;
   }
-#line 1688 "lm_basic_plastic_lstm.cu"
+#line 1696 "lm_basic_plastic_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1734,7 +1742,7 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v259);
     }
   }
-#line 1738 "lm_basic_plastic_lstm.cu"
+#line 1746 "lm_basic_plastic_lstm.cu"
 }
 
 // backward stage 21: fused loop nest over [10000]
@@ -1757,11 +1765,12 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of BasicPlasticLSTMLM for the whole batch: ba.splits consecutive blocks run
-/// each batch element.
+/// One backward step of BasicPlasticLSTMLM for one batch element: `splits` consecutive blocks run
+/// each element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -1772,8 +1781,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -1787,52 +1796,79 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_dec(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_eta_l2_eta(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_hebb_grad_l2_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_hebb_grad_l1_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_13(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_14(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_15(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_19(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_h_grad_enc_weight(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_dec_bias(a);
+}
+
+/// One backward step of BasicPlasticLSTMLM for the whole batch: ba.splits consecutive blocks run
+/// each batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of BasicPlasticLSTMLM in one launch: sa.replays forward steps replayed from
+/// the segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -1883,6 +1919,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/12704,
       /*numDeferred=*/17,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

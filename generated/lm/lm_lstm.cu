@@ -1045,11 +1045,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 1046 "lm_lstm.cu"
 }
 
-/// One forward step of LSTMLM for the whole batch: ba.splits consecutive blocks run each batch
-/// element.
+/// One forward step of LSTMLM for one batch element: `splits` consecutive blocks run each element,
+/// from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -1060,8 +1061,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -1075,68 +1076,75 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_enc(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_drop_e(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_y1_l1_h_l1_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_12(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_13(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_14(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_15(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2c_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2c_19(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_y2_l2_h_l2_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_21(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_22(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_23(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_24(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_25(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_26(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2c_27(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2c_28(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_y3_l3_h_l3_c_tar_h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
+}
+
+/// One forward step of LSTMLM for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -1161,7 +1169,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t170[c] = acc;
   }
-#line 1165 "lm_lstm.cu"
+#line 1173 "lm_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1353,7 +1361,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l3_h2c_bias[j], v188);
     }
   }
-#line 1357 "lm_lstm.cu"
+#line 1365 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1374,7 +1382,7 @@ template <class T> __device__ __forceinline__ void backward_h2c(const dopa::Step
       acc += t188[k] * l3_h2c_weight[k * 400 + c];
     t191[c] = acc;
   }
-#line 1378 "lm_lstm.cu"
+#line 1386 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1395,7 +1403,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t188[k] * l3_x2c_weight[k * 1150 + c];
     t194[c] = acc;
   }
-#line 1399 "lm_lstm.cu"
+#line 1407 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1416,7 +1424,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t197[k] * l3_h2o_weight[k * 400 + c];
     t200[c] = acc;
   }
-#line 1420 "lm_lstm.cu"
+#line 1428 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1437,7 +1445,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t197[k] * l3_x2o_weight[k * 1150 + c];
     t204[c] = acc;
   }
-#line 1441 "lm_lstm.cu"
+#line 1449 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1458,7 +1466,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t208[k] * l3_h2i_weight[k * 400 + c];
     t211[c] = acc;
   }
-#line 1462 "lm_lstm.cu"
+#line 1470 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1479,7 +1487,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t208[k] * l3_x2i_weight[k * 1150 + c];
     t215[c] = acc;
   }
-#line 1483 "lm_lstm.cu"
+#line 1491 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1500,7 +1508,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t219[k] * l3_h2f_weight[k * 400 + c];
     t222[c] = acc;
   }
-#line 1504 "lm_lstm.cu"
+#line 1512 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1521,7 +1529,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t219[k] * l3_x2f_weight[k * 1150 + c];
     t226[c] = acc;
   }
-#line 1525 "lm_lstm.cu"
+#line 1533 "lm_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1720,7 +1728,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       record15[j] = v105;
     }
   }
-#line 1724 "lm_lstm.cu"
+#line 1732 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1741,7 +1749,7 @@ template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::S
       acc += t243[k] * l2_h2c_weight[k * 1150 + c];
     t246[c] = acc;
   }
-#line 1745 "lm_lstm.cu"
+#line 1753 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1762,7 +1770,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::S
       acc += t243[k] * l2_x2c_weight[k * 1150 + c];
     t249[c] = acc;
   }
-#line 1766 "lm_lstm.cu"
+#line 1774 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1783,7 +1791,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::S
       acc += t252[k] * l2_h2o_weight[k * 1150 + c];
     t255[c] = acc;
   }
-#line 1787 "lm_lstm.cu"
+#line 1795 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1804,7 +1812,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::S
       acc += t252[k] * l2_x2o_weight[k * 1150 + c];
     t259[c] = acc;
   }
-#line 1808 "lm_lstm.cu"
+#line 1816 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1825,7 +1833,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::S
       acc += t263[k] * l2_h2i_weight[k * 1150 + c];
     t266[c] = acc;
   }
-#line 1829 "lm_lstm.cu"
+#line 1837 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1846,7 +1854,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::S
       acc += t263[k] * l2_x2i_weight[k * 1150 + c];
     t270[c] = acc;
   }
-#line 1850 "lm_lstm.cu"
+#line 1858 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1867,7 +1875,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::S
       acc += t274[k] * l2_h2f_weight[k * 1150 + c];
     t277[c] = acc;
   }
-#line 1871 "lm_lstm.cu"
+#line 1879 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1888,7 +1896,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
       acc += t274[k] * l2_x2f_weight[k * 1150 + c];
     t281[c] = acc;
   }
-#line 1892 "lm_lstm.cu"
+#line 1900 "lm_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2081,7 +2089,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_h2c_bias[j], v298);
     }
   }
-#line 2085 "lm_lstm.cu"
+#line 2093 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -2102,7 +2110,7 @@ template <class T> __device__ __forceinline__ void backward_h2c_20(const dopa::S
       acc += t298[k] * l1_h2c_weight[k * 1150 + c];
     t301[c] = acc;
   }
-#line 2106 "lm_lstm.cu"
+#line 2114 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -2123,7 +2131,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_21(const dopa::S
       acc += t298[k] * l1_x2c_weight[k * 400 + c];
     t304[c] = acc;
   }
-#line 2127 "lm_lstm.cu"
+#line 2135 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2144,7 +2152,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_22(const dopa::S
       acc += t307[k] * l1_h2o_weight[k * 1150 + c];
     t310[c] = acc;
   }
-#line 2148 "lm_lstm.cu"
+#line 2156 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2165,7 +2173,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_23(const dopa::S
       acc += t307[k] * l1_x2o_weight[k * 400 + c];
     t314[c] = acc;
   }
-#line 2169 "lm_lstm.cu"
+#line 2177 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2186,7 +2194,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_24(const dopa::S
       acc += t318[k] * l1_h2i_weight[k * 1150 + c];
     t321[c] = acc;
   }
-#line 2190 "lm_lstm.cu"
+#line 2198 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2207,7 +2215,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_25(const dopa::S
       acc += t318[k] * l1_x2i_weight[k * 400 + c];
     t325[c] = acc;
   }
-#line 2211 "lm_lstm.cu"
+#line 2219 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2228,7 +2236,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_26(const dopa::S
       acc += t329[k] * l1_h2f_weight[k * 1150 + c];
     t332[c] = acc;
   }
-#line 2232 "lm_lstm.cu"
+#line 2240 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2249,7 +2257,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_27(const dopa::S
       acc += t329[k] * l1_x2f_weight[k * 400 + c];
     t336[c] = acc;
   }
-#line 2253 "lm_lstm.cu"
+#line 2261 "lm_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2278,7 +2286,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
       d_l1_h[j] = v333;
     }
   }
-#line 2282 "lm_lstm.cu"
+#line 2290 "lm_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2331,7 +2339,7 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v340);
     }
   }
-#line 2335 "lm_lstm.cu"
+#line 2343 "lm_lstm.cu"
 }
 
 // backward stage 30: fused loop nest over [10000]
@@ -2354,11 +2362,12 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of LSTMLM for the whole batch: ba.splits consecutive blocks run each batch
-/// element.
+/// One backward step of LSTMLM for one batch element: `splits` consecutive blocks run each element,
+/// from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -2369,8 +2378,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -2384,70 +2393,96 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2c_11(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_12(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_13(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_14(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_15(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2c_20(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_21(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_22(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_23(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_24(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_25(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_26(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_27(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_h_grad_enc_weight(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_dec_bias(a);
+}
+
+/// One backward step of LSTMLM for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of LSTMLM in one launch: sa.replays forward steps replayed from the segment's
+/// checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -2518,6 +2553,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/26624,
       /*numDeferred=*/25,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

@@ -1488,11 +1488,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 1489 "lm_modplast_lstm.cu"
 }
 
-/// One forward step of ModPlastLSTMLM for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One forward step of ModPlastLSTMLM for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -1503,8 +1504,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -1518,100 +1519,107 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_enc(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_drop_e(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_g_l1_hn_y1_l1_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2mod(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_m(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_modfanout(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_eta(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_col(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_19(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_20(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_21(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_22(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c_23(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_g_l2_hn_y2_l2_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2mod_25(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_m(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_modfanout_27(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_eta(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_col_29(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_30(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_31(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_32(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_33(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_34(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_35(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c_36(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul_37(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l3_g_l3_hn_y3_l3_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2mod_39(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l3_m(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_modfanout_41(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l3_eta(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_col_43(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul_44(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_hebb_l2_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l3_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
+}
+
+/// One forward step of ModPlastLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -1636,7 +1644,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t223[c] = acc;
   }
-#line 1640 "lm_modplast_lstm.cu"
+#line 1648 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1690,7 +1698,7 @@ template <class T> __device__ __forceinline__ void backward_col_outer(const dopa
       t235[i] = acc235;
     }
   }
-#line 1694 "lm_modplast_lstm.cu"
+#line 1702 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1706,7 +1714,7 @@ template <class T> __device__ __forceinline__ void backward_record_col(const dop
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t237[e] = t233[e];
-#line 1710 "lm_modplast_lstm.cu"
+#line 1718 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1727,7 +1735,7 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
       acc += t237[k] * l3_modfanout_weight[k + c];
     t240[c] = acc;
   }
-#line 1731 "lm_modplast_lstm.cu"
+#line 1739 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1769,7 +1777,7 @@ __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs
       record31[0] = v193;
     }
   }
-#line 1773 "lm_modplast_lstm.cu"
+#line 1781 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1789,7 +1797,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t244[0] * l3_h2mod_weight[c];
     t247[c] = acc;
   }
-#line 1793 "lm_modplast_lstm.cu"
+#line 1801 "lm_modplast_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1986,7 +1994,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l3_modfanout_bias[j], v237);
     }
   }
-#line 1990 "lm_modplast_lstm.cu"
+#line 1998 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2053,7 +2061,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
       atomicAdd(&t267[i], acc267);
     }
   }
-#line 2057 "lm_modplast_lstm.cu"
+#line 2065 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2074,7 +2082,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t262[k] * l3_x2c_weight[k * 1149 + c];
     t273[c] = acc;
   }
-#line 2078 "lm_modplast_lstm.cu"
+#line 2086 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2095,7 +2103,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t276[k] * l3_h2o_weight[k * 400 + c];
     t279[c] = acc;
   }
-#line 2099 "lm_modplast_lstm.cu"
+#line 2107 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2116,7 +2124,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t276[k] * l3_x2o_weight[k * 1149 + c];
     t283[c] = acc;
   }
-#line 2120 "lm_modplast_lstm.cu"
+#line 2128 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2137,7 +2145,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t287[k] * l3_h2i_weight[k * 400 + c];
     t290[c] = acc;
   }
-#line 2141 "lm_modplast_lstm.cu"
+#line 2149 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2158,7 +2166,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t287[k] * l3_x2i_weight[k * 1149 + c];
     t294[c] = acc;
   }
-#line 2162 "lm_modplast_lstm.cu"
+#line 2170 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2179,7 +2187,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t298[k] * l3_h2f_weight[k * 400 + c];
     t301[c] = acc;
   }
-#line 2183 "lm_modplast_lstm.cu"
+#line 2191 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2200,7 +2208,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t298[k] * l3_x2f_weight[k * 1149 + c];
     t305[c] = acc;
   }
-#line 2204 "lm_modplast_lstm.cu"
+#line 2212 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2291,7 +2299,7 @@ __device__ __forceinline__ void backward_col_outer_15(const dopa::StepArgs<T> &a
       t394[i] = acc394;
     }
   }
-#line 2295 "lm_modplast_lstm.cu"
+#line 2303 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2308,7 +2316,7 @@ __device__ __forceinline__ void backward_record_col_16(const dopa::StepArgs<T> &
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t317[e] = t313[e];
-#line 2312 "lm_modplast_lstm.cu"
+#line 2320 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -2330,7 +2338,7 @@ __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a
       acc += t317[k] * l2_modfanout_weight[k + c];
     t320[c] = acc;
   }
-#line 2334 "lm_modplast_lstm.cu"
+#line 2342 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2359,7 +2367,7 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
       atomicAdd(&d_l2_h2mod_bias[0], v323);
     }
   }
-#line 2363 "lm_modplast_lstm.cu"
+#line 2371 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2379,7 +2387,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa:
     acc += t323[0] * l2_h2mod_weight[c];
     t326[c] = acc;
   }
-#line 2383 "lm_modplast_lstm.cu"
+#line 2391 "lm_modplast_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2588,7 +2596,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       record23[j] = v139;
     }
   }
-#line 2592 "lm_modplast_lstm.cu"
+#line 2600 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2655,7 +2663,7 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
       atomicAdd(&t346[i], acc346);
     }
   }
-#line 2659 "lm_modplast_lstm.cu"
+#line 2667 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2676,7 +2684,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::S
       acc += t341[k] * l2_x2c_weight[k * 1149 + c];
     t352[c] = acc;
   }
-#line 2680 "lm_modplast_lstm.cu"
+#line 2688 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2697,7 +2705,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::S
       acc += t355[k] * l2_h2o_weight[k * 1149 + c];
     t358[c] = acc;
   }
-#line 2701 "lm_modplast_lstm.cu"
+#line 2709 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2718,7 +2726,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::S
       acc += t355[k] * l2_x2o_weight[k * 1149 + c];
     t362[c] = acc;
   }
-#line 2722 "lm_modplast_lstm.cu"
+#line 2730 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2739,7 +2747,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::S
       acc += t366[k] * l2_h2i_weight[k * 1149 + c];
     t369[c] = acc;
   }
-#line 2743 "lm_modplast_lstm.cu"
+#line 2751 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2760,7 +2768,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::S
       acc += t366[k] * l2_x2i_weight[k * 1149 + c];
     t373[c] = acc;
   }
-#line 2764 "lm_modplast_lstm.cu"
+#line 2772 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2781,7 +2789,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::S
       acc += t377[k] * l2_h2f_weight[k * 1149 + c];
     t380[c] = acc;
   }
-#line 2785 "lm_modplast_lstm.cu"
+#line 2793 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2802,7 +2810,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::S
       acc += t377[k] * l2_x2f_weight[k * 1149 + c];
     t384[c] = acc;
   }
-#line 2806 "lm_modplast_lstm.cu"
+#line 2814 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2819,7 +2827,7 @@ __device__ __forceinline__ void backward_record_col_29(const dopa::StepArgs<T> &
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t396[e] = t392[e];
-#line 2823 "lm_modplast_lstm.cu"
+#line 2831 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -2841,7 +2849,7 @@ __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a
       acc += t396[k] * l1_modfanout_weight[k + c];
     t399[c] = acc;
   }
-#line 2845 "lm_modplast_lstm.cu"
+#line 2853 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2870,7 +2878,7 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
       atomicAdd(&d_l1_h2mod_bias[0], v402);
     }
   }
-#line 2874 "lm_modplast_lstm.cu"
+#line 2882 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2890,7 +2898,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa:
     acc += t402[0] * l1_h2mod_weight[c];
     t405[c] = acc;
   }
-#line 2894 "lm_modplast_lstm.cu"
+#line 2902 "lm_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -3085,7 +3093,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_modfanout_bias[j], v396);
     }
   }
-#line 3089 "lm_modplast_lstm.cu"
+#line 3097 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -3152,7 +3160,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
       atomicAdd(&t425[i], acc425);
     }
   }
-#line 3156 "lm_modplast_lstm.cu"
+#line 3164 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -3173,7 +3181,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::S
       acc += t420[k] * l1_x2c_weight[k * 400 + c];
     t431[c] = acc;
   }
-#line 3177 "lm_modplast_lstm.cu"
+#line 3185 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3194,7 +3202,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::S
       acc += t434[k] * l1_h2o_weight[k * 1149 + c];
     t437[c] = acc;
   }
-#line 3198 "lm_modplast_lstm.cu"
+#line 3206 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3215,7 +3223,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::S
       acc += t434[k] * l1_x2o_weight[k * 400 + c];
     t441[c] = acc;
   }
-#line 3219 "lm_modplast_lstm.cu"
+#line 3227 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3236,7 +3244,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::S
       acc += t445[k] * l1_h2i_weight[k * 1149 + c];
     t448[c] = acc;
   }
-#line 3240 "lm_modplast_lstm.cu"
+#line 3248 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3257,7 +3265,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::S
       acc += t445[k] * l1_x2i_weight[k * 400 + c];
     t452[c] = acc;
   }
-#line 3261 "lm_modplast_lstm.cu"
+#line 3269 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3278,7 +3286,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::S
       acc += t456[k] * l1_h2f_weight[k * 1149 + c];
     t459[c] = acc;
   }
-#line 3282 "lm_modplast_lstm.cu"
+#line 3290 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3299,7 +3307,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::S
       acc += t456[k] * l1_x2f_weight[k * 400 + c];
     t463[c] = acc;
   }
-#line 3303 "lm_modplast_lstm.cu"
+#line 3311 "lm_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -3331,7 +3339,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
       d_l1_h[j] = v460;
     }
   }
-#line 3335 "lm_modplast_lstm.cu"
+#line 3343 "lm_modplast_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -3387,7 +3395,7 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v467);
     }
   }
-#line 3391 "lm_modplast_lstm.cu"
+#line 3399 "lm_modplast_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
@@ -3433,7 +3441,7 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
       atomicAdd(&d_l2_alpha[i], v346);
     }
   }
-#line 3437 "lm_modplast_lstm.cu"
+#line 3445 "lm_modplast_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3454,14 +3462,15 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
       atomicAdd(&d_l3_alpha[i], v267);
     }
   }
-#line 3458 "lm_modplast_lstm.cu"
+#line 3466 "lm_modplast_lstm.cu"
 }
 
-/// One backward step of ModPlastLSTMLM for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One backward step of ModPlastLSTMLM for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -3472,8 +3481,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -3487,102 +3496,129 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_col_outer(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_col(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_modfanout(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l3_h2mod_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2mod(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_col_outer_15(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_col_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_modfanout_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l2_h2mod_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2mod_19(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_22(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_23(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_24(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_25(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_26(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_27(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_28(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_col_29(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_modfanout_30(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_h2mod_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2mod_32(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_35(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_36(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_37(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_38(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_39(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_40(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_41(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_h_grad_enc_weight(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_dec_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_alpha_l2_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l3_alpha(a);
+}
+
+/// One backward step of ModPlastLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of ModPlastLSTMLM in one launch: sa.replays forward steps replayed from the
+/// segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -3662,6 +3698,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/32128,
       /*numDeferred=*/31,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

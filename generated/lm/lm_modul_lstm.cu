@@ -1567,11 +1567,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 1568 "lm_modul_lstm.cu"
 }
 
-/// One forward step of ModulLSTMLM for the whole batch: ba.splits consecutive blocks run each batch
-/// element.
+/// One forward step of ModulLSTMLM for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -1582,8 +1583,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -1597,102 +1598,109 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_enc(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_drop_e(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_g_l1_hn_y1_l1_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2mod(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_m(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_modfanout(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_eta(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_col(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_sub(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_19(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_20(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_21(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_22(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_23(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c_24(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_g_l2_hn_y2_l2_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2mod_26(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_m(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_modfanout_28(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_eta(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_col_30(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_31(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_32(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_33(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_34(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_35(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_36(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c_37(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul_38(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l3_g_l3_hn_y3_l3_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2mod_40(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l3_m(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_modfanout_42(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l3_eta(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_col_44(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul_45(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_pw_l1_et_l2_pw_l2_et(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l3_pw_l3_et(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
+}
+
+/// One forward step of ModulLSTMLM for the whole batch: ba.splits consecutive blocks run each batch
+/// element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -1717,7 +1725,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t245[c] = acc;
   }
-#line 1721 "lm_modul_lstm.cu"
+#line 1729 "lm_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -1798,7 +1806,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_et(const dopa::
       atomicAdd(&t267[i], acc267);
     }
   }
-#line 1802 "lm_modul_lstm.cu"
+#line 1810 "lm_modul_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1852,7 +1860,7 @@ template <class T> __device__ __forceinline__ void backward_etaet(const dopa::St
       atomicAdd(&t252[0], acc252);
     }
   }
-#line 1856 "lm_modul_lstm.cu"
+#line 1864 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1868,7 +1876,7 @@ template <class T> __device__ __forceinline__ void backward_record_col(const dop
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t270[e] = t267[e];
-#line 1872 "lm_modul_lstm.cu"
+#line 1880 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1889,7 +1897,7 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
       acc += t270[k] * l3_modfanout_weight[k + c];
     t273[c] = acc;
   }
-#line 1893 "lm_modul_lstm.cu"
+#line 1901 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1931,7 +1939,7 @@ __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs
       record31[0] = v206;
     }
   }
-#line 1935 "lm_modul_lstm.cu"
+#line 1943 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1951,7 +1959,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
     acc += t277[0] * l3_h2mod_weight[c];
     t280[c] = acc;
   }
-#line 1955 "lm_modul_lstm.cu"
+#line 1963 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2129,7 +2137,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l3_modfanout_bias[j], v270);
     }
   }
-#line 2133 "lm_modul_lstm.cu"
+#line 2141 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -2195,7 +2203,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::
       atomicAdd(&t300[i], acc300);
     }
   }
-#line 2199 "lm_modul_lstm.cu"
+#line 2207 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2216,7 +2224,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t295[k] * l3_x2c_weight[k * 1149 + c];
     t306[c] = acc;
   }
-#line 2220 "lm_modul_lstm.cu"
+#line 2228 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2237,7 +2245,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t309[k] * l3_h2o_weight[k * 400 + c];
     t312[c] = acc;
   }
-#line 2241 "lm_modul_lstm.cu"
+#line 2249 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2258,7 +2266,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t309[k] * l3_x2o_weight[k * 1149 + c];
     t316[c] = acc;
   }
-#line 2262 "lm_modul_lstm.cu"
+#line 2270 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2279,7 +2287,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t320[k] * l3_h2i_weight[k * 400 + c];
     t323[c] = acc;
   }
-#line 2283 "lm_modul_lstm.cu"
+#line 2291 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2300,7 +2308,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t320[k] * l3_x2i_weight[k * 1149 + c];
     t327[c] = acc;
   }
-#line 2304 "lm_modul_lstm.cu"
+#line 2312 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2321,7 +2329,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t331[k] * l3_h2f_weight[k * 400 + c];
     t334[c] = acc;
   }
-#line 2325 "lm_modul_lstm.cu"
+#line 2333 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2342,7 +2350,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t331[k] * l3_x2f_weight[k * 1149 + c];
     t338[c] = acc;
   }
-#line 2346 "lm_modul_lstm.cu"
+#line 2354 "lm_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -2485,7 +2493,7 @@ __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &
       atomicAdd(&t448[i], acc448);
     }
   }
-#line 2489 "lm_modul_lstm.cu"
+#line 2497 "lm_modul_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2562,7 +2570,7 @@ template <class T> __device__ __forceinline__ void backward_etaet_17(const dopa:
       atomicAdd(&t435[0], acc435);
     }
   }
-#line 2566 "lm_modul_lstm.cu"
+#line 2574 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2579,7 +2587,7 @@ __device__ __forceinline__ void backward_record_col_18(const dopa::StepArgs<T> &
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t361[e] = t358[e];
-#line 2583 "lm_modul_lstm.cu"
+#line 2591 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -2601,7 +2609,7 @@ __device__ __forceinline__ void backward_modfanout_19(const dopa::StepArgs<T> &a
       acc += t361[k] * l2_modfanout_weight[k + c];
     t364[c] = acc;
   }
-#line 2605 "lm_modul_lstm.cu"
+#line 2613 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2630,7 +2638,7 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
       atomicAdd(&d_l2_h2mod_bias[0], v367);
     }
   }
-#line 2634 "lm_modul_lstm.cu"
+#line 2642 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -2650,7 +2658,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_21(const dopa:
     acc += t367[0] * l2_h2mod_weight[c];
     t370[c] = acc;
   }
-#line 2654 "lm_modul_lstm.cu"
+#line 2662 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2830,7 +2838,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&d_l2_modfanout_bias[j], v361);
     }
   }
-#line 2834 "lm_modul_lstm.cu"
+#line 2842 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -2896,7 +2904,7 @@ template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::
       atomicAdd(&t390[i], acc390);
     }
   }
-#line 2900 "lm_modul_lstm.cu"
+#line 2908 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2917,7 +2925,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_24(const dopa::S
       acc += t385[k] * l2_x2c_weight[k * 1149 + c];
     t396[c] = acc;
   }
-#line 2921 "lm_modul_lstm.cu"
+#line 2929 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2938,7 +2946,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_25(const dopa::S
       acc += t399[k] * l2_h2o_weight[k * 1149 + c];
     t402[c] = acc;
   }
-#line 2942 "lm_modul_lstm.cu"
+#line 2950 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2959,7 +2967,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_26(const dopa::S
       acc += t399[k] * l2_x2o_weight[k * 1149 + c];
     t406[c] = acc;
   }
-#line 2963 "lm_modul_lstm.cu"
+#line 2971 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2980,7 +2988,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_27(const dopa::S
       acc += t410[k] * l2_h2i_weight[k * 1149 + c];
     t413[c] = acc;
   }
-#line 2984 "lm_modul_lstm.cu"
+#line 2992 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3001,7 +3009,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_28(const dopa::S
       acc += t410[k] * l2_x2i_weight[k * 1149 + c];
     t417[c] = acc;
   }
-#line 3005 "lm_modul_lstm.cu"
+#line 3013 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3022,7 +3030,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_29(const dopa::S
       acc += t421[k] * l2_h2f_weight[k * 1149 + c];
     t424[c] = acc;
   }
-#line 3026 "lm_modul_lstm.cu"
+#line 3034 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3043,7 +3051,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_30(const dopa::S
       acc += t421[k] * l2_x2f_weight[k * 1149 + c];
     t428[c] = acc;
   }
-#line 3047 "lm_modul_lstm.cu"
+#line 3055 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -3060,7 +3068,7 @@ __device__ __forceinline__ void backward_record_col_31(const dopa::StepArgs<T> &
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t451[e] = t448[e];
-#line 3064 "lm_modul_lstm.cu"
+#line 3072 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -3082,7 +3090,7 @@ __device__ __forceinline__ void backward_modfanout_32(const dopa::StepArgs<T> &a
       acc += t451[k] * l1_modfanout_weight[k + c];
     t454[c] = acc;
   }
-#line 3086 "lm_modul_lstm.cu"
+#line 3094 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -3111,7 +3119,7 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
       atomicAdd(&d_l1_h2mod_bias[0], v457);
     }
   }
-#line 3115 "lm_modul_lstm.cu"
+#line 3123 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -3131,7 +3139,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_34(const dopa:
     acc += t457[0] * l1_h2mod_weight[c];
     t460[c] = acc;
   }
-#line 3135 "lm_modul_lstm.cu"
+#line 3143 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -3334,7 +3342,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_modfanout_bias[j], v451);
     }
   }
-#line 3338 "lm_modul_lstm.cu"
+#line 3346 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -3400,7 +3408,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::
       atomicAdd(&t480[i], acc480);
     }
   }
-#line 3404 "lm_modul_lstm.cu"
+#line 3412 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -3421,7 +3429,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_37(const dopa::S
       acc += t475[k] * l1_x2c_weight[k * 400 + c];
     t486[c] = acc;
   }
-#line 3425 "lm_modul_lstm.cu"
+#line 3433 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3442,7 +3450,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_38(const dopa::S
       acc += t489[k] * l1_h2o_weight[k * 1149 + c];
     t492[c] = acc;
   }
-#line 3446 "lm_modul_lstm.cu"
+#line 3454 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -3463,7 +3471,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_39(const dopa::S
       acc += t489[k] * l1_x2o_weight[k * 400 + c];
     t496[c] = acc;
   }
-#line 3467 "lm_modul_lstm.cu"
+#line 3475 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3484,7 +3492,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_40(const dopa::S
       acc += t500[k] * l1_h2i_weight[k * 1149 + c];
     t503[c] = acc;
   }
-#line 3488 "lm_modul_lstm.cu"
+#line 3496 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -3505,7 +3513,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_41(const dopa::S
       acc += t500[k] * l1_x2i_weight[k * 400 + c];
     t507[c] = acc;
   }
-#line 3509 "lm_modul_lstm.cu"
+#line 3517 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3526,7 +3534,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_42(const dopa::S
       acc += t511[k] * l1_h2f_weight[k * 1149 + c];
     t514[c] = acc;
   }
-#line 3530 "lm_modul_lstm.cu"
+#line 3538 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -3547,7 +3555,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_43(const dopa::S
       acc += t511[k] * l1_x2f_weight[k * 400 + c];
     t518[c] = acc;
   }
-#line 3551 "lm_modul_lstm.cu"
+#line 3559 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -3583,7 +3591,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
       d_l1_h[j] = v515;
     }
   }
-#line 3587 "lm_modul_lstm.cu"
+#line 3595 "lm_modul_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -3643,7 +3651,7 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v522);
     }
   }
-#line 3647 "lm_modul_lstm.cu"
+#line 3655 "lm_modul_lstm.cu"
 }
 
 // backward stage 46: fused loop nest over [10000]
@@ -3689,7 +3697,7 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
       atomicAdd(&d_l2_alpha[i], v390);
     }
   }
-#line 3693 "lm_modul_lstm.cu"
+#line 3701 "lm_modul_lstm.cu"
 }
 
 // param  etaet : [] = 0.01
@@ -3736,7 +3744,7 @@ backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
     const T v261 = v252 + v260;
     atomicAdd(&d_l3_etaet[0], v261);
   }
-#line 3740 "lm_modul_lstm.cu"
+#line 3748 "lm_modul_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3757,14 +3765,15 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
       atomicAdd(&d_l3_alpha[i], v300);
     }
   }
-#line 3761 "lm_modul_lstm.cu"
+#line 3769 "lm_modul_lstm.cu"
 }
 
-/// One backward step of ModulLSTMLM for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One backward step of ModulLSTMLM for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -3775,8 +3784,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -3790,108 +3799,135 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_et(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_etaet(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_col(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_modfanout(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l3_h2mod_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2mod(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_pw(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_et_l2_et(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_etaet_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_col_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_modfanout_19(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l2_h2mod_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2mod_21(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_pw(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_24(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_25(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_26(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_27(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_28(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_29(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_30(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_col_31(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_modfanout_32(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_h2mod_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2mod_34(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_pw(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_37(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_38(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_39(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_40(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_41(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_42(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_43(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_h_grad_enc_weight(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_dec_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_alpha_l2_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_etaet_l2_etaet_l3_etaet(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l3_alpha(a);
+}
+
+/// One backward step of ModulLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of ModulLSTMLM in one launch: sa.replays forward steps replayed from the
+/// segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -3971,6 +4007,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/32128,
       /*numDeferred=*/31,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

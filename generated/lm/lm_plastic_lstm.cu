@@ -1139,11 +1139,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
 #line 1140 "lm_plastic_lstm.cu"
 }
 
-/// One forward step of PlasticLSTMLM for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One forward step of PlasticLSTMLM for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -1154,8 +1155,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -1169,70 +1170,77 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_enc(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_drop_e(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_g_y1_l1_h_l1_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_12(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_13(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_14(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_15(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l2_g_y2_l2_h_l2_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2f_20(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2f_21(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2i_22(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2i_23(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_x2o_24(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_saved_h2o_25(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_x2c_26(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul_27(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l3_g_y3_l3_h_l3_c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul_29(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l1_hebb_l2_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_l3_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
+}
+
+/// One forward step of PlasticLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -1257,7 +1265,7 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t196[c] = acc;
   }
-#line 1261 "lm_plastic_lstm.cu"
+#line 1269 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
@@ -1304,7 +1312,7 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
       t205[i] = acc205;
     }
   }
-#line 1308 "lm_plastic_lstm.cu"
+#line 1316 "lm_plastic_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1503,7 +1511,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&t207[0], acc207);
     }
   }
-#line 1507 "lm_plastic_lstm.cu"
+#line 1515 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1570,7 +1578,7 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
       atomicAdd(&t231[i], acc231);
     }
   }
-#line 1574 "lm_plastic_lstm.cu"
+#line 1582 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1591,7 +1599,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
       acc += t226[k] * l3_x2c_weight[k * 1149 + c];
     t237[c] = acc;
   }
-#line 1595 "lm_plastic_lstm.cu"
+#line 1603 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1612,7 +1620,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += t240[k] * l3_h2o_weight[k * 400 + c];
     t243[c] = acc;
   }
-#line 1616 "lm_plastic_lstm.cu"
+#line 1624 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1633,7 +1641,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
       acc += t240[k] * l3_x2o_weight[k * 1149 + c];
     t247[c] = acc;
   }
-#line 1637 "lm_plastic_lstm.cu"
+#line 1645 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1654,7 +1662,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
       acc += t251[k] * l3_h2i_weight[k * 400 + c];
     t254[c] = acc;
   }
-#line 1658 "lm_plastic_lstm.cu"
+#line 1666 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1675,7 +1683,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
       acc += t251[k] * l3_x2i_weight[k * 1149 + c];
     t258[c] = acc;
   }
-#line 1679 "lm_plastic_lstm.cu"
+#line 1687 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1696,7 +1704,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
       acc += t262[k] * l3_h2f_weight[k * 400 + c];
     t265[c] = acc;
   }
-#line 1700 "lm_plastic_lstm.cu"
+#line 1708 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1717,7 +1725,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
       acc += t262[k] * l3_x2f_weight[k * 1149 + c];
     t269[c] = acc;
   }
-#line 1721 "lm_plastic_lstm.cu"
+#line 1729 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
@@ -1793,7 +1801,7 @@ __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a
       t346[i] = acc346;
     }
   }
-#line 1797 "lm_plastic_lstm.cu"
+#line 1805 "lm_plastic_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2013,7 +2021,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       atomicAdd(&t348[0], acc348);
     }
   }
-#line 2017 "lm_plastic_lstm.cu"
+#line 2025 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2080,7 +2088,7 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
       atomicAdd(&t301[i], acc301);
     }
   }
-#line 2084 "lm_plastic_lstm.cu"
+#line 2092 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2101,7 +2109,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_14(const dopa::S
       acc += t296[k] * l2_x2c_weight[k * 1149 + c];
     t307[c] = acc;
   }
-#line 2105 "lm_plastic_lstm.cu"
+#line 2113 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2122,7 +2130,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_15(const dopa::S
       acc += t310[k] * l2_h2o_weight[k * 1149 + c];
     t313[c] = acc;
   }
-#line 2126 "lm_plastic_lstm.cu"
+#line 2134 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2143,7 +2151,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_16(const dopa::S
       acc += t310[k] * l2_x2o_weight[k * 1149 + c];
     t317[c] = acc;
   }
-#line 2147 "lm_plastic_lstm.cu"
+#line 2155 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2164,7 +2172,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_17(const dopa::S
       acc += t321[k] * l2_h2i_weight[k * 1149 + c];
     t324[c] = acc;
   }
-#line 2168 "lm_plastic_lstm.cu"
+#line 2176 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2185,7 +2193,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_18(const dopa::S
       acc += t321[k] * l2_x2i_weight[k * 1149 + c];
     t328[c] = acc;
   }
-#line 2189 "lm_plastic_lstm.cu"
+#line 2197 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2206,7 +2214,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_19(const dopa::S
       acc += t332[k] * l2_h2f_weight[k * 1149 + c];
     t335[c] = acc;
   }
-#line 2210 "lm_plastic_lstm.cu"
+#line 2218 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2227,7 +2235,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::S
       acc += t332[k] * l2_x2f_weight[k * 1149 + c];
     t339[c] = acc;
   }
-#line 2231 "lm_plastic_lstm.cu"
+#line 2239 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2420,7 +2428,7 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       atomicAdd(&d_l1_x2c_bias[j], v366);
     }
   }
-#line 2424 "lm_plastic_lstm.cu"
+#line 2432 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2487,7 +2495,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
       atomicAdd(&t371[i], acc371);
     }
   }
-#line 2491 "lm_plastic_lstm.cu"
+#line 2499 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2508,7 +2516,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_23(const dopa::S
       acc += t366[k] * l1_x2c_weight[k * 400 + c];
     t377[c] = acc;
   }
-#line 2512 "lm_plastic_lstm.cu"
+#line 2520 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2529,7 +2537,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_24(const dopa::S
       acc += t380[k] * l1_h2o_weight[k * 1149 + c];
     t383[c] = acc;
   }
-#line 2533 "lm_plastic_lstm.cu"
+#line 2541 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2550,7 +2558,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_25(const dopa::S
       acc += t380[k] * l1_x2o_weight[k * 400 + c];
     t387[c] = acc;
   }
-#line 2554 "lm_plastic_lstm.cu"
+#line 2562 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2571,7 +2579,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_26(const dopa::S
       acc += t391[k] * l1_h2i_weight[k * 1149 + c];
     t394[c] = acc;
   }
-#line 2575 "lm_plastic_lstm.cu"
+#line 2583 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2592,7 +2600,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_27(const dopa::S
       acc += t391[k] * l1_x2i_weight[k * 400 + c];
     t398[c] = acc;
   }
-#line 2596 "lm_plastic_lstm.cu"
+#line 2604 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2613,7 +2621,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_28(const dopa::S
       acc += t402[k] * l1_h2f_weight[k * 1149 + c];
     t405[c] = acc;
   }
-#line 2617 "lm_plastic_lstm.cu"
+#line 2625 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2634,7 +2642,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_29(const dopa::S
       acc += t402[k] * l1_x2f_weight[k * 400 + c];
     t409[c] = acc;
   }
-#line 2638 "lm_plastic_lstm.cu"
+#line 2646 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2670,7 +2678,7 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
       d_l1_h[j] = v406;
     }
   }
-#line 2674 "lm_plastic_lstm.cu"
+#line 2682 "lm_plastic_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2730,7 +2738,7 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v413);
     }
   }
-#line 2734 "lm_plastic_lstm.cu"
+#line 2742 "lm_plastic_lstm.cu"
 }
 
 // backward stage 32: fused loop nest over [10000]
@@ -2776,7 +2784,7 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
       atomicAdd(&d_l2_alpha[i], v301);
     }
   }
-#line 2780 "lm_plastic_lstm.cu"
+#line 2788 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
@@ -2805,7 +2813,7 @@ __device__ __forceinline__ void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::S
     const T v207 = t207[0];
     atomicAdd(&d_l3_eta[0], v207);
   }
-#line 2809 "lm_plastic_lstm.cu"
+#line 2817 "lm_plastic_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2826,14 +2834,15 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
       atomicAdd(&d_l3_alpha[i], v231);
     }
   }
-#line 2830 "lm_plastic_lstm.cu"
+#line 2838 "lm_plastic_lstm.cu"
 }
 
-/// One backward step of PlasticLSTMLM for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One backward step of PlasticLSTMLM for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -2844,8 +2853,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -2859,80 +2868,107 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_eta_outer(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_eta_outer_11(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l2_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_14(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_15(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_16(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_17(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_18(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_19(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_20(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2c_23(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o_24(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2o_25(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2i_26(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2i_27(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2f_28(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_x2f_29(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l1_h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_l3_h_grad_enc_weight(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_dec_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_alpha_l2_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l1_eta_l2_eta_l3_eta(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_l3_alpha(a);
+}
+
+/// One backward step of PlasticLSTMLM for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of PlasticLSTMLM in one launch: sa.replays forward steps replayed from the
+/// segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -3000,6 +3036,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/26624,
       /*numDeferred=*/25,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

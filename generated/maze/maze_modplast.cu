@@ -295,11 +295,12 @@ template <class T> __device__ __forceinline__ void forward_value(const dopa::Ste
 #line 296 "maze_modplast.cu"
 }
 
-/// One forward step of MazeModplast for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One forward step of MazeModplast for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void forward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -310,8 +311,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -325,24 +326,31 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_i2h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_matmul(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_hn(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2_da(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_da(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_hebb(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_logits(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   forward_value(a);
+}
+
+/// One forward step of MazeModplast for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
+  forward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
@@ -366,7 +374,7 @@ template <class T> __device__ __forceinline__ void backward_h2v(const dopa::Step
     acc += d_out_value[0] * h2v_weight[c];
     t40[c] = acc;
   }
-#line 370 "maze_modplast.cu"
+#line 378 "maze_modplast.cu"
 }
 
 // output logits = h2o(hn)
@@ -387,7 +395,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
       acc += d_out_logits[k] * h2o_weight[k * 100 + c];
     t44[c] = acc;
   }
-#line 391 "maze_modplast.cu"
+#line 399 "maze_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -434,7 +442,7 @@ template <class T> __device__ __forceinline__ void backward_tanh_outer(const dop
       t50[i] = acc50;
     }
   }
-#line 438 "maze_modplast.cu"
+#line 446 "maze_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -474,7 +482,7 @@ template <class T> __device__ __forceinline__ void backward_tanh(const dopa::Ste
       atomicAdd(&t52[0], acc52);
     }
   }
-#line 478 "maze_modplast.cu"
+#line 486 "maze_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -514,7 +522,7 @@ __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::St
       atomicAdd(&d_h2v_bias[0], v34);
     }
   }
-#line 518 "maze_modplast.cu"
+#line 526 "maze_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
@@ -534,7 +542,7 @@ template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::St
     acc += t60[0] * h2DA_weight[c];
     t63[c] = acc;
   }
-#line 538 "maze_modplast.cu"
+#line 546 "maze_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -580,7 +588,7 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       atomicAdd(&d_i2h_bias[j], v67);
     }
   }
-#line 584 "maze_modplast.cu"
+#line 592 "maze_modplast.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -640,7 +648,7 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
       atomicAdd(&d_alpha[i * 100 + j], v71);
     }
   }
-#line 644 "maze_modplast.cu"
+#line 652 "maze_modplast.cu"
 }
 
 // state  h    : [H] = 0
@@ -667,7 +675,7 @@ template <class T> __device__ __forceinline__ void backward_d_h(const dopa::Step
       d_h[j] = v70;
     }
   }
-#line 671 "maze_modplast.cu"
+#line 679 "maze_modplast.cu"
 }
 
 // backward stage 9: fused loop nest over [17]
@@ -706,11 +714,12 @@ __device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &
   }
 }
 
-/// One backward step of MazeModplast for the whole batch: ba.splits consecutive blocks run each
-/// batch element.
+/// One backward step of MazeModplast for one batch element: `splits` consecutive blocks run each
+/// element, from `firstElement`.
 template <class T>
-__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
+__device__ __forceinline__ void backward_element(const dopa::BatchArgs<T> &ba, int firstElement,
+                                                 int splits) {
+  const int64_t b = firstElement + blockIdx.x / splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -721,8 +730,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
-  a.split = blockIdx.x % ba.splits;
-  a.splits = ba.splits;
+  a.split = blockIdx.x % splits;
+  a.splits = splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -736,30 +745,57 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   backward_h2v(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2o(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_tanh_outer(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_tanh(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2_da_bias_h2v_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_h2_da(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_i2h_bias(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_hebb_grad_alpha(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_d_h(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_record_x(a);
-  dopa::elementSync(ba.splits);
+  dopa::elementSync(splits);
   backward_grad_h2o_bias(a);
+}
+
+/// One backward step of MazeModplast for the whole batch: ba.splits consecutive blocks run each
+/// batch element.
+template <class T>
+__global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
+  backward_element(ba, ba.firstElement, ba.splits);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
   dopa::launchStep(backward_kernel<T>, ba, kThreads, stream);
+}
+
+/// A backward segment of MazeModplast in one launch: sa.replays forward steps replayed from the
+/// segment's checkpoint, then sa.backwards backward steps, their arguments in sa.steps (device
+/// memory).
+template <class T>
+__global__ void __launch_bounds__(kThreads) segment_kernel(const dopa::SegmentArgs<T> sa) {
+  for (int r = 0; r < sa.replays; ++r) {
+    forward_element(sa.steps[r], sa.firstElement, sa.splits);
+    dopa::elementSync(sa.splits);
+  }
+  for (int r = 0; r < sa.backwards; ++r) {
+    if (r > 0)
+      dopa::elementSync(sa.splits);
+    backward_element(sa.steps[sa.replays + r], sa.firstElement, sa.splits);
+  }
+}
+
+template <class T> void segment_launch(const dopa::SegmentArgs<T> &sa, void *stream) {
+  dopa::launchStep(segment_kernel<T>, sa, kThreads, stream);
 }
 
 static const dopa::DeferredOuter cudaDeferred[] = {
@@ -785,6 +821,8 @@ const dopa::CudaSpec &cuda_spec() {
       /*recordNumel=*/416,
       /*numDeferred=*/5,
       /*deferred=*/cudaDeferred,
+      /*segmentFloat=*/segment_launch<float>,
+      /*segmentDouble=*/segment_launch<double>,
   };
   return s;
 }

@@ -5,7 +5,9 @@
 // on the host does), then BPTT with output gradients for every step. Times the generated CUDA
 // network and, for reference, the generated C++ on this machine's cores. Prints one line per
 // engine: "engine variant median_s min_s" (the CUDA engine's name tagged with the launch policy
-// when DOPA_CUDA_BARRIER or DOPA_CUDA_SPLITS sets one, e.g. "cuda/cluster4").
+// when DOPA_CUDA_BARRIER, DOPA_CUDA_SPLITS or DOPA_CUDA_THREADS sets one, e.g. "cuda/cluster4" or
+// "cuda/block/t256", and "/stepwise" when DOPA_CUDA_STEPWISE=1 launches the backward per step
+// instead of per segment).
 //
 //   dopa_gpu_bench [variant] [iterations] [cuda]    # cuda: time only the CUDA engine
 //
@@ -86,6 +88,10 @@ int main(int argc, char **argv) {
   if ((barrier && *barrier) || (splits && *splits))
     engine += "/" + std::string(barrier && *barrier ? barrier : "default") +
               (splits && *splits ? splits : "");
+  if (const char *v = std::getenv("DOPA_CUDA_THREADS"); v && *v)
+    engine += "/t" + std::string(v);
+  if (const char *v = std::getenv("DOPA_CUDA_STEPWISE"); v && std::string(v) == "1")
+    engine += "/stepwise";
   const ExampleNetwork *ex = findExample("cue_reward", variant);
   const GeneratedSpec *cpuSpec = ex ? &ex->spec() : nullptr;
   if (!cpuSpec || !ex->cuda) {

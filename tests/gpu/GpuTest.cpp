@@ -4,8 +4,8 @@
 // BPTT gradients agree with the C++ kernels' on the same parameters, inputs and output gradients:
 // float32 with per-tensor tolerances (the GPU sums in another order, with atomics), float64
 // tightly. Also: device-side checkpoint replays give the same gradients as one replay of the whole
-// episode. Without a CUDA device the program prints SKIP and exits with 77, which CTest reports as
-// skipped.
+// episode, and a backward segment run in one launch the same as a launch per step. Without a CUDA
+// device the program prints SKIP and exits with 77, which CTest reports as skipped.
 //
 //===----------------------------------------------------------------------===//
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -15,8 +15,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <string>
 
 using namespace dopa;
 
@@ -151,6 +153,31 @@ TEST_CASE("device checkpoint replays give the gradients of one whole-episode rep
     Run<double> r = run<double>(gpu, gpu.info(), 10, 2, 9);
     std::string worst;
     CHECK(compare(gpu.info(), r, whole, worst) <= 1e-12);
+  }
+}
+
+TEST_CASE("a backward segment in one launch gives the per-step launches' gradients (float64)") {
+  for (const ExampleNetwork &e : exampleNetworks()) {
+    if (*e.dims)
+      continue;
+    REQUIRE(bool(e.cuda));
+    CudaExecutor<double> gpu(e.cuda());
+    std::vector<float> init(gpu.info().numParams);
+    initParams(gpu.info(), init.data(), 4);
+    std::copy(init.begin(), init.end(), gpu.params().begin());
+    int steps = std::string(e.task) == "lm" ? 3 : 7;
+    for (int k : {0, 3}) {
+      INFO(e.task << " " << e.variant << ", checkpoint every " << k);
+      gpu.setCheckpointEvery(k);
+      gpu.setSegmentLaunch(false);
+      Run<double> stepwise = run<double>(gpu, gpu.info(), steps, 3, 11);
+      gpu.setSegmentLaunch(true);
+      Run<double> segments = run<double>(gpu, gpu.info(), steps, 3, 11);
+      std::string worst;
+      double err = compare(gpu.info(), segments, stepwise, worst);
+      INFO("worst: " << worst << " " << err);
+      CHECK(err <= 1e-12);
+    }
   }
 }
 

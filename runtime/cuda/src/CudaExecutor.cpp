@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -168,6 +169,8 @@ std::string dopa::cudaDeviceDescription() {
 
 template <class T> struct CudaExecutor<T>::Impl {
   BatchFn<T> fwd, bwd;
+  SegmentFn<T> seg = nullptr;
+  DeviceBuf<BatchArgs<T>> segArgs; // the backward's step arguments for the segment kernel
   int64_t S = 0, saved = 0, scratch = 0, record = 0;
   std::vector<int64_t> inputNumel, outputNumel;
   int64_t inputTotal = 0, maxOutput = 1;
@@ -175,12 +178,14 @@ template <class T> struct CudaExecutor<T>::Impl {
   std::vector<DeviceBuf<T>> tape;        // per step: inputs of all elements, input-major (reused)
   std::vector<DeviceBuf<T>> checkpoints; // per outer checkpoint: B * S (reused)
   size_t numCheckpoints = 0;
-  DeviceBuf<T> savedScratch;                   // the training forward's saved values (not kept)
-  T *pinnedIn = nullptr, *pinnedOut = nullptr; // page-locked staging for the per-step copies
-  size_t pinnedInCount = 0, pinnedOutCount = 0;
+  DeviceBuf<T> savedScratch; // the training forward's saved values (not kept)
+  // Page-locked staging for the per-step copies and for the backward's output gradients.
+  T *pinnedIn = nullptr, *pinnedOut = nullptr, *pinnedGrads = nullptr;
+  size_t pinnedInCount = 0, pinnedOutCount = 0, pinnedGradsCount = 0;
   ~Impl() {
     cudaFreeHost(pinnedIn);
     cudaFreeHost(pinnedOut);
+    cudaFreeHost(pinnedGrads);
   }
   static T *pinned(T *&p, size_t &count, size_t n) {
     if (n > count) {
@@ -195,6 +200,34 @@ template <class T> struct CudaExecutor<T>::Impl {
   int outer = INT_MAX;
   cublasHandle_t blas = nullptr;
   mutable std::vector<std::vector<T>> stateViews;
+
+  /// The output gradients of every step in `outGrads`, in one copy; per step and output, where
+  /// they are on the device (`zeros` where outputGrads gives none).
+  std::vector<std::vector<const T *>> uploadOutputGrads(int B, int steps,
+                                                        const T *const *const *outputGrads) {
+    int64_t outTotal = 0;
+    for (int64_t n : outputNumel)
+      outTotal += n;
+    const size_t count = size_t(std::max<int64_t>(int64_t(steps) * B * outTotal, 1));
+    outGrads.resize(count);
+    T *stage = pinned(pinnedGrads, pinnedGradsCount, count);
+    std::vector<std::vector<const T *>> where(size_t(steps),
+                                              std::vector<const T *>(outputNumel.size()));
+    for (int t = 0; t < steps; ++t) {
+      int64_t at = int64_t(t) * B * outTotal;
+      for (size_t k = 0; k < outputNumel.size(); ++k) {
+        const T *g = outputGrads && outputGrads[t] ? outputGrads[t][k] : nullptr;
+        if (g)
+          std::copy_n(g, B * outputNumel[k], stage + at);
+        where[size_t(t)][k] = g ? outGrads.data() + at : zeros.data();
+        at += B * outputNumel[k];
+      }
+    }
+    check(cudaMemcpyAsync(outGrads.data(), stage, count * sizeof(T), cudaMemcpyHostToDevice,
+                          cudaStreamPerThread),
+          "cudaMemcpyAsync H2D");
+    return where;
+  }
 
   /// A step's launch arguments: inputs from `tape` (input-major), outputs into `outputs`.
   BatchArgs<T> args(int B, const T *tape) {
@@ -234,10 +267,14 @@ CudaExecutor<T>::CudaExecutor(const CudaSpec &spec)
   if constexpr (std::is_same_v<T, float>) {
     m.fwd = spec.forwardFloat;
     m.bwd = spec.backwardFloat;
+    m.seg = spec.segmentFloat;
   } else {
     m.fwd = spec.forwardDouble;
     m.bwd = spec.backwardDouble;
+    m.seg = spec.segmentDouble;
   }
+  if (const char *v = std::getenv("DOPA_CUDA_STEPWISE"); v && std::string(v) == "1")
+    segmentLaunch = false;
   if (netInfo.inputs.size() > size_t(kMaxIO) || netInfo.outputs.size() > size_t(kMaxIO))
     throw std::runtime_error(netInfo.name + ": more than " + std::to_string(kMaxIO) +
                              " inputs or outputs for the CUDA backend");
@@ -371,27 +408,7 @@ void CudaExecutor<T>::backward(const T *const *const *outputGrads,
     return;
   int outer = std::min(m.outer, steps);
   int64_t S = m.S;
-  // Output gradients of every step on the device (zeros where absent).
-  int64_t outTotal = 0;
-  for (int64_t n : m.outputNumel)
-    outTotal += n;
-  m.outGrads.resize(size_t(std::max<int64_t>(int64_t(steps) * B * outTotal, 1)));
-  std::vector<std::vector<const T *>> gPtr(size_t(steps),
-                                           std::vector<const T *>(m.outputNumel.size()));
-  for (int t = 0; t < steps; ++t) {
-    int64_t at = int64_t(t) * B * outTotal;
-    for (size_t k = 0; k < m.outputNumel.size(); ++k) {
-      const T *g = outputGrads && outputGrads[t] ? outputGrads[t][k] : nullptr;
-      T *dst = m.outGrads.data() + at;
-      if (g) {
-        toDevice(dst, g, size_t(B * m.outputNumel[k]));
-        gPtr[size_t(t)][k] = dst;
-      } else {
-        gPtr[size_t(t)][k] = m.zeros.data();
-      }
-      at += B * m.outputNumel[k];
-    }
-  }
+  std::vector<std::vector<const T *>> gPtr = m.uploadOutputGrads(B, steps, outputGrads);
   m.gradA.resize(size_t(B * S));
   m.gradB.resize(size_t(B * S));
   m.gradA.zero();
@@ -410,18 +427,21 @@ void CudaExecutor<T>::backward(const T *const *const *outputGrads,
   m.segStates.resize(size_t((outer + 1) * B * S));
   m.segSaved.resize(size_t(outer * B * m.saved));
   m.records.resize(size_t(std::max<int64_t>(int64_t(steps) * B * m.record, 1)));
+  // Every launch's arguments, segment by segment from the last: its replayed forward steps from
+  // the segment's checkpoint, then its backward steps, newest first.
   T *gNext = m.gradA.data(), *gPrev = m.gradB.data();
   int numSegments = (steps + outer - 1) / outer;
+  std::vector<BatchArgs<T>> launches;
+  launches.reserve(2 * size_t(steps));
   for (int seg = numSegments - 1; seg >= 0; --seg) {
     int from = seg * outer, to = std::min(steps, from + outer);
-    onDevice(m.segStates.data(), m.checkpoints[size_t(seg)].data(), size_t(B * S));
     for (int step = from; step < to; ++step) {
       int r = step - from;
       BatchArgs<T> a = m.args(B, m.tape[size_t(step)].data());
       a.state = m.segStates.data() + r * B * S;
       a.next = m.segStates.data() + (r + 1) * B * S;
       a.saved = m.segSaved.data() + r * B * m.saved;
-      m.fwd(a, kStream);
+      launches.push_back(a);
     }
     for (int step = to - 1; step >= from; --step) {
       int r = step - from;
@@ -434,9 +454,30 @@ void CudaExecutor<T>::backward(const T *const *const *outputGrads,
       a.gradNext = gNext;
       a.gradPrev = gPrev;
       a.record = m.record ? m.records.data() + int64_t(step) * B * m.record : nullptr;
-      m.bwd(a, kStream);
+      launches.push_back(a);
       std::swap(gNext, gPrev);
     }
+  }
+  const bool oneLaunch = segmentLaunch && m.seg;
+  if (oneLaunch) {
+    m.segArgs.resize(launches.size());
+    toDevice(m.segArgs.data(), launches.data(), launches.size());
+  }
+  size_t at = 0;
+  for (int seg = numSegments - 1; seg >= 0; --seg) {
+    int n = std::min(steps, (seg + 1) * outer) - seg * outer;
+    onDevice(m.segStates.data(), m.checkpoints[size_t(seg)].data(), size_t(B * S));
+    if (oneLaunch) {
+      SegmentArgs<T> sa;
+      sa.batch = B;
+      sa.steps = m.segArgs.data() + at;
+      sa.replays = sa.backwards = n;
+      m.seg(sa, kStream);
+    } else {
+      for (int i = 0; i < 2 * n; ++i)
+        (i < n ? m.fwd : m.bwd)(launches[at + size_t(i)], kStream);
+    }
+    at += 2 * size_t(n);
     check(cudaGetLastError(), "backward kernel launch");
   }
   // Deferred outer products: dW (row-major rows x cols) += A^T B over all steps and elements,

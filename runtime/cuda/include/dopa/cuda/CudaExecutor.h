@@ -5,7 +5,8 @@
 // copied per step because the trainer's environment runs on the host. BPTT uses the CPU runtime's
 // checkpoint scheme batch-wide: the forward keeps the states every `checkpointEvery` steps
 // (default: only the episode's start), the backward replays each segment on the device storing its
-// states and saved values, then runs the backward kernels in reverse. Deferred outer-product
+// states and saved values, then runs the backward kernels in reverse: the whole segment in one
+// launch where the kernels have a segment kernel, else a launch per step. Deferred outer-product
 // gradients are summed with one cuBLAS GEMM over all steps and batch elements. CudaNetwork is the
 // float Network.
 //
@@ -56,6 +57,10 @@ public:
   /// Keep the states every k steps (0: only the episode's start; the backward replays the
   /// whole episode, storing everything, which fits a GPU at the paper's sizes).
   void setCheckpointEvery(int k) { checkpointEvery = k; }
+  /// Run each backward segment (its replays and its backward steps) in one launch (the default,
+  /// where the generated kernels have a segment kernel; DOPA_CUDA_STEPWISE=1 turns it off), or
+  /// launch every step on its own. Both give the same gradients, up to the order of atomic adds.
+  void setSegmentLaunch(bool on) { segmentLaunch = on; }
   /// Wait for this executor's work and report the first error (kernel launches are asynchronous).
   /// The work goes to the calling thread's default stream: drive an executor from one thread.
   void synchronize();
@@ -68,6 +73,7 @@ private:
   NetworkInfo netInfo;
   std::vector<T> paramBuf, gradBuf;
   int B = 0, numSteps = 0, checkpointEvery = 0;
+  bool segmentLaunch = true;
 };
 
 extern template class CudaExecutor<float>;

@@ -2,7 +2,8 @@
 //
 // The CUDA emitter prints, per network, a forward and a backward kernel (`splits` thread blocks per
 // batch element, the fused stages of the C++ kernels mapped onto their threads) and host launchers
-// taking a BatchArgs: the same buffers as StepArgs for the whole batch, with per-element strides.
+// taking a BatchArgs: the same buffers as StepArgs for the whole batch, with per-element strides;
+// and a segment kernel that runs a backward segment's replays and backward steps in one launch.
 // The description and the state layout are the C++ network's, which CudaSpec points to; the saved,
 // scratch and record blocks and the deferred gradients are the CUDA kernels' own (the C++ kernels
 // may differ: batched readouts are C++ only). No dependencies beyond StepArgs.h: device code
@@ -49,6 +50,18 @@ template <class T> struct BatchArgs {
 
 template <class T> using BatchFn = void (*)(const BatchArgs<T> &, void *stream);
 
+/// A backward segment in one launch: `replays` forward steps replayed from the segment's
+/// checkpoint, then `backwards` backward steps, newest first. `steps` (device memory) holds their
+/// arguments, the replays' first; the launcher sets firstElement and splits, as for a step.
+template <class T> struct SegmentArgs {
+  int batch = 0;
+  int firstElement = 0, splits = 1;
+  const BatchArgs<T> *steps = nullptr;
+  int replays = 0, backwards = 0;
+};
+
+template <class T> using SegmentFn = void (*)(const SegmentArgs<T> &, void *stream);
+
 struct CudaSpec {
   const char *name;
   const GeneratedSpec &(*cpu)(); // the C++ network: description and layout
@@ -61,6 +74,9 @@ struct CudaSpec {
   int64_t stateNumel, savedNumel, scratchNumel, recordNumel;
   int numDeferred;
   const DeferredOuter *deferred;
+  // The backward segment in one launch (null in kernels generated before it: a launch per step).
+  SegmentFn<float> segmentFloat = nullptr;
+  SegmentFn<double> segmentDouble = nullptr;
 };
 
 } // namespace dopa

@@ -4,8 +4,9 @@
 // network's own code: the batch calling convention (CudaSpec.h) and the helpers every generated
 // kernel uses. warpSum adds a value over the 32 lanes of a warp (shuffles; the nests' row and dot
 // reductions), elementSync is the barrier between the stages of a step (the blocks working on one
-// batch element share its buffers), and launchStep starts a step's kernel with one block, a
-// cluster of blocks or a cooperative grid per batch element (LaunchPolicy, DOPA_CUDA_BARRIER).
+// batch element share its buffers), and launchStep starts a step's (or a backward segment's)
+// kernel with one block, a cluster of blocks or a cooperative grid per batch element
+// (LaunchPolicy, DOPA_CUDA_BARRIER).
 // Header-only, for nvcc.
 //
 //===----------------------------------------------------------------------===//
@@ -39,18 +40,21 @@ template <class T> __device__ __forceinline__ T warpSum(T v) {
 /// launch and a grid-wide barrier (any GPU; the barrier waits for every element's blocks).
 enum class Barrier { Block, Cluster, Grid };
 
-/// The launch of every step kernel: the barrier, and blocks per element (0: the default, 4 for a
-/// cluster, as many as fit for the grid, at most 8).
+/// The launch of every step kernel: the barrier, blocks per element (0: the default, 4 for a
+/// cluster, as many as fit for the grid, at most 8) and threads per block (0: the kernel's, 1024;
+/// fewer leave room on the SMs for other runs' kernels, e.g. the seeds of `dopa train --seeds`).
 struct LaunchPolicy {
   Barrier barrier = Barrier::Cluster;
   int splits = 0;
+  int threads = 0;
   bool chosen = false; // DOPA_CUDA_BARRIER set the barrier (else: the default)
 };
 
 /// The policy, read once: clusters of 4 blocks per element on Hopper and later, else the
 /// cooperative grid (measured on an H200 for cue-reward modul, docs/benchmarks.md: clusters of 4
 /// 16.1 ms per iteration, of 8 19.1, of 2 19.7, the grid 19.2, one block per element 21.9);
-/// DOPA_CUDA_BARRIER (block | cluster | grid) and DOPA_CUDA_SPLITS (1-8) override it, and a bad
+/// DOPA_CUDA_BARRIER (block | cluster | grid), DOPA_CUDA_SPLITS (1-8) and DOPA_CUDA_THREADS (32 to
+/// 1024, a multiple of 32: the stages stride over blockDim, a warp per row) override it, and a bad
 /// value is an error, not a silent default.
 inline LaunchPolicy launchPolicy() {
   static const LaunchPolicy policy = [] {
@@ -75,6 +79,12 @@ inline LaunchPolicy launchPolicy() {
       p.splits = std::atoi(v);
       if (p.splits < 1 || p.splits > 8)
         throw std::runtime_error(std::string("DOPA_CUDA_SPLITS is 1 to 8, not '") + v + "'");
+    }
+    if (const char *v = std::getenv("DOPA_CUDA_THREADS"); v && *v) {
+      p.threads = std::atoi(v);
+      if (p.threads < 32 || p.threads > 1024 || p.threads % 32 != 0)
+        throw std::runtime_error(
+            std::string("DOPA_CUDA_THREADS is a multiple of 32 from 32 to 1024, not '") + v + "'");
     }
     return p;
   }();
@@ -124,10 +134,14 @@ inline KernelFacts kernelFacts(const void *kernel, int threads) {
 
 /// Launch one step's `kernel` over the batch as launchPolicy() says: one block per element; a
 /// cluster of `splits` blocks per element; or cooperatively, as many blocks per element as fit on
-/// the device at once, in chunks of the batch when the whole batch does not fit.
-template <class T>
-void launchStep(void (*kernel)(const BatchArgs<T>), BatchArgs<T> ba, int threads, void *stream) {
+/// the device at once, in chunks of the batch when the whole batch does not fit. Args is
+/// BatchArgs (a step) or SegmentArgs (a backward segment): the launcher sets its firstElement and
+/// splits.
+template <class Args>
+void launchStep(void (*kernel)(const Args), Args ba, int threads, void *stream) {
   LaunchPolicy policy = launchPolicy();
+  if (policy.threads > 0 && policy.threads < threads)
+    threads = policy.threads;
   const KernelFacts facts = kernelFacts(reinterpret_cast<const void *>(kernel), threads);
   if (policy.barrier == Barrier::Cluster && facts.arch < 90) {
     if (policy.chosen)
