@@ -253,6 +253,23 @@ EngineNetwork makeCuda(const EngineRequest &req, const std::string &tool) {
 
 } // namespace
 
+void tool::chooseSharedGpuLaunch(int runs, const std::string &tool) {
+#ifdef DOPA_HAVE_CUDA
+  for (const char *v : {"DOPA_CUDA_BARRIER", "DOPA_CUDA_SPLITS", "DOPA_CUDA_THREADS"})
+    if (const char *set = std::getenv(v); set && *set)
+      return;
+  if (runs < 4 || !cudaDeviceProblem().empty())
+    return;
+  setenv("DOPA_CUDA_BARRIER", "block", 1); // read at the first launch (LaunchPolicy)
+  printStderr(tool + ": " + std::to_string(runs) +
+              " runs at once on the GPU: one block per batch element (DOPA_CUDA_BARRIER=block; "
+              "set it or DOPA_CUDA_SPLITS to choose otherwise)\n");
+#else
+  (void)runs;
+  (void)tool;
+#endif
+}
+
 EngineNetwork tool::makeEngineNetwork(const EngineRequest &req, const std::string &tool) {
   if (req.engine == "generated")
     return makeGenerated(req, tool);

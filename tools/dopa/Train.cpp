@@ -430,6 +430,8 @@ int runSeeds(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &t
               std::to_string(opt.config.batch) + ", " + std::to_string(opt.config.iterations) +
               " iterations, engine " + opt.engine + "; folders " +
               (fs::path(opt.config.outDir) / "seed-<seed>").string() + "\n");
+  if (opt.engine == "cuda")
+    chooseSharedGpuLaunch(atOnce, "dopa train");
   SeedsProgress progress(n, opt.config.iterations);
   std::vector<SeedRun> runs(n);
   std::vector<int> codes(n, 0);
