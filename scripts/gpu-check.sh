@@ -91,22 +91,25 @@ if [ -z "$bin" ]; then
 fi
 note "tools: $bin ($(( $(date +%s) - start )) s in)"
 
-# with POLICY (e.g. cluster:4, grid, block/256; auto: the built-in choice): run the rest of the
-# line with DOPA_CUDA_BARRIER, DOPA_CUDA_SPLITS and DOPA_CUDA_THREADS set from it (barrier[:splits]
-# [/threads per block]).
-with() {
+# policyEnv POLICY (barrier[:splits][/threads per block], e.g. cluster:4, grid, block/256; auto:
+# the built-in choice): sets barrier, splits and threads from it (empty: the built-in choice).
+policyEnv() {
   local policy=$1
-  shift
-  local threads=""
+  threads="" splits="" barrier=""
   if [[ $policy == */* ]]; then
     threads=${policy#*/} policy=${policy%%/*}
   fi
-  if [ "$policy" = auto ]; then
-    env -u DOPA_CUDA_BARRIER -u DOPA_CUDA_SPLITS DOPA_CUDA_THREADS=$threads "$@"
-    return
-  fi
-  local barrier=${policy%%:*} splits=""
+  [ "$policy" = auto ] && return
+  barrier=${policy%%:*}
   [ "$policy" != "$barrier" ] && splits=${policy#*:}
+  return 0
+}
+# with POLICY: run the rest of the line with DOPA_CUDA_BARRIER, DOPA_CUDA_SPLITS and
+# DOPA_CUDA_THREADS set from POLICY.
+with() {
+  local barrier splits threads
+  policyEnv "$1"
+  shift
   DOPA_CUDA_BARRIER=$barrier DOPA_CUDA_SPLITS=$splits DOPA_CUDA_THREADS=$threads "$@"
 }
 
@@ -136,8 +139,10 @@ for policy in ${POLICIES:-auto grid block cluster:8 cluster:4 cluster:2}; do
 done
 [ -n "$best" ] || failed "no launch policy passed the gpu tests"
 note "fastest policy that passed the gpu tests (modul): ${best:-none} ($bestTime s); used below"
-[ -n "$best" ] && [ "$best" != auto ] &&
-  export DOPA_CUDA_BARRIER=${best%%:*} DOPA_CUDA_SPLITS=$([ "$best" != "${best%%:*}" ] && echo "${best#*:}")
+[ -n "$best" ] && [ "$best" != auto ] && {
+  policyEnv "$best"
+  export DOPA_CUDA_BARRIER=$barrier DOPA_CUDA_SPLITS=$splits DOPA_CUDA_THREADS=$threads
+}
 
 # together N WHAT LOG...: the logs of N runs that ran at once: seconds per iteration each
 # (iterations 5 on) and iterations per second together.
@@ -179,19 +184,19 @@ speeds() {
 # /tmp/share-1-1): the GPU's atomic sums make runs differ in the last bits, so iteration 0 must
 # agree (the same reward, loss and gradient norm within 1e-3) and the rest is reported.
 seedsInOneProcess() {
-  local n=$1 policy=$2 dir=/tmp/seeds-$1-${2//[:\/]/-}
+  local n=$1 policy=$2 tag=$1-${2//[:\/]/-}
+  local dir=/tmp/seeds-$tag log=$logs/seeds_$tag.log
   rm -rf "$dir"
   with "$policy" timeout 240 "$bin/dopa" train cue-reward --variant modul --engine cuda --iters 40 \
-    --threads "$n" --seeds "1-$n" --out "$dir" > "$logs/seeds_$n.log" 2>&1 ||
-    tail -5 "$logs/seeds_$n.log"
+    --threads "$n" --seeds "1-$n" --out "$dir" > "$log" 2>&1 || tail -5 "$log"
   note "one GPU, no MPS, $policy: $(together "$n" "seeds in one process (--seeds)" "$dir"/seed-*/log.csv)"
   if [ ! -s /tmp/share-1-1/log.csv ]; then
     note "--seeds 1-$n against the separate run of seed 1: SKIP (that run left no log)"
-  elif ! agreement=$(python3 - /tmp/share-1-1/log.csv "$dir/seed-1/log.csv" << 'EOF'
+  elif ! agreement=$(python3 - /tmp/share-1-1/log.csv "$dir/seed-1/log.csv" 2>&1 << 'EOF'
 import csv, sys
 a, b = ([r for r in csv.DictReader(open(p))] for p in sys.argv[1:3])
 if not a or not b:
-    sys.exit("no rows")
+    sys.exit("no rows in a log")
 rel = lambda k: abs(float(a[0][k]) - float(b[0][k])) / max(abs(float(a[0][k])), 1e-12)
 same = next((i for i, (x, y) in enumerate(zip(a, b)) if x["mean_reward"] != y["mean_reward"]), min(len(a), len(b)))
 print(f"iteration 0: loss {rel('loss'):.1e}, grad norm {rel('grad_norm'):.1e} apart; the same rewards for {same} of {min(len(a), len(b))} iterations")
@@ -240,7 +245,8 @@ fi
 
 section "2b. seeds in one process (dopa train --seeds) on the one GPU"
 if wanted seeds; then
-  if [ ! -s /tmp/share-1-1/log.csv ]; then # the separate run of seed 1 (section 2 makes it)
+  if ! wanted 2; then # the separate run of seed 1 (section 2 makes it), by these tools
+    rm -rf /tmp/share-1-1
     timeout 120 "$bin/dopa" train cue-reward --variant modul --engine cuda --iters 40 --threads 1 \
       --seed 1 --out /tmp/share-1-1 > /dev/null 2>&1
   fi

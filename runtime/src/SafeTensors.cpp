@@ -1,8 +1,8 @@
 //===- SafeTensors.cpp - Read and write the safetensors format ------------===//
 //
-// Implements the validated reader and the writer (which writes through writeFileAtomically,
-// FileIO.cpp). The JSON header is parsed with nlohmann::json; every field is checked before any
-// data is used.
+// Implements the validated reader, a reader of the header's metadata alone, and the writer (which
+// writes through writeFileAtomically, FileIO.cpp). The JSON header is parsed with nlohmann::json;
+// every field is checked before any data is used.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/SafeTensors.h"
@@ -126,13 +126,17 @@ std::map<std::string, std::string> dopa::readSafeTensorsMetadata(const std::stri
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in)
     throw DataError(path + ": cannot open: " + std::strerror(errno));
-  auto fileSize = size_t(in.tellg());
+  const std::streamoff end = in.tellg();
+  if (end < 0)
+    throw DataError(path + ": cannot read: not a regular file");
+  const auto fileSize = size_t(end);
   if (fileSize < 8)
     throw DataError(path + ": header: file is " + std::to_string(fileSize) +
                     " bytes, too short for the 8-byte header length");
-  uint8_t len[8];
+  uint8_t len[8] = {};
   in.seekg(0);
-  in.read(reinterpret_cast<char *>(len), 8);
+  if (!in.read(reinterpret_cast<char *>(len), 8))
+    throw DataError(path + ": header: cannot read the 8-byte header length");
   uint64_t headerLen = load<uint64_t>(len);
   checkHeaderLength(headerLen, fileSize, path);
   std::string text(headerLen, '\0');

@@ -161,6 +161,7 @@ TEST_CASE("a backward segment in one launch gives the per-step launches' gradien
     if (*e.dims)
       continue;
     REQUIRE(bool(e.cuda));
+    REQUIRE(bool(e.cuda().segmentDouble)); // else both runs would launch per step
     CudaExecutor<double> gpu(e.cuda());
     std::vector<float> init(gpu.info().numParams);
     initParams(gpu.info(), init.data(), 4);

@@ -166,6 +166,14 @@ TEST_CASE("the metadata alone is read from the header, with the header's errors"
     path = tempPath("does-not-exist.st");
     CHECK(metadataError().find("cannot open") != std::string::npos);
   }
+  SUBCASE("a directory") {
+    path = tempPath("a-directory.st");
+    std::filesystem::create_directories(path);
+    std::string e = metadataError();
+    std::filesystem::remove(path);
+    CHECK(e.find(path) != std::string::npos);
+    CHECK(!e.empty());
+  }
 }
 
 TEST_CASE("a failed write leaves the previous file intact and no temporary behind") {

@@ -3,7 +3,8 @@
 // The generated engines look the example up in the table of networks compiled into this build
 // (examples/: the spec's own size and CMake's DOPA_EXAMPLE_SIZES); the CUDA engine also needs a
 // device. The generic engine is delegated to GenericEngine.cpp or NoGenericEngine.cpp. The memory
-// check is here: the generated engine's estimate (its checkpoint plan) and the message.
+// check is here: the generated engine's estimate (its checkpoint plan) and the message; so is the
+// CUDA launch chosen for several runs sharing one GPU (dopa train --seeds).
 //
 //===----------------------------------------------------------------------===//
 #include "Engines.h"
@@ -261,9 +262,10 @@ void tool::chooseSharedGpuLaunch(int runs, const std::string &tool) {
   if (runs < 4 || !cudaDeviceProblem().empty())
     return;
   setenv("DOPA_CUDA_BARRIER", "block", 1); // read at the first launch (LaunchPolicy)
-  printStderr(tool + ": " + std::to_string(runs) +
-              " runs at once on the GPU: one block per batch element (DOPA_CUDA_BARRIER=block; "
-              "set it or DOPA_CUDA_SPLITS to choose otherwise)\n");
+  printStderr(
+      tool + ": " + std::to_string(runs) +
+      " runs at once on the GPU: one block per batch element (DOPA_CUDA_BARRIER=block; "
+      "set DOPA_CUDA_BARRIER, DOPA_CUDA_SPLITS or DOPA_CUDA_THREADS to choose otherwise)\n");
 #else
   (void)runs;
   (void)tool;

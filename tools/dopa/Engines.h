@@ -76,10 +76,11 @@ struct EngineNetwork {
 };
 
 /// Before `runs` CUDA runs of this process start side by side (dopa train --seeds): with 4 or
-/// more, launch one block per batch element instead of the default cluster of 4 (each run is
-/// slower, but together they fill the GPU better: ten seeds of cue-reward modul on an H200, 154
-/// against 114 iterations/s in all; docs/mpi.md), unless DOPA_CUDA_BARRIER, _SPLITS or _THREADS
-/// is set. Says so on stderr. Nothing without CUDA or a device. Call it before any thread starts.
+/// more, launch one block per batch element instead of the default (a cluster of 4 on Hopper, the
+/// cooperative grid before it). Each run is slower, but together they fill the GPU better (ten
+/// seeds of cue-reward modul on an H200: 154 against 114 iterations/s in all; docs/mpi.md).
+/// Unless DOPA_CUDA_BARRIER, _SPLITS or _THREADS is set; says so on stderr; nothing without CUDA
+/// or a device. Call it before any thread starts.
 void chooseSharedGpuLaunch(int runs, const std::string &tool);
 
 /// The network `request` asks for; on failure `net` is null after a message prefixed by `tool`.

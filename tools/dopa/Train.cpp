@@ -403,7 +403,8 @@ int reportSeeds(const TrainOptions &opt, const std::vector<SeedRun> &runs,
 /// keeps the count its checkpoint records: it sets the order of sums) and of --max-memory (the
 /// check before it allocates; --memory-budget is each executor's own). With --resume, a seed with
 /// a checkpoint continues it and one without starts. Each seed's run is the run `--seed <seed>
-/// --threads <its share>` makes, bit for bit.
+/// --threads <its share>` makes: bit for bit on the CPU engines; on the GPU up to the last bits
+/// of its atomic sums, which differ between any two runs there.
 int runSeeds(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &taskOptions,
              int episodeLength) {
   namespace fs = std::filesystem;

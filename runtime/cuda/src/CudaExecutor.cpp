@@ -191,6 +191,7 @@ template <class T> struct CudaExecutor<T>::Impl {
     if (n > count) {
       cudaFreeHost(p);
       p = nullptr;
+      count = 0; // (if the allocation fails, the next call tries again)
       check(cudaMallocHost(&p, n * sizeof(T)), "cudaMallocHost");
       count = n;
     }
@@ -225,7 +226,7 @@ template <class T> struct CudaExecutor<T>::Impl {
     }
     check(cudaMemcpyAsync(outGrads.data(), stage, count * sizeof(T), cudaMemcpyHostToDevice,
                           cudaStreamPerThread),
-          "cudaMemcpyAsync H2D");
+          "cudaMemcpyAsync H2D (output gradients)");
     return where;
   }
 

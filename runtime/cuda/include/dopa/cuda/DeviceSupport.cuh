@@ -132,6 +132,12 @@ inline KernelFacts kernelFacts(const void *kernel, int threads) {
   return it->second;
 }
 
+/// What a launch runs, for its error messages.
+template <class T> const char *kernelKind(const BatchArgs<T> &) { return "a step kernel"; }
+template <class T> const char *kernelKind(const SegmentArgs<T> &) {
+  return "a backward segment's kernel";
+}
+
 /// Launch one step's `kernel` over the batch as launchPolicy() says: one block per element; a
 /// cluster of `splits` blocks per element; or cooperatively, as many blocks per element as fit on
 /// the device at once, in chunks of the batch when the whole batch does not fit. Args is
@@ -152,9 +158,10 @@ void launchStep(void (*kernel)(const Args), Args ba, int threads, void *stream) 
     policy.barrier = Barrier::Grid;
   }
   const auto s = static_cast<cudaStream_t>(stream);
-  auto check = [](cudaError_t e, const char *what) {
+  auto check = [](cudaError_t e, const char *how) {
     if (e != cudaSuccess)
-      throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+      throw std::runtime_error(std::string(how) + " of " + kernelKind(Args{}) + ": " +
+                               cudaGetErrorString(e));
   };
   const int batch = ba.batch;
   ba.firstElement = 0;
