@@ -33,6 +33,14 @@ void writeRaw(const std::string &path, const std::string &header, const std::str
   out << header << data;
 }
 
+/// A file whose header length (1 MiB) runs past its end.
+void writeHeaderLengthBeyondFile(const std::string &path) {
+  writeRaw(path, "{}", "");
+  std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+  uint64_t huge = 1 << 20;
+  out.write(reinterpret_cast<const char *>(&huge), 8);
+}
+
 std::string errorOf(const std::string &path) {
   try {
     readSafeTensors(path);
@@ -73,11 +81,7 @@ TEST_CASE("corrupt safetensors files are rejected with the file and field named"
     CHECK(errorOf(path).find("too short") != std::string::npos);
   }
   SUBCASE("header length beyond the file") {
-    writeRaw(path, "{}", "");
-    std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
-    uint64_t huge = 1 << 20;
-    f.write(reinterpret_cast<const char *>(&huge), 8);
-    f.close();
+    writeHeaderLengthBeyondFile(path);
     CHECK(errorOf(path).find("does not fit in the file") != std::string::npos);
   }
   SUBCASE("invalid JSON") {
@@ -147,11 +151,7 @@ TEST_CASE("the metadata alone is read from the header, with the header's errors"
     CHECK(metadataError().find("too short") != std::string::npos);
   }
   SUBCASE("header length beyond the file") {
-    writeRaw(path, "{}", "");
-    std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
-    uint64_t huge = 1 << 20;
-    out.write(reinterpret_cast<const char *>(&huge), 8);
-    out.close();
+    writeHeaderLengthBeyondFile(path);
     CHECK(metadataError().find("does not fit in the file") != std::string::npos);
   }
   SUBCASE("invalid JSON") {
