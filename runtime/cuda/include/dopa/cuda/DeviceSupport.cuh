@@ -42,7 +42,7 @@ enum class Barrier { Block, Cluster, Grid };
 
 /// The launch of every step kernel: the barrier, blocks per element (0: the default, 4 for a
 /// cluster, as many as fit for the grid, at most 8) and threads per block (0: the kernel's, 1024;
-/// fewer leave room on the SMs for other runs' kernels, e.g. the seeds of `dopa train --seeds`).
+/// fewer let more elements share an SM but make each step slower, docs/mpi.md).
 struct LaunchPolicy {
   Barrier barrier = Barrier::Cluster;
   int splits = 0;
