@@ -29,6 +29,8 @@ packages=(
   gnuplot-nox hyperfine graphviz
   # bench/report.sh's profile of the generated code
   linux-perf
+  # scripts/gpu-bundle.sh compresses the GPU machine's tools with xz
+  xz-utils
 )
 
 missing=()
