@@ -18,6 +18,9 @@
 //   reset: for b = 0..B-1, one rng.below(2): the good arm.
 //   act:   for b = 0..B-1, one rng.uniform() for the reward, then one for the switch (both drawn
 //          always, even when switchProb is 0, so the order never depends on the options' values).
+// The task also steps single elements (dopa::ElementSteps: resetElement, observeElement,
+// actElement, each drawing as above for its element), so the trainer runs each element's episode
+// with a generator of its own, start to end on one thread; without them it runs in lock step.
 //
 // Only header-only parts of dopa are used (Task.h, Random.h), as a plug-in must.
 //
@@ -42,7 +45,7 @@ struct BanditConfig {
   double switchProb = 0.02; // "switch": probability per step that the good arm changes
 };
 
-class BanditTask final : public dopa::EpisodicTask {
+class BanditTask final : public dopa::EpisodicTask, public dopa::ElementSteps {
 public:
   static constexpr int numObservations = 5;
 
@@ -60,26 +63,16 @@ public:
   int numActions() const override { return 2; }
   int episodeLength() const override { return cfg.episodeLength; }
 
+  // Lock step: the per-element functions below, element by element, with the one generator.
   void reset(dopa::Rng &rng) override {
     t = 0;
-    for (Element &e : elems) {
-      e.goodArm = int(rng.below(2));
-      e.prevReward = 0;
-      e.prevAction = -1;
-    }
+    for (int b = 0; b < B; ++b)
+      resetElement(b, rng);
   }
 
   void observe(float *x) const override {
-    for (int b = 0; b < B; ++b) {
-      const Element &e = elems[size_t(b)];
-      float *row = x + int64_t(b) * numObservations;
-      std::fill(row, row + numObservations, 0.f);
-      row[0] = 1.f;
-      row[1] = float(t) / float(cfg.episodeLength);
-      row[2] = e.prevReward;
-      if (e.prevAction >= 0)
-        row[3 + e.prevAction] = 1.f;
-    }
+    for (int b = 0; b < B; ++b)
+      observeElement(b, t, x + int64_t(b) * numObservations);
   }
 
   void act(const int *actions, float *rewards, dopa::Rng &rng) override {
@@ -87,18 +80,42 @@ public:
     for (int b = 0; b < B; ++b)
       if (actions[b] < 0 || actions[b] >= numActions())
         throw std::invalid_argument("bandit: action out of range");
-    for (int b = 0; b < B; ++b) {
-      Element &e = elems[size_t(b)];
-      int a = actions[b];
-      double payout = a == e.goodArm ? 1 - cfg.pLow : cfg.pLow;
-      float r = rng.uniform() < payout ? 1.f : 0.f;
-      if (rng.uniform() < cfg.switchProb) // the swap shows from the next step on
-        e.goodArm = 1 - e.goodArm;
-      rewards[b] = r;
-      e.prevReward = r;
-      e.prevAction = a;
-    }
+    for (int b = 0; b < B; ++b)
+      rewards[b] = actElement(b, t, actions[b], rng);
     ++t;
+  }
+
+  // One element at a time (dopa::ElementSteps, optional): each touches element b only, so the
+  // trainer can run every element's whole episode on one thread, with a generator of its own.
+  void resetElement(int b, dopa::Rng &rng) override {
+    Element &e = elems.at(size_t(b));
+    e.goodArm = int(rng.below(2));
+    e.prevReward = 0;
+    e.prevAction = -1;
+  }
+
+  void observeElement(int b, int step, float *row) const override {
+    const Element &e = elems.at(size_t(b));
+    std::fill(row, row + numObservations, 0.f);
+    row[0] = 1.f;
+    row[1] = float(step) / float(cfg.episodeLength);
+    row[2] = e.prevReward;
+    if (e.prevAction >= 0)
+      row[3 + e.prevAction] = 1.f;
+  }
+
+  float actElement(int b, int step, int a, dopa::Rng &rng) override {
+    (void)step;
+    if (a < 0 || a >= numActions())
+      throw std::invalid_argument("bandit: action out of range");
+    Element &e = elems.at(size_t(b));
+    double payout = a == e.goodArm ? 1 - cfg.pLow : cfg.pLow;
+    float r = rng.uniform() < payout ? 1.f : 0.f;
+    if (rng.uniform() < cfg.switchProb) // the swap shows from the next step on
+      e.goodArm = 1 - e.goodArm;
+    e.prevReward = r;
+    e.prevAction = a;
+    return r;
   }
 
   std::vector<std::pair<std::string, std::string>> settings() const override {

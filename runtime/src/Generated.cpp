@@ -19,10 +19,12 @@
 #include "dopa/runtime/SmallGemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -367,6 +369,75 @@ void GeneratedExecutor<T>::runElementMajor(int steps, const T *const *const *inp
 }
 
 template <class T>
+bool GeneratedExecutor<T>::runElements(int steps, const ElementObserve &observe,
+                                       const ElementReact &react) {
+  if (B == 0)
+    throw std::logic_error("runElements() before beginEpisode()");
+  Impl &m = *impl;
+  bool intInputs = false;
+  for (const TensorInfo &in : netInfo.inputs)
+    intInputs |= in.isInt;
+  if (m.stageMajor || genSpec.numReadouts > 0 || intInputs)
+    return false;
+  if (steps <= 0)
+    return true;
+  // As runElementMajor: every step recorded first (the inputs are written into the tape by
+  // observe, just before the element's step), then each thread runs its elements' episodes.
+  m.prepareThreads();
+  std::vector<RecordedStep> window;
+  window.reserve(size_t(steps));
+  for (int t = 0; t < steps; ++t)
+    window.push_back(recordStep());
+  const size_t nIn = m.inputNumel.size(), nOut = m.outputNumel.size();
+  std::vector<AlignedBuf<T>> outBuf(nOut);
+  std::vector<T *> outAll(std::max<size_t>(nOut, 1));
+  for (size_t k = 0; k < nOut; ++k) { // one step's outputs for the batch, reused every step
+    outBuf[k].resize(size_t(std::max<int64_t>(B * m.outputNumel[k], 1)));
+    outAll[k] = outBuf[k].data();
+  }
+  const int batch = B;
+  // Each element's input and output pointers (nothing allocates in the region).
+  std::vector<T *> xAll(std::max<size_t>(size_t(batch) * nIn, 1));
+  std::vector<const T *> yAll(std::max<size_t>(size_t(batch) * nOut, 1));
+  for (int b = 0; b < batch; ++b)
+    for (size_t k = 0; k < nOut; ++k)
+      yAll[size_t(b) * nOut + k] = outAll[k] + b * m.outputNumel[k];
+  std::exception_ptr failed;
+  std::atomic<bool> stop{false};
+#pragma omp parallel for schedule(static) if (batch > 1)
+  for (int b = 0; b < batch; ++b) {
+    T *const *x = xAll.data() + size_t(b) * nIn;
+    const T *const *y = yAll.data() + size_t(b) * nOut;
+    for (int t = 0; t < steps && !stop.load(std::memory_order_relaxed); ++t) {
+      const RecordedStep &s = window[size_t(t)];
+      int64_t at = 0;
+      for (size_t k = 0; k < nIn; ++k) {
+        xAll[size_t(b) * nIn + k] = s.tape + at + b * m.inputNumel[k];
+        at += batch * m.inputNumel[k];
+      }
+      try {
+        observe(b, t, x);
+        runElementStep(s, b, outAll.data());
+        react(b, t, y);
+      } catch (...) {
+#pragma omp critical(dopa_run_elements)
+        if (!failed)
+          failed = std::current_exception();
+        stop = true;
+      }
+    }
+  }
+  if (failed) {
+    // The elements stopped at different steps: nothing consistent is recorded. Leave no episode,
+    // so that step() and backward() cannot run on it (beginEpisode() starts the next one).
+    truncate();
+    B = 0;
+    std::rethrow_exception(failed);
+  }
+  return true;
+}
+
+template <class T>
 typename GeneratedExecutor<T>::RecordedStep
 GeneratedExecutor<T>::recordStep(const T *const *inputs) {
   Impl &m = *impl;
@@ -385,7 +456,9 @@ GeneratedExecutor<T>::recordStep(const T *const *inputs) {
     checkpoint->resize(size_t(B * m.S));
   }
   AlignedBuf<T> rec(size_t(std::max<int64_t>(B * (m.inputTotal + m.recordedNumel), 1)));
-  {
+  if (!inputs)
+    std::fill(rec.data(), rec.data() + B * m.inputTotal, T(0));
+  else {
     int64_t at = 0;
     for (size_t k = 0; k < m.inputNumel.size(); ++k) {
       std::copy(inputs[k], inputs[k] + B * m.inputNumel[k], rec.data() + at);

@@ -49,65 +49,77 @@ void CueRewardTask::newTrial(Element &e, Rng &rng) {
 
 void CueRewardTask::reset(Rng &rng) {
   t = 0;
-  for (Element &e : elems) {
-    e.cues.assign(size_t(cfg.numCues), std::vector<float>(size_t(cfg.cueSize)));
-    for (int c = 0; c < cfg.numCues; ++c) {
-      bool distinct = false;
-      while (!distinct) {
-        for (float &bit : e.cues[size_t(c)])
-          bit = rng.below(2) ? 1.f : -1.f;
-        distinct = true;
-        for (int d = 0; d < c; ++d)
-          distinct &= e.cues[size_t(d)] != e.cues[size_t(c)];
-      }
+  for (int b = 0; b < B; ++b)
+    resetElement(b, rng);
+}
+
+void CueRewardTask::resetElement(int b, Rng &rng) {
+  Element &e = elems.at(size_t(b));
+  e.cues.assign(size_t(cfg.numCues), std::vector<float>(size_t(cfg.cueSize)));
+  for (int c = 0; c < cfg.numCues; ++c) {
+    bool distinct = false;
+    while (!distinct) {
+      for (float &bit : e.cues[size_t(c)])
+        bit = rng.below(2) ? 1.f : -1.f;
+      distinct = true;
+      for (int d = 0; d < c; ++d)
+        distinct &= e.cues[size_t(d)] != e.cues[size_t(c)];
     }
-    e.target = int(rng.below(uint64_t(cfg.numCues)));
-    e.prevReward = 0;
-    e.prevAction = -1;
-    e.trialsStarted = 0;
-    newTrial(e, rng);
   }
+  e.target = int(rng.below(uint64_t(cfg.numCues)));
+  e.prevReward = 0;
+  e.prevAction = -1;
+  e.trialsStarted = 0;
+  newTrial(e, rng);
 }
 
 void CueRewardTask::observe(float *x) const {
+  for (int b = 0; b < B; ++b)
+    observeElement(b, t, x + int64_t(b) * cfg.inputSize());
+}
+
+void CueRewardTask::observeElement(int b, int step, float *row) const {
+  const Element &e = elems.at(size_t(b));
   int n = cfg.inputSize();
-  for (int b = 0; b < B; ++b) {
-    const Element &e = elems[size_t(b)];
-    float *row = x + int64_t(b) * n;
-    std::fill(row, row + n, 0.f);
-    int kind = e.trial[size_t(e.pos)];
-    if (kind >= 0)
-      std::copy(e.cues[size_t(kind)].begin(), e.cues[size_t(kind)].end(), row);
-    int cs = cfg.cueSize;
-    row[cs] = kind == go ? 1.f : 0.f;
-    row[cs + 1] = 1.f;
-    row[cs + 2] = float(t) / float(cfg.episodeLength);
-    row[cs + 3] = e.prevReward;
-    if (e.prevAction >= 0)
-      row[cs + 5 + e.prevAction] = 1.f;
-  }
+  std::fill(row, row + n, 0.f);
+  int kind = e.trial[size_t(e.pos)];
+  if (kind >= 0)
+    std::copy(e.cues[size_t(kind)].begin(), e.cues[size_t(kind)].end(), row);
+  int cs = cfg.cueSize;
+  row[cs] = kind == go ? 1.f : 0.f;
+  row[cs + 1] = 1.f;
+  row[cs + 2] = float(step) / float(cfg.episodeLength);
+  row[cs + 3] = e.prevReward;
+  if (e.prevAction >= 0)
+    row[cs + 5 + e.prevAction] = 1.f;
 }
 
 void CueRewardTask::act(const int *actions, float *rewards, Rng &rng) {
-  for (int b = 0; b < B; ++b) {
-    Element &e = elems[size_t(b)];
-    int a = actions[b];
-    if (a < 0 || a >= CueRewardConfig::numActions)
+  for (int b = 0; b < B; ++b)
+    if (actions[b] < 0 || actions[b] >= CueRewardConfig::numActions)
       throw std::invalid_argument("cue-reward: action out of range");
-    float r = a == 1 ? -cfg.wrongPenalty : 0.f;
-    if (e.trial[size_t(e.pos)] == go) {
-      bool right = (e.targetShown && a == 1) || (!e.targetShown && a == 0);
-      r += right ? cfg.reward : -cfg.reward;
-      if (cfg.flipProb > 0 && rng.uniform() < cfg.flipProb)
-        r = -r;
-    }
-    rewards[b] = r;
-    e.prevReward = r;
-    e.prevAction = a;
-    if (++e.pos == int(e.trial.size()))
-      newTrial(e, rng);
-  }
+  for (int b = 0; b < B; ++b)
+    rewards[b] = actElement(b, t, actions[b], rng);
   ++t;
+}
+
+float CueRewardTask::actElement(int b, int step, int a, Rng &rng) {
+  (void)step; // the trial's position says where the element is
+  Element &e = elems.at(size_t(b));
+  if (a < 0 || a >= CueRewardConfig::numActions)
+    throw std::invalid_argument("cue-reward: action out of range");
+  float r = a == 1 ? -cfg.wrongPenalty : 0.f;
+  if (e.trial[size_t(e.pos)] == go) {
+    bool right = (e.targetShown && a == 1) || (!e.targetShown && a == 0);
+    r += right ? cfg.reward : -cfg.reward;
+    if (cfg.flipProb > 0 && rng.uniform() < cfg.flipProb)
+      r = -r;
+  }
+  e.prevReward = r;
+  e.prevAction = a;
+  if (++e.pos == int(e.trial.size()))
+    newTrial(e, rng);
+  return r;
 }
 
 std::vector<std::pair<std::string, std::string>> CueRewardTask::settings() const {

@@ -61,30 +61,36 @@ void MazeTask::reset(Rng &rng) {
   // batch.py L352-385: per element in order, the reward cell (never a wall, never the centre),
   // the agent at the centre; reward 0 and numactionschosen 0 for the first observation.
   t = 0;
-  for (Element &e : elems) {
-    drawFreeCell(rng, centre(), centre(), e.rewardRow, e.rewardCol);
-    e.row = e.col = centre();
-    e.prevReward = 0;
-    e.prevAction = 0;
-  }
+  for (int b = 0; b < B; ++b)
+    resetElement(b, rng);
+}
+
+void MazeTask::resetElement(int b, Rng &rng) {
+  Element &e = elems.at(size_t(b));
+  drawFreeCell(rng, centre(), centre(), e.rewardRow, e.rewardCol);
+  e.row = e.col = centre();
+  e.prevReward = 0;
+  e.prevAction = 0;
 }
 
 void MazeTask::observe(float *x) const {
+  for (int b = 0; b < B; ++b)
+    observeElement(b, t, x + int64_t(b) * MazeConfig::observationSize);
+}
+
+void MazeTask::observeElement(int b, int step, float *obs) const {
   // batch.py L392-402.
+  const Element &e = elems.at(size_t(b));
   const int n = MazeConfig::observationSize;
-  for (int b = 0; b < B; ++b) {
-    const Element &e = elems[size_t(b)];
-    float *obs = x + int64_t(b) * n;
-    std::fill(obs, obs + n, 0.f);
-    for (int dr = -1; dr <= 1; ++dr)
-      for (int dc = -1; dc <= 1; ++dc)
-        obs[(dr + 1) * 3 + (dc + 1)] = isWall(e.row + dr, e.col + dc) ? 1.f : 0.f;
-    // obs[9] is never written by the reference: it stays 0.
-    obs[10] = 1.f;                                          // bias
-    obs[11] = float(double(t) / double(cfg.episodeLength)); // numstep / eplen
-    obs[12] = e.prevReward;                                 // reward of the last step
-    obs[13 + e.prevAction] = 1.f;                           // numactionschosen
-  }
+  std::fill(obs, obs + n, 0.f);
+  for (int dr = -1; dr <= 1; ++dr)
+    for (int dc = -1; dc <= 1; ++dc)
+      obs[(dr + 1) * 3 + (dc + 1)] = isWall(e.row + dr, e.col + dc) ? 1.f : 0.f;
+  // obs[9] is never written by the reference: it stays 0.
+  obs[10] = 1.f;                                             // bias
+  obs[11] = float(double(step) / double(cfg.episodeLength)); // numstep / eplen
+  obs[12] = e.prevReward;                                    // reward of the last step
+  obs[13 + e.prevAction] = 1.f;                              // numactionschosen
 }
 
 void MazeTask::act(const int *actions, float *rewards, Rng &rng) {
@@ -95,35 +101,43 @@ void MazeTask::act(const int *actions, float *rewards, Rng &rng) {
       throw std::out_of_range("maze: action " + std::to_string(actions[b]) + " of batch element " +
                               std::to_string(b) + " is not in [0, 4)");
   // batch.py L418-451, element by element.
-  for (int b = 0; b < B; ++b) {
-    Element &e = elems[size_t(b)];
-    int a = actions[b];
-    int row = e.row, col = e.col;
-    switch (a) {
-    case 0: --row; break; // Up
-    case 1: ++row; break; // Down
-    case 2: --col; break; // Left
-    case 3: ++col; break; // Right
-    default: break;       // not reached: checked above
-    }
-    float r = 0;
-    if (isWall(row, col)) {
-      r -= cfg.wallPenalty; // no move
-    } else {
-      e.row = row;
-      e.col = col;
-    }
-    // The reward is checked after the (possibly blocked) move; then teleport anywhere free but
-    // onto the reward cell (the centre included).
-    if (e.row == e.rewardRow && e.col == e.rewardCol) {
-      r += cfg.reward;
-      drawFreeCell(rng, e.rewardRow, e.rewardCol, e.row, e.col);
-    }
-    rewards[b] = r;
-    e.prevReward = r;
-    e.prevAction = a;
-  }
+  for (int b = 0; b < B; ++b)
+    rewards[b] = actElement(b, t, actions[b], rng);
   ++t;
+}
+
+float MazeTask::actElement(int b, int step, int a, Rng &rng) {
+  if (step < 0 || step >= cfg.episodeLength)
+    throw std::logic_error("maze: step " + std::to_string(step) + " is outside the episode of " +
+                           std::to_string(cfg.episodeLength) + " steps");
+  if (a < 0 || a >= MazeConfig::numActions)
+    throw std::out_of_range("maze: action " + std::to_string(a) + " of batch element " +
+                            std::to_string(b) + " is not in [0, 4)");
+  Element &e = elems.at(size_t(b));
+  int row = e.row, col = e.col;
+  switch (a) {
+  case 0: --row; break; // Up
+  case 1: ++row; break; // Down
+  case 2: --col; break; // Left
+  case 3: ++col; break; // Right
+  default: break;       // not reached: checked above
+  }
+  float r = 0;
+  if (isWall(row, col)) {
+    r -= cfg.wallPenalty; // no move
+  } else {
+    e.row = row;
+    e.col = col;
+  }
+  // The reward is checked after the (possibly blocked) move; then teleport anywhere free but
+  // onto the reward cell (the centre included).
+  if (e.row == e.rewardRow && e.col == e.rewardCol) {
+    r += cfg.reward;
+    drawFreeCell(rng, e.rewardRow, e.rewardCol, e.row, e.col);
+  }
+  e.prevReward = r;
+  e.prevAction = a;
+  return r;
 }
 
 std::vector<std::pair<std::string, std::string>> MazeTask::settings() const {

@@ -117,6 +117,11 @@ Rng::State parseRng(const std::string &text, const std::string &path, const std:
   return s;
 }
 
+/// How checkpoints record TrainConfig::episodeRng (Auto, unresolved, is the old default: batch).
+std::string episodeRngText(TrainConfig::EpisodeRng r) {
+  return r == TrainConfig::EpisodeRng::PerElement ? "per-element" : "batch";
+}
+
 /// What must agree between a checkpoint and the run that resumes it: everything that determines the
 /// continuation. The network (its name, parameter count and the description: spec, variant, -D
 /// dims), the task (its name and every setting it reports), the batch, the seed, every optimizer,
@@ -126,7 +131,7 @@ Rng::State parseRng(const std::string &text, const std::string &path, const std:
 /// engine (--memory-budget, --bptt-segment: they choose which states are kept and which
 /// recomputed, not the arithmetic). Parameters, Adam's moments and step count, the generators and
 /// the iteration come from the checkpoint itself, all covered by its checksum (version 1: only the
-/// tensors were).
+/// tensors were), and so does episode_rng: recorded here, adopted on resume rather than checked.
 std::map<std::string, std::string> fingerprint(const TrainConfig &c, const NetworkInfo &info,
                                                const EpisodicTask &task) {
   std::map<std::string, std::string> f = {
@@ -149,7 +154,8 @@ std::map<std::string, std::string> fingerprint(const TrainConfig &c, const Netwo
       {"adam_beta2", settingText(c.adam.beta2)},
       {"weight_decay", settingText(c.adam.weightDecay)},
       {"threads", std::to_string(c.threads)},
-      {"engine", c.engine}};
+      {"engine", c.engine},
+      {"episode_rng", episodeRngText(c.episodeRng)}};
   // The checkpoint's own entries (saveCheckpoint) are reserved too.
   static const char *const reserved[] = {"format",  "version",    "iteration", "adam_steps",
                                          "env_rng", "policy_rng", "checksum",  "param_layout"};
@@ -173,7 +179,8 @@ std::map<std::string, std::string> version1Defaults(const NetworkInfo &info) {
 
 /// The settings a checkpoint may lack because they joined the fingerprint later: in version 1
 /// (cues_per_trial), with version 2 (the optimizer's and the task's constants, the threads and the
-/// engine), and with the task interface (task: every checkpoint before it is a cue-reward run). A
+/// engine), with the task interface (task: every checkpoint before it is a cue-reward run) and
+/// with per-element episodes (episode_rng: every checkpoint before them drew for the batch). A
 /// checkpoint of version <= `upTo` without the key was made with the default, which no option could
 /// change then (`unknown` false), or with a setting that was not recorded, so any value resumes it
 /// (`unknown` true: the thread count and the engine).
@@ -186,7 +193,7 @@ constexpr AddedLater addedLater[] = {
     {"cues_per_trial", 1, false}, {"adam_beta1", 1, false}, {"adam_beta2", 1, false},
     {"weight_decay", 1, false},   {"cue_size", 1, false},   {"reward", 1, false},
     {"wrong_penalty", 1, false},  {"flip_prob", 1, false},  {"threads", 1, true},
-    {"engine", 1, true},          {"task", 2, false}};
+    {"engine", 1, true},          {"task", 2, false},       {"episode_rng", 2, false}};
 
 /// The fingerprint value a checkpoint records for `key`: its own, or for an older checkpoint
 /// without it, the default (null: not recorded, anything goes).
@@ -228,8 +235,9 @@ void checkRegularFile(const std::string &path) {
 } // namespace
 
 Trainer::Trainer(Network &net, EpisodicTask &task, TrainConfig config, Communicator *comm)
-    : net(net), task(task), cfg(std::move(config)), comm(comm && comm->size() > 1 ? comm : nullptr),
-      adam(cfg.adam, net.info().numParams), envRng(cfg.seed * 2 + 1), policyRng(cfg.seed * 2 + 2) {
+    : net(net), task(task), elements(elementSteps(task)), cfg(std::move(config)),
+      comm(comm && comm->size() > 1 ? comm : nullptr), adam(cfg.adam, net.info().numParams),
+      envRng(cfg.seed * 2 + 1), policyRng(cfg.seed * 2 + 2) {
   std::tie(first, last) = this->comm ? batchSlice(cfg.batch, this->comm->rank(), this->comm->size())
                                      : std::pair<int, int>(0, cfg.batch);
   if (last <= first)
@@ -240,6 +248,13 @@ Trainer::Trainer(Network &net, EpisodicTask &task, TrainConfig config, Communica
                    : "the batch must have at least one episode, not " + std::to_string(cfg.batch));
   if (cfg.threads == 0)
     cfg.threads = omp_get_max_threads();
+  if (cfg.episodeRng == TrainConfig::EpisodeRng::Auto)
+    cfg.episodeRng =
+        elements ? TrainConfig::EpisodeRng::PerElement : TrainConfig::EpisodeRng::Batch;
+  if (cfg.episodeRng == TrainConfig::EpisodeRng::PerElement && !elements)
+    throw std::invalid_argument(
+        "per-element episodes need a task that steps single elements; the " + cfg.task +
+        " task does not");
   const NetworkInfo &info = net.info();
   if (task.batch() != cfg.batch)
     throw std::invalid_argument("the task runs batches of " + std::to_string(task.batch()) +
@@ -306,6 +321,43 @@ void Trainer::gatherPolicy(const std::vector<std::vector<float>> &out, float *lo
   }
 }
 
+/// The episodes of every rank's elements (each rank ran its own, runElements): logits, values,
+/// actions and rewards of [first, last) from every rank into the whole batch's arrays, in one
+/// message (the actions travel as floats: small integers, exact).
+void Trainer::gatherEpisodes(int steps, std::vector<float> &logits, std::vector<float> &values,
+                             std::vector<int> &actions, std::vector<float> &rewards) {
+  const int B = cfg.batch, A = task.numActions(), per = A + 3;
+  std::vector<int> counts;
+  for (int r = 0; r < comm->size(); ++r) {
+    auto [b0, b1] = batchSlice(B, r, comm->size());
+    counts.push_back(steps * (b1 - b0) * per);
+  }
+  auto slot = [&](int t, int b) { return size_t(t) * B + size_t(b); };
+  std::vector<float> mineBuf;
+  mineBuf.reserve(size_t(steps) * size_t(last - first) * size_t(per));
+  for (int t = 0; t < steps; ++t)
+    for (int b = first; b < last; ++b) {
+      const float *lg = logits.data() + slot(t, b) * A;
+      mineBuf.insert(mineBuf.end(), lg, lg + A);
+      mineBuf.push_back(values[slot(t, b)]);
+      mineBuf.push_back(float(actions[slot(t, b)]));
+      mineBuf.push_back(rewards[slot(t, b)]);
+    }
+  std::vector<float> all(size_t(steps) * size_t(B) * size_t(per));
+  comm->allgather(mineBuf.data(), all.data(), counts);
+  const float *p = all.data();
+  for (int r = 0; r < comm->size(); ++r) {
+    auto [b0, b1] = batchSlice(B, r, comm->size());
+    for (int t = 0; t < steps; ++t)
+      for (int b = b0; b < b1; ++b, p += per) {
+        std::copy(p, p + A, logits.data() + slot(t, b) * A);
+        values[slot(t, b)] = p[A];
+        actions[slot(t, b)] = int(p[A + 1]);
+        rewards[slot(t, b)] = p[A + 2];
+      }
+  }
+}
+
 /// Every rank sampled the same actions and got the same rewards (the same episodes): a hash of
 /// them and of the task's generator compared across the ranks; std::runtime_error naming the first
 /// rank that differs (e.g. a plug-in task drawing from a generator of its own, or a math library
@@ -333,13 +385,26 @@ std::string Trainer::stateDigest() const {
          "\n";
 }
 
-IterationLog Trainer::iterate() {
-  auto start = std::chrono::steady_clock::now();
+int Trainer::sampleAction(const float *logits, int numActions, Rng &rng, double *probs) {
+  softmax(logits, numActions, probs);
+  double u = rng.uniform(), acc = 0;
+  for (int k = 0; k < numActions; ++k) {
+    acc += probs[k];
+    if (u < acc)
+      return k;
+  }
+  return numActions - 1;
+}
+
+/// The batch's episodes step by step: observe every element, one network step for this rank's
+/// slice, the policy outputs gathered from the ranks, every element's action sampled and applied
+/// (with the batch's generators, or each element's own).
+void Trainer::stepInLockStep(bool perElement, std::vector<float> &logits,
+                             std::vector<float> &values, std::vector<int> &actions,
+                             std::vector<float> &rewards) {
   const NetworkInfo &info = net.info();
   int B = cfg.batch, T = task.episodeLength(), A = task.numActions(), n = last - first;
   int obs = task.observationSize();
-  task.reset(envRng);
-  net.beginEpisode(n); // this rank's elements [first, last); the task runs the whole batch
   std::vector<float> x(size_t(B) * size_t(obs));
   std::vector<std::vector<float>> outBuf;
   std::vector<float *> outPtr;
@@ -349,30 +414,84 @@ IterationLog Trainer::iterate() {
     outBuf.emplace_back(size_t(n) * size_t(o.numel()));
   for (auto &buf : outBuf)
     outPtr.push_back(buf.data());
-  std::vector<float> logits(size_t(T) * B * A), values(size_t(T) * B), rewards(size_t(T) * B);
-  std::vector<int> actions(size_t(T) * B);
   std::vector<double> probs(static_cast<size_t>(A));
   for (int t = 0; t < T; ++t) {
-    task.observe(x.data());
+    if (perElement)
+      for (int b = 0; b < B; ++b)
+        elements->observeElement(b, t, x.data() + size_t(b) * obs);
+    else
+      task.observe(x.data());
     const float *in[] = {x.data() + size_t(first) * obs};
     net.step(in, outPtr.data());
     float *stepLogits = logits.data() + size_t(t) * B * A;
     gatherPolicy(outBuf, stepLogits, values.data() + size_t(t) * B);
-    for (int b = 0; b < B; ++b) {
-      softmax(stepLogits + size_t(b) * A, A, probs.data());
-      double u = policyRng.uniform(), acc = 0;
-      int a = A - 1;
-      for (int k = 0; k < A; ++k) {
-        acc += probs[k];
-        if (u < acc) {
-          a = k;
-          break;
-        }
-      }
-      actions[size_t(t) * B + size_t(b)] = a;
-    }
-    task.act(actions.data() + size_t(t) * B, rewards.data() + size_t(t) * B, envRng);
+    int *stepActions = actions.data() + size_t(t) * B;
+    float *stepRewards = rewards.data() + size_t(t) * B;
+    for (int b = 0; b < B; ++b)
+      stepActions[b] =
+          sampleAction(stepLogits + size_t(b) * A, A,
+                       perElement ? elementPolicy[size_t(b)] : policyRng, probs.data());
+    if (perElement)
+      for (int b = 0; b < B; ++b)
+        stepRewards[b] = elements->actElement(b, t, stepActions[b], elementEnv[size_t(b)]);
+    else
+      task.act(stepActions, stepRewards, envRng);
   }
+}
+
+IterationLog Trainer::iterate() {
+  auto start = std::chrono::steady_clock::now();
+  const NetworkInfo &info = net.info();
+  int B = cfg.batch, T = task.episodeLength(), A = task.numActions(), n = last - first;
+  const bool perElement = cfg.episodeRng == TrainConfig::EpisodeRng::PerElement;
+  if (perElement) {
+    // Each element's generators, seeded from the run's two in element order (every rank draws
+    // the same), then its new episode.
+    elementEnv.clear();
+    elementPolicy.clear();
+    for (int b = 0; b < B; ++b)
+      elementEnv.emplace_back(envRng.next());
+    for (int b = 0; b < B; ++b)
+      elementPolicy.emplace_back(policyRng.next());
+    for (int b = 0; b < B; ++b)
+      elements->resetElement(b, elementEnv[size_t(b)]);
+  } else
+    task.reset(envRng);
+  net.beginEpisode(n); // this rank's elements [first, last)
+  std::vector<float> logits(size_t(T) * B * A), values(size_t(T) * B), rewards(size_t(T) * B);
+  std::vector<int> actions(size_t(T) * B);
+  // Per-element episodes run one element at a time where the engine can (the element's network
+  // state stays in its core's cache from step to step; with ranks, each runs its own elements'
+  // episodes and they are gathered once). The draws are those stepInLockStep makes, so the
+  // episodes are the same either way.
+  bool ran = false;
+  if (perElement) {
+    std::vector<double> probs(size_t(B) * size_t(A)); // each element's, so nothing allocates
+    ran = net.runElements(
+        T, [&](int b, int t, float *const *x) { elements->observeElement(first + b, t, x[0]); },
+        [&](int local, int t, const float *const *y) {
+          int b = first + local;
+          size_t at = size_t(t) * B + size_t(b);
+          float *lg = logits.data() + at * A;
+          std::copy(y[logitsOut], y[logitsOut] + A, lg);
+          values[at] = y[valueOut][0];
+          int a = sampleAction(lg, A, elementPolicy[size_t(b)], probs.data() + size_t(b) * A);
+          actions[at] = a;
+          rewards[at] = elements->actElement(b, t, a, elementEnv[size_t(b)]);
+        });
+    if (comm) {
+      // Every rank must take the same path (they differ in their collectives): a rank whose
+      // engine declined (another DOPA_STAGE_ORDER, say) stops the job here, by name.
+      std::string differs = comm->firstDifference(ran ? "episodes per element" : "lock step");
+      if (!differs.empty())
+        throw std::runtime_error("iteration " + std::to_string(st.iteration) +
+                                 ": the ranks ran their episodes differently (" + differs + ")");
+      if (ran)
+        gatherEpisodes(T, logits, values, actions, rewards);
+    }
+  }
+  if (!ran)
+    stepInLockStep(perElement, logits, values, actions, rewards);
   if (comm)
     checkRanksAgree(actions, rewards);
   A2CResult r = a2cLoss(cfg.a2c, T, B, A, logits, values, actions, rewards);
@@ -516,6 +635,13 @@ CheckpointState Trainer::readCheckpointState(const TensorFile &f, const std::str
   s.adamSteps = metadataCount(meta("adam_steps"), path, "adam_steps");
   s.envRng = parseRng(meta("env_rng"), path, "env_rng");
   s.policyRng = parseRng(meta("policy_rng"), path, "policy_rng");
+  if (auto it = f.metadata.find("episode_rng"); it != f.metadata.end()) {
+    if (it->second == "per-element")
+      s.episodeRng = TrainConfig::EpisodeRng::PerElement;
+    else if (it->second != "batch")
+      throw DataError(path + ": __metadata__.episode_rng: '" + it->second +
+                      "' is neither 'batch' nor 'per-element'");
+  }
   const StoredTensor *log = f.find("log");
   if (!log || log->dtype != DType::F64 || log->shape.size() != 2 || log->shape[1] != 5 ||
       log->shape[0] != s.iteration)
@@ -527,8 +653,12 @@ void Trainer::resume(const std::string &path) {
   checkRegularFile(path);
   TensorFile f = readSafeTensors(path);
   CheckpointState state = readCheckpointState(f, path);
+  // The episodes keep drawing as the checkpoint's did (a run started before per-element episodes
+  // continues with the batch's generators, bit-exactly), whatever this run's config asked for.
+  TrainConfig adopted = cfg;
+  adopted.episodeRng = state.episodeRng;
   std::map<std::string, std::string> defaults = version1Defaults(net.info());
-  std::map<std::string, std::string> mine = fingerprint(cfg, net.info(), task);
+  std::map<std::string, std::string> mine = fingerprint(adopted, net.info(), task);
   // The task and the network first: another task's settings would otherwise be reported as
   // whichever of them comes first in name order.
   std::vector<std::pair<std::string, std::string>> ordered;
@@ -547,6 +677,11 @@ void Trainer::resume(const std::string &path) {
       throw DataError(msg);
     }
   }
+  if (state.episodeRng == TrainConfig::EpisodeRng::PerElement && !elements)
+    throw DataError(path +
+                    ": __metadata__.episode_rng: the checkpoint's episodes drew per element, "
+                    "and the " +
+                    cfg.task + " task does not step single elements");
   int64_t n = int64_t(net.info().numParams);
   for (const char *name : {"params", "adam.m", "adam.v"}) {
     const StoredTensor *t = f.find(name);
@@ -560,6 +695,7 @@ void Trainer::resume(const std::string &path) {
   adam.setSteps(state.adamSteps);
   envRng.setState(state.envRng);
   policyRng.setState(state.policyRng);
+  cfg.episodeRng = state.episodeRng;
   st = TrainState{};
   st.iteration = state.iteration;
   std::vector<double> rows = f.find("log")->toDouble();

@@ -4,11 +4,13 @@
 #   mpi_train.sh DOPA SOURCE_DIR SCRATCH CASE
 #
 # CASE same       2 ranks train the batch that 1 process trains: the same rewards in every
-#                 iteration (every rank samples every action) and the same parameters after 3
-#                 iterations up to float rounding (the gradient is summed in another order).
+#                 iteration (every rank samples every action, or with a plastic network each runs
+#                 its own elements' episodes and they are gathered) and the same parameters after
+#                 3 iterations up to float rounding (the gradient is summed in another order).
 #      resume     a 2-rank checkpoint resumed by 1 process and a 1-process one by 2 ranks: both
 #                 runs end where an uninterrupted run ends (same rewards, parameters to rounding).
-#      mismatch   ranks started with different settings stop at once with an error naming them.
+#      mismatch   ranks started with different settings stop at once with an error naming them;
+#                 so do ranks whose engines would step their episodes differently.
 #      killed     a rank killed mid-run ends the job with an error within a minute (no hang), and
 #                 the checkpoint left behind is whole.
 #      onefails   only rank 0 fails (another process holds the run folder) while rank 1 waits in a
@@ -35,6 +37,7 @@ export OMP_NUM_THREADS=1
 mpirun="mpirun -np 2"
 common=(train cue-reward --variant rnn --batch 5 --eplen 12 --burn-in 0 --lr 1e-2 --seed 3
         --threads 1 --checkpoint-every 1)
+plastic=("${common[@]/rnn/modul}" -D H=50)
 
 # compare A B: the logs' rewards equal, the exported parameters within 1e-4 (relative to max |p|).
 compare() {
@@ -61,6 +64,7 @@ PY
 matches_one() {
   local engine=$1
   shift
+  rm -rf one two
   "$dopa" "$@" --iters 3 --out one > one.log 2>&1 || { cat one.log; exit 1; }
   $mpirun "$dopa" "$@" --iters 3 --out two > two.log 2>&1 || { cat two.log; exit 1; }
   grep -q "engine $engine, 2 ranks" two.log || { cat two.log; exit 1; }
@@ -70,6 +74,7 @@ matches_one() {
 # resumes ARGS...: a 2-rank checkpoint of `dopa ARGS` resumed by 1 process and a 1-process one by
 # 2 ranks both end where an uninterrupted run ends.
 resumes() {
+  rm -rf straight a b
   "$dopa" "$@" --iters 4 --out straight > /dev/null 2>&1
   $mpirun "$dopa" "$@" --iters 2 --out a > /dev/null 2>&1
   "$dopa" "$@" --iters 4 --out a --resume > a.log 2>&1
@@ -99,14 +104,23 @@ fails_with() {
 case $case in
 same)
   matches_one generated "${common[@]}"
+  # A plastic network runs each element's episode on one thread (runElements): each rank runs its
+  # own elements' episodes, gathered once per iteration.
+  matches_one generated "${plastic[@]}"
   ;;
 resume)
   resumes "${common[@]}"
+  resumes "${plastic[@]}"
   ;;
 mismatch)
   fails_with m.log "the ranks were not started alike: rank 1 differs from rank 0" \
     mpirun -np 1 "$dopa" "${common[@]}" --iters 2 --out m : \
     -np 1 "$dopa" "${common[@]}" --iters 2 --clip 0.5 --out m
+  # One rank's engine steps in lock step (stage-major), the other's runs elements: stopped before
+  # their collectives could differ.
+  fails_with o.log "the ranks ran their episodes differently" \
+    mpirun -np 1 env DOPA_STAGE_ORDER=stage "$dopa" "${plastic[@]}" --iters 2 --out o : \
+    -np 1 "$dopa" "${plastic[@]}" --iters 2 --out o
   ;;
 killed)
   $mpirun "$dopa" "${common[@]}" --iters 100000 --out k > k.log 2>&1 &

@@ -157,6 +157,102 @@ TEST_CASE("a resumed run continues bit-exactly as an uninterrupted one") {
   CHECK(fs::exists(split + "/log.csv"));
 }
 
+TEST_CASE("a run of batch episodes resumes with batch episodes, bit-exactly") {
+  // Runs from before per-element episodes (their checkpoints have no episode_rng) and runs that
+  // chose batch episodes keep drawing for the batch when resumed, though a new run of the task
+  // would draw per element.
+  std::string straight = freshDir("batch-straight"), split = freshDir("batch-split");
+  TrainConfig batchCfg = smallConfig(straight, 6);
+  batchCfg.episodeRng = TrainConfig::EpisodeRng::Batch;
+  auto a = makeNet("modul");
+  Run taRun(*a, batchCfg);
+  taRun.trainer.initFresh();
+  taRun.trainer.run();
+  CHECK(taRun.trainer.settings().at("episode_rng") == "batch");
+  {
+    auto b = makeNet("modul");
+    TrainConfig cfg = batchCfg;
+    cfg.outDir = split;
+    cfg.iterations = 3;
+    Run tbRun(*b, cfg);
+    tbRun.trainer.initFresh();
+    tbRun.trainer.run();
+  }
+  std::string path = split + "/checkpoint.st";
+  TensorFile f = readSafeTensors(path);
+  CHECK(f.metadata.at("episode_rng") == "batch");
+  f.metadata.erase("episode_rng"); // as a checkpoint written before the entry
+  reseal(f);
+  writeSafeTensors(path, f);
+  auto c = makeNet("modul");
+  Run tcRun(*c, smallConfig(split, 6)); // Auto: per-element for a new run of this task
+  CHECK(tcRun.trainer.settings().at("episode_rng") == "per-element");
+  tcRun.trainer.resume(path);
+  CHECK(tcRun.trainer.settings().at("episode_rng") == "batch");
+  tcRun.trainer.run();
+  CHECK(std::vector<float>(c->params(), c->params() + c->info().numParams) ==
+        std::vector<float>(a->params(), a->params() + a->info().numParams));
+  REQUIRE(tcRun.trainer.state().log.size() == 6);
+  for (size_t i = 0; i < 6; ++i)
+    CHECK(tcRun.trainer.state().log[i].meanReward == taRun.trainer.state().log[i].meanReward);
+  // A fresh run draws per element: other episodes from the same seed.
+  auto d = makeNet("modul");
+  Run tdRun(*d, smallConfig(freshDir("element-straight"), 6));
+  tdRun.trainer.initFresh();
+  tdRun.trainer.run();
+  CHECK(std::vector<float>(d->params(), d->params() + d->info().numParams) !=
+        std::vector<float>(a->params(), a->params() + a->info().numParams));
+}
+
+namespace {
+/// The cue-reward task without per-element stepping (as a plug-in built before ElementSteps).
+class LockStepOnly final : public EpisodicTask {
+public:
+  explicit LockStepOnly(int batch) : inner(smallTask(), batch) {}
+  int batch() const override { return inner.batch(); }
+  int observationSize() const override { return inner.observationSize(); }
+  int numActions() const override { return inner.numActions(); }
+  int episodeLength() const override { return inner.episodeLength(); }
+  void reset(Rng &rng) override { inner.reset(rng); }
+  void observe(float *x) const override { inner.observe(x); }
+  void act(const int *actions, float *rewards, Rng &rng) override {
+    inner.act(actions, rewards, rng);
+  }
+  std::vector<std::pair<std::string, std::string>> settings() const override {
+    return inner.settings();
+  }
+
+private:
+  CueRewardTask inner;
+};
+} // namespace
+
+TEST_CASE("a task without per-element stepping runs batch episodes") {
+  TrainConfig cfg = smallConfig(freshDir("lockstep-only"), 3);
+  auto a = makeNet("modul");
+  LockStepOnly task(cfg.batch);
+  CHECK(elementSteps(task) == nullptr);
+  Trainer t(*a, task, cfg);
+  CHECK(t.settings().at("episode_rng") == "batch");
+  t.initFresh();
+  t.run();
+  // The same episodes as the cue-reward task itself with batch episodes.
+  TrainConfig batchCfg = smallConfig(freshDir("lockstep-batch"), 3);
+  batchCfg.episodeRng = TrainConfig::EpisodeRng::Batch;
+  auto b = makeNet("modul");
+  Run run(*b, batchCfg);
+  run.trainer.initFresh();
+  run.trainer.run();
+  CHECK(std::vector<float>(a->params(), a->params() + a->info().numParams) ==
+        std::vector<float>(b->params(), b->params() + b->info().numParams));
+  TrainConfig perElement = smallConfig("", 3);
+  perElement.episodeRng = TrainConfig::EpisodeRng::PerElement;
+  CHECK_THROWS_WITH_AS(Trainer(*a, task, perElement),
+                       "per-element episodes need a task that steps single elements; the "
+                       "cue-reward task does not",
+                       std::invalid_argument);
+}
+
 TEST_CASE("no optimizer step during the burn-in, steps afterwards") {
   auto net = makeNet("plastic");
   TrainConfig cfg = smallConfig(freshDir("burnin"), 2);
@@ -323,6 +419,14 @@ TEST_CASE("bad checkpoints are rejected with the file and field named") {
     reseal(f);
     writeSafeTensors(path, f);
     CHECK(resumeError(dir).find("__metadata__.threads: missing") != std::string::npos);
+  }
+  SUBCASE("an unknown episode_rng is named") {
+    TensorFile f = readSafeTensors(path);
+    f.metadata["episode_rng"] = "sideways";
+    reseal(f);
+    writeSafeTensors(path, f);
+    CHECK(resumeError(dir).find("__metadata__.episode_rng: 'sideways' is neither 'batch' nor "
+                                "'per-element'") != std::string::npos);
   }
   SUBCASE("a missing setting that was always recorded is an error") {
     TensorFile f = readSafeTensors(path);

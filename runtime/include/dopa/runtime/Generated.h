@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -246,6 +247,14 @@ public:
   /// traces stay in the thread's cache from step to step. The same values as as many step() calls,
   /// up to the readouts' GEMM's rounding (states and gradients: the same bits).
   void forward(int steps, const T *const *const *inputs, T *const *const *outputs);
+  /// Closed-loop episodes one element at a time (Network::runElements): for each element, on one
+  /// thread, observe(b, t, x) writes the element's inputs into the step's record, its step runs,
+  /// react(b, t, y) reads its outputs. The same kernels on the same blocks as step() by step():
+  /// the same values. Returns false, doing nothing, for a network with batched readouts or integer
+  /// inputs, or one that runs stage-major.
+  using ElementObserve = std::function<void(int b, int t, T *const *inputs)>;
+  using ElementReact = std::function<void(int b, int t, const T *const *outputs)>;
+  bool runElements(int steps, const ElementObserve &observe, const ElementReact &react);
   /// BPTT over the recorded steps. `inputGrads[t][k]` (optional; networks compiled with input
   /// gradients only, std::logic_error otherwise) receives dLoss/d input k at step t, B * numel
   /// values, overwritten; a null step or input is skipped.
@@ -295,6 +304,8 @@ private:
   /// (the state buffer swapped in), its tape entry with a copy of `inputs`, room in the readouts'
   /// inputs. Every allocation comes before the swap.
   RecordedStep recordStep(const T *const *inputs);
+  /// The same, with the tape's inputs left zero (runElements writes them).
+  RecordedStep recordStep() { return recordStep(nullptr); }
   /// Element b's input and output pointers for step s (a batched readout's output: its input X).
   void elementPointers(const RecordedStep &s, int b, T *const *outputs, const T **in, T **out);
   /// Element b's kernels of recorded step s (element-major order), on the calling thread.

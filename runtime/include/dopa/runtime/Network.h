@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -94,6 +95,25 @@ public:
   /// outputs of consecutive steps are consecutive in memory).
   virtual void forward(int steps, const float *const *const *inputs, float *const *const *outputs);
 
+  /// Closed-loop episodes one element at a time: for each batch element b (the elements spread
+  /// over the engine's threads, an element's steps in order on one thread), for t < steps,
+  /// observe(b, t, x) writes element b's inputs of step t (x[k]: input k's numel floats), the step
+  /// runs, and react(b, t, y) reads its outputs (y[k]: output k's numel floats, valid during the
+  /// call) before step t + 1 is observed. Recorded for backward() as `steps` step() calls would
+  /// be, with the same values. The callbacks run concurrently for different elements, so they
+  /// must touch only element b's data. Returns false, having done nothing, where the engine cannot
+  /// run this way (the default; the generated engine can, for networks that run element-major and
+  /// have no batched readouts or integer inputs); step() then does the work in lock step. When a
+  /// callback throws, the first exception is rethrown once every thread has stopped, and the
+  /// episode is gone: nothing is recorded and step() refuses until the next beginEpisode().
+  using ElementObserveFn = std::function<void(int b, int t, float *const *inputs)>;
+  using ElementReactFn = std::function<void(int b, int t, const float *const *outputs)>;
+  virtual bool runElements(int steps, const ElementObserveFn &observe,
+                           const ElementReactFn &react) {
+    (void)steps, (void)observe, (void)react;
+    return false;
+  }
+
   /// Backpropagation through every step recorded since beginEpisode() or truncate().
   /// `outputGrads[t][k]` is dLoss/d output k at recorded step t (B * numel floats, or null for
   /// zero); `finalStateGrads[s]` (optional, may be null) is dLoss/d state s after the last step.
@@ -139,6 +159,13 @@ public:
       exec.forward(steps, inputs, outputs);
     else
       Network::forward(steps, inputs, outputs);
+  }
+  bool runElements(int steps, const ElementObserveFn &observe,
+                   const ElementReactFn &react) override {
+    if constexpr (requires { exec.runElements(steps, observe, react); })
+      return exec.runElements(steps, observe, react);
+    else
+      return Network::runElements(steps, observe, react);
   }
   void backward(const float *const *const *outputGrads,
                 const float *const *finalStateGrads = nullptr) override {

@@ -36,7 +36,7 @@ struct CueRewardConfig {
   static constexpr int numActions = 2;
 };
 
-class CueRewardTask final : public EpisodicTask {
+class CueRewardTask final : public EpisodicTask, public ElementSteps {
 public:
   CueRewardTask(CueRewardConfig config, int batch);
 
@@ -52,6 +52,11 @@ public:
   void observe(float *x) const override;
   /// Apply the actions of the current step; writes the rewards (B floats) and advances one step.
   void act(const int *actions, float *rewards, Rng &rng) override;
+  /// One element at a time (ElementSteps): reset, observe and act are these, element by element,
+  /// with the one generator.
+  void resetElement(int b, Rng &rng) override;
+  void observeElement(int b, int t, float *x) const override;
+  float actElement(int b, int t, int action, Rng &rng) override;
   /// episode_length, num_cues, cues_per_trial, cue_size, reward, wrong_penalty, flip_prob.
   std::vector<std::pair<std::string, std::string>> settings() const override;
   int stepIndex() const { return t; }

@@ -47,7 +47,7 @@ struct MazeConfig {
   static constexpr int numActions = 4; // 0 Up (row-1), 1 Down (row+1), 2 Left (col-1), 3 Right
 };
 
-class MazeTask final : public EpisodicTask {
+class MazeTask final : public EpisodicTask, public ElementSteps {
 public:
   /// Throws std::invalid_argument unless size is odd and >= 5, episodeLength >= 1, batch >= 1 and
   /// the reward and wall penalty are finite.
@@ -68,6 +68,12 @@ public:
   /// std::out_of_range (before changing anything) on an action outside [0, 4), and
   /// std::logic_error when the episode is over (stepIndex() == episodeLength()).
   void act(const int *actions, float *rewards, Rng &rng) override;
+  /// One element at a time (ElementSteps): reset, observe and act are these, element by element,
+  /// with the one generator. actElement throws std::out_of_range on an action outside [0, 4) and
+  /// std::logic_error for a step t outside the episode.
+  void resetElement(int b, Rng &rng) override;
+  void observeElement(int b, int t, float *x) const override;
+  float actElement(int b, int t, int action, Rng &rng) override;
   /// maze_size, episode_length, reward, wall_penalty.
   std::vector<std::pair<std::string, std::string>> settings() const override;
 

@@ -3,8 +3,10 @@
 // An episodic task runs a batch of independent episodes of a fixed length in lock step: reset
 // starts a new episode in every batch element from a seeded generator, observe writes the current
 // step's observations, act applies the sampled actions, writes the rewards and advances one step.
-// The trainer (Trainer.h) owns the generator, so a checkpoint holds everything needed to continue
-// a task bit-exactly; a task keeps no randomness of its own.
+// A task may also step one element at a time (ElementSteps: resetElement, observeElement,
+// actElement), which lets the trainer run each element's whole episode on one thread. The trainer
+// (Trainer.h) owns the generators, so a checkpoint holds everything needed to continue a task
+// bit-exactly; a task keeps no randomness of its own.
 //
 // Tasks are found by name in a TaskRegistry: the built-in ones (cue-reward, maze) and those a
 // plug-in adds. A plug-in is a shared library built from a researcher's own C++ file (see
@@ -54,6 +56,30 @@ public:
   /// compared on resume, so keep the keys stable once runs depend on them.
   virtual std::vector<std::pair<std::string, std::string>> settings() const = 0;
 };
+
+/// Per-element stepping, optional for a task (the built-in ones have it): a task that also derives
+/// from ElementSteps can be stepped one element at a time. Its three functions touch only element
+/// b (and the task's constant settings), so the trainer may call them for different elements from
+/// different threads at once, and it runs each element's whole episode with a generator of the
+/// element's own, one element after another on each thread (the element's network state stays in
+/// the core's cache). A task without it is stepped in lock step with reset, observe and act. It is
+/// a separate base, found with dynamic_cast (elementSteps), so that EpisodicTask's layout, and with
+/// it the plug-ins built before it, stay as they were.
+class ElementSteps {
+public:
+  virtual ~ElementSteps() = default;
+  /// Start a new episode in element b.
+  virtual void resetElement(int b, Rng &rng) = 0;
+  /// Element b's observation at step t of its episode: observationSize() floats.
+  virtual void observeElement(int b, int t, float *x) const = 0;
+  /// Apply element b's action at step t of its episode, advance the element; returns its reward.
+  virtual float actElement(int b, int t, int action, Rng &rng) = 0;
+};
+
+/// The task's per-element stepping, or null when it has none.
+inline ElementSteps *elementSteps(EpisodicTask &task) {
+  return dynamic_cast<ElementSteps *>(&task);
+}
 
 /// A setting's value as settings() records it: 17 significant digits, so it round-trips.
 inline std::string settingText(double v) {

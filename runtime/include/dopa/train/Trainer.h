@@ -43,6 +43,16 @@ struct TrainConfig {
                            // and checked on resume; 0: omp_get_max_threads()
   std::string engine;      // the engine that runs the network (generated, generic, cuda): recorded
                            // and checked on resume
+  /// Where an episode's random draws come from. Batch: one task generator and one policy
+  /// generator for the whole batch, drawn element by element in lock step (every run before
+  /// per-element stepping). PerElement: each element's episode draws from two generators of its
+  /// own, seeded from those two at the start of the iteration, so its episode does not depend on
+  /// the other elements' and can run start to end on one thread (Network::runElements). Auto:
+  /// PerElement for tasks that step single elements (ElementSteps, Task.h), Batch for the others.
+  /// Recorded in checkpoints as episode_rng; a resumed run keeps its checkpoint's, whatever is
+  /// asked here (Batch where none is recorded).
+  enum class EpisodeRng { Auto, Batch, PerElement };
+  EpisodeRng episodeRng = EpisodeRng::Auto;
 };
 
 struct IterationLog {
@@ -65,6 +75,8 @@ struct CheckpointState {
   int64_t adamSteps = 0;  // optimizer steps taken
   Rng::State envRng{};    // the task's generator
   Rng::State policyRng{}; // the action sampler's generator
+  /// The episodes' generators (episode_rng; Batch when the checkpoint predates the entry).
+  TrainConfig::EpisodeRng episodeRng = TrainConfig::EpisodeRng::Batch;
 };
 
 /// Called after every iteration (progress display).
@@ -74,8 +86,10 @@ class Trainer {
 public:
   /// Train `net` on `task` (both outlive the trainer); throws std::invalid_argument when the
   /// network's input, `logits` or `value` do not fit the task, or the batches differ. With `comm`
-  /// (data-parallel, Communicator.h), `net` runs this rank's slice of the batch (batchSlice), the
-  /// task the whole batch; only a config with an outDir writes files (give rank 0 one).
+  /// (data-parallel, Communicator.h), `net` runs this rank's slice of the batch (batchSlice); the
+  /// task runs the whole batch in lock step, or, with per-element episodes on an engine that runs
+  /// elements (Network::runElements), each rank runs its own elements' episodes and the episodes
+  /// are gathered once per iteration; only a config with an outDir writes files (give rank 0 one).
   Trainer(Network &net, EpisodicTask &task, TrainConfig config, Communicator *comm = nullptr);
 
   /// Initialize parameters from their initializers with the config's seed.
@@ -110,13 +124,20 @@ public:
 
 private:
   IterationLog iterate();
+  /// One element's action at step t from its logits (a softmax draw with `rng`).
+  static int sampleAction(const float *logits, int numActions, Rng &rng, double *probs);
   void gatherPolicy(const std::vector<std::vector<float>> &out, float *logits, float *values);
   void checkRanksAgree(const std::vector<int> &actions, const std::vector<float> &rewards);
+  void stepInLockStep(bool perElement, std::vector<float> &logits, std::vector<float> &values,
+                      std::vector<int> &actions, std::vector<float> &rewards);
+  void gatherEpisodes(int steps, std::vector<float> &logits, std::vector<float> &values,
+                      std::vector<int> &actions, std::vector<float> &rewards);
   void writeLog() const;
   void appendLog(const IterationLog &log) const;
 
   Network &net;
   EpisodicTask &task;
+  ElementSteps *elements; // the task's per-element stepping, or null
   TrainConfig cfg;
   Communicator *comm;
   int first = 0, last = 0;           // this rank's slice of the batch
@@ -124,6 +145,7 @@ private:
   std::vector<int> gatherCounts;     // floats per rank in `gathered`
   Adam adam;
   Rng envRng, policyRng;
+  std::vector<Rng> elementEnv, elementPolicy; // per-element generators of the current iteration
   TrainState st;
   int logitsOut = -1, valueOut = -1;
 };
