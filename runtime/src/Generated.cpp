@@ -386,8 +386,14 @@ bool GeneratedExecutor<T>::runElements(int steps, const ElementObserve &observe,
   m.prepareThreads();
   std::vector<RecordedStep> window;
   window.reserve(size_t(steps));
-  for (int t = 0; t < steps; ++t)
-    window.push_back(recordStep());
+  try {
+    for (int t = 0; t < steps; ++t)
+      window.push_back(recordStep());
+  } catch (...) { // recorded steps without inputs cannot run: no episode, as after a callback's
+    truncate();
+    B = 0;
+    throw;
+  }
   const size_t nIn = m.inputNumel.size(), nOut = m.outputNumel.size();
   std::vector<AlignedBuf<T>> outBuf(nOut);
   std::vector<T *> outAll(std::max<size_t>(nOut, 1));

@@ -251,7 +251,8 @@ public:
   /// thread, observe(b, t, x) writes the element's inputs into the step's record, its step runs,
   /// react(b, t, y) reads its outputs. The same kernels on the same blocks as step() by step():
   /// the same values. Returns false, doing nothing, for a network with batched readouts or integer
-  /// inputs, or one that runs stage-major.
+  /// inputs, or one that runs stage-major. After an exception (a callback's, or an allocation's
+  /// while recording) no episode is left: beginEpisode() starts the next.
   using ElementObserve = std::function<void(int b, int t, T *const *inputs)>;
   using ElementReact = std::function<void(int b, int t, const T *const *outputs)>;
   bool runElements(int steps, const ElementObserve &observe, const ElementReact &react);
