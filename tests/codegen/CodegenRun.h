@@ -91,6 +91,31 @@ template <class T> struct RunResult {
   double loss = 0;
 };
 
+/// The final states of the B elements, per state, into r.states.
+template <class T, class Exec>
+void collectStates(const Exec &exec, const NetworkInfo &info, int B, RunResult<T> &r) {
+  for (size_t s = 0; s < info.states.size(); ++s) {
+    const T *p = exec.state(int(s));
+    r.states.emplace_back(p, p + size_t(B) * size_t(info.states[s].numel()));
+  }
+}
+
+/// The episode's output gradients as backward() takes them: one pointer per step and output
+/// (`storage` holds the per-step arrays; the returned pointers point into it).
+template <class T>
+std::vector<const T *const *> outputGradPointers(const NetworkInfo &info, const Episode<T> &ep,
+                                                 std::vector<std::vector<const T *>> &storage) {
+  storage.assign(size_t(ep.steps), std::vector<const T *>(ep.dY.size()));
+  std::vector<const T *const *> ptr;
+  for (int t = 0; t < ep.steps; ++t) {
+    for (size_t k = 0; k < ep.dY.size(); ++k)
+      storage[size_t(t)][k] =
+          ep.dY[k].data() + size_t(t) * size_t(ep.batch) * size_t(info.outputs[k].numel());
+    ptr.push_back(storage[size_t(t)].data());
+  }
+  return ptr;
+}
+
 /// Run an episode (forward, then backward of sum <dY, Y>) on an executor-like object.
 template <class T, class Exec>
 RunResult<T> run(Exec &exec, const NetworkInfo &info, const Episode<T> &ep, bool backward = true,
@@ -118,21 +143,11 @@ RunResult<T> run(Exec &exec, const NetworkInfo &info, const Episode<T> &ep, bool
         r.loss += double(g[e]) * double(outBuf[k][e]);
     }
   }
-  for (size_t s = 0; s < info.states.size(); ++s) {
-    const T *p = exec.state(int(s));
-    r.states.emplace_back(p, p + size_t(B) * size_t(info.states[s].numel()));
-  }
+  collectStates(exec, info, B, r);
   if (!backward)
     return r;
-  std::vector<std::vector<const T *>> gSteps(size_t(ep.steps),
-                                             std::vector<const T *>(ep.dY.size()));
-  std::vector<const T *const *> gPtr;
-  for (int t = 0; t < ep.steps; ++t) {
-    for (size_t k = 0; k < ep.dY.size(); ++k)
-      gSteps[size_t(t)][k] =
-          ep.dY[k].data() + size_t(t) * size_t(B) * size_t(info.outputs[k].numel());
-    gPtr.push_back(gSteps[size_t(t)].data());
-  }
+  std::vector<std::vector<const T *>> gSteps;
+  std::vector<const T *const *> gPtr = outputGradPointers(info, ep, gSteps);
   std::fill(exec.grads().begin(), exec.grads().end(), T(0));
   std::vector<std::vector<T *>> dxSteps(size_t(ep.steps), std::vector<T *>(info.inputs.size()));
   std::vector<T *const *> dxPtr;

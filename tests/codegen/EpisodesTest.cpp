@@ -100,17 +100,9 @@ std::optional<RunResult<T>> runClosedLoop(GeneratedExecutor<T> &gen, const Netwo
       }
     }
   }
-  for (size_t s = 0; s < info.states.size(); ++s) {
-    const T *p = gen.state(int(s));
-    r.states.emplace_back(p, p + size_t(B) * size_t(info.states[s].numel()));
-  }
-  std::vector<std::vector<const T *>> g(size_t(steps), std::vector<const T *>(ep.dY.size()));
-  std::vector<const T *const *> gPtr;
-  for (int t = 0; t < steps; ++t) {
-    for (size_t k = 0; k < ep.dY.size(); ++k)
-      g[size_t(t)][k] = ep.dY[k].data() + size_t(t) * size_t(B) * size_t(info.outputs[k].numel());
-    gPtr.push_back(g[size_t(t)].data());
-  }
+  collectStates(gen, info, B, r);
+  std::vector<std::vector<const T *>> g;
+  std::vector<const T *const *> gPtr = outputGradPointers(info, ep, g);
   std::fill(gen.grads().begin(), gen.grads().end(), T(0));
   gen.backward(gPtr.data(), nullptr);
   r.grads = gen.grads();
