@@ -18,9 +18,11 @@
 //   reset: for b = 0..B-1, one rng.below(2): the good arm.
 //   act:   for b = 0..B-1, one rng.uniform() for the reward, then one for the switch (both drawn
 //          always, even when switchProb is 0, so the order never depends on the options' values).
-// The task also steps single elements (dopa::ElementSteps: resetElement, observeElement,
-// actElement, each drawing as above for its element), so the trainer runs each element's episode
-// with a generator of its own, start to end on one thread; without them it runs in lock step.
+// The task is written one element at a time (dopa::ElementTask: resetElement, observeElement,
+// actElement, each drawing as above for its element; ElementTask derives reset, observe and act
+// from them), so the trainer runs each element's episode with a generator of its own, start to end
+// on one thread. A task that implements only dopa::EpisodicTask's reset, observe and act works
+// too: the trainer then steps its batch in lock step.
 //
 // Only header-only parts of dopa are used (Task.h, Random.h), as a plug-in must.
 //
@@ -45,11 +47,11 @@ struct BanditConfig {
   double switchProb = 0.02; // "switch": probability per step that the good arm changes
 };
 
-class BanditTask final : public dopa::EpisodicTask, public dopa::ElementSteps {
+class BanditTask final : public dopa::ElementTask {
 public:
   static constexpr int numObservations = 5;
 
-  BanditTask(BanditConfig config, int batch) : cfg(config), B(batch) {
+  BanditTask(BanditConfig config, int batch) : ElementTask("bandit"), cfg(config), B(batch) {
     if (batch < 1)
       throw std::invalid_argument("bandit: the batch must be at least 1");
     if (cfg.episodeLength < 1 || !(cfg.pLow >= 0 && cfg.pLow <= 0.5) ||
@@ -63,30 +65,9 @@ public:
   int numActions() const override { return 2; }
   int episodeLength() const override { return cfg.episodeLength; }
 
-  // Lock step: the per-element functions below, element by element, with the one generator.
-  void reset(dopa::Rng &rng) override {
-    t = 0;
-    for (int b = 0; b < B; ++b)
-      resetElement(b, rng);
-  }
-
-  void observe(float *x) const override {
-    for (int b = 0; b < B; ++b)
-      observeElement(b, t, x + int64_t(b) * numObservations);
-  }
-
-  void act(const int *actions, float *rewards, dopa::Rng &rng) override {
-    // Check every action first, so that a bad one leaves the task (and the generator) untouched.
-    for (int b = 0; b < B; ++b)
-      if (actions[b] < 0 || actions[b] >= numActions())
-        throw std::invalid_argument("bandit: action out of range");
-    for (int b = 0; b < B; ++b)
-      rewards[b] = actElement(b, t, actions[b], rng);
-    ++t;
-  }
-
-  // One element at a time (dopa::ElementSteps, optional): each touches element b only, so the
-  // trainer can run every element's whole episode on one thread, with a generator of its own.
+  // One element at a time (dopa::ElementSteps): each touches element b only, so the trainer can
+  // run every element's whole episode on one thread, with a generator of its own. ElementTask
+  // steps the batch in lock step with them (reset, observe, act), element by element.
   void resetElement(int b, dopa::Rng &rng) override {
     Element &e = elems.at(size_t(b));
     e.goodArm = int(rng.below(2));
@@ -105,9 +86,7 @@ public:
   }
 
   float actElement(int b, int step, int a, dopa::Rng &rng) override {
-    (void)step;
-    if (a < 0 || a >= numActions())
-      throw std::invalid_argument("bandit: action out of range");
+    checkStep(b, step, a); // std::out_of_range for a bad action, std::logic_error for a bad step
     Element &e = elems.at(size_t(b));
     double payout = a == e.goodArm ? 1 - cfg.pLow : cfg.pLow;
     float r = rng.uniform() < payout ? 1.f : 0.f;
@@ -134,7 +113,6 @@ private:
 
   BanditConfig cfg;
   int B;
-  int t = 0; // the current step
   std::vector<Element> elems;
 };
 

@@ -10,7 +10,8 @@
 
 using namespace dopa;
 
-CueRewardTask::CueRewardTask(CueRewardConfig config, int batch) : cfg(config), B(batch) {
+CueRewardTask::CueRewardTask(CueRewardConfig config, int batch)
+    : ElementTask("cue-reward"), cfg(config), B(batch) {
   if (batch < 1 || cfg.numCues < 2 || cfg.cueSize < 1 || cfg.episodeLength < 1)
     throw std::invalid_argument("cue-reward: invalid configuration");
   if (cfg.cuesPerTrial < 1 || cfg.cuesPerTrial > 2 || cfg.cuesPerTrial > cfg.numCues)
@@ -47,12 +48,6 @@ void CueRewardTask::newTrial(Element &e, Rng &rng) {
   ++e.trialsStarted;
 }
 
-void CueRewardTask::reset(Rng &rng) {
-  t = 0;
-  for (int b = 0; b < B; ++b)
-    resetElement(b, rng);
-}
-
 void CueRewardTask::resetElement(int b, Rng &rng) {
   Element &e = elems.at(size_t(b));
   e.cues.assign(size_t(cfg.numCues), std::vector<float>(size_t(cfg.cueSize)));
@@ -73,11 +68,6 @@ void CueRewardTask::resetElement(int b, Rng &rng) {
   newTrial(e, rng);
 }
 
-void CueRewardTask::observe(float *x) const {
-  for (int b = 0; b < B; ++b)
-    observeElement(b, t, x + int64_t(b) * cfg.inputSize());
-}
-
 void CueRewardTask::observeElement(int b, int step, float *row) const {
   const Element &e = elems.at(size_t(b));
   int n = cfg.inputSize();
@@ -94,20 +84,9 @@ void CueRewardTask::observeElement(int b, int step, float *row) const {
     row[cs + 5 + e.prevAction] = 1.f;
 }
 
-void CueRewardTask::act(const int *actions, float *rewards, Rng &rng) {
-  for (int b = 0; b < B; ++b)
-    if (actions[b] < 0 || actions[b] >= CueRewardConfig::numActions)
-      throw std::invalid_argument("cue-reward: action out of range");
-  for (int b = 0; b < B; ++b)
-    rewards[b] = actElement(b, t, actions[b], rng);
-  ++t;
-}
-
 float CueRewardTask::actElement(int b, int step, int a, Rng &rng) {
-  (void)step; // the trial's position says where the element is
+  checkStep(b, step, a); // the trial's position, not the step, says where the element is
   Element &e = elems.at(size_t(b));
-  if (a < 0 || a >= CueRewardConfig::numActions)
-    throw std::invalid_argument("cue-reward: action out of range");
   float r = a == 1 ? -cfg.wrongPenalty : 0.f;
   if (e.trial[size_t(e.pos)] == go) {
     bool right = (e.targetShown && a == 1) || (!e.targetShown && a == 0);

@@ -13,7 +13,7 @@
 
 using namespace dopa;
 
-MazeTask::MazeTask(MazeConfig config, int batch) : cfg(config), B(batch) {
+MazeTask::MazeTask(MazeConfig config, int batch) : ElementTask("maze"), cfg(config), B(batch) {
   if (cfg.size < 5 || cfg.size % 2 == 0)
     throw std::invalid_argument("maze: the size must be odd and at least 5 (got " +
                                 std::to_string(cfg.size) + ")");
@@ -57,25 +57,15 @@ void MazeTask::drawFreeCell(Rng &rng, int avoidRow, int avoidCol, int &row, int 
   } while (isWall(row, col) || (row == avoidRow && col == avoidCol));
 }
 
-void MazeTask::reset(Rng &rng) {
-  // batch.py L352-385: per element in order, the reward cell (never a wall, never the centre),
-  // the agent at the centre; reward 0 and numactionschosen 0 for the first observation.
-  t = 0;
-  for (int b = 0; b < B; ++b)
-    resetElement(b, rng);
-}
-
 void MazeTask::resetElement(int b, Rng &rng) {
+  // batch.py L352-385: per element in order (ElementTask::reset), the reward cell (never a wall,
+  // never the centre), the agent at the centre; reward 0 and numactionschosen 0 for the first
+  // observation.
   Element &e = elems.at(size_t(b));
   drawFreeCell(rng, centre(), centre(), e.rewardRow, e.rewardCol);
   e.row = e.col = centre();
   e.prevReward = 0;
   e.prevAction = 0;
-}
-
-void MazeTask::observe(float *x) const {
-  for (int b = 0; b < B; ++b)
-    observeElement(b, t, x + int64_t(b) * MazeConfig::observationSize);
 }
 
 void MazeTask::observeElement(int b, int step, float *obs) const {
@@ -93,26 +83,9 @@ void MazeTask::observeElement(int b, int step, float *obs) const {
   obs[13 + e.prevAction] = 1.f;                              // numactionschosen
 }
 
-void MazeTask::act(const int *actions, float *rewards, Rng &rng) {
-  if (t >= cfg.episodeLength)
-    throw std::logic_error("maze: act after the last step of the episode (call reset)");
-  for (int b = 0; b < B; ++b)
-    if (actions[b] < 0 || actions[b] >= MazeConfig::numActions)
-      throw std::out_of_range("maze: action " + std::to_string(actions[b]) + " of batch element " +
-                              std::to_string(b) + " is not in [0, 4)");
-  // batch.py L418-451, element by element.
-  for (int b = 0; b < B; ++b)
-    rewards[b] = actElement(b, t, actions[b], rng);
-  ++t;
-}
-
 float MazeTask::actElement(int b, int step, int a, Rng &rng) {
-  if (step < 0 || step >= cfg.episodeLength)
-    throw std::logic_error("maze: step " + std::to_string(step) + " is outside the episode of " +
-                           std::to_string(cfg.episodeLength) + " steps");
-  if (a < 0 || a >= MazeConfig::numActions)
-    throw std::out_of_range("maze: action " + std::to_string(a) + " of batch element " +
-                            std::to_string(b) + " is not in [0, 4)");
+  // batch.py L418-451 (ElementTask::act steps the elements in order).
+  checkStep(b, step, a);
   Element &e = elems.at(size_t(b));
   int row = e.row, col = e.col;
   switch (a) {

@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -119,6 +120,41 @@ TEST_CASE("cues per trial outside 1..2 are rejected") {
   CHECK_THROWS_AS(CueRewardTask(cfg, 1), std::invalid_argument);
   cfg.cuesPerTrial = 0;
   CHECK_THROWS_AS(CueRewardTask(cfg, 1), std::invalid_argument);
+}
+
+TEST_CASE("a bad action or a step past the episode throws before anything changes") {
+  // ElementTask's checks (Task.h), as the bandit plug-in and the maze get them too.
+  CueRewardConfig cfg;
+  cfg.episodeLength = 3;
+  CueRewardTask task(cfg, 2);
+  Rng rng(5);
+  task.reset(rng);
+  Rng::State before = rng.state();
+  std::vector<float> rewards(2, 7.f);
+  for (int bad : {-1, 2}) {
+    CAPTURE(bad);
+    int actions[2] = {0, bad};
+    CHECK_THROWS_WITH_AS(task.act(actions, rewards.data(), rng),
+                         ("cue-reward: action " + std::to_string(bad) +
+                          " of batch element 1 is not in [0, 2)")
+                             .c_str(),
+                         std::out_of_range);
+    CHECK(task.stepIndex() == 0);
+    CHECK(std::equal(before.words, before.words + 4, rng.state().words));
+    CHECK(rewards[0] == 7.f);
+    CHECK(task.element(0).prevAction == -1);
+  }
+  CHECK_THROWS_AS(task.actElement(0, 0, 5, rng), std::out_of_range);
+  CHECK_THROWS_AS(task.actElement(0, 3, 0, rng), std::logic_error);
+  int actions[2] = {0, 1};
+  for (int t = 0; t < cfg.episodeLength; ++t)
+    task.act(actions, rewards.data(), rng);
+  CHECK(task.stepIndex() == 3);
+  CHECK_THROWS_WITH_AS(task.act(actions, rewards.data(), rng),
+                       "cue-reward: step 3 is outside the episode of 3 steps (call reset)",
+                       std::logic_error);
+  task.reset(rng);
+  CHECK_NOTHROW(task.act(actions, rewards.data(), rng));
 }
 
 TEST_CASE("only the GO step is scored, and the reward and action are seen on the next step") {

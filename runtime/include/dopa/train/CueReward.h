@@ -36,7 +36,7 @@ struct CueRewardConfig {
   static constexpr int numActions = 2;
 };
 
-class CueRewardTask final : public EpisodicTask, public ElementSteps {
+class CueRewardTask final : public ElementTask {
 public:
   CueRewardTask(CueRewardConfig config, int batch);
 
@@ -46,20 +46,15 @@ public:
   int numActions() const override { return CueRewardConfig::numActions; }
   int episodeLength() const override { return cfg.episodeLength; }
 
-  /// Start a new episode for every batch element (new cues, new target, a new trial).
-  void reset(Rng &rng) override;
-  /// The observation of the current step: B * inputSize() floats.
-  void observe(float *x) const override;
-  /// Apply the actions of the current step; writes the rewards (B floats) and advances one step.
-  void act(const int *actions, float *rewards, Rng &rng) override;
-  /// One element at a time (ElementSteps): reset, observe and act are these, element by element,
-  /// with the one generator.
+  /// One element at a time (ElementSteps; ElementTask steps the batch with them, in element
+  /// order): resetElement draws new cues, a new target and a new trial; observeElement writes
+  /// inputSize() floats; actElement throws std::out_of_range for an action outside [0, 2) and
+  /// std::logic_error for a step outside the episode.
   void resetElement(int b, Rng &rng) override;
   void observeElement(int b, int t, float *x) const override;
   float actElement(int b, int t, int action, Rng &rng) override;
   /// episode_length, num_cues, cues_per_trial, cue_size, reward, wrong_penalty, flip_prob.
   std::vector<std::pair<std::string, std::string>> settings() const override;
-  int stepIndex() const { return t; }
 
   // Introspection for tests.
   struct Element {
@@ -82,7 +77,6 @@ private:
 
   CueRewardConfig cfg;
   int B;
-  int t = 0;
   std::vector<Element> elems;
 };
 

@@ -47,7 +47,7 @@ struct MazeConfig {
   static constexpr int numActions = 4; // 0 Up (row-1), 1 Down (row+1), 2 Left (col-1), 3 Right
 };
 
-class MazeTask final : public EpisodicTask, public ElementSteps {
+class MazeTask final : public ElementTask {
 public:
   /// Throws std::invalid_argument unless size is odd and >= 5, episodeLength >= 1, batch >= 1 and
   /// the reward and wall penalty are finite.
@@ -60,17 +60,10 @@ public:
   int numActions() const override { return MazeConfig::numActions; }
   int episodeLength() const override { return cfg.episodeLength; }
 
-  /// Draw a new reward cell for every batch element (in order) and put every agent at the centre.
-  void reset(Rng &rng) override;
-  /// The observation of the current step: batch() * 17 floats.
-  void observe(float *x) const override;
-  /// Apply one action per batch element; writes batch() rewards and advances one step. Throws
-  /// std::out_of_range (before changing anything) on an action outside [0, 4), and
-  /// std::logic_error when the episode is over (stepIndex() == episodeLength()).
-  void act(const int *actions, float *rewards, Rng &rng) override;
-  /// One element at a time (ElementSteps): reset, observe and act are these, element by element,
-  /// with the one generator. actElement throws std::out_of_range on an action outside [0, 4) and
-  /// std::logic_error for a step t outside the episode.
+  /// One element at a time (ElementSteps; ElementTask steps the batch with them, in element
+  /// order): resetElement draws a new reward cell and puts the agent at the centre;
+  /// observeElement writes 17 floats; actElement throws std::out_of_range on an action outside
+  /// [0, 4) and std::logic_error for a step t outside the episode.
   void resetElement(int b, Rng &rng) override;
   void observeElement(int b, int t, float *x) const override;
   float actElement(int b, int t, int action, Rng &rng) override;
@@ -82,7 +75,6 @@ public:
   int centre() const { return cfg.size / 2; }
   /// Whether (row, col) is a wall or pillar; cells outside the grid count as walls.
   bool isWall(int row, int col) const;
-  int stepIndex() const { return t; }
 
   struct Element {
     int row = 0, col = 0;               // the agent
@@ -105,7 +97,6 @@ private:
 
   MazeConfig cfg;
   int B;
-  int t = 0;
   std::vector<unsigned char> lab; // size * size, row-major, 1 = wall
   std::vector<Element> elems;
 };

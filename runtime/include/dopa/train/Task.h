@@ -4,7 +4,8 @@
 // starts a new episode in every batch element from a seeded generator, observe writes the current
 // step's observations, act applies the sampled actions, writes the rewards and advances one step.
 // A task may also step one element at a time (ElementSteps: resetElement, observeElement,
-// actElement), which lets the trainer run each element's whole episode on one thread. The trainer
+// actElement), which lets the trainer run each element's whole episode on one thread; a task
+// written that way derives from ElementTask, which implements the lock-step three with them. The trainer
 // (Trainer.h) owns the generators, so a checkpoint holds everything needed to continue a task
 // bit-exactly; a task keeps no randomness of its own.
 //
@@ -23,6 +24,7 @@
 #include <charconv>
 #include <climits>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -80,6 +82,59 @@ public:
 inline ElementSteps *elementSteps(EpisodicTask &task) {
   return dynamic_cast<ElementSteps *>(&task);
 }
+
+/// A task written one element at a time: implement batch(), observationSize(), numActions(),
+/// episodeLength(), settings() and ElementSteps' three functions; the lock-step reset, observe and
+/// act come from here. They step the elements in order with the one generator, so a batch run draws
+/// element 0's numbers, then element 1's, and so on. act() checks the step and every action before
+/// it steps any element, so a bad call leaves the task and the generator as they were; actElement
+/// implementations check their arguments with checkStep().
+class ElementTask : public EpisodicTask, public ElementSteps {
+public:
+  /// Start a new episode in every element, in order.
+  void reset(Rng &rng) override {
+    t = 0;
+    for (int b = 0; b < batch(); ++b)
+      resetElement(b, rng);
+  }
+  /// The current step's observations: element b's at x + b * observationSize().
+  void observe(float *x) const override {
+    for (int b = 0; b < batch(); ++b)
+      observeElement(b, t, x + int64_t(b) * observationSize());
+  }
+  /// One action per element; throws std::logic_error after the episode's last step and
+  /// std::out_of_range for an action outside [0, numActions()), before anything changes.
+  void act(const int *actions, float *rewards, Rng &rng) override {
+    for (int b = 0; b < batch(); ++b)
+      checkStep(b, t, actions[b]);
+    for (int b = 0; b < batch(); ++b)
+      rewards[b] = actElement(b, t, actions[b], rng);
+    ++t;
+  }
+  /// The lock-step episode's current step: how many times act() ran since reset().
+  int stepIndex() const { return t; }
+
+protected:
+  /// `name` prefixes the errors: "maze: action 7 of batch element 2 is not in [0, 4)".
+  explicit ElementTask(std::string name) : taskName(std::move(name)) {}
+
+  /// Throws std::logic_error unless step is in [0, episodeLength()) and std::out_of_range unless
+  /// action is in [0, numActions()).
+  void checkStep(int b, int step, int action) const {
+    if (step < 0 || step >= episodeLength())
+      throw std::logic_error(taskName + ": step " + std::to_string(step) +
+                             " is outside the episode of " + std::to_string(episodeLength()) +
+                             " steps (call reset)");
+    if (action < 0 || action >= numActions())
+      throw std::out_of_range(taskName + ": action " + std::to_string(action) +
+                              " of batch element " + std::to_string(b) + " is not in [0, " +
+                              std::to_string(numActions()) + ")");
+  }
+
+private:
+  std::string taskName;
+  int t = 0;
+};
 
 /// A setting's value as settings() records it: 17 significant digits, so it round-trips.
 inline std::string settingText(double v) {
