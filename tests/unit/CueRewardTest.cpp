@@ -134,11 +134,11 @@ TEST_CASE("a bad action or a step past the episode throws before anything change
   for (int bad : {-1, 2}) {
     CAPTURE(bad);
     int actions[2] = {0, bad};
-    CHECK_THROWS_WITH_AS(task.act(actions, rewards.data(), rng),
-                         ("cue-reward: action " + std::to_string(bad) +
-                          " of batch element 1 is not in [0, 2)")
-                             .c_str(),
-                         std::out_of_range);
+    CHECK_THROWS_WITH_AS(
+        task.act(actions, rewards.data(), rng),
+        ("cue-reward: action " + std::to_string(bad) + " of batch element 1 is not in [0, 2)")
+            .c_str(),
+        std::out_of_range);
     CHECK(task.stepIndex() == 0);
     CHECK(std::equal(before.words, before.words + 4, rng.state().words));
     CHECK(rewards[0] == 7.f);

@@ -5,9 +5,9 @@
 // step's observations, act applies the sampled actions, writes the rewards and advances one step.
 // A task may also step one element at a time (ElementSteps: resetElement, observeElement,
 // actElement), which lets the trainer run each element's whole episode on one thread; a task
-// written that way derives from ElementTask, which implements the lock-step three with them. The trainer
-// (Trainer.h) owns the generators, so a checkpoint holds everything needed to continue a task
-// bit-exactly; a task keeps no randomness of its own.
+// written that way derives from ElementTask, which implements the lock-step three with them. The
+// trainer (Trainer.h) owns the generators, so a checkpoint holds everything needed to continue a
+// task bit-exactly; a task keeps no randomness of its own.
 //
 // Tasks are found by name in a TaskRegistry: the built-in ones (cue-reward, maze) and those a
 // plug-in adds. A plug-in is a shared library built from a researcher's own C++ file (see
