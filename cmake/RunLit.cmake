@@ -3,13 +3,35 @@
 #   %root -> the source tree, %t -> a scratch directory for this test (in the build tree),
 #   %bandit -> the example task plug-in (examples/bandit).
 # A RUN line may use pipes; the test fails when any RUN line exits non-zero (use `not` for failures).
-file(STRINGS ${TEST} lines REGEX "^# RUN: ")
+#
+# The file is split into lines by hand: a CMake list treats ';' as a separator and an unbalanced
+# '[' as the start of a group that swallows the separators after it, so `file(STRINGS)` once
+# merged every line after a RUN line with a lone '[' into that line, where bash read them as a
+# comment: they were skipped without a word. Both characters are swapped for control characters
+# while the text is a list and swapped back in each command.
+file(READ ${TEST} content)
+string(ASCII 1 semicolon)
+string(ASCII 2 open)
+string(ASCII 3 close)
+string(REPLACE ";" "${semicolon}" content "${content}")
+string(REPLACE "[" "${open}" content "${content}")
+string(REPLACE "]" "${close}" content "${content}")
+string(REPLACE "\n" ";" all "${content}")
+set(lines)
+foreach(raw IN LISTS all)
+  if(raw MATCHES "^# RUN: ")
+    list(APPEND lines "${raw}")
+  endif()
+endforeach()
 if(NOT lines)
   message(FATAL_ERROR "${TEST} has no RUN line")
 endif()
 get_filename_component(FILECHECK_DIR ${FILECHECK} DIRECTORY)
 foreach(line IN LISTS lines)
   string(REGEX REPLACE "^# RUN: " "" cmd "${line}")
+  string(REPLACE "${semicolon}" ";" cmd "${cmd}")
+  string(REPLACE "${open}" "[" cmd "${cmd}")
+  string(REPLACE "${close}" "]" cmd "${cmd}")
   string(REPLACE "%bandit" "${BANDIT}" cmd "${cmd}")
   string(REPLACE "%dopac" "${DOPAC}" cmd "${cmd}")
   string(REPLACE "%dopa" "${DOPA}" cmd "${cmd}")
