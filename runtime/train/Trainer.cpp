@@ -157,8 +157,9 @@ std::map<std::string, std::string> fingerprint(const TrainConfig &c, const Netwo
       {"engine", c.engine},
       {"episode_rng", episodeRngText(c.episodeRng)}};
   // The checkpoint's own entries (saveCheckpoint) are reserved too.
-  static const char *const reserved[] = {"format",  "version",    "iteration", "adam_steps",
-                                         "env_rng", "policy_rng", "checksum",  "param_layout"};
+  static const char *const reserved[] = {"format",     "version",      "iteration",
+                                         "adam_steps", "env_rng",      "policy_rng",
+                                         "checksum",   "param_layout", "episode_rng_since"};
   for (const auto &[key, value] : task.settings()) {
     bool clash = !f.emplace(key, value).second;
     for (const char *r : reserved)
@@ -248,6 +249,7 @@ Trainer::Trainer(Network &net, EpisodicTask &task, TrainConfig config, Communica
                    : "the batch must have at least one episode, not " + std::to_string(cfg.batch));
   if (cfg.threads == 0)
     cfg.threads = omp_get_max_threads();
+  askedEpisodeRng = cfg.episodeRng;
   if (cfg.episodeRng == TrainConfig::EpisodeRng::Auto)
     cfg.episodeRng =
         elements ? TrainConfig::EpisodeRng::PerElement : TrainConfig::EpisodeRng::Batch;
@@ -522,7 +524,10 @@ IterationLog Trainer::iterate() {
 }
 
 std::map<std::string, std::string> Trainer::settings() const {
-  return fingerprint(cfg, net.info(), task);
+  std::map<std::string, std::string> out = fingerprint(cfg, net.info(), task);
+  if (rngSince > 0)
+    out["episode_rng_since"] = std::to_string(rngSince);
+  return out;
 }
 
 std::string dopa::paramLayoutText(const NetworkInfo &info) {
@@ -601,6 +606,8 @@ void Trainer::saveCheckpoint(const std::string &path) const {
   f.metadata["adam_steps"] = std::to_string(adam.steps());
   f.metadata["env_rng"] = rngString(envRng.state());
   f.metadata["policy_rng"] = rngString(policyRng.state());
+  if (rngSince > 0)
+    f.metadata["episode_rng_since"] = std::to_string(rngSince);
   f.metadata["checksum"] = checkpointChecksum(f);
   writeSafeTensors(path, f);
 }
@@ -642,6 +649,12 @@ CheckpointState Trainer::readCheckpointState(const TensorFile &f, const std::str
       throw DataError(path + ": __metadata__.episode_rng: '" + it->second +
                       "' is neither 'batch' nor 'per-element'");
   }
+  if (auto it = f.metadata.find("episode_rng_since"); it != f.metadata.end()) {
+    s.episodeRngSince = metadataCount(it->second, path, "episode_rng_since");
+    if (s.episodeRngSince > s.iteration)
+      throw DataError(path + ": __metadata__.episode_rng_since: " + it->second +
+                      " is past the checkpoint's iteration " + std::to_string(s.iteration));
+  }
   const StoredTensor *log = f.find("log");
   if (!log || log->dtype != DType::F64 || log->shape.size() != 2 || log->shape[1] != 5 ||
       log->shape[0] != s.iteration)
@@ -677,11 +690,14 @@ void Trainer::resume(const std::string &path) {
       throw DataError(msg);
     }
   }
-  if (state.episodeRng == TrainConfig::EpisodeRng::PerElement && !elements)
+  if (askedEpisodeRng == TrainConfig::EpisodeRng::Auto &&
+      state.episodeRng == TrainConfig::EpisodeRng::PerElement && !elements)
     throw DataError(path +
                     ": __metadata__.episode_rng: the checkpoint's episodes drew per element, "
                     "and the " +
-                    cfg.task + " task does not step single elements");
+                    cfg.task +
+                    " task does not step single elements; pass --episode-rng batch to continue "
+                    "it with batch episodes");
   int64_t n = int64_t(net.info().numParams);
   for (const char *name : {"params", "adam.m", "adam.v"}) {
     const StoredTensor *t = f.find(name);
@@ -695,7 +711,13 @@ void Trainer::resume(const std::string &path) {
   adam.setSteps(state.adamSteps);
   envRng.setState(state.envRng);
   policyRng.setState(state.policyRng);
+  // Auto keeps the checkpoint's episodes; a scheme asked for explicitly takes over from here.
   cfg.episodeRng = state.episodeRng;
+  rngSince = state.episodeRngSince;
+  if (askedEpisodeRng != TrainConfig::EpisodeRng::Auto && askedEpisodeRng != state.episodeRng) {
+    cfg.episodeRng = askedEpisodeRng;
+    rngSince = state.iteration;
+  }
   st = TrainState{};
   st.iteration = state.iteration;
   std::vector<double> rows = f.find("log")->toDouble();

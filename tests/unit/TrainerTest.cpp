@@ -205,6 +205,98 @@ TEST_CASE("a run of batch episodes resumes with batch episodes, bit-exactly") {
 }
 
 namespace {
+std::vector<float> paramsOf(Network &net) {
+  return std::vector<float>(net.params(), net.params() + net.info().numParams);
+}
+
+/// Train a fresh run of `scheme` episodes in `dir` to `iterations`.
+void trainFresh(Network &net, const std::string &dir, int64_t iterations,
+                TrainConfig::EpisodeRng scheme) {
+  TrainConfig cfg = smallConfig(dir, iterations);
+  cfg.episodeRng = scheme;
+  Run run(net, cfg);
+  run.trainer.initFresh();
+  run.trainer.run();
+}
+} // namespace
+
+TEST_CASE("an explicit episode scheme on resume switches the run from the checkpoint on") {
+  using Scheme = TrainConfig::EpisodeRng;
+  // Batch episodes to iteration 3, then per element: once to 6 in one go, once to 5 and resumed
+  // (with Auto, which keeps the switched scheme) to 6. Both end alike.
+  std::string once = freshDir("switch-once"), twice = freshDir("switch-twice");
+  auto a = makeNet("modul"), b = makeNet("modul");
+  trainFresh(*a, once, 3, Scheme::Batch);
+  trainFresh(*b, twice, 3, Scheme::Batch);
+  TrainConfig perElement = smallConfig(once, 6);
+  perElement.episodeRng = Scheme::PerElement;
+  Run aRun(*a, perElement);
+  aRun.trainer.resume(once + "/checkpoint.st");
+  CHECK(aRun.trainer.settings().at("episode_rng") == "per-element");
+  CHECK(aRun.trainer.episodeRngSince() == 3);
+  CHECK(aRun.trainer.settings().at("episode_rng_since") == "3");
+  aRun.trainer.run();
+  {
+    TrainConfig cfg = perElement;
+    cfg.outDir = twice;
+    cfg.iterations = 5;
+    Run bRun(*b, cfg);
+    bRun.trainer.resume(twice + "/checkpoint.st");
+    bRun.trainer.run();
+  }
+  TensorFile f = readSafeTensors(twice + "/checkpoint.st");
+  CHECK(f.metadata.at("episode_rng") == "per-element");
+  CHECK(f.metadata.at("episode_rng_since") == "3");
+  Run cRun(*b, smallConfig(twice, 6));
+  cRun.trainer.resume(twice + "/checkpoint.st");
+  CHECK(cRun.trainer.settings().at("episode_rng") == "per-element");
+  CHECK(cRun.trainer.episodeRngSince() == 3);
+  cRun.trainer.run();
+  CHECK(paramsOf(*a) == paramsOf(*b));
+  REQUIRE(cRun.trainer.state().log.size() == 6);
+  for (size_t i = 0; i < 6; ++i)
+    CHECK(cRun.trainer.state().log[i].meanReward == aRun.trainer.state().log[i].meanReward);
+  // The switch changed the episodes: batch episodes all the way end elsewhere.
+  auto d = makeNet("modul");
+  trainFresh(*d, freshDir("switch-none"), 6, Scheme::Batch);
+  CHECK(paramsOf(*d) != paramsOf(*a));
+
+  SUBCASE("asking for the checkpoint's own scheme switches nothing") {
+    TrainConfig cfg = smallConfig(freshDir("switch-same"), 6);
+    auto e = makeNet("modul");
+    trainFresh(*e, cfg.outDir, 3, Scheme::Batch);
+    cfg.episodeRng = Scheme::Batch;
+    Run eRun(*e, cfg);
+    eRun.trainer.resume(cfg.outDir + "/checkpoint.st");
+    CHECK(eRun.trainer.episodeRngSince() == 0);
+    CHECK(eRun.trainer.settings().count("episode_rng_since") == 0);
+    eRun.trainer.run();
+    CHECK(readSafeTensors(cfg.outDir + "/checkpoint.st").metadata.count("episode_rng_since") == 0);
+    CHECK(paramsOf(*e) == paramsOf(*d));
+  }
+  SUBCASE("and back to batch episodes") {
+    Run eRun(*b, [&] {
+      TrainConfig cfg = smallConfig(twice, 8);
+      cfg.episodeRng = Scheme::Batch;
+      return cfg;
+    }());
+    eRun.trainer.resume(twice + "/checkpoint.st");
+    CHECK(eRun.trainer.settings().at("episode_rng") == "batch");
+    CHECK(eRun.trainer.episodeRngSince() == 6);
+  }
+  SUBCASE("a bad episode_rng_since is named") {
+    for (const char *bad : {"7", "-1", "three"}) {
+      CAPTURE(bad);
+      TensorFile g = readSafeTensors(twice + "/checkpoint.st");
+      g.metadata["episode_rng_since"] = bad;
+      reseal(g);
+      writeSafeTensors(twice + "/checkpoint.st", g);
+      CHECK(resumeError(twice).find("__metadata__.episode_rng_since") != std::string::npos);
+    }
+  }
+}
+
+namespace {
 /// The cue-reward task without per-element stepping (as a plug-in built before ElementSteps).
 class LockStepOnly final : public EpisodicTask {
 public:
@@ -251,6 +343,23 @@ TEST_CASE("a task without per-element stepping runs batch episodes") {
                        "per-element episodes need a task that steps single elements; the "
                        "cue-reward task does not",
                        std::invalid_argument);
+  // A per-element checkpoint continues on such a task only with batch episodes asked for.
+  std::string dir = freshDir("lockstep-resume");
+  auto c = makeNet("modul");
+  trainFresh(*c, dir, 3, TrainConfig::EpisodeRng::PerElement);
+  TrainConfig again = smallConfig(dir, 6);
+  Trainer keep(*c, task, again);
+  CHECK_THROWS_WITH_AS(keep.resume(dir + "/checkpoint.st"),
+                       doctest::Contains("the checkpoint's episodes drew per element, and the "
+                                         "cue-reward task does not step single elements; pass "
+                                         "--episode-rng batch"),
+                       DataError);
+  again.episodeRng = TrainConfig::EpisodeRng::Batch;
+  Trainer toBatch(*c, task, again);
+  toBatch.resume(dir + "/checkpoint.st");
+  CHECK(toBatch.episodeRngSince() == 3);
+  toBatch.run();
+  CHECK(toBatch.state().iteration == 6);
 }
 
 TEST_CASE("no optimizer step during the burn-in, steps afterwards") {

@@ -174,6 +174,13 @@ int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
     if (root)
       printStderr("dopa train: " + label + "resuming " + ckpt + " at iteration " +
                   std::to_string(at) + "\n");
+    if (root && at > 0 && trainer.episodeRngSince() == at)
+      printStderr("dopa train: " + label + "note: from iteration " + std::to_string(at) +
+                  " on, the episodes draw " +
+                  (trainer.settings().at("episode_rng") == "per-element" ? "per element"
+                                                                         : "for the batch") +
+                  " (--episode-rng): an unbroken run would have drawn other episodes from here; "
+                  "the checkpoints record the switch (episode_rng_since)\n");
   } else {
     if (root && std::filesystem::exists(ckpt))
       throw DataError(

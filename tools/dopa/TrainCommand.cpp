@@ -313,6 +313,15 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
       cmd->add_option("--baseline", a.baseline,
                       "A2C baseline: first-element (the reference code's vs[t][0]) or "
                       "per-element (each episode's own value)"));
+  a.rlOnly.push_back(
+      cmd->add_option("--episode-rng", a.episodeRng,
+                      "Where episodes draw their random numbers: auto (new runs: per-element "
+                      "where the task steps single elements, else batch; --resume: the "
+                      "checkpoint's), batch (one task and one policy generator for the batch, "
+                      "as runs before per-element episodes), per-element (two per element, so "
+                      "each episode runs start to end on one thread: faster). Given with "
+                      "--resume, the run switches to it from the checkpoint's iteration on")
+          ->check(CLI::IsMember({"auto", "batch", "per-element"})));
   cmd->add_option("--engine", o.engine,
                   "generated (the example's C++, compiled at build time; -D picks a compiled "
                   "size) | generic (the IR interpreter; needed for --spec and -D) | cuda (the "
@@ -429,6 +438,9 @@ int tool::trainCommand(TrainArgs &a) {
   o.spec.dimOverrides = o.dims;
   o.config.a2c.baseline = a.baseline == "first-element" ? A2CConfig::Baseline::FirstElement
                                                         : A2CConfig::Baseline::PerElement;
+  o.config.episodeRng = a.episodeRng == "batch"         ? TrainConfig::EpisodeRng::Batch
+                        : a.episodeRng == "per-element" ? TrainConfig::EpisodeRng::PerElement
+                                                        : TrainConfig::EpisodeRng::Auto;
   o.config.threads = omp_get_max_threads(); // --threads, or all cores: recorded in checkpoints
   o.config.task = a.task;
   std::string dimsText;

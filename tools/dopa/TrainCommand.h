@@ -38,7 +38,7 @@ struct LMArgs {
 /// `dopa train` as parsed, before the checks.
 struct TrainArgs {
   TrainOptions opt;
-  std::string task, baseline = "first-element";
+  std::string task, baseline = "first-element", episodeRng = "auto";
   std::vector<std::string> taskOpts, taskLibraries;
   std::string tracePrecision = "float";
   int eplen = 0, cues = 0, cuesPerTrial = 0;                             // shortcuts for --task-opt

@@ -49,8 +49,10 @@ struct TrainConfig {
   /// own, seeded from those two at the start of the iteration, so its episode does not depend on
   /// the other elements' and can run start to end on one thread (Network::runElements). Auto:
   /// PerElement for tasks that step single elements (ElementSteps, Task.h), Batch for the others.
-  /// Recorded in checkpoints as episode_rng; a resumed run keeps its checkpoint's, whatever is
-  /// asked here (Batch where none is recorded).
+  /// Recorded in checkpoints as episode_rng. A resumed run keeps its checkpoint's with Auto (Batch
+  /// where none is recorded); with Batch or PerElement it switches to that one from the
+  /// checkpoint's iteration on (its episodes then differ from those of an unbroken run, drawn
+  /// from the same distribution), and its checkpoints record where (episode_rng_since).
   enum class EpisodeRng { Auto, Batch, PerElement };
   EpisodeRng episodeRng = EpisodeRng::Auto;
 };
@@ -77,6 +79,9 @@ struct CheckpointState {
   Rng::State policyRng{}; // the action sampler's generator
   /// The episodes' generators (episode_rng; Batch when the checkpoint predates the entry).
   TrainConfig::EpisodeRng episodeRng = TrainConfig::EpisodeRng::Batch;
+  /// The iteration from which the episodes drew as episodeRng says (episode_rng_since): 0 for a
+  /// run that never switched (--episode-rng on resume).
+  int64_t episodeRngSince = 0;
 };
 
 /// Called after every iteration (progress display).
@@ -104,8 +109,11 @@ public:
 
   void saveCheckpoint(const std::string &path) const;
   const TrainState &state() const { return st; }
-  /// Every setting that shapes the run (what checkpoints record and resume checks), by name: for
-  /// config.json.
+  /// The iteration from which the episodes have drawn as settings()' episode_rng says: 0 unless a
+  /// resumed run switched (TrainConfig::episodeRng), then the checkpoint's iteration.
+  int64_t episodeRngSince() const { return rngSince; }
+  /// Every setting that shapes the run (what checkpoints record and resume checks), by name, and
+  /// episode_rng_since where the run switched its episodes: for config.json.
   std::map<std::string, std::string> settings() const;
   /// Where the run stands, as text: iteration, target, optimizer steps, the generators' states and
   /// a hash of the parameters and Adam's moments (ranks compare it at start).
@@ -139,6 +147,8 @@ private:
   EpisodicTask &task;
   ElementSteps *elements; // the task's per-element stepping, or null
   TrainConfig cfg;
+  TrainConfig::EpisodeRng askedEpisodeRng; // cfg.episodeRng as given (Auto: keep a checkpoint's)
+  int64_t rngSince = 0;                    // episodeRngSince()
   Communicator *comm;
   int first = 0, last = 0;           // this rank's slice of the batch
   std::vector<float> mine, gathered; // this rank's and every rank's policy outputs of one step
