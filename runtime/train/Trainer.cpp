@@ -329,25 +329,28 @@ void Trainer::gatherPolicy(const std::vector<std::vector<float>> &out, float *lo
 void Trainer::gatherEpisodes(int steps, std::vector<float> &logits, std::vector<float> &values,
                              std::vector<int> &actions, std::vector<float> &rewards) {
   const int B = cfg.batch, A = task.numActions(), per = A + 3;
-  std::vector<int> counts;
-  for (int r = 0; r < comm->size(); ++r) {
-    auto [b0, b1] = batchSlice(B, r, comm->size());
-    counts.push_back(steps * (b1 - b0) * per);
+  // The counts and buffers are sized once per run (the split and the episode length are fixed).
+  if (episodesAll.size() != size_t(steps) * size_t(B) * size_t(per)) {
+    episodeCounts.clear();
+    for (int r = 0; r < comm->size(); ++r) {
+      auto [b0, b1] = batchSlice(B, r, comm->size());
+      episodeCounts.push_back(steps * (b1 - b0) * per);
+    }
+    episodesMine.reserve(size_t(steps) * size_t(last - first) * size_t(per));
+    episodesAll.resize(size_t(steps) * size_t(B) * size_t(per));
   }
   auto slot = [&](int t, int b) { return size_t(t) * B + size_t(b); };
-  std::vector<float> mineBuf;
-  mineBuf.reserve(size_t(steps) * size_t(last - first) * size_t(per));
+  episodesMine.clear();
   for (int t = 0; t < steps; ++t)
     for (int b = first; b < last; ++b) {
       const float *lg = logits.data() + slot(t, b) * A;
-      mineBuf.insert(mineBuf.end(), lg, lg + A);
-      mineBuf.push_back(values[slot(t, b)]);
-      mineBuf.push_back(float(actions[slot(t, b)]));
-      mineBuf.push_back(rewards[slot(t, b)]);
+      episodesMine.insert(episodesMine.end(), lg, lg + A);
+      episodesMine.push_back(values[slot(t, b)]);
+      episodesMine.push_back(float(actions[slot(t, b)]));
+      episodesMine.push_back(rewards[slot(t, b)]);
     }
-  std::vector<float> all(size_t(steps) * size_t(B) * size_t(per));
-  comm->allgather(mineBuf.data(), all.data(), counts);
-  const float *p = all.data();
+  comm->allgather(episodesMine.data(), episodesAll.data(), episodeCounts);
+  const float *p = episodesAll.data();
   for (int r = 0; r < comm->size(); ++r) {
     auto [b0, b1] = batchSlice(B, r, comm->size());
     for (int t = 0; t < steps; ++t)

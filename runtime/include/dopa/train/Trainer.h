@@ -153,6 +153,8 @@ private:
   int first = 0, last = 0;           // this rank's slice of the batch
   std::vector<float> mine, gathered; // this rank's and every rank's policy outputs of one step
   std::vector<int> gatherCounts;     // floats per rank in `gathered`
+  std::vector<float> episodesMine, episodesAll; // this rank's and every rank's episodes
+  std::vector<int> episodeCounts;               // floats per rank in `episodesAll`
   Adam adam;
   Rng envRng, policyRng;
   std::vector<Rng> elementEnv, elementPolicy; // per-element generators of the current iteration
