@@ -7,12 +7,15 @@
 # The file is split into lines by hand: a CMake list treats ';' as a separator and an unbalanced
 # '[' as the start of a group that swallows the separators after it, so `file(STRINGS)` once
 # merged every line after a RUN line with a lone '[' into that line, where bash read them as a
-# comment: they were skipped without a word. Both characters are swapped for control characters
-# while the text is a list and swapped back in each command.
+# comment: they were skipped without a word. A backslash at the end of a line would join it to
+# the next the same way (CMake reads `\;` as an escaped separator). These four characters are
+# swapped for control characters while the text is a list and swapped back in each command.
 file(READ ${TEST} content)
 string(ASCII 1 semicolon)
 string(ASCII 2 open)
 string(ASCII 3 close)
+string(ASCII 4 backslash)
+string(REPLACE "\\" "${backslash}" content "${content}")
 string(REPLACE ";" "${semicolon}" content "${content}")
 string(REPLACE "[" "${open}" content "${content}")
 string(REPLACE "]" "${close}" content "${content}")
@@ -29,6 +32,7 @@ endif()
 get_filename_component(FILECHECK_DIR ${FILECHECK} DIRECTORY)
 foreach(line IN LISTS lines)
   string(REGEX REPLACE "^# RUN: " "" cmd "${line}")
+  string(REPLACE "${backslash}" "\\" cmd "${cmd}")
   string(REPLACE "${semicolon}" ";" cmd "${cmd}")
   string(REPLACE "${open}" "[" cmd "${cmd}")
   string(REPLACE "${close}" "]" cmd "${cmd}")

@@ -131,7 +131,8 @@ std::string episodeRngText(TrainConfig::EpisodeRng r) {
 /// engine (--memory-budget, --bptt-segment: they choose which states are kept and which
 /// recomputed, not the arithmetic). Parameters, Adam's moments and step count, the generators and
 /// the iteration come from the checkpoint itself, all covered by its checksum (version 1: only the
-/// tensors were), and so does episode_rng: recorded here, adopted on resume rather than checked.
+/// tensors were), and so does episode_rng: recorded here, adopted on resume rather than checked
+/// (or replaced, when the run asks for another scheme explicitly).
 std::map<std::string, std::string> fingerprint(const TrainConfig &c, const NetworkInfo &info,
                                                const EpisodicTask &task) {
   std::map<std::string, std::string> f = {
@@ -653,11 +654,17 @@ CheckpointState Trainer::readCheckpointState(const TensorFile &f, const std::str
                       "' is neither 'batch' nor 'per-element'");
   }
   if (auto it = f.metadata.find("episode_rng_since"); it != f.metadata.end()) {
+    // Written only by a run that switched at a checkpoint and then ran on, so 0 < since <
+    // iteration.
     s.episodeRngSince = metadataCount(it->second, path, "episode_rng_since");
-    if (s.episodeRngSince > s.iteration)
+    if (!f.metadata.count("episode_rng"))
+      throw DataError(path + ": __metadata__.episode_rng_since: recorded without episode_rng");
+    if (s.episodeRngSince <= 0 || s.episodeRngSince >= s.iteration)
       throw DataError(path + ": __metadata__.episode_rng_since: " + it->second +
-                      " is past the checkpoint's iteration " + std::to_string(s.iteration));
+                      " is not between 0 and the checkpoint's iteration " +
+                      std::to_string(s.iteration) + " (exclusive)");
   }
+
   const StoredTensor *log = f.find("log");
   if (!log || log->dtype != DType::F64 || log->shape.size() != 2 || log->shape[1] != 5 ||
       log->shape[0] != s.iteration)
@@ -669,8 +676,9 @@ void Trainer::resume(const std::string &path) {
   checkRegularFile(path);
   TensorFile f = readSafeTensors(path);
   CheckpointState state = readCheckpointState(f, path);
-  // The episodes keep drawing as the checkpoint's did (a run started before per-element episodes
-  // continues with the batch's generators, bit-exactly), whatever this run's config asked for.
+  // The fingerprint is compared with the checkpoint's own scheme: a run started before
+  // per-element episodes continues with the batch's generators, bit-exactly, unless this run asks
+  // for a scheme explicitly (below, after every check).
   TrainConfig adopted = cfg;
   adopted.episodeRng = state.episodeRng;
   std::map<std::string, std::string> defaults = version1Defaults(net.info());
@@ -717,10 +725,12 @@ void Trainer::resume(const std::string &path) {
   // Auto keeps the checkpoint's episodes; a scheme asked for explicitly takes over from here.
   cfg.episodeRng = state.episodeRng;
   rngSince = state.episodeRngSince;
-  if (askedEpisodeRng != TrainConfig::EpisodeRng::Auto && askedEpisodeRng != state.episodeRng) {
+  rngSwitched = askedEpisodeRng != TrainConfig::EpisodeRng::Auto &&
+                askedEpisodeRng != state.episodeRng && state.iteration > 0;
+  if (askedEpisodeRng != TrainConfig::EpisodeRng::Auto)
     cfg.episodeRng = askedEpisodeRng;
+  if (rngSwitched)
     rngSince = state.iteration;
-  }
   st = TrainState{};
   st.iteration = state.iteration;
   std::vector<double> rows = f.find("log")->toDouble();

@@ -205,6 +205,7 @@ TEST_CASE("a run of batch episodes resumes with batch episodes, bit-exactly") {
 }
 
 namespace {
+/// The network's parameters, copied.
 std::vector<float> paramsOf(Network &net) {
   return std::vector<float>(net.params(), net.params() + net.info().numParams);
 }
@@ -251,6 +252,7 @@ TEST_CASE("an explicit episode scheme on resume switches the run from the checkp
   cRun.trainer.resume(twice + "/checkpoint.st");
   CHECK(cRun.trainer.settings().at("episode_rng") == "per-element");
   CHECK(cRun.trainer.episodeRngSince() == 3);
+  CHECK_FALSE(cRun.trainer.episodeRngSwitched());
   cRun.trainer.run();
   CHECK(paramsOf(*a) == paramsOf(*b));
   REQUIRE(cRun.trainer.state().log.size() == 6);
@@ -269,6 +271,7 @@ TEST_CASE("an explicit episode scheme on resume switches the run from the checkp
     Run eRun(*e, cfg);
     eRun.trainer.resume(cfg.outDir + "/checkpoint.st");
     CHECK(eRun.trainer.episodeRngSince() == 0);
+    CHECK_FALSE(eRun.trainer.episodeRngSwitched());
     CHECK(eRun.trainer.settings().count("episode_rng_since") == 0);
     eRun.trainer.run();
     CHECK(readSafeTensors(cfg.outDir + "/checkpoint.st").metadata.count("episode_rng_since") == 0);
@@ -283,9 +286,10 @@ TEST_CASE("an explicit episode scheme on resume switches the run from the checkp
     eRun.trainer.resume(twice + "/checkpoint.st");
     CHECK(eRun.trainer.settings().at("episode_rng") == "batch");
     CHECK(eRun.trainer.episodeRngSince() == 6);
+    CHECK(eRun.trainer.episodeRngSwitched());
   }
   SUBCASE("a bad episode_rng_since is named") {
-    for (const char *bad : {"7", "-1", "three"}) {
+    for (const char *bad : {"6", "7", "0", "-1", "three"}) {
       CAPTURE(bad);
       TensorFile g = readSafeTensors(twice + "/checkpoint.st");
       g.metadata["episode_rng_since"] = bad;
@@ -293,6 +297,13 @@ TEST_CASE("an explicit episode scheme on resume switches the run from the checkp
       writeSafeTensors(twice + "/checkpoint.st", g);
       CHECK(resumeError(twice).find("__metadata__.episode_rng_since") != std::string::npos);
     }
+    TensorFile g = readSafeTensors(twice + "/checkpoint.st");
+    g.metadata["episode_rng_since"] = "3";
+    g.metadata.erase("episode_rng");
+    reseal(g);
+    writeSafeTensors(twice + "/checkpoint.st", g);
+    CHECK(resumeError(twice).find("__metadata__.episode_rng_since: recorded without episode_rng") !=
+          std::string::npos);
   }
 }
 

@@ -174,7 +174,7 @@ int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
     if (root)
       printStderr("dopa train: " + label + "resuming " + ckpt + " at iteration " +
                   std::to_string(at) + "\n");
-    if (root && at > 0 && trainer.episodeRngSince() == at)
+    if (root && trainer.episodeRngSwitched())
       printStderr("dopa train: " + label + "note: from iteration " + std::to_string(at) +
                   " on, the episodes draw " +
                   (trainer.settings().at("episode_rng") == "per-element" ? "per element"

@@ -52,7 +52,8 @@ struct TrainConfig {
   /// Recorded in checkpoints as episode_rng. A resumed run keeps its checkpoint's with Auto (Batch
   /// where none is recorded); with Batch or PerElement it switches to that one from the
   /// checkpoint's iteration on (its episodes then differ from those of an unbroken run, drawn
-  /// from the same distribution), and its checkpoints record where (episode_rng_since).
+  /// from the same distribution), and its checkpoints record where (episode_rng_since: the last
+  /// switch only; config.json's "resumed" entries keep every resume's command line).
   enum class EpisodeRng { Auto, Batch, PerElement };
   EpisodeRng episodeRng = EpisodeRng::Auto;
 };
@@ -112,6 +113,9 @@ public:
   /// The iteration from which the episodes have drawn as settings()' episode_rng says: 0 unless a
   /// resumed run switched (TrainConfig::episodeRng), then the checkpoint's iteration.
   int64_t episodeRngSince() const { return rngSince; }
+  /// Whether the last resume() switched the episodes' scheme (an explicit TrainConfig::episodeRng
+  /// other than the checkpoint's, at an iteration past 0).
+  bool episodeRngSwitched() const { return rngSwitched; }
   /// Every setting that shapes the run (what checkpoints record and resume checks), by name, and
   /// episode_rng_since where the run switched its episodes: for config.json.
   std::map<std::string, std::string> settings() const;
@@ -149,6 +153,7 @@ private:
   TrainConfig cfg;
   TrainConfig::EpisodeRng askedEpisodeRng; // cfg.episodeRng as given (Auto: keep a checkpoint's)
   int64_t rngSince = 0;                    // episodeRngSince()
+  bool rngSwitched = false;                // episodeRngSwitched()
   Communicator *comm;
   int first = 0, last = 0;           // this rank's slice of the batch
   std::vector<float> mine, gathered; // this rank's and every rank's policy outputs of one step
