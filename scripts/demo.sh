@@ -92,7 +92,7 @@ echo
 echo
 echo "== Meta-training on the cue-reward task (A2C): the neuromodulated networks against non-modulated"
 echo "   ones, 2,000 iterations of 30 episodes each, two at a time, with the C++ generated from"
-echo "   examples/cue_reward/{rnn,plastic,modplast,modul}.dopa at H=50 (about 2 minutes)"
+echo "   examples/cue_reward/{rnn,plastic,modplast,modul}.dopa at H=50 (under a minute on 2 cores)"
 echo
 rm -rf "$runs/demo-train"
 DOPA=$dopa ITERS=${DEMO_ITERS:-2000} SEEDS=0 VARIANTS="rnn plastic modplast modul" H=50 JOBS=2 THREADS=1 OUT="$runs/demo-train" \
@@ -108,7 +108,7 @@ echo "   the paper's settings (180,000 iterations; resumable): ITERS=180000 SEED
 
 echo
 echo "== The grid maze (Fig. 2, A2C): the same four kinds of network, 1,000 iterations each, two at a"
-echo "   time, in a 9x9 maze with 100-step episodes (about 3 minutes; examples/maze/*.dopa)"
+echo "   time, in a 9x9 maze with 100-step episodes (about a minute on 2 cores; examples/maze/*.dopa)"
 echo
 rm -rf "$runs/demo-maze"
 DOPA=$dopa ITERS=${DEMO_MAZE_ITERS:-1000} SEEDS=0 VARIANTS="rnn plastic modplast modul" JOBS=2 THREADS=1 \
