@@ -37,8 +37,10 @@ std::string NetworkEmitter::storeTo(const std::string &buffer, bool trace, const
 void NetworkEmitter::emitNest(std::ostringstream &out) {
   const ir::Shape &space = stage->space;
   if (space.size() > 2)
-    throw std::runtime_error("the C++ emitter handles tensors of rank <= 2; " + g().name +
-                             " has a value of shape " + ir::shapeStr(space));
+    throw EmitUnsupported(
+        "the C++ emitter handles tensors of rank <= 2; " + g().name + " has a value of shape " +
+            ir::shapeStr(space) + " (run it with the generic executor: dopa --engine generic)",
+        stage->items.empty() ? llvm::SMLoc() : g().node(stage->items.front().node).loc);
   // The buffers this nest writes (its loads from them stay in the body: readBuffer).
   for (const Item &it : stage->items)
     nestWrites.insert(writtenBuffer(it));
@@ -255,7 +257,10 @@ void NetworkEmitter::emitSlice(std::ostringstream &out, const Node &n, const std
   const ir::Shape &full = n.op == Op::Slice ? g().node(n.operands[0]).shape : n.shape;
   size_t r = full.size();
   if (r > 2)
-    throw std::runtime_error("the C++ emitter slices tensors of rank <= 2");
+    throw EmitUnsupported("the C++ emitter slices tensors of rank <= 2, and this one has shape " +
+                              ir::shapeStr(full) +
+                              " (run it with the generic executor: dopa --engine generic)",
+                          n.loc);
   const std::vector<int64_t> &at = n.attrs;
   if (n.op == Op::SliceGrad)
     out << serialLoop("e", 0, ir::numElements(n.shape),

@@ -46,6 +46,9 @@ private:
   llvm::StringMap<int> maskNodes;                 // qualified name -> its leaf, once read
   std::map<std::pair<int, int>, int> leaves;      // (op, index) -> node
   std::map<double, int> constants;
+  /// Each layer's outputs, once it is called: Sema lets a step call a layer again only with the
+  /// same arguments (to read another of its outputs), which is the same call.
+  std::map<const Instance *, std::vector<std::pair<std::string, int>>> layerOutputs;
 
   // The instance being lowered: its locals and its bound inputs.
   struct Scope {
@@ -267,12 +270,16 @@ int Lowerer::lowerCall(const Instance &inst, const CallExpr *call, llvm::StringR
       int table = leaf(Op::Param, paramIndex.lookup(prefix + "weight"), sym.range.Start);
       return make(Op::Gather, {table, idx}, call);
     }
-    // A layer: inline the cell with its inputs bound to the arguments.
-    std::vector<int> bound;
-    bound.reserve(args.size());
-    for (const auto &arg : args)
-      bound.push_back(lowerExpr(inst, arg.get()));
-    auto outputs = lowerInstance(*sym.layer, bound);
+    // A layer: inline the cell with its inputs bound to the arguments, once per step.
+    auto [found, first] = layerOutputs.try_emplace(sym.layer);
+    if (first) {
+      std::vector<int> bound;
+      bound.reserve(args.size());
+      for (const auto &arg : args)
+        bound.push_back(lowerExpr(inst, arg.get()));
+      found->second = lowerInstance(*sym.layer, bound);
+    }
+    const auto &outputs = found->second;
     if (member.empty())
       return outputs.front().second;
     for (auto &[n, v] : outputs)

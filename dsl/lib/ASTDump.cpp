@@ -48,7 +48,10 @@ void Dumper::dump(const File &file) {
   os << "File " << llvm::sys::path::filename(path) << "\n";
   Indent in(indent);
   for (const Include &inc : file.includes) {
-    line() << "Include \"" << inc.path << "\"";
+    line() << "Include \"";
+    for (char c : inc.path)
+      os << (c == '"' || c == '\\' ? "\\" : "") << c;
+    os << "\"";
     loc(inc.range.Start);
   }
   for (const auto &unit : file.units)

@@ -73,5 +73,5 @@ void DiagnosticEngine::errorNoLoc(const llvm::Twine &message) {
     consumer(Severity::Error, llvm::SMDiagnostic("", llvm::SourceMgr::DK_Error, message.str()));
     return;
   }
-  llvm::WithColor::error(*out, "dopac") << message << "\n";
+  llvm::WithColor::error(*out, programName) << message << "\n";
 }

@@ -130,11 +130,25 @@ void Lexer::skipBadRun(const char *start) {
   }
 }
 
+/// A control character other than tab and carriage return (these two are white space).
+static bool isBadControl(char c) {
+  auto u = static_cast<unsigned char>(c);
+  return (u < 0x20 && c != '\t' && c != '\r' && c != '\n') || u == 0x7F;
+}
+
+static std::string controlByteText(char c) {
+  return "(byte 0x" + llvm::utohexstr(static_cast<unsigned char>(c)) + ")";
+}
+
 void Lexer::skipComment() {
-  // `#` to the end of the line; any valid UTF-8 is allowed inside.
+  // `#` to the end of the line; any valid UTF-8 is allowed inside, but no control character.
   while (cur < bufEnd && *cur != '\n') {
     if (*cur == '\0') {
       diags.error(llvm::SMLoc::getFromPointer(cur), "null character in file");
+      ++cur;
+    } else if (isBadControl(*cur)) {
+      diags.error(llvm::SMLoc::getFromPointer(cur),
+                  "control character in comment " + controlByteText(*cur));
       ++cur;
     } else if (static_cast<unsigned char>(*cur) >= 0x80) {
       const char *start = cur;
@@ -292,17 +306,25 @@ Token Lexer::lexNumber(const char *start) {
 
 /// string ::= '"' (any byte but '"', '\\', newline | '\\' ('"' | '\\'))* '"'
 Token Lexer::lexString(const char *start) {
-  ++cur; // opening quote
+  ++cur;            // opening quote
+  bool bad = false; // reported here; the token becomes tok_error so nothing echoes the bytes
   while (cur < bufEnd && *cur != '"' && *cur != '\n') {
     if (*cur == '\\' && cur + 1 < bufEnd && (cur[1] == '"' || cur[1] == '\\')) {
       cur += 2;
     } else if (*cur == '\0') {
       diags.error(llvm::SMLoc::getFromPointer(cur), "null character in string");
+      bad = true;
+      ++cur;
+    } else if (isBadControl(*cur) || *cur == '\r') {
+      diags.error(llvm::SMLoc::getFromPointer(cur),
+                  "control character in string " + controlByteText(*cur));
+      bad = true;
       ++cur;
     } else if (static_cast<unsigned char>(*cur) >= 0x80) {
       const char *at = cur;
       if (!skipUtf8()) {
         diags.error(llvm::SMLoc::getFromPointer(at), "invalid UTF-8 in string");
+        bad = true;
         cur = at + 1;
       }
     } else {
@@ -314,7 +336,7 @@ Token Lexer::lexString(const char *start) {
     return makeToken(tok_error, start);
   }
   ++cur;
-  return makeToken(tok_string, start);
+  return makeToken(bad ? tok_error : tok_string, start);
 }
 
 std::vector<Token> Lexer::lexAll() {

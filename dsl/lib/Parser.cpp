@@ -106,9 +106,10 @@ void Parser::skipToMember() {
     consume();
 }
 
-void Parser::skipToEquation() {
-  // An equation starts on a new line with an identifier or `output`; `}` ends the block.
-  if (!tok.is(tok_rbrace) && !tok.is(tok_eof))
+void Parser::skipToEquation(llvm::SMLoc start) {
+  // An equation starts on a new line with an identifier or `output`; `}` ends the block. The
+  // token the failed equation started at is skipped (progress); any later one may start the next.
+  if (tok.getLoc() == start && !tok.is(tok_rbrace) && !tok.is(tok_eof))
     consume();
   while (!tok.is(tok_eof) && !tok.is(tok_rbrace) &&
          !(tok.atStartOfLine && (tok.is(tok_identifier) || tok.is(kw_output))) &&
@@ -151,7 +152,12 @@ bool Parser::parseInclude(File &file) {
   }
   Include inc;
   inc.pathRange = tok.getRange();
-  inc.path = tok.text.drop_front().drop_back();
+  llvm::StringRef raw = tok.text.drop_front().drop_back();
+  for (size_t i = 0; i < raw.size(); ++i) { // the lexer let only \" and \\ through as escapes
+    if (raw[i] == '\\' && i + 1 < raw.size() && (raw[i + 1] == '"' || raw[i + 1] == '\\'))
+      ++i;
+    inc.path += raw[i];
+  }
   consume();
   inc.range = rangeFrom(start, prevEnd());
   file.includes.push_back(inc);
@@ -434,11 +440,12 @@ bool Parser::parseStep(Unit &unit) {
       diags.error(tok.getLoc(),
                   "declarations cannot appear inside a step block; move it above 'step'",
                   {tok.getRange()});
-      skipToEquation();
+      skipToEquation(tok.getLoc());
       continue;
     }
+    llvm::SMLoc start = tok.getLoc();
     if (!parseEquation(unit))
-      skipToEquation();
+      skipToEquation(start);
   }
   return expect(tok_rbrace, "to close the step block");
 }
@@ -479,8 +486,9 @@ ExprPtr Parser::checkDepth(ExprPtr expr, unsigned childDepth) {
     return nullptr;
   expr->setDepth(childDepth + 1);
   if (childDepth + 1 > maxDepth) {
-    diags.error(expr->getLoc(),
-                "expression is nested too deeply (more than " + llvm::Twine(maxDepth) + " levels)");
+    diags.error(expr->getLoc(), "expression is nested too deeply (more than " +
+                                    llvm::Twine(maxDepth) +
+                                    " levels; each operator of a chain such as a + b + c is one)");
     return nullptr;
   }
   return expr;
@@ -560,6 +568,7 @@ ExprPtr Parser::parsePostfix() {
   while (expr) {
     llvm::SMLoc start = expr->getRange().Start;
     if (tok.is(tok_lparen) && !tok.atStartOfLine) {
+      llvm::SMLoc open = tok.getLoc();
       consume();
       std::vector<ExprPtr> args;
       unsigned depth = expr->getDepth();
@@ -572,12 +581,15 @@ ExprPtr Parser::parsePostfix() {
           args.push_back(std::move(arg));
         } while (consumeIf(tok_comma));
       }
-      if (!expect(tok_rparen, "to close the argument list"))
+      if (!expect(tok_rparen, "to close the argument list")) {
+        diags.note(open, "to match this '('");
         return nullptr;
+      }
       expr = checkDepth(
           std::make_unique<CallExpr>(rangeFrom(start, prevEnd()), std::move(expr), std::move(args)),
           depth);
     } else if (tok.is(tok_lbracket) && !tok.atStartOfLine) {
+      llvm::SMLoc open = tok.getLoc();
       consume();
       std::vector<Slice> slices;
       unsigned depth = expr->getDepth();
@@ -591,8 +603,10 @@ ExprPtr Parser::parsePostfix() {
           depth = std::max(depth, slice.hi->getDepth());
         slices.push_back(std::move(slice));
       } while (consumeIf(tok_comma));
-      if (!expect(tok_rbracket, "to close the index"))
+      if (!expect(tok_rbracket, "to close the index")) {
+        diags.note(open, "to match this '['");
         return nullptr;
+      }
       expr = checkDepth(std::make_unique<IndexExpr>(rangeFrom(start, prevEnd()), std::move(expr),
                                                     std::move(slices)),
                         depth);
@@ -691,8 +705,15 @@ ExprPtr Parser::parseNumber() {
   }
   errno = 0;
   double value = std::strtod(text.c_str(), nullptr);
-  if (std::isinf(value) || (errno == ERANGE && value != 0.0)) {
+  // ERANGE also flags subnormal results, which are finite doubles and fine; only infinity and a
+  // nonzero literal that rounds to 0 are refused.
+  if (std::isinf(value)) {
     diags.error(numTok.getLoc(), "number is out of range for a 64-bit float", {numTok.getRange()});
+    return nullptr;
+  }
+  if (errno == ERANGE && value == 0.0) {
+    diags.error(numTok.getLoc(), "number is too small for a 64-bit float (it would round to 0)",
+                {numTok.getRange()});
     return nullptr;
   }
   return std::make_unique<NumberExpr>(numTok.getRange(), value, std::nullopt);

@@ -78,6 +78,12 @@ const char *dopa::sema::symbolKindName(SymbolKind kind) {
   return "name";
 }
 
+std::string dopa::sema::symbolKindWithArticle(SymbolKind kind) {
+  std::string name = symbolKindName(kind);
+  bool vowel = name.find_first_of("aeiou") == 0;
+  return (vowel ? "an " : "a ") + name;
+}
+
 int64_t Network::numParams() const {
   int64_t n = 0;
   for (const Variable *v : params)
@@ -118,21 +124,29 @@ void Checker::note(llvm::SMLoc loc, const llvm::Twine &msg, llvm::ArrayRef<llvm:
 
 void Checker::warning(llvm::SMLoc loc, const llvm::Twine &msg,
                       llvm::ArrayRef<llvm::SMRange> ranges) {
-  if (!quiet)
+  // A cell used by several layers is checked once per layer; say each warning once.
+  if (!quiet && warned.insert({loc.getPointer(), msg.str()}).second)
     diags.warning(loc, msg, ranges);
 }
 
 void Checker::suggest(llvm::StringRef name, llvm::SMRange range, const Instance *inst,
-                      bool functions) {
+                      bool functions, llvm::ArrayRef<SymbolKind> kinds) {
   if (!lastErrorShown || !takeSuggestion())
     return; // the note would not be shown either, or the search budget is spent
   ClosestName closest(name, name.size() >= 4 ? 2u : 1u);
   if (functions)
     for (const BuiltinInfo &b : builtins)
       closest.consider(b.name);
-  if (inst)
+  if (inst) {
+    // In name order, so that of equally close names the same one is suggested on every run.
+    std::vector<llvm::StringRef> names;
     for (const auto &entry : inst->symbols)
-      closest.consider(entry.getKey());
+      if (kinds.empty() || llvm::is_contained(kinds, entry.second.kind))
+        names.push_back(entry.getKey());
+    llvm::sort(names);
+    for (llvm::StringRef n : names)
+      closest.consider(n);
+  }
   if (auto best = closest.result())
     note(range.Start, "did you mean '" + *best + "'?", {range});
 }

@@ -11,6 +11,7 @@
 #include "llvm/ADT/STLExtras.h"
 
 #include <cmath>
+#include <limits>
 
 using namespace dopa;
 using namespace dopa::ast;
@@ -124,14 +125,19 @@ std::optional<V> Checker::resolveSymbol(Instance &inst, llvm::StringRef name, ll
     llvm::SMRange range = inst.symbols[name].range;
     error(range.Start, llvm::Twine(what) + " '" + name + "' is defined in terms of itself",
           {range});
+    // The stack holds each name with the place it was reached from; the cycle starts at this
+    // name, whose own entry was reached from outside the cycle, and closes at `use`.
     bool inCycle = false;
     for (auto &[n, r] : evalStack) {
-      inCycle |= n == name;
-      if (inCycle) {
+      if (n == name) {
+        inCycle = true;
+      } else if (inCycle) {
         note(r.Start, "'" + n + "' is used here", {r});
-        evalState[n] = EvalState::Failed;
       }
+      if (inCycle)
+        evalState[n] = EvalState::Failed;
     }
+    note(use.Start, "'" + name + "' is used here", {use});
     return std::nullopt;
   }
   case EvalState::Pending: break;
@@ -158,6 +164,11 @@ std::optional<int64_t> Checker::resolveDimSymbol(Instance &inst, llvm::StringRef
         if (!inst.unit->isCell && overrides && overrides->count(name)) {
           v = overrides->lookup(name); // -D NAME=VALUE on the command line
           overridesUsed.insert(name);
+          if (*v < 1 || *v > maxDim) { // the command line's value: not the spec's fault
+            diags.errorNoLoc("-D " + name + "=" + llvm::Twine(*v) +
+                             ": dimensions must be between 1 and " + llvm::Twine(maxDim));
+            return std::nullopt;
+          }
         } else {
           v = evalDim(inst, pendingDefs.lookup(name));
         }
@@ -192,13 +203,13 @@ std::optional<int64_t> Checker::evalDim(Instance &inst, const Expr *expr) {
     auto it = inst.symbols.find(name->getName());
     if (it == inst.symbols.end()) {
       error(expr->getLoc(), "unknown dimension '" + name->getName() + "'", {expr->getRange()});
-      suggest(name->getName(), expr->getRange(), &inst, false);
+      suggest(name->getName(), expr->getRange(), &inst, false, {SymbolKind::Dim});
       return std::nullopt;
     }
     it->second.used = true;
     if (it->second.kind != SymbolKind::Dim) {
       error(expr->getLoc(),
-            "'" + name->getName() + "' is a " + symbolKindName(it->second.kind) +
+            "'" + name->getName() + "' is " + symbolKindWithArticle(it->second.kind) +
                 ", not a dimension; sizes are built from integers and 'dims'",
             {expr->getRange()});
       note(it->second.range.Start, "declared here", {it->second.range});
@@ -210,6 +221,10 @@ std::optional<int64_t> Checker::evalDim(Instance &inst, const Expr *expr) {
     auto v = evalDim(inst, un->getOperand());
     if (!v)
       return std::nullopt;
+    if (*v == std::numeric_limits<int64_t>::min()) {
+      error(expr->getLoc(), "dimension arithmetic overflows 64 bits", {expr->getRange()});
+      return std::nullopt;
+    }
     return -*v;
   }
   if (const auto *bin = llvm::dyn_cast<BinaryExpr>(expr)) {
@@ -224,7 +239,15 @@ std::optional<int64_t> Checker::evalDim(Instance &inst, const Expr *expr) {
     case '-': overflow = __builtin_sub_overflow(*l, *r, &out); break;
     case '*': overflow = __builtin_mul_overflow(*l, *r, &out); break;
     case '/':
-      if (*r == 0 || *l % *r != 0) {
+      if (*r == 0) {
+        error(bin->getOpLoc(), "dimension division by zero", {expr->getRange()});
+        return std::nullopt;
+      }
+      if (*r == -1) { // INT64_MIN / -1 overflows, and % would trap
+        overflow = __builtin_sub_overflow(int64_t(0), *l, &out);
+        break;
+      }
+      if (*l % *r != 0) {
         error(bin->getOpLoc(),
               "dimension division " + llvm::Twine(*l) + " / " + llvm::Twine(*r) + " is not exact",
               {expr->getRange()});
@@ -255,7 +278,8 @@ std::optional<double> Checker::evalConst(Instance &inst, const Expr *expr) {
     auto it = inst.symbols.find(name->getName());
     if (it == inst.symbols.end()) {
       error(expr->getLoc(), "unknown constant '" + name->getName() + "'", {expr->getRange()});
-      suggest(name->getName(), expr->getRange(), &inst, false);
+      suggest(name->getName(), expr->getRange(), &inst, false,
+              {SymbolKind::Dim, SymbolKind::Const});
       return std::nullopt;
     }
     it->second.used = true;
@@ -266,7 +290,7 @@ std::optional<double> Checker::evalConst(Instance &inst, const Expr *expr) {
     if (it->second.kind == SymbolKind::Const)
       return resolveConstSymbol(inst, name->getName(), expr->getRange());
     error(expr->getLoc(),
-          "'" + name->getName() + "' is a " + symbolKindName(it->second.kind) +
+          "'" + name->getName() + "' is " + symbolKindWithArticle(it->second.kind) +
               ", not a constant; initializers and consts are built from numbers, dims and consts",
           {expr->getRange()});
     return std::nullopt;
@@ -515,20 +539,35 @@ std::optional<double> Checker::evalDropout(Instance &inst, const VarDecl &var) {
   return p;
 }
 
+bool Checker::checkLayerSizes(const Ident &name, const char *what, const char *elements, int64_t a,
+                              const Expr *aExpr, int64_t b, const Expr *bExpr) {
+  bool ok = true;
+  for (auto [v, e] : {std::pair{a, aExpr}, std::pair{b, bExpr}})
+    if (v < 1 || v > maxDim) {
+      error(e->getLoc(),
+            "size " + llvm::Twine(v) + " is out of range; sizes must be between 1 and " +
+                llvm::Twine(maxDim),
+            {e->getRange()});
+      ok = false;
+    }
+  if (ok && a * b > maxElements) {
+    error(name.getLoc(),
+          llvm::Twine(what) + " '" + name.name + "' is too large: " + llvm::Twine(a) + " x " +
+              llvm::Twine(b) + " " + elements + " are more than 2^31",
+          {name.range});
+    ok = false;
+  }
+  return ok;
+}
+
 void Checker::checkLinearDecl(Instance &inst, const LinearDecl &lin) {
   auto in = evalDim(inst, lin.inDim.get());
   auto out = evalDim(inst, lin.outDim.get());
   if (!in || !out)
     return;
-  for (auto [v, e] : {std::pair{*in, lin.inDim.get()}, std::pair{*out, lin.outDim.get()}})
-    if (v < 1 || v > maxDim)
-      error(e->getLoc(), "size " + llvm::Twine(v) + " is out of range", {e->getRange()});
-  if (*in < 1 || *out < 1 || *in > maxDim || *out > maxDim)
+  if (!checkLayerSizes(lin.name, "linear layer", "weights", *in, lin.inDim.get(), *out,
+                       lin.outDim.get()))
     return;
-  if (*in * *out > maxElements) {
-    error(lin.name.getLoc(), "linear layer '" + lin.name.name + "' is too large", {lin.name.range});
-    return;
-  }
   // PyTorch nn.Linear default: weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)).
   double bound = 1.0 / std::sqrt(double(*in));
   Init weightInit{Init::Uniform, -bound, bound};
@@ -561,12 +600,9 @@ void Checker::checkEmbeddingDecl(Instance &inst, const EmbeddingDecl &emb) {
   auto width = evalDim(inst, emb.width.get());
   if (!count || !width)
     return;
-  if (*count < 1 || *width < 1 || *count > maxDim || *width > maxDim ||
-      *count * *width > maxElements) {
-    error(emb.name.getLoc(), "embedding '" + emb.name.name + "' has an invalid size",
-          {emb.name.range});
+  if (!checkLayerSizes(emb.name, "embedding", "entries", *count, emb.count.get(), *width,
+                       emb.width.get()))
     return;
-  }
   Init init{Init::Normal, 0, 1}; // PyTorch nn.Embedding default
   if (emb.init) {
     auto i = evalInit(inst, *emb.init, true, "an embedding");

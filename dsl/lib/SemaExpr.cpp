@@ -61,8 +61,21 @@ std::optional<Shape> Checker::infer(Instance &inst, const Expr *expr) {
     result = inferMember(inst, mem);
   else if (const auto *idx = llvm::dyn_cast<IndexExpr>(expr))
     result = inferIndex(inst, idx);
-  if (result)
-    inst.exprShapes[expr] = *result;
+  if (!result)
+    return result;
+  // The declarations are limited to 2^31 elements; so is every value computed from them (an
+  // outer product or a broadcast can grow past it; the generated code indexes with int).
+  int64_t n = 1;
+  for (int64_t d : result->dims) {
+    if (__builtin_mul_overflow(n, d, &n) || n > maxElements) {
+      error(expr->getLoc(),
+            "this value's shape " + result->str() +
+                " has more than 2^31 elements per batch element",
+            {expr->getRange()});
+      return std::nullopt;
+    }
+  }
+  inst.exprShapes[expr] = *result;
   return result;
 }
 
@@ -100,7 +113,7 @@ std::optional<Shape> Checker::inferName(Instance &inst, const NameExpr *name) {
   case SymbolKind::Linear:
   case SymbolKind::Embedding:
     error(name->getLoc(),
-          llvm::Twine("'") + name->getName() + "' is a " + symbolKindName(sym.kind) +
+          llvm::Twine("'") + name->getName() + "' is " + symbolKindWithArticle(sym.kind) +
               "; call it (" + name->getName() + "(x)) or use its parameters (" + name->getName() +
               ".weight)",
           {name->getRange()});
@@ -182,6 +195,7 @@ std::optional<Shape> Checker::inferMember(Instance &inst, const MemberExpr *mem)
       return s;
     }
     if (m == "bias" && sym.hasBias) {
+      sym.biasUsed = true;
       Shape s;
       s.dims = {sym.outDim};
       return s;
@@ -213,7 +227,7 @@ std::optional<Shape> Checker::inferMember(Instance &inst, const MemberExpr *mem)
   }
   error(mem->getLoc(),
         llvm::Twine("'.") + m + "' needs a linear layer, an embedding or a layer call; '" +
-            base->getName() + "' is a " + symbolKindName(sym.kind),
+            base->getName() + "' is " + symbolKindWithArticle(sym.kind),
         {mem->getRange()});
   return std::nullopt;
 }
@@ -249,15 +263,75 @@ std::optional<Shape> Checker::inferCall(Instance &inst, const CallExpr *call,
       error(memberRange.Start, "the result of '" + name + "(...)' has no members", {memberRange});
       return std::nullopt;
     }
+    sym.biasUsed = true;
     return inferLinearCall(inst, call, sym, name);
   }
   if (sym.kind == SymbolKind::Layer)
     return inferLayerCall(inst, call, sym, name, member, memberRange);
   error(callee->getLoc(),
-        llvm::Twine("'") + name + "' is a " + symbolKindName(sym.kind) + " and cannot be called",
+        llvm::Twine("'") + name + "' is " + symbolKindWithArticle(sym.kind) +
+            " and cannot be called",
         {callee->getRange()});
   note(sym.range.Start, "declared here", {sym.range});
   return std::nullopt;
+}
+
+static bool sameArgs(const CallExpr *a, const CallExpr *b);
+
+/// The same expression, written again (white space and spelling of numbers aside).
+static bool sameExpr(const Expr *a, const Expr *b) {
+  if (!a || !b)
+    return a == b;
+  if (a->getKind() != b->getKind())
+    return false;
+  if (const auto *x = llvm::dyn_cast<NumberExpr>(a))
+    return x->getValue() == llvm::cast<NumberExpr>(b)->getValue();
+  if (const auto *x = llvm::dyn_cast<NameExpr>(a))
+    return x->getName() == llvm::cast<NameExpr>(b)->getName();
+  if (const auto *x = llvm::dyn_cast<UnaryExpr>(a)) {
+    const auto *y = llvm::cast<UnaryExpr>(b);
+    return x->getOp() == y->getOp() && sameExpr(x->getOperand(), y->getOperand());
+  }
+  if (const auto *x = llvm::dyn_cast<BinaryExpr>(a)) {
+    const auto *y = llvm::cast<BinaryExpr>(b);
+    return x->getOp() == y->getOp() && sameExpr(x->getLHS(), y->getLHS()) &&
+           sameExpr(x->getRHS(), y->getRHS());
+  }
+  if (const auto *x = llvm::dyn_cast<CallExpr>(a))
+    return sameArgs(x, llvm::cast<CallExpr>(b)) &&
+           sameExpr(x->getCallee(), llvm::cast<CallExpr>(b)->getCallee());
+  if (const auto *x = llvm::dyn_cast<MemberExpr>(a)) {
+    const auto *y = llvm::cast<MemberExpr>(b);
+    return x->getMember() == y->getMember() && sameExpr(x->getBase(), y->getBase());
+  }
+  if (const auto *x = llvm::dyn_cast<IndexExpr>(a)) {
+    const auto *y = llvm::cast<IndexExpr>(b);
+    if (!sameExpr(x->getBase(), y->getBase()) || x->getSlices().size() != y->getSlices().size())
+      return false;
+    for (size_t i = 0; i < x->getSlices().size(); ++i) {
+      const Slice &p = x->getSlices()[i], &q = y->getSlices()[i];
+      if (p.isRange != q.isRange || !sameExpr(p.lo.get(), q.lo.get()) ||
+          !sameExpr(p.hi.get(), q.hi.get()))
+        return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+/// Whether two calls have the same arguments, written the same way (so they are one call).
+static bool sameArgs(const CallExpr *a, const CallExpr *b) {
+  if (a->getArgs().size() != b->getArgs().size())
+    return false;
+  for (size_t i = 0; i < a->getArgs().size(); ++i)
+    if (!sameExpr(a->getArgs()[i].get(), b->getArgs()[i].get()))
+      return false;
+  return true;
+}
+
+void Checker::inferForErrors(Instance &inst, const CallExpr *call) {
+  for (const ExprPtr &arg : call->getArgs())
+    (void)infer(inst, arg.get());
 }
 
 std::optional<Shape> Checker::inferLinearCall(Instance &inst, const CallExpr *call,
@@ -268,6 +342,7 @@ std::optional<Shape> Checker::inferLinearCall(Instance &inst, const CallExpr *ca
           llvm::Twine(symbolKindName(sym.kind)) + " '" + name + "' takes one argument, got " +
               llvm::Twine(args.size()),
           {call->getRange()});
+    inferForErrors(inst, call);
     return std::nullopt;
   }
   auto arg = infer(inst, args[0].get());
@@ -303,20 +378,25 @@ std::optional<Shape> Checker::inferLayerCall(Instance &inst, const CallExpr *cal
   const auto &args = call->getArgs();
   if (sym.layer == nullptr)
     return std::nullopt; // the layer itself had errors
-  if (sym.firstCall) {
+  if (sym.firstCall && !sameArgs(llvm::cast<CallExpr>(sym.firstCall), call)) {
     error(call->getLoc(),
-          "layer '" + name + "' is called twice in one step; each call advances its state",
+          "layer '" + name +
+              "' is called twice in one step with different arguments; each call advances its "
+              "state (calling it again with the same arguments reads another of its outputs)",
           {call->getRange()});
     note(sym.firstCall->getLoc(), "first called here", {sym.firstCall->getRange()});
+    inferForErrors(inst, call);
     return std::nullopt;
   }
-  sym.firstCall = call;
+  if (!sym.firstCall)
+    sym.firstCall = call;
   const Instance &cell = *sym.layer;
   if (args.size() != cell.inputs.size()) {
     error(call->getLoc(),
           "layer '" + name + "' takes " + llvm::Twine(cell.inputs.size()) + " input" +
               (cell.inputs.size() == 1 ? "" : "s") + ", got " + llvm::Twine(args.size()),
           {call->getRange()});
+    inferForErrors(inst, call);
     return std::nullopt;
   }
   bool ok = true;
@@ -369,6 +449,7 @@ Checker::inferBuiltinArgs(Instance &inst, const CallExpr *call, const BuiltinInf
           llvm::Twine("'") + info.name + "' takes " + want + " argument" +
               (info.maxArgs == 1 ? "" : "s") + ", got " + llvm::Twine(args.size()),
           {call->getRange()});
+    inferForErrors(inst, call);
     return std::nullopt;
   }
   // `sum(x, axis)` and `mean(x, axis)`: the axis is an integer literal, not a tensor.
@@ -376,12 +457,15 @@ Checker::inferBuiltinArgs(Instance &inst, const CallExpr *call, const BuiltinInf
   if ((info.id == Builtin::Sum || info.id == Builtin::Mean) && args.size() == 2)
     tensorArgs = 1;
   llvm::SmallVector<Shape, 4> shapes;
+  bool ok = true; // every argument is checked, so each bad one is reported
   for (size_t i = 0; i < tensorArgs; ++i) {
     auto s = requireReal(inst, args[i].get(), llvm::Twine("as an argument of '") + info.name + "'");
-    if (!s)
-      return std::nullopt;
-    shapes.push_back(*s);
+    if (s)
+      shapes.push_back(*s);
+    ok &= s.has_value();
   }
+  if (!ok)
+    return std::nullopt;
   return shapes;
 }
 
@@ -449,6 +533,12 @@ std::optional<Shape> Checker::inferBuiltin(Instance &inst, const CallExpr *call,
   case Builtin::Mean: {
     if (args.size() == 1)
       return Shape::scalar();
+    if (shapes[0].rank() == 0) {
+      error(args[1]->getLoc(),
+            llvm::Twine("'") + info.name + "' of a scalar has no axis to reduce; drop the axis",
+            {args[1]->getRange()});
+      return std::nullopt;
+    }
     const auto *axis = llvm::dyn_cast<NumberExpr>(args[1].get());
     if (!axis || !axis->isInteger() || axis->getIntValue() < 0 ||
         axis->getIntValue() >= int64_t(shapes[0].rank())) {

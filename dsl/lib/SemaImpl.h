@@ -126,7 +126,8 @@ private:
   void warning(llvm::SMLoc loc, const llvm::Twine &msg, llvm::ArrayRef<llvm::SMRange> ranges = {});
   /// After an error about the unknown `name`: suggest a symbol of `inst` (and, with `functions`, a
   /// built-in function) with a similar name.
-  void suggest(llvm::StringRef name, llvm::SMRange range, const Instance *inst, bool functions);
+  void suggest(llvm::StringRef name, llvm::SMRange range, const Instance *inst, bool functions,
+               llvm::ArrayRef<SymbolKind> kinds = {});
   /// After an error about the unknown cell `cell`: suggest a cell with a similar name.
   void suggestCell(const ast::Ident &cell);
   /// Whether one more "did you mean" search may run: at most kMaxSuggestions per run (as Clang
@@ -173,6 +174,9 @@ private:
   /// An input, state or param declaration: shape, initializer, one Variable per name.
   void checkVarDecl(Instance &inst, const ast::VarDecl &var);
   /// A linear layer: its sizes, initializer, weight and bias params.
+  /// The two sizes of a linear layer or embedding in range, and their product within 2^31.
+  bool checkLayerSizes(const ast::Ident &name, const char *what, const char *elements, int64_t a,
+                       const ast::Expr *aExpr, int64_t b, const ast::Expr *bExpr);
   void checkLinearDecl(Instance &inst, const ast::LinearDecl &lin);
   /// An embedding: its sizes, initializer and weight param.
   void checkEmbeddingDecl(Instance &inst, const ast::EmbeddingDecl &emb);
@@ -210,6 +214,8 @@ private:
   std::optional<Shape> inferCall(Instance &inst, const ast::CallExpr *call, llvm::StringRef member,
                                  llvm::SMRange memberRange);
   /// A call of the linear layer or embedding `sym`, named `name`.
+  /// Infer every argument of a call already found wrong, so errors inside them are reported too.
+  void inferForErrors(Instance &inst, const ast::CallExpr *call);
   std::optional<Shape> inferLinearCall(Instance &inst, const ast::CallExpr *call, const Symbol &sym,
                                        llvm::StringRef name);
   /// A call of the cell layer `sym`, named `name`, optionally picking the output `member`.
@@ -238,6 +244,8 @@ private:
   bool tooManyCellInstances = false;
   unsigned quiet = 0;
   bool failed = false;
+  /// Warnings given, by place and text: a cell checked for several layers warns once.
+  std::set<std::pair<const char *, std::string>> warned;
   /// Whether the last error was shown: not while quiet, and not once the engine drops errors past
   /// its limit (with their notes). Suggestions for a hidden error are not searched for.
   bool lastErrorShown = false;

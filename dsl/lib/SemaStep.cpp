@@ -72,7 +72,7 @@ StepUpdates Checker::declareStepTargets(Instance &inst) {
       }
       if (it->second.kind != SymbolKind::State) {
         error(eq.target.getLoc(),
-              "'" + eq.target.name + "' is a " + symbolKindName(it->second.kind) +
+              "'" + eq.target.name + "' is " + symbolKindWithArticle(it->second.kind) +
                   "; only states can be updated with " + eq.target.name + "'",
               {eq.target.range});
         note(it->second.range.Start, "declared here", {it->second.range});
@@ -209,6 +209,8 @@ void Checker::inferEquationShapes(Instance &inst) {
     }
     if (eq->kind == Equation::StateUpdate) {
       const Symbol &sym = inst.symbols.find(eq->target.name)->second;
+      if (sym.varIndex < 0)
+        continue; // its declaration had an error, reported there
       if (*shape != sym.shape && !sym.shape.isInt) {
         error(eq->value->getLoc(),
               "state '" + eq->target.name + "' has shape " + sym.shape.str() +
@@ -254,6 +256,11 @@ void Checker::warnUnused(Instance &inst) {
       warning(sym.range.Start,
               llvm::Twine(symbolKindName(sym.kind)) + " '" + entry.getKey() +
                   "' is never used in the step block",
+              {sym.range});
+    if (sym.kind == SymbolKind::Linear && sym.used && sym.hasBias && !sym.biasUsed)
+      warning(sym.range.Start,
+              "the bias of linear layer '" + entry.getKey() + "' is never used (the step reads '" +
+                  entry.getKey() + ".weight' only); declare the layer 'nobias'",
               {sym.range});
   }
 }

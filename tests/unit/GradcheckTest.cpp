@@ -259,6 +259,53 @@ TEST_CASE("every op's backward matches finite differences (float64, through time
   }
 }
 
+TEST_CASE("a layer called again with the same arguments is the same call: two of its outputs") {
+  // l(x).a + l( x ).b reads both outputs of one call (one state update per step): the same
+  // values as the flat network, and gradients that match finite differences.
+  const char *twoOutputs = R"(
+cell Two(N) {
+  input x : [N]
+  state s : [N] = 0.5
+  param q : [N, N] ~ uniform(-1, 1)
+  step {
+    sn = tanh(q @ s + x)
+    s' = sn
+    output a = sn
+    output b = sn * x
+  }
+}
+network TwoOut {
+  dims N = 3
+  input x : [N]
+  layer l : Two(N)
+  step { output o = l(x).a + l( x ).b * 2 }
+}
+)";
+  const char *flat = R"(
+network Flat {
+  dims N = 3
+  input x : [N]
+  state s : [N] = 0.5
+  param q : [N, N] ~ uniform(-1, 1)
+  step {
+    sn = tanh(q @ s + x)
+    s' = sn
+    output o = sn + sn * x * 2
+  }
+}
+)";
+  auto layered = compileSource(twoOutputs, "two.dopa");
+  auto plain = compileSource(flat, "flat.dopa");
+  REQUIRE(layered);
+  REQUIRE(plain);
+  Episode a(*layered, 4, 2, 5, 1.0), b(*plain, 4, 2, 5, 1.0);
+  CHECK(a.loss() == doctest::Approx(b.loss()).epsilon(1e-12));
+  GradcheckReport r = gradcheck(*layered, 4, 2, 11);
+  INFO("worst tensor: " << r.worstTensor);
+  CHECK(r.checked > 0);
+  CHECK(r.worst <= 1e-6);
+}
+
 TEST_CASE("detach passes values forward and no gradient back") {
   // o = v + detach(v): finite differences see both terms, the gradient only the first, so the
   // analytic gradient is exactly half the numeric one.

@@ -100,3 +100,22 @@ TEST_CASE("bad bytes are diagnosed and lexing continues to the end") {
     CHECK(l.errors == 1);
   }
 }
+
+TEST_CASE("control characters are errors in comments and strings too; tab and CR are white space") {
+  SUBCASE("in a comment") {
+    Lexed l("a # x\x01y\x1b[31m\n");
+    CHECK(l.errors == 2);
+    CHECK(l.kinds() == std::vector<TokenKind>{tok_identifier, tok_eof});
+  }
+  SUBCASE("in a string, which then is no string token") {
+    Lexed l("include \"a\x01"
+            "b\"\n");
+    CHECK(l.errors == 1);
+    CHECK(l.kinds() == std::vector<TokenKind>{kw_include, tok_error, tok_eof});
+  }
+  SUBCASE("tab and CR") {
+    Lexed l("a\t# tab\there\r\nb\r\n");
+    CHECK(l.errors == 0);
+    CHECK(l.kinds() == std::vector<TokenKind>{tok_identifier, tok_identifier, tok_eof});
+  }
+}

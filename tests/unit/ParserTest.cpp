@@ -8,6 +8,8 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
+
 using namespace dopa;
 using namespace dopa::ast;
 
@@ -113,4 +115,21 @@ TEST_CASE("the error limit stops the front end") {
   auto r = test::compile(text, false, "t.dopa", 20);
   CHECK(r.errors.size() == 20);
   CHECK(r.frontend->getDiagnostics().limitReached());
+}
+
+TEST_CASE("an include path's escapes are resolved: \\\" and \\\\ name a quote and a backslash") {
+  std::string dir = test::scratchDir("include-escapes");
+  {
+    std::ofstream cell(dir + "/q\"x\\y.dopa");
+    cell << "cell C(H) {\n input x : [H]\n step { output y = tanh(x) }\n}\n";
+  }
+  auto r = test::compile("include \"q\\\"x\\\\y.dopa\"\n"
+                         "network N {\n dims H = 3\n input x : [H]\n layer c : C(H)\n"
+                         " step { output y = sum(c(x)) }\n}\n",
+                         true, dir + "/main.dopa");
+  CHECK(r.errors.empty());
+  REQUIRE(r.frontend->getMainFile());
+  REQUIRE(r.frontend->getMainFile()->includes.size() == 1);
+  CHECK(r.frontend->getMainFile()->includes[0].path == "q\"x\\y.dopa");
+  CHECK(r.program);
 }

@@ -343,6 +343,14 @@ bool forEachNetwork(const Session &s, const sema::Program &program, bool fuse,
     }
     try {
       emitOne(*net, *compiled);
+    } catch (const EmitUnsupported &e) {
+      std::string msg =
+          std::string("cannot generate code for network '") + net->name + "': " + e.what();
+      if (e.loc.isValid())
+        s.diags.error(e.loc, msg);
+      else
+        s.diags.errorNoLoc(msg);
+      ok = false;
     } catch (const std::exception &e) {
       s.diags.errorNoLoc(std::string("cannot generate code for network '") + net->name +
                          "': " + e.what());
@@ -579,17 +587,7 @@ int runEmit(const Session &s, DiagnosticVerifier *verifier) {
   case Emit::Cpp: ok = emitChecked(s, emitCpp); break;
   case Emit::Header: ok = emitChecked(s, emitHeader); break;
   case Emit::Cuda:
-    if (inputGradients) {
-      s.diags.errorNoLoc("--input-gradients is for the C++ backend; the CUDA kernels do not write "
-                         "input gradients yet");
-      break;
-    }
-    if (tracePrecision == TracePrecision::Bf16) {
-      s.diags.errorNoLoc("--trace-precision=bf16 is for the C++ backend; the CUDA kernels store "
-                         "traces in float");
-      break;
-    }
-    ok = emitChecked(s, emitCuda);
+    ok = emitChecked(s, emitCuda); // (its option conflicts are usage errors, checked in main)
     break;
   }
   return finish(ok, s, verifier);
@@ -636,6 +634,25 @@ int writeOutput(int status, const std::string &text, Frontend &frontend, bool ve
   }
   return 0;
 }
+
+/// The options that conflict or are out of range, as one message; "" when they are fine.
+std::string optionProblem() {
+  if (emit == Emit::Cuda && inputGradients)
+    return "--input-gradients is for the C++ backend; the CUDA kernels do not write input "
+           "gradients yet";
+  if (emit == Emit::Cuda && tracePrecision == TracePrecision::Bf16)
+    return "--trace-precision=bf16 is for the C++ backend; the CUDA kernels store traces in float";
+  if (checkpointEvery < 0)
+    return "--checkpoint-every must not be negative (0: planned at run time)";
+  if (memoryBudget < 0)
+    return "--memory-budget must not be negative (0: the runtime default)";
+  // The planner keeps a plan per interval: a million steps is about 0.5 s and 100 MB.
+  constexpr int kMaxPlanSteps = 1000000;
+  if (planBatch < 1 || planThreads < 1 || planSteps < 1 || planSteps > kMaxPlanSteps)
+    return "--plan-batch and --plan-threads must be positive, --plan-steps from 1 to " +
+           std::to_string(kMaxPlanSteps);
+  return "";
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -654,6 +671,8 @@ int main(int argc, char **argv) {
   std::unique_ptr<DiagnosticVerifier> verifier = setUpDiagnostics(frontend.getDiagnostics());
   if (llvm::sys::fs::is_directory(inputFile))
     return usageError("'" + inputFile + "' is a directory");
+  if (std::string problem = optionProblem(); !problem.empty())
+    return usageError(problem);
   if (int refused = refuseInputAsOutput({std::string(inputFile)}))
     return refused; // before anything is read; the included files are checked before the write
   std::string text; // the output, delivered once the run is over

@@ -18,6 +18,7 @@
 
 #include "llvm/Support/SourceMgr.h"
 
+#include <stdexcept>
 #include <string>
 
 namespace dopa {
@@ -32,6 +33,13 @@ struct EmitOptions {
   int checkpointEvery = 0;    // 0: the runtime's plan chooses
   long long memoryBudget = 0; // bytes; 0: the runtime's default
   std::string cppNamespace;   // overrides snakeCase(network name)
+};
+
+/// A construct of the network that the emitters do not generate (the generic executor runs it),
+/// with the place in the spec it comes from (invalid when unknown).
+struct EmitUnsupported : std::runtime_error {
+  EmitUnsupported(const std::string &what, llvm::SMLoc loc) : std::runtime_error(what), loc(loc) {}
+  llvm::SMLoc loc;
 };
 
 /// snake_case of a network name ("CueRewardModul" -> "cue_reward_modul").

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace dopa::ast {
@@ -286,7 +287,7 @@ struct Unit {
 
 struct Include {
   llvm::SMRange range;
-  llvm::StringRef path; // without quotes or escapes resolved
+  std::string path; // without the quotes, the escapes \" and \\ resolved
   llvm::SMRange pathRange;
 };
 

@@ -50,6 +50,9 @@ public:
   void setConsumer(Consumer consumer) { this->consumer = std::move(consumer); }
   /// Print to this stream (default llvm::errs()), with colors when it supports them.
   void setOutput(llvm::raw_ostream &os) { out = &os; }
+  /// The program an error without a place is printed as ("dopac: error: ..."); a process sets it
+  /// once, before any engine prints (dopa's main sets "dopa").
+  static void setProgramName(const char *name) { programName = name; }
 
   llvm::SourceMgr &getSourceMgr() { return sourceMgr; }
 
@@ -66,6 +69,7 @@ private:
   bool warningsAsErrors = false;
   bool dropNotes = false;
   bool limitAnnounced = false;
+  static inline const char *programName = "dopac";
 };
 
 } // namespace dopa

@@ -34,7 +34,7 @@ private:
 
   // Recovery: skip to a token that can start a member (or '}') / an equation.
   void skipToMember();
-  void skipToEquation();
+  void skipToEquation(llvm::SMLoc start);
 
   bool parseInclude(ast::File &file);
   std::unique_ptr<ast::Unit> parseUnit();

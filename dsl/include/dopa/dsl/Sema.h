@@ -86,6 +86,8 @@ enum class SymbolKind {
   Output
 };
 const char *symbolKindName(SymbolKind kind);
+/// "an input", "a param": the kind's name with its article, for "'x' is an input".
+std::string symbolKindWithArticle(SymbolKind kind);
 
 struct Instance;
 
@@ -105,6 +107,7 @@ struct Symbol {
   const ast::Expr *firstCall = nullptr;    // Layer: its call in the step block
   const ast::Member *decl = nullptr;
   bool used = false;
+  bool biasUsed = false; // Linear: called, or its bias read
 };
 
 /// A network, or one instantiation of a cell as a layer, with concrete dims.
