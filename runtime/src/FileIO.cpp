@@ -283,6 +283,15 @@ void dopa::writeFileAtomically(const std::string &path, const std::string &bytes
     throw kindError(path, "is not a regular file");
 }
 
+void dopa::requireRegularFile(const std::string &path) {
+  std::error_code ec;
+  fs::file_status status = fs::status(path, ec);
+  if (ec || !fs::exists(status) || fs::is_regular_file(status))
+    return;
+  throw DataError(path +
+                  (fs::is_directory(status) ? ": is a directory" : ": is not a regular file"));
+}
+
 bool dopa::isSameFile(const std::string &a, const std::string &b) {
   if (a.empty() || b.empty())
     return false;

@@ -123,6 +123,7 @@ static std::map<std::string, std::string> metadataOf(const nlohmann::json &entry
 }
 
 std::map<std::string, std::string> dopa::readSafeTensorsMetadata(const std::string &path) {
+  requireRegularFile(path);
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in)
     throw DataError(path + ": cannot open: " + std::strerror(errno));
@@ -151,6 +152,7 @@ TensorFile dopa::readSafeTensors(const std::string &path) {
   auto fail = [&](const std::string &where, const std::string &msg) -> DataError {
     return DataError(path + (where.empty() ? "" : ": " + where) + ": " + msg);
   };
+  requireRegularFile(path);
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw fail("", std::string("cannot open: ") + std::strerror(errno));
@@ -237,6 +239,8 @@ void dopa::writeSafeTensors(const std::string &path, const TensorFile &file) {
   nlohmann::json header = nlohmann::json::object();
   uint64_t offset = 0;
   for (const StoredTensor &t : file.tensors) {
+    if (header.contains(t.name) || t.name == "__metadata__") // the file could not be read back
+      throw DataError(path + ": cannot write a tensor named '" + t.name + "' (the name is taken)");
     header[t.name] = {{"dtype", dtypeName(t.dtype)},
                       {"shape", t.shape},
                       {"data_offsets", {offset, offset + t.bytes.size()}}};
@@ -244,7 +248,8 @@ void dopa::writeSafeTensors(const std::string &path, const TensorFile &file) {
   }
   if (!file.metadata.empty())
     header["__metadata__"] = file.metadata;
-  std::string json = header.dump();
+  // Metadata may hold paths, which need not be UTF-8: their bad bytes become U+FFFD.
+  std::string json = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   json.append((8 - json.size() % 8) % 8, ' '); // align the data section to 8 bytes
   std::string out(8, '\0');
   uint64_t len = json.size();

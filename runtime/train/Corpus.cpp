@@ -79,6 +79,7 @@ size_t readSome(const std::string &path, int fd, char *buffer, size_t size) {
 
 /// The whole file, refusing one over `limit` bytes.
 std::string readFile(const std::string &path, int64_t limit) {
+  requireRegularFile(path);
   Fd file(openForReading(path));
   struct stat st{};
   if (::fstat(file.fd, &st) == 0 && S_ISREG(st.st_mode) && int64_t(st.st_size) > limit)
@@ -397,6 +398,8 @@ Corpus dopa::loadPtb(const std::string &dir, bool verifyChecksums) {
                       " distinct words, too many for a word-level vocabulary");
     corpus.train.push_back(corpus.vocab.add(word));
   });
+  if (corpus.train.empty())
+    throw DataError(trainPath + ": no words: the training text is empty");
   std::vector<int32_t> *heldOut[2] = {&corpus.valid, &corpus.test};
   for (int s = 1; s < 3; ++s) {
     const std::string &path = paths[s];

@@ -184,15 +184,21 @@ LanguageModelTrainer::LanguageModelTrainer(Network &net, const Corpus &corpus, L
                                 std::to_string(this->comm->size()) +
                                 " ranks leaves a rank without a stream; use at most " +
                                 std::to_string(cfg.batch) + " ranks");
+  if (int64_t(corpus.train.size()) / cfg.batch < 2)
+    throw std::invalid_argument(corpus.dir + "/ptb.train.txt: " +
+                                std::to_string(corpus.train.size()) + " tokens are too few for " +
+                                "--batch " + std::to_string(cfg.batch) + " (at least two per stream)");
   trainData = batchify(corpus.train, cfg.batch);
   trainRows = int64_t(trainData.size()) / cfg.batch;
   // The evaluations' batches too, now rather than after a whole epoch of training.
-  for (auto [tokens, batch, what] : {std::tuple{&corpus.valid, cfg.evalBatch, "--eval-batch"},
-                                     std::tuple{&corpus.test, cfg.testBatch, "--test-batch"}})
+  for (auto [tokens, batch, what, file] :
+       {std::tuple{&corpus.valid, cfg.evalBatch, "--eval-batch", "ptb.valid.txt"},
+        std::tuple{&corpus.test, cfg.testBatch, "--test-batch", "ptb.test.txt"}})
     if (int64_t(tokens->size()) / batch < 2)
-      throw std::invalid_argument(std::string(what) + " " + std::to_string(batch) + ": " +
-                                  std::to_string(tokens->size()) +
-                                  " tokens are too few for that many streams");
+      throw std::invalid_argument(corpus.dir + "/" + file + ": " +
+                                  std::to_string(tokens->size()) + " tokens are too few for " +
+                                  what + " " + std::to_string(batch) +
+                                  " (at least two per stream)");
 }
 
 double LanguageModelTrainer::learningRate(int e) const {
@@ -622,6 +628,7 @@ void LanguageModelTrainer::checkFingerprint(const TensorFile &f, const std::stri
 }
 
 void LanguageModelTrainer::resume(const std::string &path) {
+  requireRegularFile(path); // a FIFO would block the read
   TensorFile f = readSafeTensors(path);
   auto meta = [&](const std::string &key) -> const std::string & {
     auto it = f.metadata.find(key);
@@ -669,8 +676,10 @@ void LanguageModelTrainer::resume(const std::string &path) {
         throw DataError(path + ": state." + s.name + ": missing or not F32 [" +
                         std::to_string(cfg.batch) + ", " + std::to_string(s.numel()) + "]");
       states.push_back(t->toFloat());
+      requireFiniteValues(states.back(), path, "state." + s.name);
     }
   std::vector<float> p = params->toFloat();
+  requireFiniteValues(p, path, "params");
   std::copy(p.begin(), p.end(), net.params());
   epoch = e;
   nextWindow = next;
@@ -684,15 +693,29 @@ void LanguageModelTrainer::resume(const std::string &path) {
     const StoredTensor *sum = f.find("asgd.sum");
     if (!sum || sum->dtype != DType::F64 || sum->shape != std::vector<int64_t>{n})
       throw DataError(path + ": asgd.sum: missing or not F64 [" + std::to_string(n) + "]");
-    average.restore(sum->toDouble(), steps);
+    std::vector<double> sums = sum->toDouble();
+    requireFiniteValues(sums, path, "asgd.sum");
+    average.restore(std::move(sums), steps);
   }
   windows.clear();
   std::vector<double> rows = wl->toDouble();
+  requireFiniteValues(rows, path, "log.windows");
+  for (size_t i = 0; i + 6 <= rows.size(); i += 6)
+    for (int k : {0, 1}) // the epoch and the window: counts
+      if (rows[i + size_t(k)] < 0 || rows[i + size_t(k)] > 1e15 ||
+          rows[i + size_t(k)] != std::floor(rows[i + size_t(k)]))
+        throw DataError(path + ": log.windows: row " + std::to_string(i / 6) + " has " +
+                        std::to_string(rows[i + size_t(k)]) + " where a count belongs");
   for (size_t i = 0; i + 6 <= rows.size(); i += 6)
     windows.push_back(
         {int(rows[i]), int64_t(rows[i + 1]), rows[i + 2], rows[i + 3], rows[i + 4], rows[i + 5]});
   epochs.clear();
   rows = el->toDouble();
+  requireFiniteValues(rows, path, "log.epochs");
+  for (size_t i = 0; i + 5 <= rows.size(); i += 5)
+    if (rows[i] < 0 || rows[i] > 1e9 || rows[i] != std::floor(rows[i]))
+      throw DataError(path + ": log.epochs: row " + std::to_string(i / 5) + " has epoch " +
+                      std::to_string(rows[i]));
   for (size_t i = 0; i + 5 <= rows.size(); i += 5)
     epochs.push_back({int(rows[i]), rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4]});
   if (next > 0) { // this rank's streams of the carried state (the checkpoint has all of them)

@@ -223,17 +223,6 @@ std::string mismatchHint(const std::string &key, const std::string &had) {
   return "";
 }
 
-/// `path` exists and is not a regular file: a DataError that says what it is.
-void checkRegularFile(const std::string &path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::file_status status = fs::status(path, ec);
-  if (ec || !fs::exists(status) || fs::is_regular_file(status))
-    return;
-  throw DataError(path +
-                  (fs::is_directory(status) ? ": is a directory" : ": is not a regular file"));
-}
-
 } // namespace
 
 Trainer::Trainer(Network &net, EpisodicTask &task, TrainConfig config, Communicator *comm)
@@ -673,7 +662,7 @@ CheckpointState Trainer::readCheckpointState(const TensorFile &f, const std::str
 }
 
 void Trainer::resume(const std::string &path) {
-  checkRegularFile(path);
+  requireRegularFile(path);
   TensorFile f = readSafeTensors(path);
   CheckpointState state = readCheckpointState(f, path);
   // The fingerprint is compared with the checkpoint's own scheme: a run started before
@@ -715,10 +704,22 @@ void Trainer::resume(const std::string &path) {
     if (!t || t->dtype != DType::F32 || t->shape != std::vector<int64_t>{n})
       throw DataError(path + ": " + name + ": missing or not F32 [" + std::to_string(n) + "]");
   }
+  // Every value is checked before any is taken: a bad one would surface as a NaN loss later.
   std::vector<float> params = f.find("params")->toFloat();
+  std::vector<float> firstMoment = f.find("adam.m")->toFloat();
+  std::vector<float> secondMoment = f.find("adam.v")->toFloat();
+  std::vector<double> rows = f.find("log")->toDouble();
+  requireFiniteValues(params, path, "params");
+  requireFiniteValues(firstMoment, path, "adam.m");
+  requireFiniteValues(secondMoment, path, "adam.v", /*nonNegative=*/true);
+  requireFiniteValues(rows, path, "log");
+  for (int64_t i = 0; i < state.iteration; ++i)
+    if (double it = rows[size_t(i) * 5]; it < 0 || it > 1e15 || it != std::floor(it))
+      throw DataError(path + ": log: row " + std::to_string(i) + " has iteration " +
+                      std::to_string(it) + ", not a count");
   std::copy(params.begin(), params.end(), net.params());
-  adam.firstMoment() = f.find("adam.m")->toFloat();
-  adam.secondMoment() = f.find("adam.v")->toFloat();
+  adam.firstMoment() = std::move(firstMoment);
+  adam.secondMoment() = std::move(secondMoment);
   adam.setSteps(state.adamSteps);
   envRng.setState(state.envRng);
   policyRng.setState(state.policyRng);
@@ -733,7 +734,6 @@ void Trainer::resume(const std::string &path) {
     rngSince = state.iteration;
   st = TrainState{};
   st.iteration = state.iteration;
-  std::vector<double> rows = f.find("log")->toDouble();
   for (int64_t i = 0; i < st.iteration; ++i) {
     const double *r = rows.data() + i * 5;
     st.log.push_back({int64_t(r[0]), r[1], r[2], r[3], r[4]});
@@ -762,6 +762,13 @@ std::string hostName() {
 }
 
 } // namespace
+
+void dopa::requireRunFolder(const std::string &dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw DataError(dir + ": no such run folder; --resume continues the checkpoint of an earlier "
+                          "run in --out");
+}
 
 RunLock::RunLock(const std::string &dir) : path((std::filesystem::path(dir) / ".lock").string()) {
   std::filesystem::create_directories(dir);

@@ -14,6 +14,8 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -215,6 +217,15 @@ TEST_CASE("binary data is refused with the file and line") {
 
   fs::path dir3 = writeCorpus("latin1", "a\n", "a\nb\xe9t\n", "a\n");
   CHECK(loadError(dir3) == (dir3 / "ptb.valid.txt").string() + ":2: not UTF-8 text (byte 0xe9)");
+}
+
+TEST_CASE("an empty training text, or a FIFO in a file's place, is named") {
+  fs::path dir = writeCorpus("empty", "", "", "");
+  CHECK(loadError(dir) == (dir / "ptb.train.txt").string() + ": no words: the training text is empty");
+  fs::path fifo = writeCorpus("fifo", "a b\n", "a\n", "b\n");
+  fs::remove(fifo / "ptb.valid.txt");
+  REQUIRE(::mkfifo((fifo / "ptb.valid.txt").c_str(), 0600) == 0);
+  CHECK(loadError(fifo, false) == (fifo / "ptb.valid.txt").string() + ": is not a regular file");
 }
 
 TEST_CASE("batchify lays the tokens out as parallel streams, [rows][batch]") {

@@ -74,6 +74,22 @@ TEST_CASE("safetensors round trip keeps names, dtypes, shapes, values and metada
   CHECK(back.metadata.at("network") == "N");
 }
 
+TEST_CASE("a file that could not be read back is not written") {
+  std::string path = tempPath("twice.st");
+  float f[1] = {1};
+  TensorFile file;
+  file.tensors.push_back(StoredTensor::fromFloat("w", {1}, f));
+  file.tensors.push_back(StoredTensor::fromFloat("w", {1}, f));
+  CHECK_THROWS_WITH_AS(writeSafeTensors(path, file),
+                       doctest::Contains("twice.st: cannot write a tensor named 'w'"), DataError);
+  CHECK_FALSE(std::filesystem::exists(path));
+  // Metadata that is not UTF-8 (a path, say) is written with U+FFFD in place of the bad bytes.
+  file.tensors.pop_back();
+  file.metadata["source"] = "caf\xe9";
+  writeSafeTensors(path, file);
+  CHECK(readSafeTensors(path).metadata.at("source") == "caf\xef\xbf\xbd");
+}
+
 TEST_CASE("corrupt safetensors files are rejected with the file and field named") {
   std::string path = tempPath("bad.st");
   SUBCASE("too short") {

@@ -18,9 +18,13 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace dopa;
@@ -554,6 +558,40 @@ TEST_CASE("bad checkpoints are rejected with the file and field named") {
     reseal(f);
     writeSafeTensors(path, f);
     CHECK(resumeError(dir).find("__metadata__.batch: missing") != std::string::npos);
+  }
+  SUBCASE("values that no run writes are named, even under a good checksum") {
+    // A checkpoint written by another tool (or edited and resealed): a NaN parameter would
+    // otherwise surface iterations later as a loss that is not finite, naming nothing.
+    auto setValue = [&](const char *tensor, size_t index, double value) {
+      rewrite(good);
+      TensorFile f = readSafeTensors(path);
+      StoredTensor *t = nullptr;
+      for (StoredTensor &candidate : f.tensors)
+        if (candidate.name == tensor)
+          t = &candidate;
+      REQUIRE(t);
+      if (t->dtype == DType::F32) {
+        float v = float(value);
+        std::memcpy(t->bytes.data() + index * 4, &v, 4);
+      } else {
+        std::memcpy(t->bytes.data() + index * 8, &value, 8);
+      }
+      reseal(f);
+      writeSafeTensors(path, f);
+    };
+    setValue("params", 5, std::nan(""));
+    CHECK(resumeError(dir).find("checkpoint.st: params: element 5 is nan") != std::string::npos);
+    setValue("adam.v", 2, -1.0);
+    CHECK(resumeError(dir).find("checkpoint.st: adam.v: element 2 is -1") != std::string::npos);
+    setValue("log", 0, 1e300);
+    CHECK(resumeError(dir).find("checkpoint.st: log: row 0 has iteration") != std::string::npos);
+    setValue("log", 6, std::numeric_limits<double>::infinity());
+    CHECK(resumeError(dir).find("checkpoint.st: log: element 6 is inf") != std::string::npos);
+  }
+  SUBCASE("a FIFO in the checkpoint's place is refused, not waited on") {
+    fs::remove(path);
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    CHECK(resumeError(dir).find("checkpoint.st: is not a regular file") != std::string::npos);
   }
   SUBCASE("the intact file still loads") { CHECK(resumeError(dir).empty()); }
 }

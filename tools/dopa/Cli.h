@@ -12,8 +12,12 @@
 
 #include <omp.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace dopa::tool {
@@ -60,6 +64,43 @@ inline std::string notNegative(const char *flag, long long v) {
   if (v >= 0)
     return "";
   return std::string(flag) + " must not be negative (got " + std::to_string(v) + ")";
+}
+
+/// For counts, byte sizes and seeds: a leading '-' is refused as the option's usage error (CLI11
+/// 2.1 would read "-1" into an unsigned option as 2^64 - 1).
+inline const CLI::Validator kNotNegative(
+    [](std::string &text) -> std::string {
+      return text.find('-') == 0 ? "must not be negative (got " + text + ")" : std::string();
+    },
+    "", "not negative");
+
+/// "<flag> <path>: ..." when an output the run writes at its end could not be written there (its
+/// folder missing or not writable, or the path a folder); "" when it can, or for "" and "-".
+/// Checked before the work, so that a long run's result is not lost for a typo. `willCreate`: a
+/// folder the run makes first (its --out), which need not exist yet. Devices and FIFOs pass (they
+/// are written through, as /dev/null and /dev/stdout).
+inline std::string unwritableOutput(const std::string &flag, const std::string &path,
+                                    const std::string &willCreate = "") {
+  namespace fs = std::filesystem;
+  if (path.empty() || path == "-")
+    return "";
+  std::error_code ec;
+  fs::file_status status = fs::status(path, ec);
+  if (fs::is_directory(status))
+    return flag + " " + path + ": is a folder, not a file";
+  if (fs::exists(status) && !fs::is_regular_file(status))
+    return "";
+  fs::path parent = fs::path(path).parent_path();
+  if (parent.empty())
+    parent = ".";
+  if (!willCreate.empty() &&
+      fs::weakly_canonical(parent, ec) == fs::weakly_canonical(willCreate, ec))
+    return "";
+  if (!fs::is_directory(parent, ec))
+    return flag + " " + path + ": the folder " + parent.string() + " does not exist";
+  if (::access(parent.c_str(), W_OK) != 0)
+    return flag + " " + path + ": the folder " + parent.string() + " is not writable";
+  return "";
 }
 
 /// The engines that train a network (train and bench).

@@ -57,6 +57,8 @@ bool tool::fitsMemory(const EngineRequest &req, const MemoryEstimate &estimate,
     what += ", ";
     what += dim;
   }
+  int threads = omp_get_max_threads(); // each has buffers of its own: part of the estimate
+  what += ", " + std::to_string(threads) + (threads == 1 ? " thread" : " threads");
   what += ": parameters and optimizer state " + bytes(estimate.params) + ", " +
           estimate.engineWhat + " " + bytes(estimate.engine) +
           ", the episode's inputs and outputs " + bytes(estimate.episode);
@@ -80,8 +82,9 @@ const ExampleNetwork *tool::findCompiledExample(const std::string &task, const s
       if (n.task == task && !*n.dims)
         variants += (variants.empty() ? "" : ", ") + std::string(n.variant);
     printError(tool, "no example network '" + variant + "' for " + task + " in this build (" +
-                         (variants.empty() ? "it has none" : "it has " + variants) +
-                         "); pass --spec FILE for your own");
+                         (variants.empty() ? "it has none" : "it has " + variants) + "); " +
+                         (tool == "dopa train" ? "pass --spec FILE for your own"
+                                               : "give the path of your own spec file instead"));
   } else if (!e)
     printError(tool, "no generated network for " + task + " " + variant +
                          (dims.empty() ? "" : " at " + dims) +

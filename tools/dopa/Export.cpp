@@ -19,6 +19,7 @@
 #include "dopa/train/Trainer.h"
 
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -48,19 +49,30 @@ std::vector<ParamEntry> parseLayout(const std::string &text, const std::string &
   auto bad = [&](const std::string &why) {
     return DataError(path + ": __metadata__.param_layout: " + why);
   };
+  constexpr int64_t kMaxElements = int64_t(1) << 40; // far above any network, far below overflow
+  std::set<std::string> names;
+  int64_t total = 0;
   while (std::getline(items, item, ',')) {
     size_t colon = item.find(':');
     if (colon == std::string::npos || colon == 0)
       throw bad("'" + item + "' is not name:shape");
     ParamEntry e{item.substr(0, colon), {}};
+    if (!names.insert(e.name).second)
+      throw bad("'" + e.name + "' is listed twice");
     std::stringstream dims(item.substr(colon + 1));
     std::string dim;
+    int64_t numel = 1;
     while (std::getline(dims, dim, 'x')) {
       if (dim.empty() || dim.size() > 12 ||
           dim.find_first_not_of("0123456789") != std::string::npos)
         throw bad("'" + item + "' has a malformed shape");
       e.shape.push_back(std::stoll(dim));
+      if (__builtin_mul_overflow(numel, e.shape.back(), &numel) || numel > kMaxElements)
+        throw bad("'" + item + "' is larger than any checkpoint");
     }
+    total += numel; // both at most 2^40: no overflow
+    if (total > kMaxElements)
+      throw bad("the parameters add up to more than any checkpoint holds");
     out.push_back(std::move(e));
   }
   return out;

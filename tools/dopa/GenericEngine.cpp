@@ -24,12 +24,16 @@ using namespace dopa::tool;
 namespace {
 
 /// Load, check and compile one network of a spec to its step graphs; nullopt after diagnostics.
-std::optional<CompiledNetwork> loadNetwork(const SpecOptions &options) {
+/// exitCode: 2 for a malformed -D (a usage error, as the generated engine says), else 1.
+std::optional<CompiledNetwork> loadNetwork(const SpecOptions &options, int &exitCode) {
   DimParse dims = parseDimOverrides(options.dimOverrides);
   if (!dims.ok()) {
     printError("dopa", dims.error);
+    exitCode = 2;
     return std::nullopt;
   }
+  exitCode = 1;
+  DiagnosticEngine::setProgramName("dopa"); // for the errors without a place in the spec
   Frontend frontend(options.includeDirs);
   PipelineOptions pipeline;
   pipeline.fuse = false; // the generic executor runs the graphs
@@ -71,11 +75,9 @@ MemoryEstimate genericEstimate(const CompiledNetwork &c, const EngineRequest &re
 
 EngineNetwork tool::makeGenericNetwork(const EngineRequest &request, const std::string &tool) {
   EngineNetwork out;
-  auto compiled = loadNetwork(request.spec);
-  if (!compiled) {
-    out.exitCode = 1;
+  auto compiled = loadNetwork(request.spec, out.exitCode);
+  if (!compiled)
     return out;
-  }
   // Before the executor: it allocates the parameters, their gradients and the constants.
   MemoryEstimate estimate = genericEstimate(*compiled, request);
   if (!fitsMemory(request, estimate, tool)) {
@@ -90,9 +92,10 @@ EngineNetwork tool::makeGenericNetwork(const EngineRequest &request, const std::
 }
 
 int tool::runGenericGrad(const GradOptions &opt) {
-  auto net = loadNetwork(opt.spec);
+  int exitCode = 1;
+  auto net = loadNetwork(opt.spec, exitCode);
   if (!net)
-    return 1;
+    return exitCode;
   try {
     // The executor allocates the parameters and their gradients first; the steps and the batch
     // are known only once the inputs are read.

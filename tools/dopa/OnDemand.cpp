@@ -9,6 +9,7 @@
 #include "Console.h"
 #include "Engines.h"
 
+#include "dopa/dsl/Diagnostics.h"
 #include "dopa/jit/NetworkCache.h"
 #include "dopa/runtime/DimOverrides.h"
 #include "dopa/runtime/Memory.h"
@@ -36,6 +37,7 @@ const GeneratedSpec *tool::compileOnDemand(const SpecOptions &spec, const std::s
     exitCode = 2;
     return nullptr;
   }
+  DiagnosticEngine::setProgramName("dopa"); // for the errors without a place in the spec
   jit::CompileRequest request{spec.path, spec.includeDirs, dims.dims, spec.network};
   request.traceBf16 = spec.traceBf16;
   jit::CacheOptions options;

@@ -16,9 +16,10 @@
 
 using namespace dopa;
 
-void tool::writeRunConfig(const std::string &outDir, const std::vector<std::string> &commandLine,
-                          const std::map<std::string, std::string> &settings,
-                          int64_t startIteration) {
+std::string tool::writeRunConfig(const std::string &outDir,
+                                 const std::vector<std::string> &commandLine,
+                                 const std::map<std::string, std::string> &settings,
+                                 int64_t startIteration) {
   std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   char stamp[32];
   std::tm utc{};
@@ -29,12 +30,29 @@ void tool::writeRunConfig(const std::string &outDir, const std::vector<std::stri
   start["started"] = stamp;
   start["start_iteration"] = startIteration;
   std::string path = (std::filesystem::path(outDir) / "config.json").string();
+  std::string note;
   nlohmann::ordered_json config;
-  if (startIteration > 0) { // a resume: keep how the run began, add this start
+  std::error_code ec;
+  if (startIteration > 0 && std::filesystem::exists(path, ec)) {
+    // A resume: keep how the run began, add this start. One that cannot be read is not dropped:
+    // it is kept aside under config.json.unreadable, and the run says so.
+    requireRegularFile(path); // a FIFO would block the read
     std::ifstream in(path);
     config = nlohmann::ordered_json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (config.is_discarded() || !config.is_object() || !config.contains("command"))
-      config = nlohmann::ordered_json(); // unreadable: start it afresh
+    const char *problem = config.is_discarded()         ? "it is not valid JSON"
+                          : !config.is_object()         ? "it is not a JSON object"
+                          : !config.contains("command") ? "it has no \"command\""
+                          : config.contains("resumed") && !config["resumed"].is_array()
+                              ? "its \"resumed\" is not a list"
+                              : nullptr;
+    if (problem) {
+      std::string aside = path + ".unreadable";
+      std::filesystem::rename(path, aside, ec);
+      note = path + ": " + problem + "; " +
+             (ec ? "it is replaced (it could not be kept aside: " + ec.message() + ")"
+                 : "kept aside as " + aside + ", and a new one started");
+      config = nlohmann::ordered_json();
+    }
   }
   if (config.empty()) {
     config["dopa_version"] = DOPA_VERSION;
@@ -43,5 +61,8 @@ void tool::writeRunConfig(const std::string &outDir, const std::vector<std::stri
     config["resumed"].push_back(start);
   }
   config["settings"] = settings;
-  writeFileAtomically(path, config.dump(2) + "\n");
+  // Paths and command lines need not be UTF-8; their bad bytes become U+FFFD here.
+  writeFileAtomically(
+      path, config.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
+  return note;
 }

@@ -16,7 +16,10 @@
 
 namespace dopa::tool {
 
-void writeRunConfig(const std::string &outDir, const std::vector<std::string> &commandLine,
-                    const std::map<std::string, std::string> &settings, int64_t startIteration);
+/// Returns a note for the user when a resumed run's config.json could not be read (it is kept
+/// aside as config.json.unreadable and a new one is started), else "".
+std::string writeRunConfig(const std::string &outDir, const std::vector<std::string> &commandLine,
+                           const std::map<std::string, std::string> &settings,
+                           int64_t startIteration);
 
 } // namespace dopa::tool

@@ -152,6 +152,8 @@ int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
     config.outDir.clear(); // no files from the other ranks
   Trainer trainer(net, task, config, comm);
   std::string ckpt = (std::filesystem::path(opt.config.outDir) / "checkpoint.st").string();
+  if (opt.resume && root)
+    requireRunFolder(opt.config.outDir); // before the lock would make it
   std::unique_ptr<RunLock> lock; // held until the run ends: a second run on --out stops here
   if (root)
     lock = std::make_unique<RunLock>(opt.config.outDir);
@@ -193,7 +195,10 @@ int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
   }
   if (!root)
     return trainer.run(), 0;
-  writeRunConfig(opt.config.outDir, opt.commandLine, trainer.settings(), trainer.state().iteration);
+  if (std::string note = writeRunConfig(opt.config.outDir, opt.commandLine, trainer.settings(),
+                                        trainer.state().iteration);
+      !note.empty())
+    printNote("dopa train", note);
   std::string ranks = comm ? ", " + std::to_string(comm->size()) + " ranks" : "";
   if (!seed)
     printStderr("dopa train: " + opt.config.task + " task, " + net.info().name + " (" +
@@ -424,6 +429,8 @@ int runSeeds(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &t
   // The folder of the seeds' folders and of their common plot: one --seeds run at a time.
   std::unique_ptr<RunLock> lock;
   try {
+    if (opt.resume)
+      requireRunFolder(opt.config.outDir); // before the lock would make it
     lock = std::make_unique<RunLock>(opt.config.outDir);
   } catch (const std::exception &e) {
     printError("dopa train", e.what());

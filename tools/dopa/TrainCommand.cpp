@@ -18,6 +18,7 @@
 
 #include <charconv>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -138,23 +139,35 @@ std::string numbersProblem(const TrainArgs &a) {
   return "";
 }
 
-/// The task's options: --task-opt KEY=VALUE, then the shortcuts; false after a usage message.
+/// The task's options: --task-opt KEY=VALUE, then the shortcuts; false after a usage message. A
+/// key given twice must have one value (as -D): the last one silently winning would hide a typo.
 bool collectTaskOptions(const TrainArgs &a, TaskOptions &options) {
+  std::map<std::string, std::pair<std::string, std::string>> given; // key -> (value, as given)
+  auto set = [&](const std::string &key, const std::string &value, const std::string &spelling) {
+    auto [it, inserted] = given.try_emplace(key, value, spelling);
+    if (!inserted && it->second.first != value) {
+      usage("the task option '" + key + "' is given two values: " + it->second.second + " and " +
+            spelling);
+      return false;
+    }
+    options.set(key, value);
+    return true;
+  };
   for (const std::string &entry : a.taskOpts) {
     size_t eq = entry.find('=');
     if (eq == std::string::npos || eq == 0) {
       usage("--task-opt takes KEY=VALUE (got '" + entry + "')");
       return false;
     }
-    options.set(entry.substr(0, eq), entry.substr(eq + 1));
+    if (!set(entry.substr(0, eq), entry.substr(eq + 1), "--task-opt " + entry))
+      return false;
   }
-  if (a.eplenOpt->count())
-    options.set("eplen", std::to_string(a.eplen));
-  if (a.cuesOpt->count())
-    options.set("cues", std::to_string(a.cues));
-  if (a.cuesPerTrialOpt->count())
-    options.set("cues-per-trial", std::to_string(a.cuesPerTrial));
-  return true;
+  auto shortcut = [&](const CLI::Option *opt, const char *key, int value) {
+    return !opt->count() ||
+           set(key, std::to_string(value), opt->get_name() + " " + std::to_string(value));
+  };
+  return shortcut(a.eplenOpt, "eplen", a.eplen) && shortcut(a.cuesOpt, "cues", a.cues) &&
+         shortcut(a.cuesPerTrialOpt, "cues-per-trial", a.cuesPerTrial);
 }
 
 /// The optimizer and A2C settings: what was given, else the task's reference values.
@@ -272,9 +285,11 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
   addRepeated(cmd, "-D", o.dims, "Override a network dimension: -D H=50", "NAME=VALUE");
   cmd->add_option("--trace-precision", a.tracePrecision, kTracePrecisionHelp)
       ->check(CLI::IsMember({"float", "bf16"}));
-  a.rlOnly.push_back(
-      cmd->add_option("--iters", o.config.iterations, "Training iterations (batches of episodes)"));
-  a.seedOpt = cmd->add_option("--seed", o.config.seed, "Random seed (parameters, tasks, actions)");
+  a.rlOnly.push_back(cmd->add_option("--iters", o.config.iterations,
+                                     "Training iterations (batches of episodes; default 1000)"));
+  a.seedOpt = cmd->add_option("--seed", o.config.seed,
+                              "Random seed (parameters, tasks, actions; default 0)")
+                  ->check(kNotNegative);
   a.seedsOpt = cmd->add_option("--seeds", a.seeds,
                                "Train one run per seed in this process, --runs-at-once of them at "
                                "a time, each in --out/seed-<seed>: --seeds 0-9 or 1,4,7 (a "
@@ -323,15 +338,16 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
                       "--resume, the run switches to it from the checkpoint's iteration on")
           ->check(CLI::IsMember({"auto", "batch", "per-element"})));
   cmd->add_option("--engine", o.engine,
-                  "generated (the example's C++, compiled at build time; -D picks a compiled "
-                  "size) | generic (the IR interpreter; needed for --spec and -D) | cuda (the "
-                  "example's CUDA kernels, compiled at build time)");
+                  "generated (the default: the example's C++ compiled at build time, or "
+                  "compiled on demand for --spec and other -D sizes) | generic (the IR "
+                  "interpreter) | cuda (the example's CUDA kernels, compiled at build time)");
   cmd->add_option("--memory-budget", o.memoryBudget,
                   "Generated engine: bytes the BPTT checkpoints may use (default 64 MiB)");
   cmd->add_option("--max-memory", o.maxMemory,
                   "Bytes the run may use (default 0: the memory available); a run estimated to "
                   "need more is refused before it allocates")
-      ->type_name("BYTES");
+      ->type_name("BYTES")
+      ->check(kNotNegative);
   cmd->add_option("--bptt-segment", o.bpttSegment,
                   "Generated engine: keep states every <k> steps and recompute in between "
                   "(default: planned from --memory-budget)");
@@ -342,7 +358,8 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
       ->type_name("DIR");
   cmd->add_flag("--resume", o.resume, "Continue the checkpoint in --out");
   a.lm.checkpointOpt = cmd->add_option("--checkpoint-every", o.config.checkpointEvery,
-                                       "Iterations (LM: windows) between checkpoints");
+                                       "Iterations (LM: windows) between checkpoints (default "
+                                       "100, LM 500; 0: only at the end)");
   addLanguageModelOptions(cmd, a.lm, a.lmOnly);
   a.rlOnly.insert(a.rlOnly.end(), {a.eplenOpt, a.cuesOpt, a.cuesPerTrialOpt, a.adamEpsOpt,
                                    a.bentOpt, a.blossvOpt, a.gammaOpt});

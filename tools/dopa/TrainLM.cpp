@@ -13,6 +13,7 @@
 #include "RunConfig.h"
 #include "TrainCommand.h"
 
+#include "dopa/runtime/FileIO.h"
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/Corpus.h"
 #include "dopa/train/LanguageModel.h"
@@ -72,6 +73,11 @@ public:
     printStderr(format("%sepoch %d: train perplexity %.2f, validation perplexity %.2f, lr %g, %s\n",
                        tty ? "\n" : "", e.epoch, e.trainPerplexity, e.validPerplexity, e.lr,
                        duration(e.seconds).c_str()));
+  }
+  /// Ends the progress line on a terminal, so that what follows starts on its own line.
+  void end() {
+    if (tty && count > 0)
+      printStderr("\n");
   }
 
 private:
@@ -220,7 +226,9 @@ int trainOn(Network &net, const Corpus &corpus, const LMConfig &cfg, const Train
   Communicator *comm = a.opt.comm && a.opt.comm->size() > 1 ? a.opt.comm : nullptr;
   bool root = !comm || comm->rank() == 0;
   LanguageModelTrainer trainer(net, corpus, cfg, comm);
-  std::unique_ptr<RunLock> lock; // held until the run ends: a second run on --out stops here
+  if (a.opt.resume && root)
+    requireRunFolder(cfg.outDir); // before the lock would make it
+  std::unique_ptr<RunLock> lock;  // held until the run ends: a second run on --out stops here
   if (root)
     lock = std::make_unique<RunLock>(cfg.outDir);
   std::string ckpt = (fs::path(cfg.outDir) / "checkpoint.st").string();
@@ -244,14 +252,19 @@ int trainOn(Network &net, const Corpus &corpus, const LMConfig &cfg, const Train
   }
   int64_t perEpoch = trainer.windowsPerEpoch();
   int64_t done = int64_t(trainer.windowLog().size());
-  writeRunConfig(cfg.outDir, a.opt.commandLine, trainer.settings(), done);
+  if (std::string note = writeRunConfig(cfg.outDir, a.opt.commandLine, trainer.settings(), done);
+      !note.empty())
+    printNote("dopa train", note);
   printStderr(format("dopa train: lm, %s (%zu parameters), vocabulary %d, %zu training tokens, "
                      "batch %d, bptt %d, %lld windows per epoch, %d epochs, engine %s%s\n",
                      net.info().name.c_str(), net.info().numLearned(), corpus.vocab.size(),
                      corpus.train.size(), cfg.batch, cfg.bptt, static_cast<long long>(perEpoch),
                      cfg.epochs, cfg.engine.c_str(),
                      comm ? (", " + std::to_string(comm->size()) + " ranks").c_str() : ""));
-  LMProgress progress(cfg, perEpoch, perEpoch * cfg.epochs - done);
+  int64_t windowsLeft = perEpoch * cfg.epochs - done;
+  if (cfg.stopAfter > 0) // the ETA is for what this run will do
+    windowsLeft = std::min(windowsLeft, cfg.stopAfter);
+  LMProgress progress(cfg, perEpoch, windowsLeft);
   double test = 0;
   try {
     test = trainer.run([&](const WindowLog &w, int64_t windows) { progress.window(w, windows); },
@@ -263,6 +276,7 @@ int trainOn(Network &net, const Corpus &corpus, const LMConfig &cfg, const Train
     return 1;
   }
   if (trainer.stoppedEarly()) {
+    progress.end();
     printStderr(format("dopa train: stopped after %lld windows (--stop-after) at epoch %d; the "
                        "checkpoint %s continues with --resume\n",
                        static_cast<long long>(cfg.stopAfter), trainer.epochNow(), ckpt.c_str()));
@@ -271,15 +285,44 @@ int trainOn(Network &net, const Corpus &corpus, const LMConfig &cfg, const Train
   // The model the test scored: the average of the iterates once averaged SGD has started.
   if (trainer.loadAverage())
     printStderr("dopa train: the parameters are now the average of the iterates (averaged SGD)\n");
-  if (!a.lm.saveParams.empty())
-    writeNamedParams(a.lm.saveParams, net);
   std::string png = (fs::path(cfg.outDir) / "perplexity.png").string();
   if (plotPerplexity(trainer.epochLog(), png, "PTB: " + net.info().name))
     printStderr("dopa train: perplexity curve " + png + "\n");
   const auto &epochs = trainer.epochLog();
   printStdout(format("validation perplexity %.2f, test perplexity %.2f\n",
                      epochs.empty() ? 0.0 : epochs.back().validPerplexity, test));
+  // Last, after the results are out: a write that fails (the folder went away) loses nothing else.
+  if (!a.lm.saveParams.empty())
+    writeNamedParams(a.lm.saveParams, net);
   return 0;
+}
+
+/// --save-init and --save-params: writable, and none of the run's own files, the corpus's or the
+/// spec (a parameters file written over them would lose them); "" when they are fine.
+std::string saveFilesProblem(const TrainArgs &a) {
+  const std::string &out = a.opt.config.outDir;
+  std::vector<std::pair<std::string, std::string>> taken; // path, what it is
+  for (const char *name :
+       {"checkpoint.st", "log.csv", "epochs.csv", "config.json", "perplexity.png", ".lock"})
+    taken.emplace_back((fs::path(out) / name).string(), std::string("the run's ") + name);
+  for (const char *name : {"ptb.train.txt", "ptb.valid.txt", "ptb.test.txt", "MD5SUMS"})
+    taken.emplace_back((fs::path(a.lm.data) / name).string(), std::string("the corpus's ") + name);
+  if (!a.opt.spec.path.empty())
+    taken.emplace_back(a.opt.spec.path, "the spec");
+  for (auto [flag, path] :
+       {std::pair<const char *, const std::string &>{"--save-init", a.lm.saveInit},
+        {"--save-params", a.lm.saveParams}}) {
+    if (path.empty())
+      continue;
+    for (const auto &[file, what] : taken)
+      if (isSameFile(path, file))
+        return std::string(flag) + " names " + what + " (" + file + ")";
+    if (std::string problem = unwritableOutput(flag, path, out); !problem.empty())
+      return problem;
+  }
+  if (isSameFile(a.lm.saveInit, a.lm.saveParams))
+    return "--save-init and --save-params name the same file (" + a.lm.saveParams + ")";
+  return "";
 }
 
 } // namespace
@@ -304,6 +347,8 @@ int tool::trainLanguageModel(TrainArgs &a) {
   if (!setThreads(a.threads))
     return usage(threadsMessage);
   if (std::string problem = lmNumbersProblem(a); !problem.empty())
+    return usage(problem);
+  if (std::string problem = saveFilesProblem(a); !problem.empty())
     return usage(problem);
   if (!isTrainingEngine(o.engine))
     return usage("--engine is generated, generic or cuda");

@@ -60,6 +60,7 @@ struct BenchArgs {
   std::string tracePrecision = "float";
   bool probe = false;
   int threads = 0;
+  std::vector<CLI::Option *> runOnly; // the options --probe does not take
 };
 
 CLI::App *addGradOptions(CLI::App &app, GradArgs &a) {
@@ -73,7 +74,8 @@ CLI::App *addGradOptions(CLI::App &app, GradArgs &a) {
       ->type_name("FILE");
   a.initSeedOption = cmd->add_option("--init-seed", a.initSeed,
                                      "Initialize the parameters from their initializers")
-                         ->type_name("SEED");
+                         ->type_name("SEED")
+                         ->check(kNotNegative);
   cmd->add_option("--save-params", a.saveParams, "Also write the parameters used")
       ->type_name("FILE");
   cmd->add_option("--inputs", a.inputsPath, "Inputs: one [T, B, ...] tensor per spec input")
@@ -85,12 +87,13 @@ CLI::App *addGradOptions(CLI::App &app, GradArgs &a) {
       ->type_name("FILE");
   cmd->add_flag("--f64", a.f64, "Compute in double precision (default: float32)");
   cmd->add_option("--engine", a.engine,
-                  "generic (the IR interpreter; the default) | generated (the network's C++, "
-                  "compiled at build time)");
+                  "generic (the IR interpreter; the default) | generated (the network's C++: "
+                  "an example's compiled at build time, else compiled on demand)");
   cmd->add_option("--max-memory", a.maxMemory,
                   "Bytes the run may use (default 0: the memory available); input files that "
                   "need more are refused before they are read")
-      ->type_name("BYTES");
+      ->type_name("BYTES")
+      ->check(kNotNegative);
   cmd->add_option("--threads", a.threads, "Threads for the batch (default: all cores)");
   return cmd;
 }
@@ -101,29 +104,35 @@ CLI::App *addBenchOptions(CLI::App &app, BenchArgs &a) {
                "bench/sweep.py runs the sweeps), or probe the machine");
   cmd->add_option("network", a.network, "<task/variant, e.g. cue_reward/modul>");
   addRepeated(cmd, "-D", a.dims,
-              "Dimension overrides: -D H=100 (generated: a size this build compiled, see "
-              "DOPA_EXAMPLE_SIZES)",
+              "Dimension overrides: -D H=100 (generated: a size this build did not compile is "
+              "compiled on demand)",
               "NAME=VALUE");
-  cmd->add_option("--engine", a.engine, "generated | generic | cuda");
-  cmd->add_option("--batch", a.batch, "Batch elements");
-  cmd->add_option("--steps", a.steps, "Steps per episode");
-  cmd->add_option("--iters", a.iters, "Measured iterations");
-  cmd->add_option("--warmup", a.warmup, "Unmeasured iterations first");
-  cmd->add_option("--seed", a.seed, "Seed of the parameters and the random workload");
+  cmd->add_option("--engine", a.engine, "generated (default) | generic | cuda");
+  cmd->add_option("--batch", a.batch, "Batch elements (default 30)");
+  cmd->add_option("--steps", a.steps, "Steps per episode (default 120)");
+  cmd->add_option("--iters", a.iters, "Measured iterations (default 5)");
+  cmd->add_option("--warmup", a.warmup, "Unmeasured iterations first (default 1)");
+  cmd->add_option("--seed", a.seed, "Seed of the parameters and the random workload (default 0)")
+      ->check(kNotNegative);
   cmd->add_option("--memory-budget", a.memoryBudget,
                   "Generated engine: BPTT checkpoint budget in bytes");
   cmd->add_option("--max-memory", a.maxMemory,
                   "Bytes the run may use (default 0: the memory available); a run estimated to "
                   "need more is refused before it allocates")
-      ->type_name("BYTES");
+      ->type_name("BYTES")
+      ->check(kNotNegative);
   cmd->add_option("--bptt-segment", a.bpttSegment, "Generated engine: forced checkpoint interval");
   cmd->add_option("--stage-order", a.stageOrder, kStageOrderHelp)
       ->check(CLI::IsMember({"auto", "element", "stage"}));
   cmd->add_option("--json", a.json, "Write the result as JSON to <file>")->type_name("FILE");
   cmd->add_option("--trace-precision", a.tracePrecision, kTracePrecisionHelp)
       ->check(CLI::IsMember({"float", "bf16"}));
+  for (CLI::Option *opt : cmd->get_options())
+    if (opt->get_name() != "--json" && opt->get_name() != "--help")
+      a.runOnly.push_back(opt);
   cmd->add_flag("--probe", a.probe,
-                "Measure the machine's triad bandwidth and FMA throughput instead");
+                "Measure the machine's triad bandwidth and FMA throughput instead (takes --json "
+                "and --threads)");
   cmd->add_option("--threads", a.threads, "Threads (default: all cores)");
   return cmd;
 }
@@ -138,6 +147,10 @@ int gradCommand(const GradArgs &a) {
     return usage("--inputs, --output-grads and --out are required");
   if (a.engine != "generic" && a.engine != "generated")
     return usage("--engine is generic or generated");
+  for (auto [flag, path] : {std::pair<const char *, const std::string &>{"--out", a.outPath},
+                            {"--save-params", a.saveParams}})
+    if (std::string problem = unwritableOutput(flag, path); !problem.empty())
+      return usage(problem);
   if (!setThreads(a.threads))
     return usage(threadsMessage);
   tool::GradOptions opt;
@@ -159,8 +172,17 @@ int gradCommand(const GradArgs &a) {
 int benchCommand(const BenchArgs &a) {
   if (!setThreads(a.threads))
     return usage(threadsMessage);
-  if (a.probe)
+  if (std::string problem = unwritableOutput("--json", a.json); !problem.empty())
+    return usage(problem); // before the measurement, not after it
+  if (a.probe) {
+    for (const CLI::Option *opt : a.runOnly)
+      if (opt->count())
+        return usage("--probe measures the machine and takes only --json and --threads; " +
+                     (opt->get_name().rfind('-', 0) == 0 ? opt->get_name()
+                                                         : std::string("the network argument")) +
+                     " is for timing a network");
     return tool::runProbe(a.json);
+  }
   if (a.network.empty())
     return usage("missing the network, e.g. dopa bench cue_reward/modul");
   if (!isTrainingEngine(a.engine))
@@ -242,7 +264,7 @@ int run(int argc, char **argv) {
 
 /// Whether the command line trains (on an RL task or a language model: what runs data-parallel).
 bool isTrain(int argc, char **argv) {
-  return argc > 2 && std::string(argv[1]) == "train" && argv[2][0] != '-';
+  return argc > 1 && std::string(argv[1]) == "train"; // options may come before the task
 }
 
 /// Run the command line as one process, or as a rank when launcherRanks() says it is one: MPI for

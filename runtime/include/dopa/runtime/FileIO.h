@@ -49,6 +49,12 @@ struct FileWriteError : DataError {
 /// whose process is gone) are removed. Throws FileWriteError naming `path`.
 void writeFileAtomically(const std::string &path, const std::string &bytes);
 
+/// Throws DataError "<path>: is a directory" or "<path>: is not a regular file" when `path` exists
+/// and is not a regular file (reading a FIFO would wait for a writer, a device might never end);
+/// nothing when it is one or does not exist (the open that follows says so). Readers of
+/// checkpoints, parameters and corpora call it before they open.
+void requireRegularFile(const std::string &path);
+
 /// Whether `a` and `b` name the same file: std::filesystem::equivalent when both exist, else their
 /// absolute paths with the links of the existing part resolved and "." and ".." removed.
 bool isSameFile(const std::string &a, const std::string &b);

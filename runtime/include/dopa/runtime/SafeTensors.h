@@ -11,6 +11,7 @@
 
 #include "dopa/runtime/FileIO.h" // DataError, writeFileAtomically
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <stdexcept>
@@ -56,6 +57,20 @@ std::map<std::string, std::string> readSafeTensorsMetadata(const std::string &pa
 /// temporary renamed over it, so an interrupted write never leaves a truncated file behind; a link,
 /// device or FIFO is never replaced. Throws DataError (FileWriteError) on I/O errors.
 void writeSafeTensors(const std::string &path, const TensorFile &file);
+
+/// Throws DataError "<path>: <name>: element 17 is nan; ..." unless every value is finite (and,
+/// with `nonNegative`, >= 0): what a checkpoint's parameters, optimizer moments and logs hold.
+template <class T>
+void requireFiniteValues(const std::vector<T> &values, const std::string &path,
+                         const std::string &name, bool nonNegative = false) {
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!std::isfinite(values[i]) || (nonNegative && values[i] < 0))
+      throw DataError(
+          path + ": " + name + ": element " + std::to_string(i) + " is " +
+          std::to_string(values[i]) +
+          (nonNegative ? "; it must be finite and not negative" : "; it must be finite") +
+          " (a damaged or hand-edited checkpoint)");
+}
 
 struct TensorInfo;
 

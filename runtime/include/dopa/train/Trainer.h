@@ -181,6 +181,10 @@ struct RunLockError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Throws DataError "<dir>: no such run folder; --resume continues the checkpoint of an earlier run
+/// in --out" when `dir` is not a folder: a resume must not leave an empty one behind.
+void requireRunFolder(const std::string &dir);
+
 /// An advisory lock (flock) on `<dir>/.lock`, held for the life of the object: a second run on the
 /// same folder fails at once instead of overwriting the first one's files. The file records the
 /// holder's pid and host for the message, and is removed when the lock is released.
