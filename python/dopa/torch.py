@@ -27,6 +27,8 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the machine
     raise ImportError("dopa.torch needs PyTorch (Debian: apt install python3-torch)") from e
 
+from torch.autograd.function import once_differentiable
+
 from . import Network, _checkpoint_values, _dtype_name
 from . import compile as _compile
 from . import load_checkpoint_params as _load_into_network
@@ -61,6 +63,7 @@ class _DopaFunction(torch.autograd.Function):
         return tuple(torch.from_numpy(y) for y in outputs)
 
     @staticmethod
+    @once_differentiable  # dopa's backward is not itself differentiable: a double backward errs
     def backward(ctx, *grad_outputs):
         saved = ctx.saved_tensors  # PyTorch's check: nothing was modified in place since forward
         net, n = ctx.net, ctx.num_inputs

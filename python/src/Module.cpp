@@ -332,6 +332,13 @@ private:
   GeneratedExecutor<T> exec;
 };
 
+bool hasInputNamed(const NetworkInfo &net, const std::string &name) {
+  for (const TensorInfo &in : net.inputs)
+    if (in.name == name)
+      return true;
+  return false;
+}
+
 template <class T>
 py::tuple TypedNetwork<T>::forward(const py::args &args, const py::kwargs &kwargs) {
   const NetworkInfo &net = exec.info();
@@ -339,6 +346,16 @@ py::tuple TypedNetwork<T>::forward(const py::args &args, const py::kwargs &kwarg
   py::dict named;
   for (auto item : kwargs) {
     if (py::str(item.first).cast<std::string>() == "reset") {
+      // reset= is always the flag; a network's own input named 'reset' goes positionally or in
+      // a dict. Refuse what cannot be a flag rather than ask an array for its truth.
+      if (!py::isinstance<py::bool_>(item.second) && !py::isinstance<py::int_>(item.second) &&
+          !py::isinstance(item.second, py::module_::import("numpy").attr("bool_")))
+        throw py::type_error(
+            "forward(): reset= is the flag that starts a new episode (True or False), got " +
+            py::str(py::type::of(item.second)).cast<std::string>() +
+            (hasInputNamed(net, "reset")
+                 ? "; this network's input 'reset' is passed positionally or in a dict"
+                 : ""));
       int truth = PyObject_IsTrue(item.second.ptr());
       if (truth < 0)
         throw py::error_already_set();
@@ -674,8 +691,13 @@ std::string cacheDirOr(const std::string &dir) {
 }
 
 py::list cacheList(const std::string &dir) {
+  std::vector<dopa::jit::CacheEntry> entries;
+  {
+    py::gil_scoped_release release; // it reads every entry's files: other Python threads run
+    entries = dopa::jit::listCache(cacheDirOr(dir));
+  }
   py::list out;
-  for (const dopa::jit::CacheEntry &e : dopa::jit::listCache(cacheDirOr(dir))) {
+  for (const dopa::jit::CacheEntry &e : entries) {
     py::dict d;
     d["key"] = e.key;
     d["dir"] = e.dir;
@@ -848,8 +870,9 @@ inputs). Consumes the record: a second backward() needs a new forward().)doc")
       .def("get_state", &PyNetwork::getState,
            "{name: ndarray [B, *shape]}: copies of the current states.")
       .def("set_state", &PyNetwork::setState, py::arg("states"),
-           "Replace states ({name: ndarray [B, *shape]}; a subset is fine). The recorded steps are "
-           "dropped; a batch size other than the current one starts a new episode first. "
+           "Replace states ({name: ndarray [B, *shape]}; a subset is fine, an empty dict changes "
+           "nothing). The recorded steps are dropped; a batch size other than the current one "
+           "starts a new episode first. "
            "forward(..., reset=False) continues from the states set.")
       .def("__repr__", &reprOf);
 
@@ -861,6 +884,12 @@ inputs). Consumes the record: a second backward() needs a new forward().)doc")
         "~/.cache/dopa.");
   m.def("_cache_list", &cacheList, py::arg("cache_dir"));
   m.def(
-      "_cache_clear", [](const std::string &dir) { return dopa::jit::clearCache(cacheDirOr(dir)); },
+      "_cache_clear",
+      [](const std::string &dir) {
+        // It waits for each entry's lock, which a compile in another thread holds while it
+        // reports progress through Python: without the GIL released, that would deadlock.
+        py::gil_scoped_release release;
+        return dopa::jit::clearCache(cacheDirOr(dir));
+      },
       py::arg("cache_dir"));
 }

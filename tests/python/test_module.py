@@ -445,6 +445,7 @@ def test_argument_errors():
     expect_raises(TypeError, lambda: net.forward(x.tolist()), "numpy.ndarray", "list")
     expect_raises(ValueError, lambda: net.forward({"q": x}), "no input 'q'", "inputs: x")
     expect_raises(TypeError, lambda: net.forward(x, q=x), "not both")
+    expect_raises(TypeError, lambda: net.forward(x, reset=x), "reset= is the flag", "ndarray")
     # Non-contiguous, Fortran-ordered and byte-swapped arrays are taken (copied).
     rng = np.random.default_rng(6)
     x[...] = rng.uniform(-1, 1, size=x.shape)
@@ -543,6 +544,25 @@ def test_cache():
         # A loaded network keeps working after its entry is gone.
         y, _ = net.forward(np.zeros((2, 1, 3), np.float32))
         assert y.shape == (2, 1, 2)
+        # Compiled again in this process, it is written back to the cache (not a cache hit that
+        # leaves the folder empty for every other process).
+        again = dopa.compile(TINY_PATH, H=3, cache_dir=private)
+        assert not again.from_cache and os.path.isdir(again.cache_entry), again.cache_entry
+        assert [e["key"] for e in dopa.cache_list(private)] == [net.cache_key]
+    # cache_clear removes dopa's entries only: another program's files in a folder passed by
+    # mistake (or named like dopa's, but not its own) stay.
+    with tempfile.TemporaryDirectory() as folder:
+        keep = ["failed/results.csv", "tmp/notes.txt", "tmp/data/x", "tmp/abc.12.3", "model.py"]
+        for rel in keep:
+            os.makedirs(os.path.dirname(os.path.join(folder, rel)), exist_ok=True)
+            with open(os.path.join(folder, rel), "w") as f:
+                f.write("mine")
+        dead = os.path.join(folder, "tmp", "0123456789abcdef.999999999.1")  # no such process
+        os.makedirs(dead)
+        assert dopa.cache_clear(folder) == 0
+        for rel in keep:
+            assert os.path.exists(os.path.join(folder, rel)), rel
+        assert not os.path.exists(dead), "a dead build's temporary folder was not removed"
 
 
 def test_spec_errors():

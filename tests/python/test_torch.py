@@ -279,6 +279,17 @@ def test_argument_errors():
     expect_raises(RuntimeError, lambda: converted(x), "no longer shares memory", "dtype=")
 
 
+def test_double_backward_is_refused():
+    # dopa's backward is not itself differentiable: a second-order gradient must err, never come
+    # out silently without dopa's share.
+    m = tiny_module()
+    x = torch.rand(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    y, energy = m(x)
+    loss = (y ** 2).sum() + (x ** 3).sum()
+    (g,) = torch.autograd.grad(loss, x, create_graph=True)
+    expect_raises(RuntimeError, lambda: torch.autograd.grad(g.sum(), x), "once_differentiable")
+
+
 def test_load_checkpoint_params():
     m = tiny_module()
     rng = np.random.default_rng(12)

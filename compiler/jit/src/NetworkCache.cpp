@@ -517,8 +517,20 @@ LoadedNetwork jit::compileNetwork(const CompileRequest &request, const CacheOpti
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return out;
   };
-  if (auto it = loaded.find(out.entryDir); it != loaded.end())
-    return finish(it->second, true);
+  if (auto it = loaded.find(out.entryDir); it != loaded.end()) {
+    if (entryProblem(cache / key, key, nullptr).empty())
+      return finish(it->second, true);
+    // The folder was cleared (dopa cache clear) while this process kept the network loaded:
+    // build it again, so that the cache holds it for other processes, and keep the loaded one.
+    KeyLock lock(cache, key);
+    bool rebuilt = false;
+    if (!entryProblem(cache / key, key, nullptr).empty()) {
+      removeAll(cache / key);
+      build(cache, key, source, request, tools, options);
+      rebuilt = true;
+    }
+    return finish(it->second, !rebuilt);
+  }
 
   KeyLock lock(cache, key);
   fs::path entry = cache / key;
@@ -591,15 +603,28 @@ int jit::clearCache(const std::string &cacheDir) {
     removeAll(e.dir);
     ++removed;
   }
-  removeAll(fs::path(cacheDir) / "failed");
+  // Only what dopa made: failed/<key>, and tmp/<16 hex>.<pid>.<number> of a process that is gone.
+  // Anything else there (a mistaken --cache-dir pointing at a user's folder) is left alone.
+  auto isHex = [](const std::string &text, size_t size) {
+    return text.size() == size && text.find_first_not_of("0123456789abcdef") == std::string::npos;
+  };
   std::error_code ec;
+  for (fs::directory_iterator it(fs::path(cacheDir) / "failed", ec), end; !ec && it != end;
+       it.increment(ec))
+    if (isHex(it->path().filename().string(), 64)) {
+      KeyLock lock(cacheDir, it->path().filename().string());
+      removeAll(it->path());
+    }
   for (fs::directory_iterator it(fs::path(cacheDir) / "tmp", ec), end; !ec && it != end;
        it.increment(ec)) {
-    // <key prefix>.<pid>.<random>
     std::string name = it->path().filename().string();
-    size_t dot = name.find('.');
-    long pid = dot == std::string::npos ? 0 : std::atol(name.c_str() + dot + 1);
-    if (pid <= 0 || (::kill(pid_t(pid), 0) != 0 && errno == ESRCH))
+    size_t first = name.find('.'), second = name.find('.', first + 1);
+    if (first == std::string::npos || second == std::string::npos ||
+        !isHex(name.substr(0, first), 16) ||
+        name.find_first_not_of("0123456789.", first) != std::string::npos)
+      continue;
+    long pid = std::atol(name.c_str() + first + 1);
+    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH)
       removeAll(it->path());
   }
   return removed;
