@@ -15,7 +15,7 @@ VARIANT=${VARIANT:-modul}
 OUT=${OUT:-out/bench-iteration}
 EXTRA=${EXTRA:-}
 dopa=${DOPA:-build/bin/dopa}
-[ -x "$dopa" ] || bash scripts/build.sh > /dev/null
+[ -x "$dopa" ] || bash scripts/build.sh --quiet
 mkdir -p "$OUT"
 
 # median and min of the per-iteration seconds after the first (column 5 of log.csv)
@@ -26,16 +26,25 @@ run_dopa() {
   rm -rf "$dir"
   echo "-- $engine: $ITERS iterations ($THREADS threads)" >&2
   # shellcheck disable=SC2086
-  /usr/bin/time -f "%M" -o "$OUT/$engine.rss" "$dopa" train cue-reward --variant "$VARIANT" \
+  # (Inside $(...) set -e does not act: the status is checked here, so a failed run stops the
+  # script instead of printing medians of nothing.)
+  if ! /usr/bin/time -f "%M" -o "$OUT/$engine.rss" "$dopa" train cue-reward --variant "$VARIANT" \
     --engine "$engine" --iters "$ITERS" --threads "$THREADS" --checkpoint-every 0 --out "$dir" \
-    $EXTRA > /dev/null 2> "$OUT/$engine.err"
+    $EXTRA > /dev/null 2> "$OUT/$engine.err"; then
+    echo "iteration.sh: the $engine run failed:" >&2
+    tail -n 5 "$OUT/$engine.err" >&2
+    return 1
+  fi
   read -r med min <<< "$(stats "$dir/log.csv")"
   echo "$engine $med $min $(cat "$OUT/$engine.rss")"
 }
 
+[ -x /usr/bin/time ] || { echo "iteration.sh needs /usr/bin/time (Debian: apt install time)" >&2; exit 1; }
 rows=()
-rows+=("$(run_dopa generated)")
-rows+=("$(run_dopa generic)")
+row=$(run_dopa generated) || exit 1
+rows+=("$row")
+row=$(run_dopa generic) || exit 1
+rows+=("$row")
 if [ "${PYTORCH:-0}" = 1 ]; then
   echo "-- pytorch: $ITERS iterations ($THREADS threads)" >&2
   /usr/bin/python3 bench/reference/train_cue_reward.py --variant "$VARIANT" --hs 200 \

@@ -31,6 +31,13 @@ LABEL = {"generated": "dopa generated C++", "generic": "dopa generic executor",
 COLOR = {"generated": "tab:green", "generic": "tab:orange", "pytorch": "tab:blue"}
 
 
+
+def save_figure(fig, path):
+    """Saved beside `path` and renamed over it: an interrupted run keeps the previous picture."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fig.savefig(tmp, dpi=110, format=os.path.splitext(str(path))[1].lstrip(".") or "png")
+    os.replace(tmp, path)
+
 def load(out):
     results = json.loads((Path(out) / "results.json").read_text())
     machine = json.loads((Path(out) / "machine.json").read_text())
@@ -99,7 +106,10 @@ def base_of(results, net):
 
 def sweep_values(results, net, group, var):
     col = {"H": "H", "B": "batch", "T": "steps"}[var]
-    vals = sorted({r[col] for r in results if r["network"] == net and r.get("group") == group})
+    # A one-factor sweep's group, or the full grid (sweep.py --full: group "sweep"), which holds
+    # every one-factor line too; the runs themselves are looked up by their sizes (idx).
+    vals = sorted({r[col] for r in results
+                   if r["network"] == net and r.get("group") in (group, "sweep")})
     base = dict(zip("HBT", base_of(results, net)))[var]
     return sorted(set(vals) | ({base} if vals else set()))
 
@@ -132,7 +142,7 @@ def charts(results, idx, net, images):
         ax.legend()
         fig.tight_layout()
         paths["speedup"] = images / "bench-speedup-vs-H.png"
-        fig.savefig(paths["speedup"], dpi=110)
+        save_figure(fig, paths["speedup"])
         plt.close(fig)
     if ts:
         for kind, field, ylabel, fname in (
@@ -157,7 +167,7 @@ def charts(results, idx, net, images):
             ax.legend()
             fig.tight_layout()
             paths[kind] = images / fname
-            fig.savefig(paths[kind], dpi=110)
+            save_figure(fig, paths[kind])
             plt.close(fig)
     return paths
 
@@ -181,7 +191,7 @@ def all_networks_chart(rows, images):
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = images / "bench-all-networks.png"
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -358,7 +368,9 @@ def main():
     tmp = str(doc) + ".tmp"
     Path(tmp).write_text(text)
     os.replace(tmp, doc)
-    (Path(a.out) / "report.json").write_text(json.dumps(summary, indent=1))
+    json_path = Path(a.out) / "report.json"
+    Path(str(json_path) + ".tmp").write_text(json.dumps(summary, indent=1))
+    os.replace(str(json_path) + ".tmp", json_path)
     print(f"report: {doc} (images in {images})")
 
 

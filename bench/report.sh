@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-out/bench}
 THREADS=${THREADS:-2}
 bash scripts/install-deps.sh
-bash scripts/build.sh > /dev/null
+bash scripts/build.sh --quiet
 mkdir -p "$OUT"
 fresh=--fresh
 [ "${RESUME:-0}" = 1 ] && fresh=""

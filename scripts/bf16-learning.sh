@@ -5,8 +5,9 @@
 # twice per seed, with float32 traces and with bfloat16 traces (`--trace-precision bf16`: the
 # example's spec compiled on demand), one thread each, one run at a time, and plots the curves side
 # by side: cue-reward (H=50, 2 cues, one per trial, 2,000 iterations, seeds 0-2) and the 9x9 maze
-# (1,000 iterations, seeds 0-1). About 15 minutes on a free core. Runs already finished are kept.
-# Results: docs/results.md (2026-12-03, ninth session).
+# (1,000 iterations, seeds 0-1). About 15 minutes on a free core. Runs already finished are kept;
+# one that was interrupted continues from its checkpoint. Results: docs/results.md (2026-12-03,
+# ninth session).
 #
 #   OUT=runs/bf16 bash scripts/bf16-learning.sh
 set -euo pipefail
@@ -21,8 +22,10 @@ run() { # run NAME ITERS TRAIN-ARGS...
   if [ -f "$out/log.csv" ] && [ "$(($(wc -l < "$out/log.csv") - 1))" -ge "$iters" ]; then
     return
   fi
-  echo "bf16-learning: $name"
-  "$DOPA" train "$@" --iters "$iters" --threads 1 --out "$out" > "$out.out" 2>&1
+  local resume=()
+  [ -f "$out/checkpoint.st" ] && resume=(--resume) # an interrupted run: continue it
+  echo "bf16-learning: $name${resume:+ (resumed)}"
+  "$DOPA" train "$@" --iters "$iters" --threads 1 --out "$out" "${resume[@]}" >> "$out.out" 2>&1
 }
 
 for seed in 0 1 2; do

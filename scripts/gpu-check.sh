@@ -28,6 +28,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=${OUT:-/tmp/gpu-check} logs=/tmp/gpu-check-logs # $out: what comes back (few files)
 mkdir -p "$out" "$logs"
+: > "$out/notes.txt" # this call's notes only (the machine may be the warm one of an earlier call)
+baseline=0           # 1 once this call has run seed 1 alone (speeds), for the --seeds comparison
 jobs=${DOPA_JOBS:-$(nproc)}
 iters=${ITERS:-10}
 start=$(date +%s)
@@ -176,6 +178,7 @@ speeds() {
     wait
     note "$label: $(together "$n" "independent runs at once" /tmp/share-$n-*/log.csv)"
   done
+  baseline=1
 }
 
 # seedsInOneProcess N POLICY: cue-reward modul --engine cuda --seeds 1-N in one process (each
@@ -230,9 +233,12 @@ elif [ -z "${nompi:-}" ] && command -v mpirun > /dev/null; then
     export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
     mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
     if nvidia-cuda-mps-control -d; then
+      # Stopped however the script ends (the device time limit, a failure): not left on the GPU.
+      trap 'echo quit | nvidia-cuda-mps-control > /dev/null 2>&1' EXIT
       sleep 1
       speeds "one GPU, MPS"
       echo quit | nvidia-cuda-mps-control
+      trap - EXIT
       sleep 1
     fi
     unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
@@ -245,7 +251,7 @@ fi
 
 section "2b. seeds in one process (dopa train --seeds) on the one GPU"
 if wanted seeds; then
-  if ! wanted 2; then # the separate run of seed 1 (section 2 makes it), by these tools
+  if [ "$baseline" != 1 ]; then # the separate run of seed 1 (speeds made it, if it ran here)
     rm -rf /tmp/share-1-1
     timeout 120 "$bin/dopa" train cue-reward --variant modul --engine cuda --iters 40 --threads 1 \
       --seed 1 --out /tmp/share-1-1 > /dev/null 2>&1
@@ -260,10 +266,13 @@ wanted 3 && for engine in cuda generated; do
   rm -rf "/tmp/train-$engine"
   timeout 150 "$bin/dopa" train cue-reward --variant modul --engine "$engine" --iters "${TRAIN_ITERS:-60}" \
     --burn-in 0 --lr 1e-3 --seed 0 --out "/tmp/train-$engine" 2>&1 | tail -2
+  rc=${PIPESTATUS[0]}
   note "$(awk -F, -v e="$engine" 'NR > 1 {n++; r += $2; s += $5} END {
     if (n) printf "train %-9s %5d iterations  mean reward %+.3f  %.4f s/it", e, n, r / n, s / n
     else printf "train %-9s FAILED (no log)", e}' "/tmp/train-$engine/log.csv")"
-  [ -s "/tmp/train-$engine/log.csv" ] || failed "dopa train --engine $engine"
+  rows=$(( $(wc -l < "/tmp/train-$engine/log.csv" 2> /dev/null || echo 1) - 1 ))
+  [ "$rc" -eq 0 ] && [ "$rows" -eq "${TRAIN_ITERS:-60}" ] ||
+    failed "dopa train --engine $engine (exit $rc, $rows of ${TRAIN_ITERS:-60} iterations logged)"
 done
 
 section "4. benchmark: one cue-reward iteration against C++ and PyTorch"

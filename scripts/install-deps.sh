@@ -25,8 +25,9 @@ packages=(
   # PyTorch's BLAS: Debian's torch calls libblas.so.3, which is netlib's reference BLAS unless
   # OpenBLAS provides it (the OpenMP build: one thread pool with torch's libgomp)
   libopenblas0-openmp
-  # plots from the C++ side and benchmark tools
-  gnuplot-nox hyperfine graphviz
+  # plots from the C++ side and benchmark tools (time: bench/iteration.sh's peak memory; procps:
+  # pkill, with which the reproduction scripts stop their runs)
+  gnuplot-nox hyperfine graphviz time procps
   # bench/report.sh's profile of the generated code
   linux-perf
   # scripts/gpu-bundle.sh compresses the GPU machine's tools with xz

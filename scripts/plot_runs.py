@@ -135,9 +135,31 @@ def finish_axes(fig, ax, path, title, xlabel, ylabel="mean reward per episode"):
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=9)
     fig.tight_layout()
-    if os.path.dirname(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=120)
+    ext = os.path.splitext(path)[1].lstrip(".") or "png"
+    save_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format=ext))
+
+
+def save_atomically(path, write):
+    """write(tmp) a file beside path, then rename it over path (its folder created first): an
+    interrupted run leaves the previous picture or table, never half of a new one."""
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text):
+    """save_atomically for text."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    save_atomically(path, write)
 
 
 # ---- statistics -------------------------------------------------------------------------------------
@@ -299,10 +321,10 @@ def main():
         return 1
 
     if args.summary:
-        with open(args.summary, "w") as f:
-            f.write("variant,seeds,iterations,final_reward_median,final_reward_min,final_reward_max\n")
-            for key, (med, lo, hi, seeds, n) in finals.items():
-                f.write(f"{key},{seeds},{n},{med:.4f},{lo:.4f},{hi:.4f}\n")
+        lines = ["variant,seeds,iterations,final_reward_median,final_reward_min,final_reward_max\n"]
+        for key, (med, lo, hi, seeds, n) in finals.items():
+            lines.append(f"{key},{seeds},{n},{med:.4f},{lo:.4f},{hi:.4f}\n")
+        write_text(args.summary, "".join(lines))
     for key, (med, lo, hi, seeds, n) in finals.items():
         print(f"{key:>9}: mean reward over the last {max(1, n // 10)} of {n} iterations: median "
               f"{med:+.2f} over {plural(seeds, 'seed')} (range {lo:+.2f} to {hi:+.2f})")
@@ -356,18 +378,18 @@ def main():
                   f"({d} iterations apart)")
 
     if args.csv:
-        with open(args.csv, "w") as f:
-            cols = ["iteration"] + [f"{key}_{s}" for key in curves for s in ("median", "q25", "q75")]
+        cols = ["iteration"] + [f"{key}_{s}" for key in curves for s in ("median", "q25", "q75")]
+        if pvalues is not None:
+            cols += [f"ranksum_p_{markers[0]}_{markers[1]}", f"marker_{markers[0]}_{markers[1]}"]
+        lines = [",".join(cols) + "\n"]
+        for n in range(points if pvalues is not None else length):
+            row = [str(n * d)]
+            for _, smooth in curves.values():
+                row += [f"{c[n]:.4f}" if n < length else "" for c in smooth]
             if pvalues is not None:
-                cols += [f"ranksum_p_{markers[0]}_{markers[1]}", f"marker_{markers[0]}_{markers[1]}"]
-            f.write(",".join(cols) + "\n")
-            for n in range(points if pvalues is not None else length):
-                row = [str(n * d)]
-                for _, smooth in curves.values():
-                    row += [f"{c[n]:.4f}" if n < length else "" for c in smooth]
-                if pvalues is not None:
-                    row += [f"{pvalues[n]:.4g}", "1" if pvalues[n] < SIGNIFICANCE else "0"]
-                f.write(",".join(row) + "\n")
+                row += [f"{pvalues[n]:.4g}", "1" if pvalues[n] < SIGNIFICANCE else "0"]
+            lines.append(",".join(row) + "\n")
+        write_text(args.csv, "".join(lines))
 
     status = 0
     plt = pyplot() if args.png else None

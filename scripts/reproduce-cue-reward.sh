@@ -35,7 +35,7 @@ JOBS=${JOBS:-1}          # runs side by side (each uses THREADS threads)
 THREADS=${THREADS:-2}
 EXTRA=${EXTRA:-}
 dopa=${DOPA:-build/bin/dopa}   # DOPA: another build's dopa tool
-[ -x "$dopa" ] || bash scripts/build.sh > /dev/null
+[ -x "$dopa" ] || bash scripts/build.sh --quiet
 
 run_one() {
   local variant=$1 seed=$2 dir="$OUT/$1/seed$2"

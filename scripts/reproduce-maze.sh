@@ -58,7 +58,7 @@ for group in $RUN_GROUPS; do
   [ -n "${variant[$group]:-}" ] ||
     { echo "unknown group '$group' (known: ${!variant[*]})" >&2; exit 2; }
 done
-[ -x "$dopa" ] || bash scripts/build.sh > /dev/null
+[ -x "$dopa" ] || bash scripts/build.sh --quiet
 
 run_one() {
   local group=$1 seed=$2 dir="$OUT/$1/seed$2"

@@ -50,6 +50,15 @@ checkpoint_iteration() {
   echo "${it:-0}"
 }
 
+# Stop the runs started so far: each run's children (its dopa), then the run itself.
+stop_runs() {
+  local pid
+  for pid in "${RUNS_PIDS[@]}"; do
+    pkill -TERM -P "$pid" 2> /dev/null || true
+    kill "$pid" 2> /dev/null || true
+  done
+}
+
 # run_all "GROUPS" "SEEDS": every run, JOBS side by side.
 RUNS_FAILED=0
 RUNS_PIDS=()
@@ -71,7 +80,10 @@ run_all() {
     RUNS_MONITOR=$! # global: the traps run after this function has returned
   fi
   trap 'kill "${RUNS_MONITOR:-}" 2> /dev/null || true' EXIT
-  trap 'kill "${RUNS_MONITOR:-}" "${RUNS_PIDS[@]}" 2> /dev/null; exit 130' INT TERM
+  # Each run is a subshell with its dopa as a child: a kill of this script (unlike Ctrl-C, which
+  # reaches the whole process group) must stop the dopa processes too, not orphan them.
+  trap 'kill "${RUNS_MONITOR:-}" 2> /dev/null; stop_runs; exit 130' INT
+  trap 'kill "${RUNS_MONITOR:-}" 2> /dev/null; stop_runs; exit 143' TERM
   for group in $groups; do
     mkdir -p "$OUT/$group"
     for seed in $seeds; do
