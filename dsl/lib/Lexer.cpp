@@ -130,10 +130,10 @@ void Lexer::skipBadRun(const char *start) {
   }
 }
 
-/// A control character other than tab and carriage return (these two are white space).
+/// A control character that is not white space (tab, CR, form feed, vertical tab, newline).
 static bool isBadControl(char c) {
   auto u = static_cast<unsigned char>(c);
-  return (u < 0x20 && c != '\t' && c != '\r' && c != '\n') || u == 0x7F;
+  return (u < 0x20 && c != '\t' && c != '\r' && c != '\n' && c != '\f' && c != '\v') || u == 0x7F;
 }
 
 static std::string controlByteText(char c) {

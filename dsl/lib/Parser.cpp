@@ -34,7 +34,20 @@ Parser::Parser(DiagnosticEngine &diags, unsigned bufferId)
 
 void Parser::consume() {
   prevTokEnd = tok.getEndLoc();
-  tok = lexer.lex();
+  if (hasPeeked) {
+    tok = peeked;
+    hasPeeked = false;
+  } else {
+    tok = lexer.lex();
+  }
+}
+
+const Token &Parser::peek() {
+  if (!hasPeeked) {
+    peeked = lexer.lex();
+    hasPeeked = true;
+  }
+  return peeked;
 }
 
 bool Parser::consumeIf(TokenKind kind) {
@@ -111,9 +124,14 @@ void Parser::skipToEquation(llvm::SMLoc start) {
   // token the failed equation started at is skipped (progress); any later one may start the next.
   if (tok.getLoc() == start && !tok.is(tok_rbrace) && !tok.is(tok_eof))
     consume();
-  while (!tok.is(tok_eof) && !tok.is(tok_rbrace) &&
-         !(tok.atStartOfLine && (tok.is(tok_identifier) || tok.is(kw_output))) &&
-         !tok.is(tok_semicolon))
+  // An identifier that starts a line starts an equation only when '=' or '\'' follows it (else it
+  // is the continuation of the broken one, as in `max(x,` / `z` / `x)`).
+  auto startsEquation = [&] {
+    return tok.atStartOfLine &&
+           (tok.is(kw_output) ||
+            (tok.is(tok_identifier) && (peek().is(tok_equal) || peek().is(tok_prime))));
+  };
+  while (!tok.is(tok_eof) && !tok.is(tok_rbrace) && !startsEquation() && !tok.is(tok_semicolon))
     consume();
   consumeIf(tok_semicolon);
 }

@@ -29,8 +29,9 @@ DimParse dopa::parseDimOverrides(const std::vector<std::string> &items) {
       out.error = "-D expects NAME=INTEGER, got '" + item + "'";
       return out;
     }
-    if (parsed.ec == std::errc::result_out_of_range || value <= 0) {
-      out.error = "-D " + item + ": a dimension must be a positive integer";
+    if (parsed.ec == std::errc::result_out_of_range || value <= 0 || value > kMaxDimension) {
+      out.error = "-D " + item + ": a dimension must be an integer from 1 to " +
+                  std::to_string(kMaxDimension);
       return out;
     }
     auto [it, inserted] = out.dims.emplace(name, value);

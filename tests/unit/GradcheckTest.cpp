@@ -298,6 +298,12 @@ network Flat {
   auto plain = compileSource(flat, "flat.dopa");
   REQUIRE(layered);
   REQUIRE(plain);
+  // Inlined once: one tanh (Lower makes no common subexpressions, so a second inlining would
+  // show as a second tanh and a second state update).
+  int tanhs = 0;
+  for (const ir::Node &n : layered->forward.nodes)
+    tanhs += n.op == ir::Op::Tanh;
+  CHECK(tanhs == 1);
   Episode a(*layered, 4, 2, 5, 1.0), b(*plain, 4, 2, 5, 1.0);
   CHECK(a.loss() == doctest::Approx(b.loss()).epsilon(1e-12));
   GradcheckReport r = gradcheck(*layered, 4, 2, 11);

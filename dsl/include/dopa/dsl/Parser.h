@@ -28,6 +28,8 @@ private:
   // Token handling.
   void consume();
   bool consumeIf(TokenKind kind);
+  /// The token after `tok`, lexed ahead once (error recovery's one token of lookahead).
+  const Token &peek();
   bool expect(TokenKind kind, const char *context);
   bool expectIdent(ast::Ident &out, const char *what);
   void errorExpected(const llvm::Twine &what);
@@ -67,6 +69,8 @@ private:
   Lexer lexer;
   unsigned bufferId;
   Token tok;
+  Token peeked;
+  bool hasPeeked = false;
   llvm::SMLoc prevTokEnd;
   unsigned recursion = 0;
 };

@@ -24,9 +24,12 @@ struct DimParse {
   bool ok() const { return error.empty(); }
 };
 
+/// The largest dimension the language allows (dsl/LangRef.md; the front end checks it too).
+inline constexpr int64_t kMaxDimension = int64_t(1) << 24;
+
 /// Parse "NAME=INTEGER" items (-D H=4 -D I=3). Errors: a malformed item ("-D expects NAME=INTEGER,
-/// got 'x'"), a value that is not a positive int64 ("-D H=0: a dimension must be a positive
-/// integer") and a name given twice with different values ("-D H given twice (4 and 8)").
+/// got 'x'"), a value out of [1, kMaxDimension] ("-D H=0: a dimension must be an integer from 1 to
+/// 16777216") and a name given twice with different values ("-D H given twice (4 and 8)").
 DimParse parseDimOverrides(const std::vector<std::string> &items);
 
 /// Parse the canonical comma-separated form ("H=4,I=3"; "" for none) with the same checks.
