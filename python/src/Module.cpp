@@ -20,6 +20,7 @@
 //
 //===----------------------------------------------------------------------------------------===//
 #include "dopa/jit/NetworkCache.h"
+#include "dopa/runtime/DimOverrides.h"
 #include "dopa/runtime/Generated.h"
 #include "dopa/runtime/Network.h"
 
@@ -348,8 +349,8 @@ py::tuple TypedNetwork<T>::forward(const py::args &args, const py::kwargs &kwarg
     if (py::str(item.first).cast<std::string>() == "reset") {
       // reset= is always the flag; a network's own input named 'reset' goes positionally or in
       // a dict. Refuse what cannot be a flag rather than ask an array for its truth.
-      if (!py::isinstance<py::bool_>(item.second) && !py::isinstance<py::int_>(item.second) &&
-          !py::isinstance(item.second, py::module_::import("numpy").attr("bool_")))
+      if (py::isinstance<py::array>(item.second) || py::isinstance<py::sequence>(item.second) ||
+          py::isinstance<py::dict>(item.second))
         throw py::type_error(
             "forward(): reset= is the flag that starts a new episode (True or False), got " +
             py::str(py::type::of(item.second)).cast<std::string>() +
@@ -656,9 +657,9 @@ std::unique_ptr<PyNetwork> compileSpec(const std::string &specPath,
   if (dtype != "float32" && dtype != "float64")
     throw py::value_error("compile(): dtype must be 'float32' or 'float64', not '" + dtype + "'");
   for (const auto &[name, value] : dims)
-    if (value <= 0)
+    if (value <= 0 || value > dopa::kMaxDimension)
       throw py::value_error("compile(): dimension " + name + "=" + std::to_string(value) +
-                            " must be a positive integer");
+                            " must be an integer from 1 to " + std::to_string(dopa::kMaxDimension));
   dopa::jit::CompileRequest request{.specPath = specPath,
                                     .includeDirs = includeDirs,
                                     .dims = dims,

@@ -185,9 +185,10 @@ LanguageModelTrainer::LanguageModelTrainer(Network &net, const Corpus &corpus, L
                                 " ranks leaves a rank without a stream; use at most " +
                                 std::to_string(cfg.batch) + " ranks");
   if (int64_t(corpus.train.size()) / cfg.batch < 2)
-    throw std::invalid_argument(corpus.dir + "/ptb.train.txt: " +
-                                std::to_string(corpus.train.size()) + " tokens are too few for " +
-                                "--batch " + std::to_string(cfg.batch) + " (at least two per stream)");
+    throw std::invalid_argument(corpus.dir +
+                                "/ptb.train.txt: " + std::to_string(corpus.train.size()) +
+                                " tokens are too few for " + "--batch " +
+                                std::to_string(cfg.batch) + " (at least two per stream)");
   trainData = batchify(corpus.train, cfg.batch);
   trainRows = int64_t(trainData.size()) / cfg.batch;
   // The evaluations' batches too, now rather than after a whole epoch of training.
@@ -195,9 +196,8 @@ LanguageModelTrainer::LanguageModelTrainer(Network &net, const Corpus &corpus, L
        {std::tuple{&corpus.valid, cfg.evalBatch, "--eval-batch", "ptb.valid.txt"},
         std::tuple{&corpus.test, cfg.testBatch, "--test-batch", "ptb.test.txt"}})
     if (int64_t(tokens->size()) / batch < 2)
-      throw std::invalid_argument(corpus.dir + "/" + file + ": " +
-                                  std::to_string(tokens->size()) + " tokens are too few for " +
-                                  what + " " + std::to_string(batch) +
+      throw std::invalid_argument(corpus.dir + "/" + file + ": " + std::to_string(tokens->size()) +
+                                  " tokens are too few for " + what + " " + std::to_string(batch) +
                                   " (at least two per stream)");
 }
 
@@ -676,10 +676,10 @@ void LanguageModelTrainer::resume(const std::string &path) {
         throw DataError(path + ": state." + s.name + ": missing or not F32 [" +
                         std::to_string(cfg.batch) + ", " + std::to_string(s.numel()) + "]");
       states.push_back(t->toFloat());
-      requireFiniteValues(states.back(), path, "state." + s.name);
     }
+  // (No finiteness check of the values: an LM run goes on through a diverged window, and its
+  // checkpoint holds what it had; only the log's counts are checked, below.)
   std::vector<float> p = params->toFloat();
-  requireFiniteValues(p, path, "params");
   std::copy(p.begin(), p.end(), net.params());
   epoch = e;
   nextWindow = next;
@@ -693,13 +693,10 @@ void LanguageModelTrainer::resume(const std::string &path) {
     const StoredTensor *sum = f.find("asgd.sum");
     if (!sum || sum->dtype != DType::F64 || sum->shape != std::vector<int64_t>{n})
       throw DataError(path + ": asgd.sum: missing or not F64 [" + std::to_string(n) + "]");
-    std::vector<double> sums = sum->toDouble();
-    requireFiniteValues(sums, path, "asgd.sum");
-    average.restore(std::move(sums), steps);
+    average.restore(sum->toDouble(), steps);
   }
   windows.clear();
   std::vector<double> rows = wl->toDouble();
-  requireFiniteValues(rows, path, "log.windows");
   for (size_t i = 0; i + 6 <= rows.size(); i += 6)
     for (int k : {0, 1}) // the epoch and the window: counts
       if (rows[i + size_t(k)] < 0 || rows[i + size_t(k)] > 1e15 ||
@@ -711,7 +708,6 @@ void LanguageModelTrainer::resume(const std::string &path) {
         {int(rows[i]), int64_t(rows[i + 1]), rows[i + 2], rows[i + 3], rows[i + 4], rows[i + 5]});
   epochs.clear();
   rows = el->toDouble();
-  requireFiniteValues(rows, path, "log.epochs");
   for (size_t i = 0; i + 5 <= rows.size(); i += 5)
     if (rows[i] < 0 || rows[i] > 1e9 || rows[i] != std::floor(rows[i]))
       throw DataError(path + ": log.epochs: row " + std::to_string(i / 5) + " has epoch " +

@@ -148,8 +148,14 @@ static bool benchRequest(const BenchOptions &opt, EngineRequest &request) {
   request.maxMemory = opt.maxMemory;
   if (specFile) {
     request.spec.path = opt.example;
+    request.spec.network = opt.network;
     request.onDemand = opt.engine == "generated";
   } else {
+    if (!opt.network.empty()) {
+      printError("dopa bench", "--network picks a network of a spec file; " + opt.example +
+                                   " is an example, which has one");
+      return false;
+    }
     try {
       request.spec.path = exampleSpecPath(request.task, request.variant);
       request.spec.includeDirs = {exampleDir(request.task)};

@@ -95,6 +95,7 @@ struct BenchOptions {
   std::string stageOrder; // generated engine: auto | element | stage (empty: the default)
   std::string jsonPath;
   bool traceBf16 = false; // generated engine: the network compiled with bf16 traces, on demand
+  std::string network;    // a spec file's network, when it has several (--network)
 };
 
 /// `dopa cache list|clear|dir`: the networks compiled on demand (OnDemand.cpp; the runtime-only

@@ -44,6 +44,8 @@ const GeneratedSpec *tool::compileOnDemand(const SpecOptions &spec, const std::s
   options.progress = [&](const std::string &line) { printNote(tool, line); };
   try {
     jit::LoadedNetwork net = jit::compileNetwork(request, options);
+    if (!net.warnings.empty())
+      printStderr(net.warnings); // the spec's warnings, as dopac (and the generic engine) show
     printNote(tool, net.fromCache
                         ? "loaded " + std::string(net.spec->name) + " from the cache in " +
                               seconds(net.seconds) + " (" + net.entryDir + ")"

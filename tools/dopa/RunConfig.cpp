@@ -46,7 +46,10 @@ std::string tool::writeRunConfig(const std::string &outDir,
                               ? "its \"resumed\" is not a list"
                               : nullptr;
     if (problem) {
+      // A name not taken yet: an earlier unreadable copy is kept too.
       std::string aside = path + ".unreadable";
+      for (int n = 1; std::filesystem::exists(aside, ec) && n < 1000; ++n)
+        aside = path + ".unreadable." + std::to_string(n);
       std::filesystem::rename(path, aside, ec);
       note = path + ": " + problem + "; " +
              (ec ? "it is replaced (it could not be kept aside: " + ec.message() + ")"

@@ -206,6 +206,12 @@ int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
                 std::to_string(opt.config.batch) + ", " + std::to_string(task.episodeLength()) +
                 "-step episodes, " + std::to_string(opt.config.iterations) +
                 " iterations, engine " + opt.engine + ranks + "\n");
+  if (!seed && root && trainer.state().iteration == 0 &&
+      opt.config.iterations <= opt.config.burnIn) // said once, when the run starts
+    printNote("dopa train", "all " + std::to_string(opt.config.iterations) +
+                                " iterations are in the burn-in (--burn-in " +
+                                std::to_string(opt.config.burnIn) +
+                                "): no optimizer step is taken, the parameters stay as they are");
   Progress progress(trainer.state().iteration);
   if (seed)
     seed->started(trainer.state().iteration);

@@ -186,11 +186,23 @@ int listTasks() {
               "and the lm options of dopa train --help\n");
   for (const std::string &name : taskRegistry().names()) {
     const TaskInfo &info = *taskRegistry().find(name);
-    printStdout(name + ": " + info.summary +
-                "\n  options: " + (info.optionsHelp.empty() ? "none" : info.optionsHelp) + "\n" +
-                (info.examplesDir.empty()
-                     ? ""
-                     : "  example networks: examples/" + info.examplesDir + "/<variant>.dopa\n"));
+    // What a network for it (--spec) must look like, from a task made with the default options.
+    std::string shape;
+    try {
+      TaskOptions defaults;
+      std::unique_ptr<EpisodicTask> task = info.make(1, defaults);
+      shape = "  a network for it: one real input of " + std::to_string(task->observationSize()) +
+              " values; outputs 'logits' [" + std::to_string(task->numActions()) +
+              "] and 'value' [1]\n";
+    } catch (const std::exception &) {
+      shape = ""; // a task that needs options to be made: its summary says what it takes
+    }
+    std::string text = name + ": " + info.summary + "\n  options: ";
+    text += info.optionsHelp.empty() ? "none" : info.optionsHelp;
+    text += "\n" + shape;
+    if (!info.examplesDir.empty())
+      text += "  example networks: examples/" + info.examplesDir + "/<variant>.dopa\n";
+    printStdout(text);
   }
   return 0;
 }
@@ -282,6 +294,9 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
                       "The example network examples/<task>/<variant>.dopa (default modul)"));
   cmd->add_option("--spec", o.spec.path, "A spec to train instead of the variant's example")
       ->type_name("FILE");
+  a.networkOpt = cmd->add_option("--network", o.spec.network,
+                                 "With --spec: the network to train (when the spec has several)")
+                     ->type_name("NAME");
   addRepeated(cmd, "-D", o.dims, "Override a network dimension: -D H=50", "NAME=VALUE");
   cmd->add_option("--trace-precision", a.tracePrecision, kTracePrecisionHelp)
       ->check(CLI::IsMember({"float", "bf16"}));
@@ -429,6 +444,8 @@ int tool::trainCommand(TrainArgs &a) {
     return usage("--spec runs on --engine generated (compiled on demand into the cache) or "
                  "generic; the cuda engine runs the examples compiled at build time");
   o.specGiven = !o.spec.path.empty();
+  if (a.networkOpt->count() && !o.specGiven)
+    return usage("--network picks a network of --spec FILE (an example has one)");
   int code = 0;
   TaskOptions taskOptions;
   if (!checkTaskOptions(a, *info, taskOptions, code))
@@ -446,10 +463,8 @@ int tool::trainCommand(TrainArgs &a) {
         throw std::runtime_error("no example network '" + o.variant + "' for the " + a.task +
                                  " task: " + o.spec.path + " does not exist");
     } catch (const std::exception &e) {
-      if (o.engine == "generic") {
-        printError("dopa train", e.what());
-        return 1;
-      }
+      if (o.engine == "generic") // a --variant this build has no example of: the argument's fault
+        return usage(e.what());
     }
   }
   o.spec.dimOverrides = o.dims;

@@ -41,7 +41,8 @@ struct TrainArgs {
   std::string task, baseline = "first-element", episodeRng = "auto";
   std::vector<std::string> taskOpts, taskLibraries;
   std::string tracePrecision = "float";
-  int eplen = 0, cues = 0, cuesPerTrial = 0;                             // shortcuts for --task-opt
+  CLI::Option *networkOpt = nullptr;         // --network: only with --spec
+  int eplen = 0, cues = 0, cuesPerTrial = 0; // shortcuts for --task-opt
   double lr = 0, clip = 0, bent = 0, blossv = 0, gamma = 0, adamEps = 0; // defaults: the task's
   CLI::Option *eplenOpt = nullptr, *cuesOpt = nullptr, *cuesPerTrialOpt = nullptr;
   CLI::Option *lrOpt = nullptr, *clipOpt = nullptr, *bentOpt = nullptr, *blossvOpt = nullptr;

@@ -315,8 +315,13 @@ std::string saveFilesProblem(const TrainArgs &a) {
     if (path.empty())
       continue;
     for (const auto &[file, what] : taken)
-      if (isSameFile(path, file))
-        return std::string(flag) + " names " + what + " (" + file + ")";
+      if (isSameFile(path, file)) {
+        std::string message = flag;
+        message += " names ";
+        message += what;
+        message += " (" + file + ")";
+        return message;
+      }
     if (std::string problem = unwritableOutput(flag, path, out); !problem.empty())
       return problem;
   }

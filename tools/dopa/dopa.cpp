@@ -60,6 +60,7 @@ struct BenchArgs {
   std::string tracePrecision = "float";
   bool probe = false;
   int threads = 0;
+  std::string specNetwork;
   std::vector<CLI::Option *> runOnly; // the options --probe does not take
 };
 
@@ -102,7 +103,11 @@ CLI::App *addBenchOptions(CLI::App &app, BenchArgs &a) {
   CLI::App *cmd = app.add_subcommand(
       "bench", "Time training iterations of an example network (one engine, one size; "
                "bench/sweep.py runs the sweeps), or probe the machine");
-  cmd->add_option("network", a.network, "<task/variant, e.g. cue_reward/modul>");
+  cmd->add_option("network", a.network,
+                  "<task/variant, e.g. cue_reward/modul, or a spec file (compiled on demand)>");
+  cmd->add_option("--network", a.specNetwork,
+                  "With a spec file: the network to time (when the spec has several)")
+      ->type_name("NAME");
   addRepeated(cmd, "-D", a.dims,
               "Dimension overrides: -D H=100 (generated: a size this build did not compile is "
               "compiled on demand)",
@@ -207,6 +212,7 @@ int benchCommand(const BenchArgs &a) {
   opt.bpttSegment = a.bpttSegment;
   opt.stageOrder = a.stageOrder;
   opt.jsonPath = a.json;
+  opt.network = a.specNetwork;
   opt.traceBf16 = isBf16Precision(a.tracePrecision);
   if (std::string problem = tracePrecisionProblem(opt.traceBf16, a.engine); !problem.empty())
     return usage(problem);

@@ -233,6 +233,7 @@ std::string dimsText(const std::map<std::string, int64_t> &dims) {
 /// What the cache needs from the pipeline: the generated translation unit and its network's name.
 struct Source {
   std::string code, network;
+  std::string warnings; // the front end's, as dopac prints them (empty: none)
 };
 
 /// The spec through the pipeline and the C++ emitter, plus the entry points the loader looks up.
@@ -253,12 +254,18 @@ Source generate(const CompileRequest &request) {
     throw SpecError(diagnostics.empty() ? "errors in " + request.specPath : diagnostics);
   }
   EmitOptions options;
-  options.specPath = request.specPath;
+  // The spec's path as the generated code names it (#line, banner) is part of the cache key: the
+  // same file named two ways (./a.dopa, /abs/a.dopa) is one entry, not two compiles.
+  std::error_code ec;
+  std::filesystem::path canonical = std::filesystem::weakly_canonical(request.specPath, ec);
+  options.specPath = ec ? request.specPath : canonical.string();
   options.outputName = "network.cpp";
   options.cppNamespace = kNamespace;
   std::string body =
       emitCppNetwork(result->graphs, *result->fused, frontend.getSourceMgr(), options);
   Source s;
+  diagOut.flush();
+  s.warnings = diagnostics;
   s.network = result->graphs.forward.name;
   s.code = emitCppFile({body}, options);
   s.code +=
@@ -510,6 +517,7 @@ LoadedNetwork jit::compileNetwork(const CompileRequest &request, const CacheOpti
   std::lock_guard<std::mutex> guard(mutex);
   LoadedNetwork out;
   out.key = key;
+  out.warnings = source.warnings;
   out.entryDir = (cache / key).string();
   auto finish = [&](const GeneratedSpec *spec, bool fromCache) {
     out.spec = spec;
@@ -518,16 +526,24 @@ LoadedNetwork jit::compileNetwork(const CompileRequest &request, const CacheOpti
     return out;
   };
   if (auto it = loaded.find(out.entryDir); it != loaded.end()) {
-    if (entryProblem(cache / key, key, nullptr).empty())
+    std::error_code ec;
+    if (fs::exists(cache / key / kLibrary, ec))
       return finish(it->second, true);
     // The folder was cleared (dopa cache clear) while this process kept the network loaded:
-    // build it again, so that the cache holds it for other processes, and keep the loaded one.
+    // build it again, so that the cache holds it for other processes, and keep the loaded one
+    // (which goes on working if the build fails: only the cache misses it then).
     KeyLock lock(cache, key);
     bool rebuilt = false;
     if (!entryProblem(cache / key, key, nullptr).empty()) {
-      removeAll(cache / key);
-      build(cache, key, source, request, tools, options);
-      rebuilt = true;
+      try {
+        removeAll(cache / key);
+        build(cache, key, source, request, tools, options);
+        rebuilt = true;
+      } catch (const std::exception &e) {
+        if (options.progress)
+          options.progress(std::string("could not put the network back into the cache (") +
+                           e.what() + "); the one loaded in this process goes on");
+      }
     }
     return finish(it->second, !rebuilt);
   }

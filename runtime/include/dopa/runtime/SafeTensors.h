@@ -64,12 +64,14 @@ template <class T>
 void requireFiniteValues(const std::vector<T> &values, const std::string &path,
                          const std::string &name, bool nonNegative = false) {
   for (size_t i = 0; i < values.size(); ++i)
-    if (!std::isfinite(values[i]) || (nonNegative && values[i] < 0))
-      throw DataError(
-          path + ": " + name + ": element " + std::to_string(i) + " is " +
-          std::to_string(values[i]) +
-          (nonNegative ? "; it must be finite and not negative" : "; it must be finite") +
-          " (a damaged or hand-edited checkpoint)");
+    if (!std::isfinite(values[i]) || (nonNegative && values[i] < 0)) {
+      std::string message = path;
+      message += ": " + name + ": element " + std::to_string(i) + " is ";
+      message += std::to_string(values[i]);
+      message += nonNegative ? "; it must be finite and not negative" : "; it must be finite";
+      message += " (a damaged or hand-edited checkpoint)";
+      throw DataError(message);
+    }
 }
 
 struct TensorInfo;

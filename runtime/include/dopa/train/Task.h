@@ -191,9 +191,16 @@ public:
     } catch (const std::exception &) {
       ok = false;
     }
-    if (!ok || used != text.size() || !std::isfinite(v) || v < lo || v > hi)
-      throw TaskOptionError("task option '" + key + "': '" + text + "' is not a number in [" +
-                            std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    auto shortest = [](double x) {
+      std::ostringstream out;
+      out << x; // 0.5, not 0.500000
+      return out.str();
+    };
+    if (!ok || used != text.size() || !std::isfinite(v))
+      throw TaskOptionError("task option '" + key + "': '" + text + "' is not a number");
+    if (v < lo || v > hi)
+      throw TaskOptionError("task option '" + key + "': " + text + " is out of its range [" +
+                            shortest(lo) + ", " + shortest(hi) + "]");
     return v;
   }
 

@@ -61,6 +61,7 @@ struct LoadedNetwork {
   std::string entryDir;   // <cache>/<key>
   bool fromCache = false; // loaded without compiling
   double seconds = 0;     // the whole request: pipeline, (compile,) load
+  std::string warnings;   // the spec's warnings, as dopac prints them (empty: none)
 };
 
 /// A spec with errors: `what()` holds the diagnostics as dopac prints them (file:line:col).
