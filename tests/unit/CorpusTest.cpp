@@ -221,7 +221,8 @@ TEST_CASE("binary data is refused with the file and line") {
 
 TEST_CASE("an empty training text, or a FIFO in a file's place, is named") {
   fs::path dir = writeCorpus("empty", "", "", "");
-  CHECK(loadError(dir) == (dir / "ptb.train.txt").string() + ": no words: the training text is empty");
+  CHECK(loadError(dir) ==
+        (dir / "ptb.train.txt").string() + ": no words: the training text is empty");
   fs::path fifo = writeCorpus("fifo", "a b\n", "a\n", "b\n");
   fs::remove(fifo / "ptb.valid.txt");
   REQUIRE(::mkfifo((fifo / "ptb.valid.txt").c_str(), 0600) == 0);
