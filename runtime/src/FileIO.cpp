@@ -283,6 +283,43 @@ void dopa::writeFileAtomically(const std::string &path, const std::string &bytes
     throw kindError(path, "is not a regular file");
 }
 
+std::string dopa::writeProblem(const std::string &path) {
+  if (path.empty())
+    return "no file name given";
+  int descriptor = -1;
+  std::string target;
+  try {
+    target = followLinks(path, descriptor);
+  } catch (const FileWriteError &e) {
+    return e.reason;
+  }
+  if (descriptor >= 0)
+    return "";
+  struct stat st{};
+  if (::stat(target.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode))
+      return "is a directory";
+    if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))
+      return ""; // written through
+    if (!S_ISREG(st.st_mode))
+      return "is not a regular file";
+  } else if (errno != ENOENT) {
+    return std::strerror(errno);
+  } else if (fs::path(target).filename().empty()) {
+    return "is a directory";
+  }
+  // A regular file, new or replaced: the temporary beside it needs a writable folder.
+  fs::path folder = fs::path(target).parent_path();
+  if (folder.empty())
+    folder = ".";
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec))
+    return "the folder " + folder.string() + " does not exist";
+  if (::access(folder.c_str(), W_OK) != 0)
+    return "the folder " + folder.string() + " is not writable";
+  return "";
+}
+
 void dopa::requireRegularFile(const std::string &path) {
   std::error_code ec;
   fs::file_status status = fs::status(path, ec);

@@ -628,7 +628,6 @@ void LanguageModelTrainer::checkFingerprint(const TensorFile &f, const std::stri
 }
 
 void LanguageModelTrainer::resume(const std::string &path) {
-  requireRegularFile(path); // a FIFO would block the read
   TensorFile f = readSafeTensors(path);
   auto meta = [&](const std::string &key) -> const std::string & {
     auto it = f.metadata.find(key);
@@ -699,8 +698,7 @@ void LanguageModelTrainer::resume(const std::string &path) {
   std::vector<double> rows = wl->toDouble();
   for (size_t i = 0; i + 6 <= rows.size(); i += 6)
     for (int k : {0, 1}) // the epoch and the window: counts
-      if (rows[i + size_t(k)] < 0 || rows[i + size_t(k)] > 1e15 ||
-          rows[i + size_t(k)] != std::floor(rows[i + size_t(k)]))
+      if (!isCountValue(rows[i + size_t(k)]))
         throw DataError(path + ": log.windows: row " + std::to_string(i / 6) + " has " +
                         std::to_string(rows[i + size_t(k)]) + " where a count belongs");
   for (size_t i = 0; i + 6 <= rows.size(); i += 6)
@@ -709,7 +707,7 @@ void LanguageModelTrainer::resume(const std::string &path) {
   epochs.clear();
   rows = el->toDouble();
   for (size_t i = 0; i + 5 <= rows.size(); i += 5)
-    if (rows[i] < 0 || rows[i] > 1e9 || rows[i] != std::floor(rows[i]))
+    if (!isCountValue(rows[i]))
       throw DataError(path + ": log.epochs: row " + std::to_string(i / 5) + " has epoch " +
                       std::to_string(rows[i]));
   for (size_t i = 0; i + 5 <= rows.size(); i += 5)

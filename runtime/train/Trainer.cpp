@@ -662,7 +662,6 @@ CheckpointState Trainer::readCheckpointState(const TensorFile &f, const std::str
 }
 
 void Trainer::resume(const std::string &path) {
-  requireRegularFile(path);
   TensorFile f = readSafeTensors(path);
   CheckpointState state = readCheckpointState(f, path);
   // The fingerprint is compared with the checkpoint's own scheme: a run started before
@@ -714,7 +713,7 @@ void Trainer::resume(const std::string &path) {
   requireFiniteValues(secondMoment, path, "adam.v", /*nonNegative=*/true);
   requireFiniteValues(rows, path, "log");
   for (int64_t i = 0; i < state.iteration; ++i)
-    if (double it = rows[size_t(i) * 5]; it < 0 || it > 1e15 || it != std::floor(it))
+    if (double it = rows[size_t(i) * 5]; !isCountValue(it))
       throw DataError(path + ": log: row " + std::to_string(i) + " has iteration " +
                       std::to_string(it) + ", not a count");
   std::copy(params.begin(), params.end(), net.params());

@@ -208,3 +208,24 @@ TEST_CASE("checkOutputIsNotInput refuses an output that names an input") {
   CHECK(isSameFile((dir / "spec.dopa").string(), (dir / "alias.dopa").string()));
   CHECK(!isSameFile((dir / "spec.dopa").string(), (dir / "p.st").string()));
 }
+
+TEST_CASE("writeProblem says in advance what writeFileAtomically would refuse, and only that") {
+  fs::path dir = freshDir("write-problem");
+  CHECK(writeProblem((dir / "new.st").string()).empty());
+  CHECK(writeProblem((dir / "no-folder" / "x.st").string()) ==
+        "the folder " + (dir / "no-folder").string() + " does not exist");
+  CHECK(writeProblem(dir.string()) == "is a directory");
+  CHECK(writeProblem("/dev/stdout").empty());
+  CHECK(writeProblem("/dev/null").empty());
+  CHECK(writeProblem("/proc/self/fd/2").empty());
+  REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+  CHECK(writeProblem((dir / "fifo").string()).empty());
+  // A link is judged by where it points: the folder of its target, not its own.
+  fs::create_directories(dir / "links");
+  fs::create_symlink(dir / "gone" / "x.st", dir / "links" / "to-gone");
+  CHECK(writeProblem((dir / "links" / "to-gone").string()) ==
+        "the folder " + (dir / "gone").string() + " does not exist");
+  fs::create_symlink(dir / "new.st", dir / "links" / "to-new");
+  CHECK(writeProblem((dir / "links" / "to-new").string()).empty());
+  CHECK(writeProblem("").size() > 0);
+}

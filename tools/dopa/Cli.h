@@ -8,11 +8,11 @@
 
 #include "Console.h"
 
+#include "dopa/runtime/FileIO.h"
+
 #include <CLI/CLI.hpp>
 
 #include <omp.h>
-
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -74,44 +74,26 @@ inline const CLI::Validator kNotNegative(
     },
     "", "not negative");
 
-/// "<flag> <path>: ..." when an output the run writes at its end could not be written there (its
-/// folder missing or not writable, or the path a folder); "" when it can, or for "" and "-".
-/// Checked before the work, so that a long run's result is not lost for a typo. `willCreate`: a
-/// folder the run makes first (its --out), which need not exist yet. What writeFileAtomically
-/// writes through passes: /dev/stdout and the like, devices, FIFOs; a link is judged by its target.
+/// "<flag> <path>: <why>" when an output the run writes at its end could not be written there
+/// (writeProblem); "" when it can, or for "" and "-". Checked before the work, so that a long run's
+/// result is not lost for a typo. `willCreate`: a folder the run makes first (its --out), which
+/// need not exist yet.
 inline std::string unwritableOutput(const std::string &flag, const std::string &path,
                                     const std::string &willCreate = "") {
   namespace fs = std::filesystem;
-  if (path.empty() || path == "-" || path == "/dev/stdout" || path == "/dev/stderr" ||
-      path.rfind("/dev/fd/", 0) == 0 || path.rfind("/proc/self/fd/", 0) == 0)
+  if (path.empty() || path == "-")
     return "";
-  std::error_code ec;
-  fs::path target = path;
-  if (fs::is_symlink(fs::symlink_status(path, ec))) { // written where it points
-    fs::path resolved = fs::weakly_canonical(path, ec);
-    if (!ec)
-      target = resolved;
-  }
-  fs::file_status status = fs::status(target, ec);
-  if (fs::is_directory(status))
-    return flag + " " + path + ": is a folder, not a file";
-  if (fs::exists(status) && !fs::is_regular_file(status))
-    return "";
-  fs::path parent = target.parent_path();
-  if (parent.empty())
-    parent = ".";
   auto normal = [](const fs::path &p) { // absolute, "." and ".." gone, no trailing separator
-    std::error_code e;
-    fs::path out = fs::absolute(p, e).lexically_normal();
+    std::error_code ec;
+    fs::path out = fs::absolute(p, ec).lexically_normal();
     return out.has_filename() ? out : out.parent_path();
   };
-  if (!willCreate.empty() && normal(parent) == normal(willCreate))
+  std::error_code ec;
+  if (!willCreate.empty() && !fs::exists(willCreate, ec) &&
+      normal(fs::path(path).parent_path()) == normal(willCreate))
     return "";
-  if (!fs::is_directory(parent, ec))
-    return flag + " " + path + ": the folder " + parent.string() + " does not exist";
-  if (::access(parent.c_str(), W_OK) != 0)
-    return flag + " " + path + ": the folder " + parent.string() + " is not writable";
-  return "";
+  std::string why = writeProblem(path);
+  return why.empty() ? "" : flag + " " + path + ": " + why;
 }
 
 /// The engines that train a network (train and bench).

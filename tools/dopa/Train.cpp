@@ -92,16 +92,6 @@ private:
   int64_t done = 0;
 };
 
-/// When `path` exists and is not a regular file, what it is ("<path>: is a directory"); else "".
-std::string notAFile(const std::string &path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::file_status status = fs::status(path, ec);
-  if (ec || !fs::exists(status) || fs::is_regular_file(status))
-    return "";
-  return path + (fs::is_directory(status) ? ": is a directory" : ": is not a regular file");
-}
-
 /// The mean reward of the last 50 iterations of `log` (of all, when fewer); 0 for none.
 double finalReward(const std::vector<IterationLog> &log) {
   size_t n = std::min<size_t>(log.size(), 50);
@@ -157,8 +147,7 @@ int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
   std::unique_ptr<RunLock> lock; // held until the run ends: a second run on --out stops here
   if (root)
     lock = std::make_unique<RunLock>(opt.config.outDir);
-  if (std::string problem = notAFile(ckpt); !problem.empty())
-    throw DataError(problem);
+  requireRegularFile(ckpt); // also before a fresh run: a folder there is not "a checkpoint"
   if (opt.resume) {
     trainer.resume(ckpt);
     int64_t at = trainer.state().iteration;

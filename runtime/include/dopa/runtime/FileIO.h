@@ -49,6 +49,12 @@ struct FileWriteError : DataError {
 /// whose process is gone) are removed. Throws FileWriteError naming `path`.
 void writeFileAtomically(const std::string &path, const std::string &bytes);
 
+/// Why writeFileAtomically(path, ...) could not write `path`, found before anything is written
+/// ("is a directory", "the folder out does not exist", "the folder out is not writable"); "" when
+/// it could. It follows the path as the writer does: /dev/stdout and the other descriptors, devices
+/// and FIFOs pass; a link is judged by where it points. Lets a long run check its outputs first.
+std::string writeProblem(const std::string &path);
+
 /// Throws DataError "<path>: is a directory" or "<path>: is not a regular file" when `path` exists
 /// and is not a regular file (reading a FIFO would wait for a writer, a device might never end);
 /// nothing when it is one or does not exist (the open that follows says so). Readers of

@@ -58,6 +58,10 @@ std::map<std::string, std::string> readSafeTensorsMetadata(const std::string &pa
 /// device or FIFO is never replaced. Throws DataError (FileWriteError) on I/O errors.
 void writeSafeTensors(const std::string &path, const TensorFile &file);
 
+/// Whether a value stored as a float is a count (an iteration, an epoch): a whole number in
+/// [0, 1e15] (NaN is not).
+inline bool isCountValue(double v) { return v >= 0 && v <= 1e15 && v == std::floor(v); }
+
 /// Throws DataError "<path>: <name>: element 17 is nan; ..." unless every value is finite (and,
 /// with `nonNegative`, >= 0): what a checkpoint's parameters, optimizer moments and logs hold.
 template <class T>
