@@ -707,7 +707,7 @@ void LanguageModelTrainer::resume(const std::string &path) {
   epochs.clear();
   rows = el->toDouble();
   for (size_t i = 0; i + 5 <= rows.size(); i += 5)
-    if (!isCountValue(rows[i]))
+    if (!isCountValue(rows[i]) || rows[i] > 1e9) // an epoch
       throw DataError(path + ": log.epochs: row " + std::to_string(i / 5) + " has epoch " +
                       std::to_string(rows[i]));
   for (size_t i = 0; i + 5 <= rows.size(); i += 5)
